@@ -50,7 +50,8 @@ $(BIN)/controller-gen:
 
 ## demo: a local hub and $(MEMBERS) member clusters; prints how to reach them
 demo: tools
-	$(GO) run ./test/env/cmd/fleet up --members $(MEMBERS) --dir $(CURDIR)/.demo
+	@$(GO) build -o $(BIN)/fleet ./test/env/cmd/fleet
+	$(BIN)/fleet up --members $(MEMBERS) --dir $(CURDIR)/.demo
 
 clean:
 	rm -rf $(BIN) .demo

@@ -50,10 +50,10 @@ func TestKubernetesModulesShareOneVersion(t *testing.T) {
 func TestSchemesRegisterTogether(t *testing.T) {
 	s := runtime.NewScheme()
 	for name, add := range map[string]func(*runtime.Scheme) error{
-		"client-go":          scheme.AddToScheme,
-		"apiextensions":      apiextensionsv1.AddToScheme,
-		"gateway-api v1":     gwv1.Install,
-		"cert-manager v1":    cmv1.AddToScheme,
+		"client-go":       scheme.AddToScheme,
+		"apiextensions":   apiextensionsv1.AddToScheme,
+		"gateway-api v1":  gwv1.Install,
+		"cert-manager v1": cmv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			t.Fatalf("registering %s: %v", name, err)

@@ -43,6 +43,9 @@ type Options struct {
 	Log io.Writer
 	// StartTimeout bounds the start of one control plane.
 	StartTimeout time.Duration
+	// CertManager installs cert-manager's CRDs on the hub and runs the
+	// cert-manager controller (bin/cert-manager-controller) against it.
+	CertManager bool
 }
 
 // Fleet is a running hub and its members.
@@ -51,6 +54,9 @@ type Fleet struct {
 	Members []*Cluster
 	// Dir holds the state of every cluster and the kubeconfig files.
 	Dir string
+
+	// CertManager is the cert-manager controller, when Options.CertManager.
+	CertManager *Process
 
 	ownsDir  bool
 	stopOnce sync.Once
@@ -81,8 +87,14 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
+		var extraCRDs []string
+		if name == "hub" && opts.CertManager {
+			if extraCRDs, err = certManagerCRDs(); err != nil {
+				return nil, err
+			}
+		}
 		wg.Go(func() {
-			clusters[i], errs[i] = startCluster(name, filepath.Join(f.Dir, name), opts)
+			clusters[i], errs[i] = startCluster(name, filepath.Join(f.Dir, name), opts, extraCRDs)
 		})
 	}
 	wg.Wait()
@@ -93,6 +105,11 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 
 	if err := f.registerMembers(ctx); err != nil {
 		return nil, errors.Join(err, f.Stop())
+	}
+	if opts.CertManager {
+		if err := f.startCertManager(ctx, opts); err != nil {
+			return nil, errors.Join(err, f.Stop())
+		}
 	}
 	return f, nil
 }
@@ -111,7 +128,11 @@ func (o Options) withDefaults() (Options, error) {
 		}
 		o.BinDir = filepath.Join(root, "bin")
 	}
-	for _, b := range []string{"etcd", "kube-apiserver"} {
+	bins := []string{"etcd", "kube-apiserver"}
+	if o.CertManager {
+		bins = append(bins, "cert-manager-controller")
+	}
+	for _, b := range bins {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
 			return o, fmt.Errorf("%s not found in %s: run 'make tools' first", b, o.BinDir)
 		}
@@ -164,13 +185,17 @@ func (f *Fleet) Member(name string) *Cluster {
 	return nil
 }
 
-// PIDs are the processes of every control plane in the fleet.
+// PIDs are the processes of every control plane in the fleet, and of the
+// cert-manager controller when it runs.
 func (f *Fleet) PIDs() []int {
 	var pids []int
 	for _, c := range f.Clusters() {
 		if c != nil {
 			pids = append(pids, c.PIDs...)
 		}
+	}
+	if f.CertManager != nil {
+		pids = append(pids, f.CertManager.PID())
 	}
 	return pids
 }
@@ -179,6 +204,10 @@ func (f *Fleet) PIDs() []int {
 // created it. It is safe to call more than once.
 func (f *Fleet) Stop() error {
 	f.stopOnce.Do(func() {
+		var stopErrs []error
+		if f.CertManager != nil {
+			stopErrs = append(stopErrs, f.CertManager.Stop(10*time.Second))
+		}
 		var wg sync.WaitGroup
 		clusters := f.Clusters()
 		errs := make([]error, len(clusters))
@@ -192,7 +221,7 @@ func (f *Fleet) Stop() error {
 		if f.ownsDir {
 			errs = append(errs, os.RemoveAll(f.Dir))
 		}
-		f.stopErr = errors.Join(errs...)
+		f.stopErr = errors.Join(append(stopErrs, errs...)...)
 	})
 	return f.stopErr
 }
@@ -212,14 +241,14 @@ type Cluster struct {
 	env *envtest.Environment
 }
 
-func startCluster(name, dir string, opts Options) (*Cluster, error) {
+func startCluster(name, dir string, opts Options, extraCRDs []string) (*Cluster, error) {
 	etcdDir, certDir := filepath.Join(dir, "etcd"), filepath.Join(dir, "apiserver")
 	for _, d := range []string{etcdDir, certDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
 	}
-	crdPaths, err := crdPaths(opts.CRDPaths)
+	crdPaths, err := crdPaths(append(extraCRDs, opts.CRDPaths...))
 	if err != nil {
 		return nil, err
 	}

@@ -66,11 +66,28 @@ func up(ctx context.Context, members int, dir string, verbose bool) error {
 	}()
 
 	fmt.Printf("fleet up in %v: a hub and %d member(s)\n\n", time.Since(start).Round(time.Millisecond), members)
+	kubectl := kubectlPath()
 	for _, c := range f.Clusters() {
-		fmt.Printf("  %-10s %s\n             kubectl --kubeconfig %s get gateways,httproutes -A\n", c.Name, c.Config.Host, c.KubeconfigPath)
+		fmt.Printf("  %-10s %s\n             %s --kubeconfig %s get gateways,httproutes -A\n", c.Name, c.Config.Host, kubectl, c.KubeconfigPath)
 	}
 	fmt.Printf("\nmembers are registered on the hub as Secrets in namespace %s\n", env.HubNamespace)
 	fmt.Println("press Ctrl-C to stop")
 	<-ctx.Done()
 	return nil
+}
+
+// kubectlPath prefers the kubectl that 'make tools' built.
+func kubectlPath() string {
+	dir := os.Getenv("GATEHOUSE_BIN_DIR")
+	if dir == "" {
+		if root, err := env.RepoRoot(); err == nil {
+			dir = filepath.Join(root, "bin")
+		}
+	}
+	if p := filepath.Join(dir, "kubectl"); dir != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "kubectl"
 }
