@@ -38,15 +38,21 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## generate: CRDs and deepcopy for our API types (controller-gen, from the module proxy)
-generate: $(BIN)/controller-gen
-	@if [ -n "$$(find . -path ./test -prune -o -path '*/api/*' -name '*.go' -print | head -1)" ]; then \
+## generate: protobuf Go code (protoc from Debian, protoc-gen-go at the version
+## go.mod pins), then deepcopy and CRDs for our API types (controller-gen)
+generate: $(BIN)/controller-gen $(BIN)/protoc-gen-go
+	@command -v protoc >/dev/null || { echo "generate: installing protoc (Debian protobuf-compiler)"; apt-get install -y -qq protobuf-compiler >/dev/null; }
+	PATH=$(BIN):$$PATH protoc --proto_path=. --go_out=. --go_opt=paths=source_relative $$(git ls-files --cached --others --exclude-standard '*.proto')
+	@if [ -n "$$(git ls-files --cached --others --exclude-standard 'tenancy/api/*.go' 'policy/api/*.go')" ]; then \
 		$(BIN)/controller-gen object paths=./tenancy/api/... paths=./policy/api/... && \
 		$(BIN)/controller-gen crd paths=./tenancy/api/... paths=./policy/api/... output:crd:artifacts:config=charts/gatehouse/crds; \
 	else echo "generate: no API types yet"; fi
 
 $(BIN)/controller-gen:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+$(BIN)/protoc-gen-go: go.mod
+	$(GO) build -o $@ google.golang.org/protobuf/cmd/protoc-gen-go
 
 ## demo: a local hub and $(MEMBERS) member clusters; prints how to reach them
 demo: tools

@@ -1,0 +1,149 @@
+package translate
+
+import (
+	"cmp"
+	"slices"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// compile builds the route table of every accepted Gateway from the routes
+// attached to its usable listeners.
+func (t *translator) compile() {
+	for _, gw := range t.gatewayList {
+		if !gw.accepted {
+			continue
+		}
+		table := &routetable.RouteTable{Gateway: gw.key.String()}
+		used := map[string]bool{}
+		for _, l := range gw.listeners {
+			if !l.usable() || (l.set != nil && !l.set.accepted) {
+				continue
+			}
+			table.Listeners = append(table.Listeners, t.compileListener(l, used))
+		}
+		names := make([]string, 0, len(used))
+		for n := range used {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			table.Backends = append(table.Backends, t.backends[n])
+		}
+		t.out.Tables[gw.key] = table
+	}
+}
+
+func (t *translator) compileListener(l *listener, used map[string]bool) *routetable.Listener {
+	out := &routetable.Listener{
+		Name:     string(l.name),
+		Port:     uint32(l.port),
+		Protocol: routetable.Protocol_HTTP,
+		Hostname: l.hostname,
+	}
+	if l.set != nil {
+		out.Name = l.set.key.Namespace + "/" + l.set.key.Name + "/" + string(l.name)
+	}
+	if l.protocol == gwv1.HTTPSProtocolType {
+		out.Protocol = routetable.Protocol_HTTPS
+		out.Tls = &routetable.ListenerTLS{Certificates: l.certificates}
+	}
+	hosts := map[string][]*entry{}
+	for _, a := range l.routes {
+		for _, h := range a.hostnames {
+			hosts[h] = append(hosts[h], a.route.entries...)
+		}
+		for _, b := range a.route.backends {
+			used[b] = true
+		}
+	}
+	domains := make([]string, 0, len(hosts))
+	for h := range hosts {
+		domains = append(domains, h)
+	}
+	slices.SortFunc(domains, compareDomains)
+	for _, d := range domains {
+		entries := hosts[d]
+		slices.SortStableFunc(entries, compareEntries)
+		vh := &routetable.VirtualHost{Domain: d, Routes: make([]*routetable.Route, len(entries))}
+		for i, e := range entries {
+			vh.Routes[i] = e.r
+		}
+		out.VirtualHosts = append(out.VirtualHosts, vh)
+	}
+	return out
+}
+
+func compareDomains(a, b string) int {
+	ac, al := hostnameRank(a)
+	bc, bl := hostnameRank(b)
+	if c := cmp.Compare(ac, bc); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(al, bl); c != 0 {
+		return c
+	}
+	return cmp.Compare(a, b)
+}
+
+// compareEntries orders table routes by the spec's precedence: exact paths,
+// then regular expressions, then prefixes, longest first; then a method
+// match; then more header matches; then more query matches; then the older
+// route, then namespace/name; then rule and match order.
+func compareEntries(a, b *entry) int {
+	if c := cmp.Compare(a.pathClass, b.pathClass); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.pathLen, a.pathLen); c != 0 {
+		return c
+	}
+	if a.method != b.method {
+		if a.method {
+			return -1
+		}
+		return 1
+	}
+	if c := cmp.Compare(b.headers, a.headers); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.query, a.query); c != 0 {
+		return c
+	}
+	if a.route != b.route {
+		if c := compareAge(a.route.created, b.route.created, a.route.key, b.route.key); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.route.kind, b.route.kind); c != 0 {
+			return c
+		}
+	}
+	if c := cmp.Compare(a.rule, b.rule); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.match, b.match)
+}
+
+// supportedFeatures are the Gateway API features the route table carries and
+// the proxy serves, as reported on our GatewayClasses.
+func supportedFeatures() []gwv1.SupportedFeature {
+	names := []gwv1.FeatureName{
+		"Gateway", "GatewayHTTPListenerIsolation", "GatewayPort8080", "GatewayStaticAddresses",
+		"HTTPRoute", "HTTPRouteBackendProtocolH2C", "HTTPRouteBackendProtocolWebSocket",
+		"HTTPRouteBackendRequestHeaderModification", "HTTPRouteBackendTimeout", "HTTPRouteCORS",
+		"HTTPRouteDestinationPortMatching", "HTTPRouteHostRewrite", "HTTPRouteMethodMatching",
+		"HTTPRouteNamedRouteRule", "HTTPRouteParentRefPort", "HTTPRoutePathRedirect", "HTTPRoutePathRewrite",
+		"HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching", "HTTPRouteRequestMirror",
+		"HTTPRouteRequestMultipleMirrors", "HTTPRouteRequestPercentageMirror", "HTTPRouteRequestTimeout",
+		"HTTPRouteResponseHeaderModification", "HTTPRouteRetry", "HTTPRouteSchemeRedirect",
+		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
+		"GRPCRoute", "ListenerSet", "ReferenceGrant", "BackendTLSPolicy",
+	}
+	slices.Sort(names)
+	out := make([]gwv1.SupportedFeature, len(names))
+	for i, n := range names {
+		out[i] = gwv1.SupportedFeature{Name: n}
+	}
+	return out
+}

@@ -1,0 +1,314 @@
+package translate
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// gateway is one Gateway of an accepted GatewayClass of ours.
+type gateway struct {
+	obj   *gwv1.Gateway
+	key   types.NamespacedName
+	conds conditions
+	// own listeners in spec order, then those of attached ListenerSets:
+	// the order in which conflicts are settled.
+	listeners []*listener
+	own       []*listener
+	sets      []*listenerSet
+	accepted  bool
+}
+
+// listenerSet is a ListenerSet whose parent is a Gateway of ours.
+type listenerSet struct {
+	obj       *gwv1.ListenerSet
+	key       types.NamespacedName
+	gw        *gateway
+	conds     conditions
+	listeners []*listener
+	accepted  bool
+}
+
+func (t *translator) gatewayClasses() {
+	for _, gc := range t.in.GatewayClasses {
+		if gc == nil || gc.Spec.ControllerName != t.controller {
+			continue
+		}
+		var conds conditions
+		if p := gc.Spec.ParametersRef; p != nil {
+			conds.set(string(gwv1.GatewayClassConditionStatusAccepted), false, ReasonParametersNotSupported,
+				fmt.Sprintf("parametersRef %s/%s %q is not supported by Gatehouse: remove spec.parametersRef", p.Group, p.Kind, p.Name), gc.Generation)
+		} else {
+			conds.set(string(gwv1.GatewayClassConditionStatusAccepted), true, string(gwv1.GatewayClassReasonAccepted),
+				"GatewayClass is accepted by Gatehouse", gc.Generation)
+			t.classes[gc.Name] = gc
+		}
+		t.out.GatewayClasses[gc.Name] = &gwv1.GatewayClassStatus{
+			Conditions:        conds,
+			SupportedFeatures: supportedFeatures(),
+		}
+	}
+}
+
+func (t *translator) buildGateways() {
+	for _, g := range t.in.Gateways {
+		if g == nil {
+			continue
+		}
+		if _, ok := t.classes[string(g.Spec.GatewayClassName)]; !ok {
+			continue
+		}
+		gw := &gateway{obj: g, key: key(g.Namespace, g.Name)}
+		for i := range g.Spec.Listeners {
+			l := &g.Spec.Listeners[i]
+			gw.own = append(gw.own, t.newListener(gw, nil, l.Name, l.Port, l.Protocol, l.Hostname, l.TLS, l.AllowedRoutes))
+		}
+		gw.listeners = append(gw.listeners, gw.own...)
+		t.gateways[gw.key] = gw
+		t.gatewayList = append(t.gatewayList, gw)
+	}
+	slices.SortFunc(t.gatewayList, func(a, b *gateway) int { return compareKeys(a.key, b.key) })
+	t.attachListenerSets()
+	for _, gw := range t.gatewayList {
+		settleConflicts(gw.listeners)
+		for _, l := range gw.listeners {
+			l.finish()
+		}
+		t.gatewayStatus(gw)
+		for _, ls := range gw.sets {
+			t.listenerSetStatus(ls)
+		}
+	}
+}
+
+// attachListenerSets binds each ListenerSet to its parent Gateway when that
+// Gateway allows it, in the spec's precedence: oldest first, then by
+// namespace/name.
+func (t *translator) attachListenerSets() {
+	sets := slices.Clone(t.in.ListenerSets)
+	sets = slices.DeleteFunc(sets, func(ls *gwv1.ListenerSet) bool { return ls == nil })
+	slices.SortFunc(sets, func(a, b *gwv1.ListenerSet) int {
+		return compareAge(a.CreationTimestamp, b.CreationTimestamp, key(a.Namespace, a.Name), key(b.Namespace, b.Name))
+	})
+	for _, s := range sets {
+		p := s.Spec.ParentRef
+		if (p.Group != nil && *p.Group != gwv1.GroupName) || (p.Kind != nil && *p.Kind != "Gateway") {
+			continue
+		}
+		ns := s.Namespace
+		if p.Namespace != nil && *p.Namespace != "" {
+			ns = string(*p.Namespace)
+		}
+		gw := t.gateways[key(ns, string(p.Name))]
+		if gw == nil {
+			continue
+		}
+		ls := &listenerSet{obj: s, key: key(s.Namespace, s.Name), gw: gw}
+		t.listenerSets[ls.key] = ls
+		if !t.allowsListenerSet(gw, s.Namespace) {
+			ls.conds.set(string(gwv1.ListenerSetConditionAccepted), false, string(gwv1.ListenerSetReasonNotAllowed),
+				fmt.Sprintf("Gateway %s does not allow ListenerSets from namespace %q: see its spec.allowedListeners", gw.key, s.Namespace), s.Generation)
+			ls.conds.set(string(gwv1.ListenerSetConditionProgrammed), false, string(gwv1.ListenerSetReasonNotAllowed),
+				"the ListenerSet is not attached to its parent Gateway", s.Generation)
+			t.out.ListenerSets[ls.key] = &gwv1.ListenerSetStatus{Conditions: ls.conds}
+			continue
+		}
+		for i := range s.Spec.Listeners {
+			e := &s.Spec.Listeners[i]
+			ls.listeners = append(ls.listeners, t.newListener(gw, ls, e.Name, e.Port, e.Protocol, e.Hostname, e.TLS, e.AllowedRoutes))
+		}
+		gw.sets = append(gw.sets, ls)
+		gw.listeners = append(gw.listeners, ls.listeners...)
+	}
+}
+
+func (t *translator) allowsListenerSet(gw *gateway, ns string) bool {
+	al := gw.obj.Spec.AllowedListeners
+	if al == nil || al.Namespaces == nil || al.Namespaces.From == nil {
+		return false
+	}
+	switch *al.Namespaces.From {
+	case gwv1.NamespacesFromAll:
+		return true
+	case gwv1.NamespacesFromSame:
+		return ns == gw.obj.Namespace
+	case gwv1.NamespacesFromSelector:
+		if al.Namespaces.Selector == nil {
+			return false
+		}
+		sel, err := metav1.LabelSelectorAsSelector(al.Namespaces.Selector)
+		return err == nil && sel.Matches(t.namespaceLabels(ns))
+	}
+	return false
+}
+
+func (t *translator) gatewayStatus(gw *gateway) {
+	g := gw.obj
+	status := &gwv1.GatewayStatus{}
+	var invalid []string
+	valid := 0
+	for _, l := range gw.own {
+		if l.usable() {
+			valid++
+		} else {
+			invalid = append(invalid, string(l.name))
+		}
+	}
+	addrs, addrErr := staticAddresses(g.Spec.Addresses)
+	status.Addresses = addrs
+	accepted := string(gwv1.GatewayConditionAccepted)
+	programmed := string(gwv1.GatewayConditionProgrammed)
+	switch {
+	case addrErr != "":
+		gw.conds.set(accepted, false, string(gwv1.GatewayReasonUnsupportedAddress), addrErr, g.Generation)
+	case len(gw.own) > 0 && valid == 0:
+		gw.conds.set(accepted, false, string(gwv1.GatewayReasonListenersNotValid),
+			fmt.Sprintf("no listener is valid (%s): see the conditions of each listener", strings.Join(invalid, ", ")), g.Generation)
+	case len(invalid) > 0:
+		gw.conds.set(accepted, true, string(gwv1.GatewayReasonListenersNotValid),
+			fmt.Sprintf("listeners %s are not valid and not served: see their conditions", strings.Join(invalid, ", ")), g.Generation)
+	default:
+		gw.conds.set(accepted, true, string(gwv1.GatewayReasonAccepted), "Gateway is accepted", g.Generation)
+	}
+	gw.accepted = gw.conds.isTrue(accepted)
+	if gw.accepted {
+		gw.conds.set(programmed, true, string(gwv1.GatewayReasonProgrammed), "route table compiled", g.Generation)
+	} else {
+		gw.conds.set(programmed, false, string(gwv1.GatewayReasonInvalid), "the Gateway is not accepted", g.Generation)
+	}
+	status.Conditions = gw.conds
+	if len(gw.sets) > 0 || g.Spec.AllowedListeners != nil {
+		n := int32(0)
+		for _, ls := range gw.sets {
+			if ls.hasUsableListener() {
+				n++
+			}
+		}
+		status.AttachedListenerSets = &n
+	}
+	t.out.Gateways[gw.key] = status
+}
+
+func (ls *listenerSet) hasUsableListener() bool {
+	for _, l := range ls.listeners {
+		if l.usable() {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *translator) listenerSetStatus(ls *listenerSet) {
+	s := ls.obj
+	status := &gwv1.ListenerSetStatus{}
+	var invalid []string
+	for _, l := range ls.listeners {
+		if !l.usable() {
+			invalid = append(invalid, string(l.name))
+		}
+	}
+	accepted, programmed := string(gwv1.ListenerSetConditionAccepted), string(gwv1.ListenerSetConditionProgrammed)
+	switch {
+	case !ls.gw.accepted:
+		ls.conds.set(accepted, false, string(gwv1.ListenerSetReasonParentNotAccepted),
+			fmt.Sprintf("parent Gateway %s is not accepted", ls.gw.key), s.Generation)
+	case len(invalid) == len(ls.listeners):
+		ls.conds.set(accepted, false, string(gwv1.ListenerSetReasonListenersNotValid),
+			fmt.Sprintf("no listener is valid (%s): see the conditions of each listener", strings.Join(invalid, ", ")), s.Generation)
+	case len(invalid) > 0:
+		ls.conds.set(accepted, true, string(gwv1.ListenerSetReasonListenersNotValid),
+			fmt.Sprintf("listeners %s are not valid and not served: see their conditions", strings.Join(invalid, ", ")), s.Generation)
+	default:
+		ls.conds.set(accepted, true, string(gwv1.ListenerSetReasonAccepted), "ListenerSet is attached to "+ls.gw.key.String(), s.Generation)
+	}
+	ls.accepted = ls.conds.isTrue(accepted)
+	if ls.accepted {
+		ls.conds.set(programmed, true, string(gwv1.ListenerSetReasonProgrammed), "route table compiled", s.Generation)
+	} else {
+		ls.conds.set(programmed, false, string(gwv1.ListenerSetReasonInvalid), "the ListenerSet is not accepted", s.Generation)
+	}
+	status.Conditions = ls.conds
+	t.out.ListenerSets[ls.key] = status
+}
+
+// staticAddresses validates spec.addresses and reports them in status.
+func staticAddresses(spec []gwv1.GatewaySpecAddress) ([]gwv1.GatewayStatusAddress, string) {
+	var out []gwv1.GatewayStatusAddress
+	for i, a := range spec {
+		typ := gwv1.IPAddressType
+		if a.Type != nil {
+			typ = *a.Type
+		}
+		switch typ {
+		case gwv1.IPAddressType:
+			if a.Value == "" {
+				continue // an empty value asks for any address: the hub assigns one
+			}
+			if _, err := netip.ParseAddr(a.Value); err != nil {
+				return nil, fmt.Sprintf("spec.addresses[%d]: %q is not an IP address", i, a.Value)
+			}
+		case gwv1.HostnameAddressType:
+		default:
+			return nil, fmt.Sprintf("spec.addresses[%d]: address type %q is not supported: use IPAddress or Hostname", i, typ)
+		}
+		out = append(out, gwv1.GatewayStatusAddress{Type: &typ, Value: a.Value})
+	}
+	return out, ""
+}
+
+func compareKeys(a, b types.NamespacedName) int {
+	if c := cmp.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Name, b.Name)
+}
+
+// compareAge orders objects oldest first, then by namespace/name.
+func compareAge(a, b metav1.Time, ka, kb types.NamespacedName) int {
+	if !a.Equal(&b) {
+		if a.Before(&b) {
+			return -1
+		}
+		return 1
+	}
+	return compareKeys(ka, kb)
+}
+
+// selectorFor compiles a namespace selector; an invalid one selects nothing.
+func selectorFor(s *metav1.LabelSelector) labels.Selector {
+	if s == nil {
+		return labels.Nothing()
+	}
+	sel, err := metav1.LabelSelectorAsSelector(s)
+	if err != nil {
+		return labels.Nothing()
+	}
+	return sel
+}
+
+// listenerStatuses fills in the listeners of every Gateway and ListenerSet
+// status, once routes are attached and counted.
+func (t *translator) listenerStatuses() {
+	for _, gw := range t.gatewayList {
+		status := t.out.Gateways[gw.key]
+		for _, l := range gw.own {
+			status.Listeners = append(status.Listeners, l.status())
+		}
+		for _, ls := range gw.sets {
+			lss := t.out.ListenerSets[ls.key]
+			for _, l := range ls.listeners {
+				ps := l.status()
+				lss.Listeners = append(lss.Listeners, gwv1.ListenerEntryStatus{
+					Name: ps.Name, SupportedKinds: ps.SupportedKinds, AttachedRoutes: ps.AttachedRoutes, Conditions: ps.Conditions,
+				})
+			}
+		}
+	}
+}

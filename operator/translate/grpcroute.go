@@ -1,0 +1,159 @@
+package translate
+
+import (
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"regexp"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// compileGRPCRoute maps gRPC matches onto HTTP/2 paths ("/service/method")
+// and compiles the rest as an HTTPRoute rule would be.
+func (t *translator) compileGRPCRoute(gr *gwv1.GRPCRoute) *route {
+	r := &route{
+		kind: kindGRPCRoute, obj: gr, key: key(gr.Namespace, gr.Name), created: gr.CreationTimestamp,
+		hostnames: lowerHostnames(gr.Spec.Hostnames), parents: gr.Spec.ParentRefs, rules: len(gr.Spec.Rules),
+	}
+	for i := range gr.Spec.Rules {
+		rule := &gr.Spec.Rules[i]
+		field := fmt.Sprintf("spec.rules[%d]", i)
+		rc := ruleCompiler{t: t, r: r, field: field}
+		action := rc.grpcRule(rule)
+		matches := rule.Matches
+		if len(matches) == 0 {
+			matches = []gwv1.GRPCRouteMatch{{}}
+		}
+		var entries []*entry
+		for j := range matches {
+			e, problem := grpcMatch(&matches[j], fmt.Sprintf("%s.matches[%d]", field, j))
+			if problem != "" {
+				entries = nil
+				r.invalidRules = append(r.invalidRules, problem)
+				break
+			}
+			e.route, e.rule, e.match = r, i, j
+			action.apply(e.r)
+			e.r.Source = source(r, i, j, rule.Name)
+			entries = append(entries, e)
+		}
+		r.entries = append(r.entries, entries...)
+	}
+	return r
+}
+
+func (c ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
+	a := &ruleAction{route: &routetable.RouteAction{}}
+	for i := range rule.Filters {
+		f := &rule.Filters[i]
+		ff := fmt.Sprintf("%s.filters[%d]", c.field, i)
+		switch f.Type {
+		case gwv1.GRPCRouteFilterRequestHeaderModifier:
+			a.reqHeaders = mergeMutation(a.reqHeaders, headerMutation(f.RequestHeaderModifier))
+		case gwv1.GRPCRouteFilterResponseHeaderModifier:
+			a.respHeaders = mergeMutation(a.respHeaders, headerMutation(f.ResponseHeaderModifier))
+		case gwv1.GRPCRouteFilterRequestMirror:
+			if m := c.mirror(f.RequestMirror, ff); m != nil {
+				a.route.Mirrors = append(a.route.Mirrors, m)
+			}
+		default:
+			msg := fmt.Sprintf("%s: filter type %q is not supported", ff, f.Type)
+			c.r.unresolved(gwv1.RouteReasonUnsupportedValue, msg)
+			a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: msg}
+			return a
+		}
+	}
+	total := uint32(0)
+	for i := range rule.BackendRefs {
+		br := &rule.BackendRefs[i]
+		wb := c.weighted(br.BackendObjectReference, br.Weight, fmt.Sprintf("%s.backendRefs[%d]", c.field, i))
+		for j := range br.Filters {
+			bf := &br.Filters[j]
+			switch bf.Type {
+			case gwv1.GRPCRouteFilterRequestHeaderModifier:
+				wb.RequestHeaders = mergeMutation(wb.RequestHeaders, headerMutation(bf.RequestHeaderModifier))
+			case gwv1.GRPCRouteFilterResponseHeaderModifier:
+				wb.ResponseHeaders = mergeMutation(wb.ResponseHeaders, headerMutation(bf.ResponseHeaderModifier))
+			default:
+				msg := fmt.Sprintf("%s.backendRefs[%d].filters[%d]: filter type %q is not supported on a backendRef", c.field, i, j, bf.Type)
+				c.r.unresolved(gwv1.RouteReasonUnsupportedValue, msg)
+				wb.Backend, wb.InvalidReason = "", msg
+			}
+		}
+		total += wb.Weight
+		a.route.Backends = append(a.route.Backends, wb)
+	}
+	if total == 0 {
+		a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: "no backend is configured for this route rule"}
+	}
+	return a
+}
+
+// grpcMatch turns a gRPC method match into a path match: service and method
+// → exact "/service/method"; service only → prefix "/service"; method only
+// or regular expressions → an anchored regex over the path.
+func grpcMatch(m *gwv1.GRPCRouteMatch, field string) (*entry, string) {
+	e := &entry{r: &routetable.Route{Match: &routetable.RouteMatch{Method: http.MethodPost}}, method: true}
+	rm := e.r.Match
+	if mm := m.Method; mm != nil {
+		typ := gwv1.GRPCMethodMatchExact
+		if mm.Type != nil {
+			typ = *mm.Type
+		}
+		svc, method := deref(mm.Service), deref(mm.Method)
+		switch {
+		case typ == gwv1.GRPCMethodMatchExact && svc != "" && method != "":
+			rm.Path, e.pathClass = &routetable.RouteMatch_Exact{Exact: "/" + svc + "/" + method}, 0
+		case typ == gwv1.GRPCMethodMatchExact && svc != "":
+			rm.Path, e.pathClass = &routetable.RouteMatch_Prefix{Prefix: "/" + svc}, 2
+		case typ == gwv1.GRPCMethodMatchExact && method != "":
+			rm.Path, e.pathClass = &routetable.RouteMatch_Regex{Regex: "/[^/]+/" + regexp.QuoteMeta(method)}, 1
+		case typ == gwv1.GRPCMethodMatchRegularExpression:
+			if svc == "" {
+				svc = "[^/]+"
+			}
+			if method == "" {
+				method = "[^/]+"
+			}
+			re := "/(?:" + svc + ")/(?:" + method + ")"
+			if _, err := regexp.Compile(re); err != nil {
+				return nil, fmt.Sprintf("%s.method: not an RE2 regular expression: %v", field, err)
+			}
+			rm.Path, e.pathClass = &routetable.RouteMatch_Regex{Regex: re}, 1
+		}
+		e.pathLen = len(svc) + len(method)
+	}
+	if rm.Path == nil {
+		rm.Path, e.pathClass = &routetable.RouteMatch_Prefix{Prefix: "/"}, 2
+	}
+	seen := map[string]bool{}
+	for i, h := range m.Headers {
+		name := textproto.CanonicalMIMEHeaderKey(string(h.Name))
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		hm := &routetable.HeaderMatcher{Name: name}
+		if h.Type != nil && *h.Type == gwv1.GRPCHeaderMatchRegularExpression {
+			if _, err := regexp.Compile(h.Value); err != nil {
+				return nil, fmt.Sprintf("%s.headers[%d].value: %q is not an RE2 regular expression: %v", field, i, h.Value, err)
+			}
+			hm.Value = &routetable.HeaderMatcher_Regex{Regex: h.Value}
+		} else {
+			hm.Value = &routetable.HeaderMatcher_Exact{Exact: h.Value}
+		}
+		rm.Headers = append(rm.Headers, hm)
+	}
+	e.headers = len(rm.Headers)
+	return e, ""
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,429 @@
+package translate
+
+import (
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"regexp"
+	"strings"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+func (t *translator) compileHTTPRoute(hr *gwv1.HTTPRoute) *route {
+	r := &route{
+		kind: kindHTTPRoute, obj: hr, key: key(hr.Namespace, hr.Name), created: hr.CreationTimestamp,
+		hostnames: lowerHostnames(hr.Spec.Hostnames), parents: hr.Spec.ParentRefs, rules: len(hr.Spec.Rules),
+	}
+	for i := range hr.Spec.Rules {
+		rule := &hr.Spec.Rules[i]
+		field := fmt.Sprintf("spec.rules[%d]", i)
+		rc := ruleCompiler{t: t, r: r, field: field}
+		action, problem := rc.httpRule(rule)
+		if problem != "" {
+			r.invalidRules = append(r.invalidRules, field+": "+problem)
+			continue
+		}
+		matches := rule.Matches
+		if len(matches) == 0 {
+			matches = []gwv1.HTTPRouteMatch{{}}
+		}
+		var entries []*entry
+		for j := range matches {
+			e, problem := httpMatch(&matches[j], fmt.Sprintf("%s.matches[%d]", field, j))
+			if problem == "" && action.needsPrefix && e.pathClass != 2 {
+				problem = fmt.Sprintf("%s.matches[%d]: ReplacePrefixMatch needs a PathPrefix match", field, j)
+			}
+			if problem != "" {
+				entries = nil
+				r.invalidRules = append(r.invalidRules, problem)
+				break
+			}
+			e.route, e.rule, e.match = r, i, j
+			action.apply(e.r)
+			e.r.Source = source(r, i, j, rule.Name)
+			entries = append(entries, e)
+		}
+		r.entries = append(r.entries, entries...)
+	}
+	return r
+}
+
+func lowerHostnames(hs []gwv1.Hostname) []string {
+	out := make([]string, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, strings.ToLower(string(h)))
+	}
+	return out
+}
+
+func source(r *route, rule, match int, name *gwv1.SectionName) *routetable.RouteSource {
+	s := &routetable.RouteSource{
+		Kind: r.kind, Namespace: r.key.Namespace, Name: r.key.Name,
+		Rule: uint32(rule), Match: uint32(match), Generation: r.obj.GetGeneration(),
+	}
+	if name != nil {
+		s.RuleName = string(*name)
+	}
+	return s
+}
+
+// ruleAction is what every match of a rule shares.
+type ruleAction struct {
+	route       *routetable.RouteAction
+	redirect    *routetable.RedirectAction
+	direct      *routetable.DirectResponse
+	reqHeaders  *routetable.HeaderMutation
+	respHeaders *routetable.HeaderMutation
+	cors        *routetable.CorsPolicy
+	// needsPrefix: a ReplacePrefixMatch rewrite or redirect needs PathPrefix matches.
+	needsPrefix bool
+}
+
+func (a *ruleAction) apply(r *routetable.Route) {
+	switch {
+	case a.direct != nil:
+		r.Action = &routetable.Route_DirectResponse{DirectResponse: a.direct}
+	case a.redirect != nil:
+		r.Action = &routetable.Route_Redirect{Redirect: a.redirect}
+	default:
+		r.Action = &routetable.Route_Route{Route: a.route}
+	}
+	r.RequestHeaders, r.ResponseHeaders, r.Cors = a.reqHeaders, a.respHeaders, a.cors
+}
+
+type ruleCompiler struct {
+	t     *translator
+	r     *route
+	field string
+}
+
+// httpRule compiles a rule's filters, backends, timeouts and retries. A
+// problem makes the whole rule invalid.
+func (c ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
+	a := &ruleAction{route: &routetable.RouteAction{}}
+	var unsupported string
+	for i := range rule.Filters {
+		f := &rule.Filters[i]
+		ff := fmt.Sprintf("%s.filters[%d]", c.field, i)
+		switch f.Type {
+		case gwv1.HTTPRouteFilterRequestHeaderModifier:
+			a.reqHeaders = mergeMutation(a.reqHeaders, headerMutation(f.RequestHeaderModifier))
+		case gwv1.HTTPRouteFilterResponseHeaderModifier:
+			a.respHeaders = mergeMutation(a.respHeaders, headerMutation(f.ResponseHeaderModifier))
+		case gwv1.HTTPRouteFilterRequestRedirect:
+			if f.RequestRedirect == nil {
+				return nil, ff + ": requestRedirect is missing"
+			}
+			a.redirect = redirect(f.RequestRedirect)
+			a.needsPrefix = a.needsPrefix || isPrefixReplace(f.RequestRedirect.Path)
+		case gwv1.HTTPRouteFilterURLRewrite:
+			if f.URLRewrite == nil {
+				return nil, ff + ": urlRewrite is missing"
+			}
+			if f.URLRewrite.Hostname != nil {
+				a.route.HostRewrite = string(*f.URLRewrite.Hostname)
+			}
+			a.route.PathRewrite = pathRewrite(f.URLRewrite.Path)
+			a.needsPrefix = a.needsPrefix || isPrefixReplace(f.URLRewrite.Path)
+		case gwv1.HTTPRouteFilterRequestMirror:
+			if m := c.mirror(f.RequestMirror, ff); m != nil {
+				a.route.Mirrors = append(a.route.Mirrors, m)
+			}
+		case gwv1.HTTPRouteFilterCORS:
+			a.cors = cors(f.CORS)
+		default:
+			// Requests that an unknown filter would have handled get a 500:
+			// skipping the filter could expose what it protects.
+			unsupported = fmt.Sprintf("%s: filter type %q is not supported", ff, f.Type)
+		}
+	}
+	if problem := c.timeouts(rule.Timeouts, a.route); problem != "" {
+		return nil, problem
+	}
+	if problem := c.retry(rule.Retry, a.route); problem != "" {
+		return nil, problem
+	}
+	if unsupported != "" {
+		c.r.unresolved(gwv1.RouteReasonUnsupportedValue, unsupported)
+		a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: unsupported}
+		return a, ""
+	}
+	if a.redirect != nil {
+		return a, ""
+	}
+	total := uint32(0)
+	for i := range rule.BackendRefs {
+		br := &rule.BackendRefs[i]
+		wb := c.weighted(br.BackendObjectReference, br.Weight, fmt.Sprintf("%s.backendRefs[%d]", c.field, i))
+		for j := range br.Filters {
+			bf := &br.Filters[j]
+			switch bf.Type {
+			case gwv1.HTTPRouteFilterRequestHeaderModifier:
+				wb.RequestHeaders = mergeMutation(wb.RequestHeaders, headerMutation(bf.RequestHeaderModifier))
+			case gwv1.HTTPRouteFilterResponseHeaderModifier:
+				wb.ResponseHeaders = mergeMutation(wb.ResponseHeaders, headerMutation(bf.ResponseHeaderModifier))
+			default:
+				msg := fmt.Sprintf("%s.backendRefs[%d].filters[%d]: filter type %q is not supported on a backendRef", c.field, i, j, bf.Type)
+				c.r.unresolved(gwv1.RouteReasonUnsupportedValue, msg)
+				wb.Backend, wb.InvalidReason = "", msg
+			}
+		}
+		total += wb.Weight
+		a.route.Backends = append(a.route.Backends, wb)
+	}
+	if total == 0 {
+		// No backend, or all of weight 0: nothing can serve the rule.
+		a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: "no backend is configured for this route rule"}
+	}
+	return a, ""
+}
+
+func (c ruleCompiler) weighted(ref gwv1.BackendObjectReference, weight *int32, field string) *routetable.WeightedBackend {
+	w := uint32(1)
+	if weight != nil {
+		w = uint32(max(*weight, 0))
+	}
+	b := c.t.backend(c.r.kind, c.r.key.Namespace, ref, field, c.r.kind == kindGRPCRoute)
+	c.r.useBackend(b)
+	if b.reason != "" {
+		c.r.unresolved(b.reason, b.message)
+		return &routetable.WeightedBackend{Weight: w, InvalidReason: b.message}
+	}
+	return &routetable.WeightedBackend{Backend: b.name, Weight: w}
+}
+
+func (c ruleCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, field string) *routetable.RequestMirror {
+	if m == nil {
+		return nil
+	}
+	b := c.t.backend(c.r.kind, c.r.key.Namespace, m.BackendRef, field+".requestMirror.backendRef", c.r.kind == kindGRPCRoute)
+	c.r.useBackend(b)
+	if b.reason != "" {
+		c.r.unresolved(b.reason, b.message)
+		return nil
+	}
+	out := &routetable.RequestMirror{Backend: b.name, Numerator: 100, Denominator: 100}
+	switch {
+	case m.Fraction != nil:
+		out.Numerator, out.Denominator = uint32(max(m.Fraction.Numerator, 0)), 100
+		if m.Fraction.Denominator != nil && *m.Fraction.Denominator > 0 {
+			out.Denominator = uint32(*m.Fraction.Denominator)
+		}
+	case m.Percent != nil:
+		out.Numerator = uint32(max(*m.Percent, 0))
+	}
+	return out
+}
+
+func (c ruleCompiler) timeouts(to *gwv1.HTTPRouteTimeouts, a *routetable.RouteAction) string {
+	if to == nil {
+		return ""
+	}
+	if to.Request != nil {
+		d, ok := parseDuration(*to.Request)
+		if !ok {
+			return fmt.Sprintf("%s.timeouts.request: %q is not a duration such as 10s or 1m30s", c.field, *to.Request)
+		}
+		a.RequestTimeout = &routetable.Duration{Milliseconds: d.Milliseconds()}
+	}
+	if to.BackendRequest != nil {
+		d, ok := parseDuration(*to.BackendRequest)
+		if !ok {
+			return fmt.Sprintf("%s.timeouts.backendRequest: %q is not a duration such as 10s or 1m30s", c.field, *to.BackendRequest)
+		}
+		a.BackendTimeout = &routetable.Duration{Milliseconds: d.Milliseconds()}
+	}
+	if a.RequestTimeout != nil && a.BackendTimeout != nil && a.RequestTimeout.Milliseconds > 0 &&
+		a.BackendTimeout.Milliseconds > a.RequestTimeout.Milliseconds {
+		return fmt.Sprintf("%s.timeouts: backendRequest (%s) must not exceed request (%s)", c.field, *to.BackendRequest, *to.Request)
+	}
+	return ""
+}
+
+func (c ruleCompiler) retry(r *gwv1.HTTPRouteRetry, a *routetable.RouteAction) string {
+	if r == nil {
+		return ""
+	}
+	p := &routetable.RetryPolicy{}
+	for _, code := range r.Codes {
+		p.Codes = append(p.Codes, uint32(code))
+	}
+	if r.Attempts != nil {
+		p.Attempts = uint32(max(*r.Attempts, 0))
+	}
+	if r.Backoff != nil {
+		d, ok := parseDuration(*r.Backoff)
+		if !ok {
+			return fmt.Sprintf("%s.retry.backoff: %q is not a duration such as 100ms", c.field, *r.Backoff)
+		}
+		p.Backoff = &routetable.Duration{Milliseconds: d.Milliseconds()}
+	}
+	a.Retry = p
+	return ""
+}
+
+// httpMatch compiles one match into a table route without its action.
+func httpMatch(m *gwv1.HTTPRouteMatch, field string) (*entry, string) {
+	e := &entry{r: &routetable.Route{Match: &routetable.RouteMatch{}}}
+	rm := e.r.Match
+	typ, value := gwv1.PathMatchPathPrefix, "/"
+	if m.Path != nil {
+		if m.Path.Type != nil {
+			typ = *m.Path.Type
+		}
+		if m.Path.Value != nil {
+			value = *m.Path.Value
+		}
+	}
+	switch typ {
+	case gwv1.PathMatchExact:
+		rm.Path, e.pathClass = &routetable.RouteMatch_Exact{Exact: value}, 0
+	case gwv1.PathMatchPathPrefix:
+		if len(value) > 1 {
+			value = strings.TrimSuffix(value, "/")
+		}
+		rm.Path, e.pathClass = &routetable.RouteMatch_Prefix{Prefix: value}, 2
+	case gwv1.PathMatchRegularExpression:
+		if _, err := regexp.Compile(value); err != nil {
+			return nil, fmt.Sprintf("%s.path.value: %q is not an RE2 regular expression: %v", field, value, err)
+		}
+		rm.Path, e.pathClass = &routetable.RouteMatch_Regex{Regex: value}, 1
+	default:
+		return nil, fmt.Sprintf("%s.path.type: %q is not supported", field, typ)
+	}
+	e.pathLen = len(value)
+	seen := map[string]bool{}
+	for i, h := range m.Headers {
+		name := textproto.CanonicalMIMEHeaderKey(string(h.Name))
+		if seen[name] {
+			continue // the first of equivalent names counts
+		}
+		seen[name] = true
+		hm := &routetable.HeaderMatcher{Name: name}
+		if h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression {
+			if _, err := regexp.Compile(h.Value); err != nil {
+				return nil, fmt.Sprintf("%s.headers[%d].value: %q is not an RE2 regular expression: %v", field, i, h.Value, err)
+			}
+			hm.Value = &routetable.HeaderMatcher_Regex{Regex: h.Value}
+		} else {
+			hm.Value = &routetable.HeaderMatcher_Exact{Exact: h.Value}
+		}
+		rm.Headers = append(rm.Headers, hm)
+	}
+	seenQ := map[string]bool{}
+	for i, q := range m.QueryParams {
+		name := string(q.Name)
+		if seenQ[name] {
+			continue
+		}
+		seenQ[name] = true
+		qm := &routetable.QueryParameterMatcher{Name: name}
+		if q.Type != nil && *q.Type == gwv1.QueryParamMatchRegularExpression {
+			if _, err := regexp.Compile(q.Value); err != nil {
+				return nil, fmt.Sprintf("%s.queryParams[%d].value: %q is not an RE2 regular expression: %v", field, i, q.Value, err)
+			}
+			qm.Value = &routetable.QueryParameterMatcher_Regex{Regex: q.Value}
+		} else {
+			qm.Value = &routetable.QueryParameterMatcher_Exact{Exact: q.Value}
+		}
+		rm.QueryParameters = append(rm.QueryParameters, qm)
+	}
+	if m.Method != nil {
+		rm.Method, e.method = string(*m.Method), true
+	}
+	e.headers, e.query = len(rm.Headers), len(rm.QueryParameters)
+	return e, ""
+}
+
+func headerMutation(f *gwv1.HTTPHeaderFilter) *routetable.HeaderMutation {
+	if f == nil {
+		return nil
+	}
+	m := &routetable.HeaderMutation{}
+	for _, h := range f.Set {
+		m.Set = append(m.Set, &routetable.Header{Name: textproto.CanonicalMIMEHeaderKey(string(h.Name)), Value: h.Value})
+	}
+	for _, h := range f.Add {
+		m.Add = append(m.Add, &routetable.Header{Name: textproto.CanonicalMIMEHeaderKey(string(h.Name)), Value: h.Value})
+	}
+	for _, h := range f.Remove {
+		m.Remove = append(m.Remove, textproto.CanonicalMIMEHeaderKey(h))
+	}
+	return m
+}
+
+func mergeMutation(a, b *routetable.HeaderMutation) *routetable.HeaderMutation {
+	if a == nil {
+		return b
+	}
+	if b != nil {
+		a.Set = append(a.Set, b.Set...)
+		a.Add = append(a.Add, b.Add...)
+		a.Remove = append(a.Remove, b.Remove...)
+	}
+	return a
+}
+
+func redirect(f *gwv1.HTTPRequestRedirectFilter) *routetable.RedirectAction {
+	r := &routetable.RedirectAction{StatusCode: http.StatusFound, Path: pathRewrite(f.Path)}
+	if f.Scheme != nil {
+		r.Scheme = *f.Scheme
+	}
+	if f.Hostname != nil {
+		r.Hostname = string(*f.Hostname)
+	}
+	if f.Port != nil {
+		r.Port = uint32(*f.Port)
+	}
+	if f.StatusCode != nil {
+		r.StatusCode = uint32(*f.StatusCode)
+	}
+	return r
+}
+
+func pathRewrite(p *gwv1.HTTPPathModifier) *routetable.PathRewrite {
+	if p == nil {
+		return nil
+	}
+	switch p.Type {
+	case gwv1.FullPathHTTPPathModifier:
+		if p.ReplaceFullPath != nil {
+			return &routetable.PathRewrite{Rewrite: &routetable.PathRewrite_Full{Full: *p.ReplaceFullPath}}
+		}
+	case gwv1.PrefixMatchHTTPPathModifier:
+		if p.ReplacePrefixMatch != nil {
+			return &routetable.PathRewrite{Rewrite: &routetable.PathRewrite_Prefix{Prefix: *p.ReplacePrefixMatch}}
+		}
+	}
+	return nil
+}
+
+func isPrefixReplace(p *gwv1.HTTPPathModifier) bool {
+	return p != nil && p.Type == gwv1.PrefixMatchHTTPPathModifier
+}
+
+func cors(f *gwv1.HTTPCORSFilter) *routetable.CorsPolicy {
+	if f == nil {
+		return nil
+	}
+	c := &routetable.CorsPolicy{MaxAgeSeconds: f.MaxAge}
+	for _, o := range f.AllowOrigins {
+		c.AllowOrigins = append(c.AllowOrigins, string(o))
+	}
+	for _, m := range f.AllowMethods {
+		c.AllowMethods = append(c.AllowMethods, string(m))
+	}
+	for _, h := range f.AllowHeaders {
+		c.AllowHeaders = append(c.AllowHeaders, string(h))
+	}
+	for _, h := range f.ExposeHeaders {
+		c.ExposeHeaders = append(c.ExposeHeaders, string(h))
+	}
+	if f.AllowCredentials != nil {
+		c.AllowCredentials = *f.AllowCredentials
+	}
+	return c
+}

@@ -1,0 +1,326 @@
+package translate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// route is an HTTPRoute or GRPCRoute compiled once, whatever it attaches to.
+type route struct {
+	kind      string
+	obj       RouteObject
+	key       types.NamespacedName
+	created   metav1.Time
+	hostnames []string
+	parents   []gwv1.ParentReference
+
+	// entries are the table routes of its valid rules, one per match.
+	entries []*entry
+	// unresolved backend references make ResolvedRefs False.
+	refReason   gwv1.RouteConditionReason
+	refMessages []string
+	// invalid rules are left out of the table.
+	invalidRules []string
+	rules        int
+	// services the route sends traffic to, and the backends it names.
+	services []types.NamespacedName
+	backends []string
+
+	// counted marks listeners that already count this route as attached.
+	counted map[*listener]bool
+}
+
+// entry is one table route with what orders it among others.
+type entry struct {
+	r     *routetable.Route
+	route *route
+	rule  int
+	match int
+	// precedence
+	pathClass int // 0 exact, 1 regex, 2 prefix
+	pathLen   int
+	method    bool
+	headers   int
+	query     int
+}
+
+// attachment is a route attached to a listener, for the listener's hostnames.
+type attachment struct {
+	route     *route
+	hostnames []string
+}
+
+func (r *route) unresolved(reason gwv1.RouteConditionReason, message string) {
+	if r.refReason == "" {
+		r.refReason = reason
+	}
+	r.refMessages = append(r.refMessages, message)
+}
+
+func (r *route) useBackend(b resolvedBackend) {
+	if b.service.Name != "" && !slices.Contains(r.services, b.service) {
+		r.services = append(r.services, b.service)
+	}
+	if b.name != "" && !slices.Contains(r.backends, b.name) {
+		r.backends = append(r.backends, b.name)
+	}
+}
+
+func (t *translator) attachRoutes() {
+	for _, hr := range t.in.HTTPRoutes {
+		if hr == nil || !t.mayConcernUs(hr.Namespace, hr.Spec.ParentRefs) {
+			continue
+		}
+		r := t.compileHTTPRoute(hr)
+		if status := t.attach(r); len(status) > 0 {
+			t.out.HTTPRoutes[r.key] = status
+		}
+	}
+	for _, gr := range t.in.GRPCRoutes {
+		if gr == nil || !t.mayConcernUs(gr.Namespace, gr.Spec.ParentRefs) {
+			continue
+		}
+		r := t.compileGRPCRoute(gr)
+		if status := t.attach(r); len(status) > 0 {
+			t.out.GRPCRoutes[r.key] = status
+		}
+	}
+}
+
+// parentKind resolves a parentRef to ("Gateway"|"ListenerSet", key), or ""
+// for a parent kind that is not ours to judge.
+func parentKind(routeNS string, p gwv1.ParentReference) (string, types.NamespacedName) {
+	if p.Group != nil && *p.Group != gwv1.GroupName {
+		return "", types.NamespacedName{}
+	}
+	kind := "Gateway"
+	if p.Kind != nil {
+		kind = string(*p.Kind)
+	}
+	if kind != "Gateway" && kind != "ListenerSet" {
+		return "", types.NamespacedName{}
+	}
+	ns := routeNS
+	if p.Namespace != nil && *p.Namespace != "" {
+		ns = string(*p.Namespace)
+	}
+	return kind, key(ns, string(p.Name))
+}
+
+func (t *translator) mayConcernUs(ns string, parents []gwv1.ParentReference) bool {
+	for _, p := range parents {
+		switch kind, k := parentKind(ns, p); kind {
+		case "Gateway":
+			if t.gateways[k] != nil {
+				return true
+			}
+		case "ListenerSet":
+			if t.listenerSets[k] != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// attach binds the route to the listeners each of its parentRefs selects and
+// returns our entries of its status.parents, in parentRef order.
+func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
+	var out []gwv1.RouteParentStatus
+	for _, p := range r.parents {
+		kind, pk := parentKind(r.key.Namespace, p)
+		var candidates []*listener
+		var gw *gateway
+		var notAttached string
+		switch kind {
+		case "Gateway":
+			if gw = t.gateways[pk]; gw == nil {
+				continue
+			}
+			candidates = gw.own
+		case "ListenerSet":
+			ls := t.listenerSets[pk]
+			if ls == nil {
+				continue
+			}
+			gw, candidates = ls.gw, ls.listeners
+			if !ls.accepted {
+				notAttached = fmt.Sprintf("ListenerSet %s is not accepted by its Gateway: see its conditions", pk)
+			}
+		default:
+			continue
+		}
+		var conds conditions
+		gen := r.obj.GetGeneration()
+		accepted := string(gwv1.RouteConditionAccepted)
+		reason, message := t.bind(r, p, gw, candidates)
+		switch {
+		case notAttached != "":
+			conds.set(accepted, false, string(gwv1.RouteReasonNotAllowedByListeners), notAttached, gen)
+		case reason != "":
+			conds.set(accepted, false, reason, message, gen)
+		case len(r.invalidRules) > 0 && len(r.invalidRules) == r.rules:
+			conds.set(accepted, false, string(gwv1.RouteReasonUnsupportedValue),
+				"no rule is valid: "+strings.Join(r.invalidRules, "; "), gen)
+		default:
+			conds.set(accepted, true, string(gwv1.RouteReasonAccepted), "route is attached to "+describeParent(kind, pk, p), gen)
+		}
+		if r.refReason != "" {
+			conds.set(string(gwv1.RouteConditionResolvedRefs), false, string(r.refReason), strings.Join(r.refMessages, "; "), gen)
+		} else {
+			conds.set(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "all references resolved", gen)
+		}
+		if len(r.invalidRules) > 0 && len(r.invalidRules) < r.rules {
+			conds.set(string(gwv1.RouteConditionPartiallyInvalid), true, string(gwv1.RouteReasonUnsupportedValue),
+				"rules left out of the route table: "+strings.Join(r.invalidRules, "; "), gen)
+		}
+		out = append(out, gwv1.RouteParentStatus{ParentRef: p, ControllerName: t.controller, Conditions: conds})
+	}
+	return out
+}
+
+func describeParent(kind string, k types.NamespacedName, p gwv1.ParentReference) string {
+	s := kind + " " + k.String()
+	if p.SectionName != nil {
+		s += " listener " + string(*p.SectionName)
+	}
+	if p.Port != nil {
+		s += fmt.Sprintf(" port %d", *p.Port)
+	}
+	return s
+}
+
+// bind attaches r to the candidate listeners p selects. It returns a reason
+// and message when it attaches to none.
+func (t *translator) bind(r *route, p gwv1.ParentReference, gw *gateway, candidates []*listener) (string, string) {
+	var selected []*listener
+	for _, l := range candidates {
+		if p.SectionName != nil && *p.SectionName != l.name {
+			continue
+		}
+		if p.Port != nil && *p.Port != l.port {
+			continue
+		}
+		selected = append(selected, l)
+	}
+	if len(selected) == 0 {
+		return string(gwv1.RouteReasonNoMatchingParent), noListenerMessage(p)
+	}
+	var allowed []*listener
+	var why []string
+	for _, l := range selected {
+		switch {
+		case !l.usable():
+			why = append(why, fmt.Sprintf("listener %s is not valid", l.ref()))
+		case !l.allowsKind(r.kind):
+			why = append(why, fmt.Sprintf("listener %s does not allow %s", l.ref(), r.kind))
+		case !l.allowsNamespace(t, r.key.Namespace):
+			why = append(why, fmt.Sprintf("listener %s does not allow routes from namespace %q (allowedRoutes.namespaces.from: %s)", l.ref(), r.key.Namespace, l.from))
+		default:
+			allowed = append(allowed, l)
+		}
+	}
+	if len(allowed) == 0 {
+		return string(gwv1.RouteReasonNotAllowedByListeners), strings.Join(why, "; ")
+	}
+	type binding struct {
+		l     *listener
+		hosts []string
+	}
+	var matched []binding
+	for _, l := range allowed {
+		if hosts := intersectHostnames(l.hostname, r.hostnames); len(hosts) > 0 {
+			matched = append(matched, binding{l, hosts})
+		}
+	}
+	if len(matched) == 0 {
+		return string(gwv1.RouteReasonNoMatchingListenerHostname),
+			fmt.Sprintf("no hostname of the route (%s) matches a listener's hostname (%s)", strings.Join(r.hostnames, ", "), listenerHostnames(allowed))
+	}
+	var denied *Decision
+	bound := 0
+	for _, b := range matched {
+		req := AttachmentRequest{Kind: r.kind, Route: r.obj, Gateway: gw.obj, Listener: b.l.name, Hostnames: b.hosts}
+		if b.l.set != nil {
+			req.ListenerSet = b.l.set.obj
+		}
+		d := t.authorizer.AuthorizeAttachment(req)
+		if !d.Allowed {
+			if denied == nil {
+				denied = &d
+			}
+			continue
+		}
+		b.l.attach(r, b.hosts)
+		bound++
+	}
+	if bound == 0 {
+		reason := denied.Reason
+		if reason == "" {
+			reason = ReasonNotAuthorized
+		}
+		return reason, denied.Message
+	}
+	for _, svc := range r.services {
+		if t.backendUse[svc] == nil {
+			t.backendUse[svc] = map[types.NamespacedName]bool{}
+		}
+		t.backendUse[svc][gw.key] = true
+	}
+	return "", ""
+}
+
+func (l *listener) attach(r *route, hosts []string) {
+	if r.counted == nil {
+		r.counted = map[*listener]bool{}
+	}
+	if r.counted[l] {
+		// A second parentRef selecting the same listener adds hostnames only.
+		for _, a := range l.routes {
+			if a.route == r {
+				for _, h := range hosts {
+					if !contains(a.hostnames, h) {
+						a.hostnames = append(a.hostnames, h)
+					}
+				}
+			}
+		}
+		return
+	}
+	r.counted[l] = true
+	l.attached++
+	l.routes = append(l.routes, &attachment{route: r, hostnames: hosts})
+}
+
+func noListenerMessage(p gwv1.ParentReference) string {
+	switch {
+	case p.SectionName != nil && p.Port != nil:
+		return fmt.Sprintf("no listener named %q on port %d", *p.SectionName, *p.Port)
+	case p.SectionName != nil:
+		return fmt.Sprintf("no listener named %q", *p.SectionName)
+	case p.Port != nil:
+		return fmt.Sprintf("no listener on port %d", *p.Port)
+	}
+	return "the parent has no listeners"
+}
+
+func listenerHostnames(ls []*listener) string {
+	var hs []string
+	for _, l := range ls {
+		h := l.hostname
+		if h == "" {
+			h = "any"
+		}
+		if !contains(hs, h) {
+			hs = append(hs, h)
+		}
+	}
+	return strings.Join(hs, ", ")
+}

@@ -1,0 +1,179 @@
+// Package translate turns one cluster's Gateway API objects into the status
+// of every object Gatehouse owns and one compiled route table per Gateway.
+//
+// Translate is a pure function: everything it needs is in its Input, it
+// talks to no cluster, keeps no state between calls and produces the same
+// Output for the same Input. Gateway API semantics live here.
+package translate
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// ControllerName is the controllerName of the GatewayClasses Gatehouse owns.
+const ControllerName gwv1.GatewayController = "gatehouse.dev/gateway-controller"
+
+// Input is one cluster's objects, as read from its cache.
+type Input struct {
+	// ControllerName defaults to ControllerName.
+	ControllerName gwv1.GatewayController
+
+	GatewayClasses     []*gwv1.GatewayClass
+	Gateways           []*gwv1.Gateway
+	ListenerSets       []*gwv1.ListenerSet
+	HTTPRoutes         []*gwv1.HTTPRoute
+	GRPCRoutes         []*gwv1.GRPCRoute
+	ReferenceGrants    []*gwv1.ReferenceGrant
+	ReferenceGrantsV1B []*gwv1beta1.ReferenceGrant
+	BackendTLSPolicies []*gwv1.BackendTLSPolicy
+	Namespaces         []*corev1.Namespace
+	Services           []*corev1.Service
+	EndpointSlices     []*discoveryv1.EndpointSlice
+	// Secrets and ConfigMaps that listeners and policies reference.
+	Secrets    []*corev1.Secret
+	ConfigMaps []*corev1.ConfigMap
+
+	// Authorizer decides tenancy and policy for each attachment; nil allows all.
+	Authorizer AttachmentAuthorizer
+	// Certificates resolves listener certificates; nil reads certificateRefs.
+	Certificates CertificateSource
+}
+
+// Output is the status of every object Gatehouse owns and the route tables.
+//
+// Conditions carry observedGeneration but no lastTransitionTime: the status
+// writer sets it when it merges them with what is stored (see package
+// operator/status), so that Output stays a function of Input alone.
+type Output struct {
+	GatewayClasses map[string]*gwv1.GatewayClassStatus
+	Gateways       map[types.NamespacedName]*gwv1.GatewayStatus
+	ListenerSets   map[types.NamespacedName]*gwv1.ListenerSetStatus
+	// Our entries of each route's status.parents, one per parentRef that
+	// names a Gateway or ListenerSet of ours.
+	HTTPRoutes         map[types.NamespacedName][]gwv1.RouteParentStatus
+	GRPCRoutes         map[types.NamespacedName][]gwv1.RouteParentStatus
+	BackendTLSPolicies map[types.NamespacedName][]gwv1.PolicyAncestorStatus
+	// One table per accepted Gateway.
+	Tables map[types.NamespacedName]*routetable.RouteTable
+}
+
+// AttachmentAuthorizer is the seam through which tenancy and policy decide
+// whether a route may attach to a listener. Translate asks once per route,
+// parentRef and listener that Gateway API semantics already allow.
+type AttachmentAuthorizer interface {
+	AuthorizeAttachment(AttachmentRequest) Decision
+}
+
+// AttachmentRequest describes one attachment that Gateway API allows.
+type AttachmentRequest struct {
+	// Kind is "HTTPRoute" or "GRPCRoute"; Route is the object itself.
+	Kind  string
+	Route RouteObject
+	// Gateway is the Gateway the listener belongs to; ListenerSet is set when
+	// the listener comes from one.
+	Gateway     *gwv1.Gateway
+	ListenerSet *gwv1.ListenerSet
+	Listener    gwv1.SectionName
+	// Hostnames are the route's hostnames after intersection with the listener.
+	Hostnames []string
+}
+
+// RouteObject is what every route kind has in common.
+type RouteObject interface {
+	GetNamespace() string
+	GetName() string
+	GetGeneration() int64
+	GetLabels() map[string]string
+	GetAnnotations() map[string]string
+}
+
+// Decision is an authorizer's answer. A denial becomes Accepted=False on the
+// route's parent status with Reason and Message.
+type Decision struct {
+	Allowed bool
+	Reason  string
+	Message string
+}
+
+// CertificateSource is the seam that supplies listener certificates. The
+// default resolves the listener's certificateRefs against Input.Secrets; the
+// certificate controller substitutes cert-manager issued key pairs.
+type CertificateSource interface {
+	ListenerCertificates(ListenerCertificateRequest) CertificateResult
+}
+
+// ListenerCertificateRequest names an HTTPS listener.
+type ListenerCertificateRequest struct {
+	Gateway     *gwv1.Gateway
+	ListenerSet *gwv1.ListenerSet
+	Listener    gwv1.SectionName
+	Hostname    string
+	TLS         *gwv1.ListenerTLSConfig
+}
+
+// CertificateResult lists the key pairs to serve by name, or why it cannot.
+type CertificateResult struct {
+	// Names of key pairs, in the order of preference.
+	KeyPairs []string
+	// When Reason is set, the listener's ResolvedRefs is False with it.
+	Reason  gwv1.ListenerConditionReason
+	Message string
+}
+
+// Translate computes statuses and route tables for one cluster.
+func Translate(in Input) Output {
+	t := newTranslator(in)
+	t.gatewayClasses()
+	t.buildGateways()
+	t.attachRoutes()
+	t.listenerStatuses()
+	t.compile()
+	t.backendTLSPolicies()
+	return t.out
+}
+
+// parseDuration reads a Gateway API Duration (GEP-2257: whole numbers with
+// units h, m, s, ms, at most one of each, in that order).
+func parseDuration(d gwv1.Duration) (time.Duration, bool) {
+	s := string(d)
+	if s == "" || len(s) > 20 {
+		return 0, false
+	}
+	units := []string{"h", "m", "s", "ms"}
+	last := -1
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j == i || j-i > 5 {
+			return 0, false
+		}
+		k := j
+		for k < len(s) && (s[k] < '0' || s[k] > '9') {
+			k++
+		}
+		unit := s[j:k]
+		idx := -1
+		for u, name := range units {
+			if unit == name {
+				idx = u
+			}
+		}
+		if idx <= last {
+			return 0, false
+		}
+		last = idx
+		i = k
+	}
+	v, err := time.ParseDuration(s)
+	return v, err == nil
+}
