@@ -181,9 +181,9 @@ func usedGateways(docs []obj, goSource string) map[string]bool {
 // those a listener refers to.
 func suiteSecrets(objs []obj) []obj {
 	created := map[string]bool{
-		"gateway-conformance-web-backend/certificate":               true,
-		"gateway-conformance-infra/tls-validity-checks-certificate": true,
-		"gateway-conformance-infra/tls-checks-certificate":          true,
+		"gateway-conformance-web-backend/certificate":                true,
+		"gateway-conformance-infra/tls-validity-checks-certificate":  true,
+		"gateway-conformance-infra/tls-checks-certificate":           true,
 		"gateway-conformance-infra/tls-terminate-checks-certificate": true,
 	}
 	have := map[string]bool{}
