@@ -24,55 +24,80 @@ type resolvedBackend struct {
 }
 
 // backend resolves one backendRef of a route of the given kind in namespace
-// routeNS. Backends are built once per translation and shared by routes.
-func (t *translator) backend(routeKind, routeNS string, r gwv1.BackendObjectReference, field string, grpc bool) resolvedBackend {
-	group, kind := "", "Service"
+// routeNS. Backends are built once per translation and shared by routes;
+// resolutions are cached, as many routes name the same Services.
+func (t *translator) backend(routeKind, routeNS string, r gwv1.BackendObjectReference, field fieldPath, grpc bool) resolvedBackend {
+	ck := backendKey{routeKind: routeKind, routeNS: routeNS, name: string(r.Name), grpc: grpc}
 	if r.Group != nil {
-		group = string(*r.Group)
+		ck.group = string(*r.Group)
 	}
+	ck.kind = "Service"
 	if r.Kind != nil {
-		kind = string(*r.Kind)
+		ck.kind = string(*r.Kind)
 	}
-	if group != "" || kind != "Service" {
-		return resolvedBackend{reason: gwv1.RouteReasonInvalidKind,
-			message: fmt.Sprintf("%s: backend kind %s/%s is not supported: refer to a Service", field, orCore(group), kind)}
-	}
-	ns := routeNS
+	ck.ns = routeNS
 	if r.Namespace != nil && *r.Namespace != "" {
-		ns = string(*r.Namespace)
+		ck.ns = string(*r.Namespace)
 	}
-	svcKey := key(ns, string(r.Name))
-	if !t.grants.allowed(ref{gwv1.GroupName, routeKind, routeNS, ""}, ref{"", "Service", ns, string(r.Name)}) {
+	if r.Port != nil {
+		ck.port = *r.Port
+	}
+	res, ok := t.resolved[ck]
+	if !ok {
+		res = t.resolveBackend(ck, r.Port != nil)
+		t.resolved[ck] = res
+	}
+	if res.reason != "" {
+		res.message = field.String() + ": " + res.message
+	}
+	return res
+}
+
+// backendKey is what resolving a backendRef depends on.
+type backendKey struct {
+	routeKind, routeNS   string
+	group, kind, ns, name string
+	port                 int32
+	grpc                 bool
+}
+
+func (t *translator) resolveBackend(k backendKey, hasPort bool) resolvedBackend {
+	if k.group != "" || k.kind != "Service" {
+		return resolvedBackend{reason: gwv1.RouteReasonInvalidKind,
+			message: fmt.Sprintf("backend kind %s/%s is not supported: refer to a Service", orCore(k.group), k.kind)}
+	}
+	svcKey := key(k.ns, k.name)
+	if !t.grants.allowed(ref{gwv1.GroupName, k.routeKind, k.routeNS, ""}, ref{"", "Service", k.ns, k.name}) {
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonRefNotPermitted,
-			message: fmt.Sprintf("%s: Service %s is in another namespace and no ReferenceGrant in %q allows %ss from %q to refer to it: add one",
-				field, svcKey, ns, routeKind, routeNS)}
+			message: fmt.Sprintf("Service %s is in another namespace and no ReferenceGrant in %q allows %ss from %q to refer to it: add one",
+				svcKey, k.ns, k.routeKind, k.routeNS)}
 	}
 	svc := t.services[svcKey]
 	if svc == nil {
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonBackendNotFound,
-			message: fmt.Sprintf("%s: Service %s does not exist", field, svcKey)}
+			message: fmt.Sprintf("Service %s does not exist", svcKey)}
 	}
-	if r.Port == nil {
+	if !hasPort {
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonBackendNotFound,
-			message: fmt.Sprintf("%s: a port is required for Service %s", field, svcKey)}
+			message: fmt.Sprintf("a port is required for Service %s", svcKey)}
 	}
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonUnsupportedProtocol,
-			message: fmt.Sprintf("%s: Service %s is of type ExternalName, which Gatehouse does not route to: use a Service with endpoints", field, svcKey)}
+			message: fmt.Sprintf("Service %s is of type ExternalName, which Gatehouse does not route to: use a Service with endpoints", svcKey)}
 	}
 	var port *corev1.ServicePort
 	for i := range svc.Spec.Ports {
-		if svc.Spec.Ports[i].Port == *r.Port {
+		if svc.Spec.Ports[i].Port == k.port {
 			port = &svc.Spec.Ports[i]
 		}
 	}
 	if port == nil {
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonBackendNotFound,
-			message: fmt.Sprintf("%s: Service %s has no port %d", field, svcKey, *r.Port)}
+			message: fmt.Sprintf("Service %s has no port %d", svcKey, k.port)}
 	}
 	proto := appProtocol(port.AppProtocol)
 	name := svcKey.String() + ":" + strconv.Itoa(int(port.Port))
-	if grpc && proto == routetable.AppProtocol_HTTP1 {
+	if k.grpc && proto == routetable.AppProtocol_HTTP1 {
 		// gRPC needs HTTP/2; without TLS that is h2c.
 		proto = routetable.AppProtocol_H2C
 		name += "@h2c"

@@ -14,12 +14,25 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
-// tlsPolicy is a BackendTLSPolicy after validation.
+// tlsPolicy is a BackendTLSPolicy after validation. An invalid policy still
+// applies: connections through it must fail rather than go out unverified.
 type tlsPolicy struct {
-	obj     *gwv1.BackendTLSPolicy
-	tls     *routetable.BackendTLS
-	reason  gwv1.PolicyConditionReason
-	message string
+	obj *gwv1.BackendTLSPolicy
+	tls *routetable.BackendTLS
+	// acceptReason is set when Accepted is False; resolveReason when
+	// ResolvedRefs is False.
+	acceptReason  gwv1.PolicyConditionReason
+	resolveReason gwv1.PolicyConditionReason
+	message       string
+	// conflictsWith names the older policy that wins the same target.
+	conflictsWith string
+}
+
+func (tp *tlsPolicy) invalid(accept, resolve gwv1.PolicyConditionReason, message string) *tlsPolicy {
+	tp.acceptReason, tp.resolveReason, tp.message = accept, resolve, message
+	// No trust anchor at all: every handshake through this policy fails.
+	tp.tls = &routetable.BackendTLS{Sni: tp.tls.Sni}
+	return tp
 }
 
 // indexTLSPolicies validates every BackendTLSPolicy and indexes it by the
@@ -31,6 +44,7 @@ func (t *translator) indexTLSPolicies() {
 		return compareAge(a.CreationTimestamp, b.CreationTimestamp, key(a.Namespace, a.Name), key(b.Namespace, b.Name))
 	})
 	t.tlsPolicyOf = map[types.NamespacedName]*tlsPolicy{}
+	owner := map[string]*gwv1.BackendTLSPolicy{} // "ns/service#section" → the policy that holds it
 	for _, p := range policies {
 		tp := t.validateTLSPolicy(p)
 		t.tlsPolicyOf[key(p.Namespace, p.Name)] = tp
@@ -38,6 +52,18 @@ func (t *translator) indexTLSPolicies() {
 			if target.Group != "" || target.Kind != "Service" {
 				continue
 			}
+			section := ""
+			if target.SectionName != nil {
+				section = string(*target.SectionName)
+			}
+			id := p.Namespace + "/" + string(target.Name) + "#" + section
+			if prev := owner[id]; prev != nil {
+				if tp.conflictsWith == "" {
+					tp.conflictsWith = key(prev.Namespace, prev.Name).String()
+				}
+				continue
+			}
+			owner[id] = p
 			svc := key(p.Namespace, string(target.Name))
 			t.tlsPolicies[svc] = append(t.tlsPolicies[svc], p)
 		}
@@ -57,9 +83,8 @@ func (t *translator) validateTLSPolicy(p *gwv1.BackendTLSPolicy) *tlsPolicy {
 	}
 	if v.WellKnownCACertificates != nil {
 		if *v.WellKnownCACertificates != gwv1.WellKnownCACertificatesSystem {
-			tp.reason = gwv1.PolicyReasonInvalid
-			tp.message = fmt.Sprintf("spec.validation.wellKnownCACertificates: %q is not supported: use System", *v.WellKnownCACertificates)
-			return tp
+			return tp.invalid(gwv1.PolicyReasonInvalid, "",
+				fmt.Sprintf("spec.validation.wellKnownCACertificates: %q is not supported: use System", *v.WellKnownCACertificates))
 		}
 		tp.tls.UseSystemRoots = true
 		return tp
@@ -68,15 +93,13 @@ func (t *translator) validateTLSPolicy(p *gwv1.BackendTLSPolicy) *tlsPolicy {
 	for i, r := range v.CACertificateRefs {
 		field := fmt.Sprintf("spec.validation.caCertificateRefs[%d]", i)
 		if r.Group != "" || r.Kind != "ConfigMap" {
-			tp.reason = gwv1.BackendTLSPolicyReasonInvalidKind
-			tp.message = fmt.Sprintf("%s: %s/%s cannot hold CA certificates: refer to a ConfigMap", field, orCore(string(r.Group)), r.Kind)
-			return tp
+			return tp.invalid(gwv1.BackendTLSPolicyReasonNoValidCACertificate, gwv1.BackendTLSPolicyReasonInvalidKind,
+				fmt.Sprintf("%s: %s/%s cannot hold CA certificates: refer to a ConfigMap", field, orCore(string(r.Group)), r.Kind))
 		}
 		cm := t.configMaps[key(p.Namespace, string(r.Name))]
 		if msg := validCABundle(cm); msg != "" {
-			tp.reason = gwv1.BackendTLSPolicyReasonInvalidCACertificateRef
-			tp.message = fmt.Sprintf("%s: ConfigMap %s/%s %s", field, p.Namespace, r.Name, msg)
-			return tp
+			return tp.invalid(gwv1.BackendTLSPolicyReasonNoValidCACertificate, gwv1.BackendTLSPolicyReasonInvalidCACertificateRef,
+				fmt.Sprintf("%s: ConfigMap %s/%s %s", field, p.Namespace, r.Name, msg))
 		}
 		bundle.WriteString(cm.Data["ca.crt"])
 		if !strings.HasSuffix(cm.Data["ca.crt"], "\n") {
@@ -125,9 +148,6 @@ func (t *translator) backendTLS(svc *corev1.Service, port *corev1.ServicePort) *
 	}
 	for _, p := range t.tlsPolicies[key(svc.Namespace, svc.Name)] {
 		tp := t.tlsPolicyOf[key(p.Namespace, p.Name)]
-		if tp.reason != "" {
-			continue
-		}
 		for _, target := range p.Spec.TargetRefs {
 			if string(target.Name) != svc.Name {
 				continue
@@ -164,14 +184,7 @@ func (t *translator) backendTLSPolicies() {
 		slices.SortFunc(keys, compareKeys)
 		var ancestors []gwv1.PolicyAncestorStatus
 		for _, gk := range keys {
-			var conds conditions
-			if tp.reason != "" {
-				conds.set(string(gwv1.PolicyConditionAccepted), false, string(gwv1.PolicyReasonInvalid), tp.message, p.Generation)
-				conds.set(string(gwv1.BackendTLSPolicyConditionResolvedRefs), false, string(tp.reason), tp.message, p.Generation)
-			} else {
-				conds.set(string(gwv1.PolicyConditionAccepted), true, string(gwv1.PolicyReasonAccepted), "policy is applied to the backend", p.Generation)
-				conds.set(string(gwv1.BackendTLSPolicyConditionResolvedRefs), true, string(gwv1.BackendTLSPolicyReasonResolvedRefs), "all references resolved", p.Generation)
-			}
+			conds := tp.conditions()
 			group, kind, ns := gwv1.Group(gwv1.GroupName), gwv1.Kind("Gateway"), gwv1.Namespace(gk.Namespace)
 			ancestors = append(ancestors, gwv1.PolicyAncestorStatus{
 				AncestorRef:    gwv1.ParentReference{Group: &group, Kind: &kind, Namespace: &ns, Name: gwv1.ObjectName(gk.Name)},
@@ -181,4 +194,25 @@ func (t *translator) backendTLSPolicies() {
 		}
 		t.out.BackendTLSPolicies[pk] = ancestors
 	}
+}
+
+func (tp *tlsPolicy) conditions() conditions {
+	var conds conditions
+	gen := tp.obj.Generation
+	accepted, resolved := string(gwv1.PolicyConditionAccepted), string(gwv1.BackendTLSPolicyConditionResolvedRefs)
+	switch {
+	case tp.conflictsWith != "":
+		conds.set(accepted, false, string(gwv1.PolicyReasonConflicted),
+			"BackendTLSPolicy "+tp.conflictsWith+" is older and targets the same Service port: only it applies", gen)
+	case tp.acceptReason != "":
+		conds.set(accepted, false, string(tp.acceptReason), tp.message+"; connections to the backend fail until this is fixed", gen)
+	default:
+		conds.set(accepted, true, string(gwv1.PolicyReasonAccepted), "policy is applied to the backend", gen)
+	}
+	if tp.resolveReason != "" {
+		conds.set(resolved, false, string(tp.resolveReason), tp.message, gen)
+	} else {
+		conds.set(resolved, true, string(gwv1.BackendTLSPolicyReasonResolvedRefs), "all references resolved", gen)
+	}
+	return conds
 }

@@ -3,6 +3,7 @@ package translate
 import (
 	"cmp"
 	"slices"
+	"strings"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -50,10 +51,11 @@ func (t *translator) compileListener(l *listener, used map[string]bool) *routeta
 		out.Protocol = routetable.Protocol_HTTPS
 		out.Tls = &routetable.ListenerTLS{Certificates: l.certificates}
 	}
-	hosts := map[string][]*entry{}
+	// Routes by the hostname they were attached for.
+	hosts := map[string][]*attachment{}
 	for _, a := range l.routes {
 		for _, h := range a.hostnames {
-			hosts[h] = append(hosts[h], a.route.entries...)
+			hosts[h] = append(hosts[h], a)
 		}
 		for _, b := range a.route.backends {
 			used[b] = true
@@ -65,15 +67,95 @@ func (t *translator) compileListener(l *listener, used map[string]bool) *routeta
 	}
 	slices.SortFunc(domains, compareDomains)
 	for _, d := range domains {
-		entries := hosts[d]
-		slices.SortStableFunc(entries, compareEntries)
-		vh := &routetable.VirtualHost{Domain: d, Routes: make([]*routetable.Route, len(entries))}
-		for i, e := range entries {
-			vh.Routes[i] = e.r
-		}
-		out.VirtualHosts = append(out.VirtualHosts, vh)
+		out.VirtualHosts = append(out.VirtualHosts, virtualHost(d, hosts))
 	}
 	return out
+}
+
+// virtualHost gathers every route that serves requests for domain d: those
+// attached for d itself and those attached for a wildcard (or "*") that
+// covers it. A request picks the most specific virtual host and must still
+// fall through to less specific routes there, so they are all listed, ranked
+// first by how specifically each route's own hostnames name d.
+func virtualHost(d string, hosts map[string][]*attachment) *routetable.VirtualHost {
+	var ranked []rankedEntry
+	seen := map[*route]bool{}
+	for _, cover := range coveringDomains(d) {
+		for _, a := range hosts[cover] {
+			if seen[a.route] {
+				continue
+			}
+			seen[a.route] = true
+			class, length := routeHostnameRank(a.route.hostnames, d)
+			for _, e := range a.route.entries {
+				ranked = append(ranked, rankedEntry{e, class, length})
+			}
+		}
+	}
+	slices.SortFunc(ranked, compareRanked)
+	vh := &routetable.VirtualHost{Domain: d, Routes: make([]*routetable.Route, len(ranked))}
+	for i, r := range ranked {
+		vh.Routes[i] = r.e.r
+	}
+	return vh
+}
+
+// coveringDomains lists d and every domain that also admits d's requests:
+// wildcards over its suffixes, then the catch-all.
+func coveringDomains(d string) []string {
+	out := []string{d}
+	rest := strings.TrimPrefix(d, "*.")
+	if d == "*" {
+		return out
+	}
+	for {
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			break
+		}
+		rest = rest[i+1:]
+		out = append(out, "*."+rest)
+	}
+	return append(out, "*")
+}
+
+// routeHostnameRank says how specifically a route's own hostnames name the
+// virtual host d: an exact hostname (0) before a wildcard (1, longer first)
+// before a route with no hostname (2).
+func routeHostnameRank(hostnames []string, d string) (int, int) {
+	best, bestLen := 2, 0
+	for _, h := range hostnames {
+		switch {
+		case h == d && !strings.HasPrefix(h, "*."):
+			return 0, -len(h)
+		case strings.HasPrefix(h, "*.") && (h == d || wildcardCovers(h, d)):
+			if best > 1 || -len(h) < bestLen {
+				best, bestLen = 1, -len(h)
+			}
+		}
+	}
+	return best, bestLen
+}
+
+// wildcardCovers reports whether wildcard "*.s" admits d (a name or a narrower wildcard).
+func wildcardCovers(wildcard, d string) bool {
+	return wildcardMatches(wildcard, strings.TrimPrefix(d, "*."))
+}
+
+type rankedEntry struct {
+	e         *entry
+	hostClass int
+	hostLen   int
+}
+
+func compareRanked(a, b rankedEntry) int {
+	if c := cmp.Compare(a.hostClass, b.hostClass); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.hostLen, b.hostLen); c != 0 {
+		return c
+	}
+	return compareEntries(a.e, b.e)
 }
 
 func compareDomains(a, b string) int {

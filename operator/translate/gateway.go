@@ -155,7 +155,7 @@ func (t *translator) gatewayStatus(gw *gateway) {
 	var invalid []string
 	valid := 0
 	for _, l := range gw.own {
-		if l.usable() {
+		if l.accepted() {
 			valid++
 		} else {
 			invalid = append(invalid, string(l.name))
@@ -187,7 +187,7 @@ func (t *translator) gatewayStatus(gw *gateway) {
 	if len(gw.sets) > 0 || g.Spec.AllowedListeners != nil {
 		n := int32(0)
 		for _, ls := range gw.sets {
-			if ls.hasUsableListener() {
+			if ls.hasAcceptedListener() {
 				n++
 			}
 		}
@@ -196,9 +196,9 @@ func (t *translator) gatewayStatus(gw *gateway) {
 	t.out.Gateways[gw.key] = status
 }
 
-func (ls *listenerSet) hasUsableListener() bool {
+func (ls *listenerSet) hasAcceptedListener() bool {
 	for _, l := range ls.listeners {
-		if l.usable() {
+		if l.accepted() {
 			return true
 		}
 	}
@@ -210,7 +210,7 @@ func (t *translator) listenerSetStatus(ls *listenerSet) {
 	status := &gwv1.ListenerSetStatus{}
 	var invalid []string
 	for _, l := range ls.listeners {
-		if !l.usable() {
+		if !l.accepted() {
 			invalid = append(invalid, string(l.name))
 		}
 	}
@@ -232,7 +232,8 @@ func (t *translator) listenerSetStatus(ls *listenerSet) {
 	if ls.accepted {
 		ls.conds.set(programmed, true, string(gwv1.ListenerSetReasonProgrammed), "route table compiled", s.Generation)
 	} else {
-		ls.conds.set(programmed, false, string(gwv1.ListenerSetReasonInvalid), "the ListenerSet is not accepted", s.Generation)
+		// Not accepted: Programmed carries the same reason.
+		ls.conds.set(programmed, false, ls.conds.get(accepted).Reason, "the ListenerSet is not accepted: see Accepted", s.Generation)
 	}
 	status.Conditions = ls.conds
 	t.out.ListenerSets[ls.key] = status

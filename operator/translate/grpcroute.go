@@ -20,7 +20,7 @@ func (t *translator) compileGRPCRoute(gr *gwv1.GRPCRoute) *route {
 	}
 	for i := range gr.Spec.Rules {
 		rule := &gr.Spec.Rules[i]
-		field := fmt.Sprintf("spec.rules[%d]", i)
+		field := fieldPath{rule: i}
 		rc := ruleCompiler{t: t, r: r, field: field}
 		action := rc.grpcRule(rule)
 		matches := rule.Matches
@@ -29,7 +29,7 @@ func (t *translator) compileGRPCRoute(gr *gwv1.GRPCRoute) *route {
 		}
 		var entries []*entry
 		for j := range matches {
-			e, problem := grpcMatch(&matches[j], fmt.Sprintf("%s.matches[%d]", field, j))
+			e, problem := t.grpcMatch(&matches[j], field.at("matches", j))
 			if problem != "" {
 				entries = nil
 				r.invalidRules = append(r.invalidRules, problem)
@@ -49,7 +49,7 @@ func (c ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
 	a := &ruleAction{route: &routetable.RouteAction{}}
 	for i := range rule.Filters {
 		f := &rule.Filters[i]
-		ff := fmt.Sprintf("%s.filters[%d]", c.field, i)
+		ff := c.field.at("filters", i)
 		switch f.Type {
 		case gwv1.GRPCRouteFilterRequestHeaderModifier:
 			a.reqHeaders = mergeMutation(a.reqHeaders, headerMutation(f.RequestHeaderModifier))
@@ -69,7 +69,7 @@ func (c ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
 	total := uint32(0)
 	for i := range rule.BackendRefs {
 		br := &rule.BackendRefs[i]
-		wb := c.weighted(br.BackendObjectReference, br.Weight, fmt.Sprintf("%s.backendRefs[%d]", c.field, i))
+		wb := c.weighted(br.BackendObjectReference, br.Weight, c.field.at("backendRefs", i))
 		for j := range br.Filters {
 			bf := &br.Filters[j]
 			switch bf.Type {
@@ -95,7 +95,7 @@ func (c ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
 // grpcMatch turns a gRPC method match into a path match: service and method
 // → exact "/service/method"; service only → prefix "/service"; method only
 // or regular expressions → an anchored regex over the path.
-func grpcMatch(m *gwv1.GRPCRouteMatch, field string) (*entry, string) {
+func (t *translator) grpcMatch(m *gwv1.GRPCRouteMatch, field fieldPath) (*entry, string) {
 	e := &entry{r: &routetable.Route{Match: &routetable.RouteMatch{Method: http.MethodPost}}, method: true}
 	rm := e.r.Match
 	if mm := m.Method; mm != nil {
@@ -119,7 +119,7 @@ func grpcMatch(m *gwv1.GRPCRouteMatch, field string) (*entry, string) {
 				method = "[^/]+"
 			}
 			re := "/(?:" + svc + ")/(?:" + method + ")"
-			if _, err := regexp.Compile(re); err != nil {
+			if err := t.validRegex(re); err != nil {
 				return nil, fmt.Sprintf("%s.method: not an RE2 regular expression: %v", field, err)
 			}
 			rm.Path, e.pathClass = &routetable.RouteMatch_Regex{Regex: re}, 1
@@ -138,7 +138,7 @@ func grpcMatch(m *gwv1.GRPCRouteMatch, field string) (*entry, string) {
 		seen[name] = true
 		hm := &routetable.HeaderMatcher{Name: name}
 		if h.Type != nil && *h.Type == gwv1.GRPCHeaderMatchRegularExpression {
-			if _, err := regexp.Compile(h.Value); err != nil {
+			if err := t.validRegex(h.Value); err != nil {
 				return nil, fmt.Sprintf("%s.headers[%d].value: %q is not an RE2 regular expression: %v", field, i, h.Value, err)
 			}
 			hm.Value = &routetable.HeaderMatcher_Regex{Regex: h.Value}

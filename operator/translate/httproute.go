@@ -19,11 +19,11 @@ func (t *translator) compileHTTPRoute(hr *gwv1.HTTPRoute) *route {
 	}
 	for i := range hr.Spec.Rules {
 		rule := &hr.Spec.Rules[i]
-		field := fmt.Sprintf("spec.rules[%d]", i)
+		field := fieldPath{rule: i}
 		rc := ruleCompiler{t: t, r: r, field: field}
 		action, problem := rc.httpRule(rule)
 		if problem != "" {
-			r.invalidRules = append(r.invalidRules, field+": "+problem)
+			r.invalidRules = append(r.invalidRules, problem)
 			continue
 		}
 		matches := rule.Matches
@@ -32,9 +32,9 @@ func (t *translator) compileHTTPRoute(hr *gwv1.HTTPRoute) *route {
 		}
 		var entries []*entry
 		for j := range matches {
-			e, problem := httpMatch(&matches[j], fmt.Sprintf("%s.matches[%d]", field, j))
+			e, problem := t.httpMatch(&matches[j], field.at("matches", j))
 			if problem == "" && action.needsPrefix && e.pathClass != 2 {
-				problem = fmt.Sprintf("%s.matches[%d]: ReplacePrefixMatch needs a PathPrefix match", field, j)
+				problem = field.at("matches", j).String() + ": ReplacePrefixMatch needs a PathPrefix match"
 			}
 			if problem != "" {
 				entries = nil
@@ -97,7 +97,7 @@ func (a *ruleAction) apply(r *routetable.Route) {
 type ruleCompiler struct {
 	t     *translator
 	r     *route
-	field string
+	field fieldPath
 }
 
 // httpRule compiles a rule's filters, backends, timeouts and retries. A
@@ -107,7 +107,7 @@ func (c ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
 	var unsupported string
 	for i := range rule.Filters {
 		f := &rule.Filters[i]
-		ff := fmt.Sprintf("%s.filters[%d]", c.field, i)
+		ff := c.field.at("filters", i)
 		switch f.Type {
 		case gwv1.HTTPRouteFilterRequestHeaderModifier:
 			a.reqHeaders = mergeMutation(a.reqHeaders, headerMutation(f.RequestHeaderModifier))
@@ -115,13 +115,13 @@ func (c ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
 			a.respHeaders = mergeMutation(a.respHeaders, headerMutation(f.ResponseHeaderModifier))
 		case gwv1.HTTPRouteFilterRequestRedirect:
 			if f.RequestRedirect == nil {
-				return nil, ff + ": requestRedirect is missing"
+				return nil, ff.String() + ": requestRedirect is missing"
 			}
 			a.redirect = redirect(f.RequestRedirect)
 			a.needsPrefix = a.needsPrefix || isPrefixReplace(f.RequestRedirect.Path)
 		case gwv1.HTTPRouteFilterURLRewrite:
 			if f.URLRewrite == nil {
-				return nil, ff + ": urlRewrite is missing"
+				return nil, ff.String() + ": urlRewrite is missing"
 			}
 			if f.URLRewrite.Hostname != nil {
 				a.route.HostRewrite = string(*f.URLRewrite.Hostname)
@@ -157,7 +157,7 @@ func (c ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
 	total := uint32(0)
 	for i := range rule.BackendRefs {
 		br := &rule.BackendRefs[i]
-		wb := c.weighted(br.BackendObjectReference, br.Weight, fmt.Sprintf("%s.backendRefs[%d]", c.field, i))
+		wb := c.weighted(br.BackendObjectReference, br.Weight, c.field.at("backendRefs", i))
 		for j := range br.Filters {
 			bf := &br.Filters[j]
 			switch bf.Type {
@@ -181,7 +181,7 @@ func (c ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
 	return a, ""
 }
 
-func (c ruleCompiler) weighted(ref gwv1.BackendObjectReference, weight *int32, field string) *routetable.WeightedBackend {
+func (c ruleCompiler) weighted(ref gwv1.BackendObjectReference, weight *int32, field fieldPath) *routetable.WeightedBackend {
 	w := uint32(1)
 	if weight != nil {
 		w = uint32(max(*weight, 0))
@@ -195,11 +195,12 @@ func (c ruleCompiler) weighted(ref gwv1.BackendObjectReference, weight *int32, f
 	return &routetable.WeightedBackend{Backend: b.name, Weight: w}
 }
 
-func (c ruleCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, field string) *routetable.RequestMirror {
+func (c ruleCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, field fieldPath) *routetable.RequestMirror {
 	if m == nil {
 		return nil
 	}
-	b := c.t.backend(c.r.kind, c.r.key.Namespace, m.BackendRef, field+".requestMirror.backendRef", c.r.kind == kindGRPCRoute)
+	field.sub = ".requestMirror.backendRef"
+	b := c.t.backend(c.r.kind, c.r.key.Namespace, m.BackendRef, field, c.r.kind == kindGRPCRoute)
 	c.r.useBackend(b)
 	if b.reason != "" {
 		c.r.unresolved(b.reason, b.message)
@@ -266,7 +267,7 @@ func (c ruleCompiler) retry(r *gwv1.HTTPRouteRetry, a *routetable.RouteAction) s
 }
 
 // httpMatch compiles one match into a table route without its action.
-func httpMatch(m *gwv1.HTTPRouteMatch, field string) (*entry, string) {
+func (t *translator) httpMatch(m *gwv1.HTTPRouteMatch, field fieldPath) (*entry, string) {
 	e := &entry{r: &routetable.Route{Match: &routetable.RouteMatch{}}}
 	rm := e.r.Match
 	typ, value := gwv1.PathMatchPathPrefix, "/"
@@ -287,7 +288,7 @@ func httpMatch(m *gwv1.HTTPRouteMatch, field string) (*entry, string) {
 		}
 		rm.Path, e.pathClass = &routetable.RouteMatch_Prefix{Prefix: value}, 2
 	case gwv1.PathMatchRegularExpression:
-		if _, err := regexp.Compile(value); err != nil {
+		if err := t.validRegex(value); err != nil {
 			return nil, fmt.Sprintf("%s.path.value: %q is not an RE2 regular expression: %v", field, value, err)
 		}
 		rm.Path, e.pathClass = &routetable.RouteMatch_Regex{Regex: value}, 1
@@ -304,7 +305,7 @@ func httpMatch(m *gwv1.HTTPRouteMatch, field string) (*entry, string) {
 		seen[name] = true
 		hm := &routetable.HeaderMatcher{Name: name}
 		if h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression {
-			if _, err := regexp.Compile(h.Value); err != nil {
+			if err := t.validRegex(h.Value); err != nil {
 				return nil, fmt.Sprintf("%s.headers[%d].value: %q is not an RE2 regular expression: %v", field, i, h.Value, err)
 			}
 			hm.Value = &routetable.HeaderMatcher_Regex{Regex: h.Value}
@@ -322,7 +323,7 @@ func httpMatch(m *gwv1.HTTPRouteMatch, field string) (*entry, string) {
 		seenQ[name] = true
 		qm := &routetable.QueryParameterMatcher{Name: name}
 		if q.Type != nil && *q.Type == gwv1.QueryParamMatchRegularExpression {
-			if _, err := regexp.Compile(q.Value); err != nil {
+			if err := t.validRegex(q.Value); err != nil {
 				return nil, fmt.Sprintf("%s.queryParams[%d].value: %q is not an RE2 regular expression: %v", field, i, q.Value, err)
 			}
 			qm.Value = &routetable.QueryParameterMatcher_Regex{Regex: q.Value}
@@ -426,4 +427,14 @@ func cors(f *gwv1.HTTPCORSFilter) *routetable.CorsPolicy {
 		c.AllowCredentials = *f.AllowCredentials
 	}
 	return c
+}
+
+// validRegex compiles an RE2 expression once per translation.
+func (t *translator) validRegex(expr string) error {
+	if err, ok := t.regexes[expr]; ok {
+		return err
+	}
+	_, err := regexp.Compile(expr)
+	t.regexes[expr] = err
+	return err
 }

@@ -36,6 +36,10 @@ type translator struct {
 	// tlsPolicies by the Service they target; tlsPolicyOf by their own key.
 	tlsPolicies map[types.NamespacedName][]*gwv1.BackendTLSPolicy
 	tlsPolicyOf map[types.NamespacedName]*tlsPolicy
+	// resolved backendRefs, by what their resolution depends on.
+	resolved map[backendKey]resolvedBackend
+	// regexes: compile results of every expression seen, by expression.
+	regexes map[string]error
 	// backends referenced by any route, by name.
 	backends map[string]*routetable.Backend
 	// backendUse records which Gateways reach which Services, for
@@ -68,6 +72,8 @@ func newTranslator(in Input) *translator {
 		listenerSets: map[types.NamespacedName]*listenerSet{},
 		tlsPolicies:  map[types.NamespacedName][]*gwv1.BackendTLSPolicy{},
 		backends:     map[string]*routetable.Backend{},
+		regexes:      map[string]error{},
+		resolved:     map[backendKey]resolvedBackend{},
 		backendUse:   map[types.NamespacedName]map[types.NamespacedName]bool{},
 	}
 	if t.controller == "" {

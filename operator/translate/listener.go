@@ -111,33 +111,53 @@ func (t *translator) listenerCertificates(l *listener) {
 	l.certReason, l.certMessage = res.Reason, res.Message
 }
 
-// settleConflicts marks listeners that share a port with an earlier listener
-// in an incompatible way. Earlier listeners win: the Gateway's own before
-// those of ListenerSets, which come oldest first.
+// settleConflicts marks listeners that share a port in a way that cannot be
+// told apart: different protocols, or the same hostname. Within one Gateway or
+// one ListenerSet no listener wins: all indistinct ones are conflicted. Across
+// them, precedence decides: the Gateway's own listeners, then ListenerSets
+// oldest first; only the later listener is conflicted.
 func settleConflicts(ls []*listener) {
+	lost := map[*listener]bool{} // conflicted by a listener of higher precedence
 	for i, l := range ls {
-		if l.unsupported != "" {
-			continue
-		}
 		for _, prev := range ls[:i] {
-			if prev.unsupported != "" || prev.conflict != "" || prev.port != l.port {
+			if lost[prev] || prev.port != l.port {
 				continue
 			}
-			if prev.protocol != l.protocol {
-				l.conflict = gwv1.ListenerReasonProtocolConflict
-				l.conflictWith = fmt.Sprintf("listener %s uses port %d with protocol %s", prev.ref(), l.port, prev.protocol)
-				break
+			reason := gwv1.ListenerConditionReason("")
+			switch {
+			case prev.protocol != l.protocol:
+				reason = gwv1.ListenerReasonProtocolConflict
+			case prev.hostname == l.hostname:
+				reason = gwv1.ListenerReasonHostnameConflict
+			default:
+				continue
 			}
-			if prev.hostname == l.hostname {
-				l.conflict = gwv1.ListenerReasonHostnameConflict
-				host := l.hostname
-				if host == "" {
-					host = "any hostname"
-				}
-				l.conflictWith = fmt.Sprintf("listener %s already serves %s on port %d", prev.ref(), host, l.port)
-				break
+			if prev.set == l.set {
+				prev.markConflict(reason, l)
+				l.markConflict(reason, prev)
+				continue
 			}
+			l.markConflict(reason, prev)
+			lost[l] = true
+			break
 		}
+	}
+}
+
+func (l *listener) markConflict(reason gwv1.ListenerConditionReason, with *listener) {
+	if l.conflict != "" {
+		return
+	}
+	l.conflict = reason
+	switch reason {
+	case gwv1.ListenerReasonProtocolConflict:
+		l.conflictWith = fmt.Sprintf("listener %s uses port %d with protocol %s", with.ref(), l.port, with.protocol)
+	default:
+		host := l.hostname
+		if host == "" {
+			host = "any hostname"
+		}
+		l.conflictWith = fmt.Sprintf("listener %s also serves %s on port %d", with.ref(), host, l.port)
 	}
 }
 
@@ -149,9 +169,16 @@ func (l *listener) ref() string {
 	return fmt.Sprintf("%q", l.name)
 }
 
-// usable reports whether routes may attach and traffic is served.
+// accepted reports whether routes may attach: the listener is supported and
+// distinct. Its references may still be broken.
+func (l *listener) accepted() bool {
+	return l.unsupported == "" && l.conflict == ""
+}
+
+// usable reports whether the listener is served: accepted, with its
+// certificates resolved.
 func (l *listener) usable() bool {
-	return l.unsupported == "" && l.conflict == "" && l.certReason == ""
+	return l.accepted() && l.certReason == ""
 }
 
 // finish computes the listener's conditions once conflicts are settled.
@@ -163,10 +190,10 @@ func (l *listener) finish() {
 	accepted, conflicted := string(gwv1.ListenerConditionAccepted), string(gwv1.ListenerConditionConflicted)
 	resolved, programmed := string(gwv1.ListenerConditionResolvedRefs), string(gwv1.ListenerConditionProgrammed)
 	switch {
-	case l.unsupported != "":
-		l.conds.set(accepted, false, string(gwv1.ListenerReasonUnsupportedProtocol), l.unsupported, gen)
 	case l.conflict != "":
 		l.conds.set(accepted, false, string(l.conflict), l.conflictWith+": change the port or hostname", gen)
+	case l.unsupported != "":
+		l.conds.set(accepted, false, string(gwv1.ListenerReasonUnsupportedProtocol), l.unsupported, gen)
 	default:
 		l.conds.set(accepted, true, string(gwv1.ListenerReasonAccepted), "listener is accepted", gen)
 	}
@@ -183,17 +210,20 @@ func (l *listener) finish() {
 	default:
 		l.conds.set(resolved, true, string(gwv1.ListenerReasonResolvedRefs), "all references resolved", gen)
 	}
-	if l.usable() {
+	switch {
+	case l.usable():
 		l.conds.set(programmed, true, string(gwv1.ListenerReasonProgrammed), "listener is in the route table", gen)
-	} else {
-		l.conds.set(programmed, false, string(gwv1.ListenerReasonInvalid), "listener is not valid: see its other conditions", gen)
+	case l.conflict != "":
+		l.conds.set(programmed, false, string(l.conflict), "listener is conflicted and not served", gen)
+	default:
+		l.conds.set(programmed, false, string(gwv1.ListenerReasonInvalid), "listener is not served: see its other conditions", gen)
 	}
 }
 
 func (l *listener) status() gwv1.ListenerStatus {
 	kinds := l.kinds
 	if l.unsupported != "" {
-		kinds = nil
+		kinds = []gwv1.RouteGroupKind{}
 	}
 	return gwv1.ListenerStatus{
 		Name:           l.name,

@@ -181,7 +181,7 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 			conds.set(string(gwv1.RouteConditionPartiallyInvalid), true, string(gwv1.RouteReasonUnsupportedValue),
 				"rules left out of the route table: "+strings.Join(r.invalidRules, "; "), gen)
 		}
-		out = append(out, gwv1.RouteParentStatus{ParentRef: p, ControllerName: t.controller, Conditions: conds})
+		out = append(out, gwv1.RouteParentStatus{ParentRef: statusParentRef(p, kind), ControllerName: t.controller, Conditions: conds})
 	}
 	return out
 }
@@ -214,21 +214,13 @@ func (t *translator) bind(r *route, p gwv1.ParentReference, gw *gateway, candida
 		return string(gwv1.RouteReasonNoMatchingParent), noListenerMessage(p)
 	}
 	var allowed []*listener
-	var why []string
 	for _, l := range selected {
-		switch {
-		case !l.usable():
-			why = append(why, fmt.Sprintf("listener %s is not valid", l.ref()))
-		case !l.allowsKind(r.kind):
-			why = append(why, fmt.Sprintf("listener %s does not allow %s", l.ref(), r.kind))
-		case !l.allowsNamespace(t, r.key.Namespace):
-			why = append(why, fmt.Sprintf("listener %s does not allow routes from namespace %q (allowedRoutes.namespaces.from: %s)", l.ref(), r.key.Namespace, l.from))
-		default:
+		if l.accepted() && l.allowsKind(r.kind) && l.allowsNamespace(t, r.key.Namespace) {
 			allowed = append(allowed, l)
 		}
 	}
 	if len(allowed) == 0 {
-		return string(gwv1.RouteReasonNotAllowedByListeners), strings.Join(why, "; ")
+		return string(gwv1.RouteReasonNotAllowedByListeners), t.notAllowedMessage(r, selected)
 	}
 	type binding struct {
 		l     *listener
@@ -323,4 +315,28 @@ func listenerHostnames(ls []*listener) string {
 		}
 	}
 	return strings.Join(hs, ", ")
+}
+
+// statusParentRef is the parentRef as the API server defaults it: group and
+// kind always set, so that readers can match entries without knowing defaults.
+func statusParentRef(p gwv1.ParentReference, kind string) gwv1.ParentReference {
+	group, k := gwv1.Group(gwv1.GroupName), gwv1.Kind(kind)
+	p.Group, p.Kind = &group, &k
+	return p
+}
+
+// notAllowedMessage says, listener by listener, why none admits the route.
+func (t *translator) notAllowedMessage(r *route, selected []*listener) string {
+	var why []string
+	for _, l := range selected {
+		switch {
+		case !l.accepted():
+			why = append(why, fmt.Sprintf("listener %s is not accepted", l.ref()))
+		case !l.allowsKind(r.kind):
+			why = append(why, fmt.Sprintf("listener %s does not allow %s", l.ref(), r.kind))
+		default:
+			why = append(why, fmt.Sprintf("listener %s does not allow routes from namespace %q (allowedRoutes.namespaces.from: %s)", l.ref(), r.key.Namespace, l.from))
+		}
+	}
+	return strings.Join(why, "; ")
 }

@@ -137,6 +137,7 @@ func writeCase(name string, base, docs []obj, goSource string) {
 		}
 	}
 	out = append(out, suiteSecrets(out)...)
+	out = append(out, suiteCAs(out)...)
 	out = append(out, endpointSlices(out)...)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Conformance scenario %s: the suite's base objects it uses, its manifest,\n# and what the suite creates at run time (GatewayClass, TLS Secrets, EndpointSlices).\n", name)
@@ -221,7 +222,51 @@ func suiteSecrets(objs []obj) []obj {
 	return out
 }
 
+// suiteCAs are the CA ConfigMaps the suite creates, for those a
+// BackendTLSPolicy refers to.
+func suiteCAs(objs []obj) []obj {
+	created := map[string]bool{
+		"tls-validity-checks-ca-certificate": true, "tls-validity-checks-per-port-ca-certificate": true,
+		"tls-checks-ca-certificate": true, "mismatch-ca-certificate": true,
+	}
+	have := map[string]bool{}
+	var out []obj
+	for _, o := range objs {
+		if o.kind() != "BackendTLSPolicy" {
+			continue
+		}
+		spec, _ := o["spec"].(map[string]any)
+		validation, _ := spec["validation"].(map[string]any)
+		refs, _ := validation["caCertificateRefs"].([]any)
+		for _, r := range refs {
+			rm, _ := r.(map[string]any)
+			name, _ := rm["name"].(string)
+			k := o.namespace() + "/" + name
+			if created[name] && !have[k] {
+				have[k] = true
+				cert, _ := keyPair(name, true)
+				out = append(out, obj{
+					"apiVersion": "v1", "kind": "ConfigMap",
+					"metadata": map[string]any{"name": name, "namespace": o.namespace()},
+					"data":     map[string]any{"ca.crt": cert},
+				})
+			}
+		}
+	}
+	return out
+}
+
 func tlsSecret(ns, name string) obj {
+	cert, key := keyPair(name, false)
+	return obj{
+		"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+		"metadata":   map[string]any{"name": name, "namespace": ns},
+		"stringData": map[string]any{"tls.crt": cert, "tls.key": key},
+	}
+}
+
+// keyPair makes a self-signed certificate and its key, PEM encoded.
+func keyPair(name string, isCA bool) (string, string) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		fail("%v", err)
@@ -232,6 +277,7 @@ func tlsSecret(ns, name string) obj {
 		DNSNames:     []string{"*", "*.org", "*.wildcard.org", "*.example.com", "example.org"},
 		NotBefore:    time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
 		NotAfter:     time.Date(2035, 1, 1, 0, 0, 0, 0, time.UTC),
+		IsCA:         isCA, BasicConstraintsValid: isCA,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -241,14 +287,8 @@ func tlsSecret(ns, name string) obj {
 	if err != nil {
 		fail("%v", err)
 	}
-	return obj{
-		"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-		"metadata": map[string]any{"name": name, "namespace": ns},
-		"stringData": map[string]any{
-			"tls.crt": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-			"tls.key": string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})),
-		},
-	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
 }
 
 // endpointSlices gives every Service with a selector one ready endpoint, as
