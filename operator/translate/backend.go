@@ -55,10 +55,10 @@ func (t *translator) backend(routeKind, routeNS string, r gwv1.BackendObjectRefe
 
 // backendKey is what resolving a backendRef depends on.
 type backendKey struct {
-	routeKind, routeNS   string
+	routeKind, routeNS    string
 	group, kind, ns, name string
-	port                 int32
-	grpc                 bool
+	port                  int32
+	grpc                  bool
 }
 
 func (t *translator) resolveBackend(k backendKey, hasPort bool) resolvedBackend {
