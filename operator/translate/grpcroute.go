@@ -21,7 +21,7 @@ func (t *translator) compileGRPCRoute(gr *gwv1.GRPCRoute) *route {
 	for i := range gr.Spec.Rules {
 		rule := &gr.Spec.Rules[i]
 		field := fieldPath{rule: i}
-		rc := ruleCompiler{t: t, r: r, field: field}
+		rc := &ruleCompiler{t: t, r: r, field: field}
 		action := rc.grpcRule(rule)
 		matches := rule.Matches
 		if len(matches) == 0 {
@@ -40,12 +40,12 @@ func (t *translator) compileGRPCRoute(gr *gwv1.GRPCRoute) *route {
 			e.r.Source = source(r, i, j, rule.Name)
 			entries = append(entries, e)
 		}
-		r.entries = append(r.entries, entries...)
+		rc.commit(entries)
 	}
 	return r
 }
 
-func (c ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
+func (c *ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
 	a := &ruleAction{route: &routetable.RouteAction{}}
 	for i := range rule.Filters {
 		f := &rule.Filters[i]
@@ -60,9 +60,7 @@ func (c ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
 				a.route.Mirrors = append(a.route.Mirrors, m)
 			}
 		default:
-			msg := fmt.Sprintf("%s: filter type %q is not supported", ff, f.Type)
-			c.r.unresolved(gwv1.RouteReasonUnsupportedValue, msg)
-			a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: msg}
+			c.unsupportedFilter(a, ff, string(f.Type))
 			return a
 		}
 	}

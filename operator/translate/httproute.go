@@ -20,7 +20,7 @@ func (t *translator) compileHTTPRoute(hr *gwv1.HTTPRoute) *route {
 	for i := range hr.Spec.Rules {
 		rule := &hr.Spec.Rules[i]
 		field := fieldPath{rule: i}
-		rc := ruleCompiler{t: t, r: r, field: field}
+		rc := &ruleCompiler{t: t, r: r, field: field}
 		action, problem := rc.httpRule(rule)
 		if problem != "" {
 			r.invalidRules = append(r.invalidRules, problem)
@@ -46,7 +46,7 @@ func (t *translator) compileHTTPRoute(hr *gwv1.HTTPRoute) *route {
 			e.r.Source = source(r, i, j, rule.Name)
 			entries = append(entries, e)
 		}
-		r.entries = append(r.entries, entries...)
+		rc.commit(entries)
 	}
 	return r
 }
@@ -98,13 +98,39 @@ type ruleCompiler struct {
 	t     *translator
 	r     *route
 	field fieldPath
+	// backends the rule sends traffic to, kept only if the rule is valid.
+	used []resolvedBackend
+}
+
+// commit adds a valid rule's table routes and backends to its route; a rule
+// with no entries was dropped.
+func (c *ruleCompiler) commit(entries []*entry) {
+	if len(entries) == 0 {
+		return
+	}
+	c.r.entries = append(c.r.entries, entries...)
+	for _, b := range c.used {
+		c.r.useBackend(b)
+	}
+}
+
+// unsupportedFilter makes the rule answer 500: skipping a filter it cannot
+// apply could expose what the filter protects.
+func (c *ruleCompiler) unsupportedFilter(a *ruleAction, field fieldPath, typ string) {
+	msg := fmt.Sprintf("%s: filter type %q is not supported; requests matching this rule get HTTP 500", field, typ)
+	if typ == "ExtensionRef" {
+		c.r.unresolved(gwv1.RouteReasonInvalidKind, msg)
+	} else {
+		c.r.fallbacks = append(c.r.fallbacks, msg)
+	}
+	a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: "filter not supported"}
 }
 
 // httpRule compiles a rule's filters, backends, timeouts and retries. A
 // problem makes the whole rule invalid.
-func (c ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
+func (c *ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
 	a := &ruleAction{route: &routetable.RouteAction{}}
-	var unsupported string
+	unsupported := -1
 	for i := range rule.Filters {
 		f := &rule.Filters[i]
 		ff := c.field.at("filters", i)
@@ -135,9 +161,9 @@ func (c ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
 		case gwv1.HTTPRouteFilterCORS:
 			a.cors = cors(f.CORS)
 		default:
-			// Requests that an unknown filter would have handled get a 500:
-			// skipping the filter could expose what it protects.
-			unsupported = fmt.Sprintf("%s: filter type %q is not supported", ff, f.Type)
+			if unsupported < 0 {
+				unsupported = i
+			}
 		}
 	}
 	if problem := c.timeouts(rule.Timeouts, a.route); problem != "" {
@@ -146,9 +172,8 @@ func (c ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
 	if problem := c.retry(rule.Retry, a.route); problem != "" {
 		return nil, problem
 	}
-	if unsupported != "" {
-		c.r.unresolved(gwv1.RouteReasonUnsupportedValue, unsupported)
-		a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: unsupported}
+	if unsupported >= 0 {
+		c.unsupportedFilter(a, c.field.at("filters", unsupported), string(rule.Filters[unsupported].Type))
 		return a, ""
 	}
 	if a.redirect != nil {
@@ -181,13 +206,13 @@ func (c ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
 	return a, ""
 }
 
-func (c ruleCompiler) weighted(ref gwv1.BackendObjectReference, weight *int32, field fieldPath) *routetable.WeightedBackend {
+func (c *ruleCompiler) weighted(ref gwv1.BackendObjectReference, weight *int32, field fieldPath) *routetable.WeightedBackend {
 	w := uint32(1)
 	if weight != nil {
 		w = uint32(max(*weight, 0))
 	}
 	b := c.t.backend(c.r.kind, c.r.key.Namespace, ref, field, c.r.kind == kindGRPCRoute)
-	c.r.useBackend(b)
+	c.used = append(c.used, b)
 	if b.reason != "" {
 		c.r.unresolved(b.reason, b.message)
 		return &routetable.WeightedBackend{Weight: w, InvalidReason: b.message}
@@ -195,13 +220,13 @@ func (c ruleCompiler) weighted(ref gwv1.BackendObjectReference, weight *int32, f
 	return &routetable.WeightedBackend{Backend: b.name, Weight: w}
 }
 
-func (c ruleCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, field fieldPath) *routetable.RequestMirror {
+func (c *ruleCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, field fieldPath) *routetable.RequestMirror {
 	if m == nil {
 		return nil
 	}
 	field.sub = ".requestMirror.backendRef"
 	b := c.t.backend(c.r.kind, c.r.key.Namespace, m.BackendRef, field, c.r.kind == kindGRPCRoute)
-	c.r.useBackend(b)
+	c.used = append(c.used, b)
 	if b.reason != "" {
 		c.r.unresolved(b.reason, b.message)
 		return nil
@@ -219,7 +244,7 @@ func (c ruleCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, field fieldPath) *
 	return out
 }
 
-func (c ruleCompiler) timeouts(to *gwv1.HTTPRouteTimeouts, a *routetable.RouteAction) string {
+func (c *ruleCompiler) timeouts(to *gwv1.HTTPRouteTimeouts, a *routetable.RouteAction) string {
 	if to == nil {
 		return ""
 	}
@@ -244,7 +269,7 @@ func (c ruleCompiler) timeouts(to *gwv1.HTTPRouteTimeouts, a *routetable.RouteAc
 	return ""
 }
 
-func (c ruleCompiler) retry(r *gwv1.HTTPRouteRetry, a *routetable.RouteAction) string {
+func (c *ruleCompiler) retry(r *gwv1.HTTPRouteRetry, a *routetable.RouteAction) string {
 	if r == nil {
 		return ""
 	}

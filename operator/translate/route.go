@@ -26,8 +26,10 @@ type route struct {
 	// unresolved backend references make ResolvedRefs False.
 	refReason   gwv1.RouteConditionReason
 	refMessages []string
-	// invalid rules are left out of the table.
+	// invalid rules are left out of the table; fallbacks are rules that
+	// answer 500 for a filter Gatehouse cannot apply.
 	invalidRules []string
+	fallbacks    []string
 	rules        int
 	// services the route sends traffic to, and the backends it names.
 	services []types.NamespacedName
@@ -160,15 +162,19 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		var conds conditions
 		gen := r.obj.GetGeneration()
 		accepted := string(gwv1.RouteConditionAccepted)
-		reason, message := t.bind(r, p, gw, candidates)
+		var reason, message string
+		allInvalid := len(r.invalidRules) > 0 && len(r.entries) == 0
+		if notAttached == "" && !allInvalid {
+			reason, message = t.bind(r, p, gw, candidates)
+		}
 		switch {
 		case notAttached != "":
 			conds.set(accepted, false, string(gwv1.RouteReasonNotAllowedByListeners), notAttached, gen)
-		case reason != "":
-			conds.set(accepted, false, reason, message, gen)
-		case len(r.invalidRules) > 0 && len(r.invalidRules) == r.rules:
+		case allInvalid:
 			conds.set(accepted, false, string(gwv1.RouteReasonUnsupportedValue),
 				"no rule is valid: "+strings.Join(r.invalidRules, "; "), gen)
+		case reason != "":
+			conds.set(accepted, false, reason, message, gen)
 		default:
 			conds.set(accepted, true, string(gwv1.RouteReasonAccepted), "route is attached to "+describeParent(kind, pk, p), gen)
 		}
@@ -177,9 +183,8 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		} else {
 			conds.set(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "all references resolved", gen)
 		}
-		if len(r.invalidRules) > 0 && len(r.invalidRules) < r.rules {
-			conds.set(string(gwv1.RouteConditionPartiallyInvalid), true, string(gwv1.RouteReasonUnsupportedValue),
-				"rules left out of the route table: "+strings.Join(r.invalidRules, "; "), gen)
+		if msg := r.partiallyInvalid(); msg != "" && !allInvalid {
+			conds.set(string(gwv1.RouteConditionPartiallyInvalid), true, string(gwv1.RouteReasonUnsupportedValue), msg, gen)
 		}
 		out = append(out, gwv1.RouteParentStatus{ParentRef: statusParentRef(p, kind), ControllerName: t.controller, Conditions: conds})
 	}
@@ -339,4 +344,17 @@ func (t *translator) notAllowedMessage(r *route, selected []*listener) string {
 		}
 	}
 	return strings.Join(why, "; ")
+}
+
+// partiallyInvalid describes the rules that are dropped or fall back to 500,
+// in the spec's wording ("Dropped Rule", "Fall Back").
+func (r *route) partiallyInvalid() string {
+	var parts []string
+	for _, m := range r.invalidRules {
+		parts = append(parts, "Dropped Rule: "+m)
+	}
+	for _, m := range r.fallbacks {
+		parts = append(parts, "Fall Back: "+m)
+	}
+	return strings.Join(parts, "; ")
 }
