@@ -11,7 +11,7 @@ MEMBERS ?= 2
 
 CONTROLLER_TOOLS_VERSION := v0.23.0
 
-.PHONY: all tools build test unit lint generate demo clean
+.PHONY: all tools build test unit bench fuzz lint generate demo clean
 
 all: build
 
@@ -32,6 +32,15 @@ test: tools
 ## unit: the tests that need no control plane
 unit:
 	$(GO) test -short ./...
+
+## bench: the Go benchmarks of the hot paths (figures go to docs/benchmarks.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),5) ./operator/translate/
+
+## fuzz: each fuzz target for FUZZTIME (default 5m)
+FUZZTIME ?= 5m
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzTranslate -fuzztime $(FUZZTIME) ./operator/translate/
 
 ## lint: formatting and go vet
 lint:

@@ -127,13 +127,11 @@ func (t *translator) grpcMatch(m *gwv1.GRPCRouteMatch, field fieldPath) (*entry,
 	if rm.Path == nil {
 		rm.Path, e.pathClass = &routetable.RouteMatch_Prefix{Prefix: "/"}, 2
 	}
-	seen := map[string]bool{}
 	for i, h := range m.Headers {
 		name := textproto.CanonicalMIMEHeaderKey(string(h.Name))
-		if seen[name] {
+		if hasHeader(rm.Headers, name) {
 			continue
 		}
-		seen[name] = true
 		hm := &routetable.HeaderMatcher{Name: name}
 		if h.Type != nil && *h.Type == gwv1.GRPCHeaderMatchRegularExpression {
 			if err := t.validRegex(h.Value); err != nil {

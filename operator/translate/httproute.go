@@ -321,13 +321,11 @@ func (t *translator) httpMatch(m *gwv1.HTTPRouteMatch, field fieldPath) (*entry,
 		return nil, fmt.Sprintf("%s.path.type: %q is not supported", field, typ)
 	}
 	e.pathLen = len(value)
-	seen := map[string]bool{}
 	for i, h := range m.Headers {
 		name := textproto.CanonicalMIMEHeaderKey(string(h.Name))
-		if seen[name] {
+		if hasHeader(rm.Headers, name) {
 			continue // the first of equivalent names counts
 		}
-		seen[name] = true
 		hm := &routetable.HeaderMatcher{Name: name}
 		if h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression {
 			if err := t.validRegex(h.Value); err != nil {
@@ -339,13 +337,11 @@ func (t *translator) httpMatch(m *gwv1.HTTPRouteMatch, field fieldPath) (*entry,
 		}
 		rm.Headers = append(rm.Headers, hm)
 	}
-	seenQ := map[string]bool{}
 	for i, q := range m.QueryParams {
 		name := string(q.Name)
-		if seenQ[name] {
+		if hasQuery(rm.QueryParameters, name) {
 			continue
 		}
-		seenQ[name] = true
 		qm := &routetable.QueryParameterMatcher{Name: name}
 		if q.Type != nil && *q.Type == gwv1.QueryParamMatchRegularExpression {
 			if err := t.validRegex(q.Value); err != nil {
@@ -462,4 +458,22 @@ func (t *translator) validRegex(expr string) error {
 	_, err := regexp.Compile(expr)
 	t.regexes[expr] = err
 	return err
+}
+
+func hasHeader(ms []*routetable.HeaderMatcher, name string) bool {
+	for _, m := range ms {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func hasQuery(ms []*routetable.QueryParameterMatcher, name string) bool {
+	for _, m := range ms {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
 }
