@@ -1046,8 +1046,9 @@ type RouteAction struct {
 	// Replaces the Host header sent upstream.
 	HostRewrite string `protobuf:"bytes,3,opt,name=host_rewrite,json=hostRewrite,proto3" json:"host_rewrite,omitempty"`
 	// Whole request, from the first byte received to the last byte sent.
+	// Unset: the proxy's default; zero: no timeout.
 	RequestTimeout *Duration `protobuf:"bytes,4,opt,name=request_timeout,json=requestTimeout,proto3" json:"request_timeout,omitempty"`
-	// One attempt at a backend.
+	// One attempt at a backend. Unset: the proxy's default; zero: no timeout.
 	BackendTimeout *Duration        `protobuf:"bytes,5,opt,name=backend_timeout,json=backendTimeout,proto3" json:"backend_timeout,omitempty"`
 	Retry          *RetryPolicy     `protobuf:"bytes,6,opt,name=retry,proto3" json:"retry,omitempty"`
 	Mirrors        []*RequestMirror `protobuf:"bytes,7,rep,name=mirrors,proto3" json:"mirrors,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -95,15 +96,21 @@ func (t *translator) resolveBackend(k backendKey, hasPort bool) resolvedBackend 
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonBackendNotFound,
 			message: fmt.Sprintf("Service %s has no port %d", svcKey, k.port)}
 	}
+	tls := t.backendTLS(svc, port)
 	proto := appProtocol(port.AppProtocol)
 	name := svcKey.String() + ":" + strconv.Itoa(int(port.Port))
-	if k.grpc && proto == routetable.AppProtocol_HTTP1 {
-		// gRPC needs HTTP/2; without TLS that is h2c.
+	if k.grpc && proto != routetable.AppProtocol_H2C {
+		// gRPC needs HTTP/2: over TLS when a policy asks for it, else h2c.
 		proto = routetable.AppProtocol_H2C
-		name += "@h2c"
+		if tls != nil {
+			proto = routetable.AppProtocol_H2
+		}
+		name += "@" + strings.ToLower(proto.String())
 	}
 	if _, ok := t.backends[name]; !ok {
-		t.backends[name] = t.buildBackend(name, svc, port, proto)
+		b := t.buildBackend(name, svc, port, proto)
+		b.Tls = tls
+		t.backends[name] = b
 	}
 	return resolvedBackend{name: name, service: svcKey}
 }
@@ -163,7 +170,6 @@ func (t *translator) buildBackend(name string, svc *corev1.Service, port *corev1
 		}
 		return cmp.Compare(x.Port, y.Port)
 	})
-	b.Tls = t.backendTLS(svc, port)
 	return b
 }
 

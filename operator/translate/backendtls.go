@@ -89,22 +89,39 @@ func (t *translator) validateTLSPolicy(p *gwv1.BackendTLSPolicy) *tlsPolicy {
 		tp.tls.UseSystemRoots = true
 		return tp
 	}
+	// Invalid references are reported; the policy is rejected only when no
+	// reference gives a usable CA.
 	var bundle strings.Builder
+	var problems []string
+	resolve := gwv1.PolicyConditionReason("")
 	for i, r := range v.CACertificateRefs {
 		field := fmt.Sprintf("spec.validation.caCertificateRefs[%d]", i)
 		if r.Group != "" || r.Kind != "ConfigMap" {
-			return tp.invalid(gwv1.BackendTLSPolicyReasonNoValidCACertificate, gwv1.BackendTLSPolicyReasonInvalidKind,
-				fmt.Sprintf("%s: %s/%s cannot hold CA certificates: refer to a ConfigMap", field, orCore(string(r.Group)), r.Kind))
+			problems = append(problems, fmt.Sprintf("%s: %s/%s cannot hold CA certificates: refer to a ConfigMap", field, orCore(string(r.Group)), r.Kind))
+			if resolve == "" {
+				resolve = gwv1.BackendTLSPolicyReasonInvalidKind
+			}
+			continue
 		}
 		cm := t.configMaps[key(p.Namespace, string(r.Name))]
 		if msg := validCABundle(cm); msg != "" {
-			return tp.invalid(gwv1.BackendTLSPolicyReasonNoValidCACertificate, gwv1.BackendTLSPolicyReasonInvalidCACertificateRef,
-				fmt.Sprintf("%s: ConfigMap %s/%s %s", field, p.Namespace, r.Name, msg))
+			problems = append(problems, fmt.Sprintf("%s: ConfigMap %s/%s %s", field, p.Namespace, r.Name, msg))
+			if resolve == "" {
+				resolve = gwv1.BackendTLSPolicyReasonInvalidCACertificateRef
+			}
+			continue
 		}
 		bundle.WriteString(cm.Data["ca.crt"])
 		if !strings.HasSuffix(cm.Data["ca.crt"], "\n") {
 			bundle.WriteByte('\n')
 		}
+	}
+	if len(problems) > 0 {
+		msg := strings.Join(problems, "; ")
+		if bundle.Len() == 0 {
+			return tp.invalid(gwv1.BackendTLSPolicyReasonNoValidCACertificate, resolve, msg)
+		}
+		tp.resolveReason, tp.message = resolve, msg
 	}
 	tp.tls.CaPem = bundle.String()
 	return tp

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/gateway-api/pkg/features"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
@@ -208,24 +209,33 @@ func compareEntries(a, b *entry) int {
 }
 
 // supportedFeatures are the Gateway API features the route table carries and
-// the proxy serves, as reported on our GatewayClasses.
+// the proxy serves, as reported on our GatewayClasses. Names come from the
+// suite's own constants so that a rename upstream fails to compile here.
 func supportedFeatures() []gwv1.SupportedFeature {
-	names := []gwv1.FeatureName{
-		"Gateway", "GatewayHTTPListenerIsolation", "GatewayPort8080", "GatewayStaticAddresses",
-		"HTTPRoute", "HTTPRouteBackendProtocolH2C", "HTTPRouteBackendProtocolWebSocket",
-		"HTTPRouteBackendRequestHeaderModification", "HTTPRouteBackendTimeout", "HTTPRouteCORS",
-		"HTTPRouteDestinationPortMatching", "HTTPRouteHostRewrite", "HTTPRouteMethodMatching",
-		"HTTPRouteNamedRouteRule", "HTTPRouteParentRefPort", "HTTPRoutePathRedirect", "HTTPRoutePathRewrite",
-		"HTTPRoutePortRedirect", "HTTPRouteQueryParamMatching", "HTTPRouteRequestMirror",
-		"HTTPRouteRequestMultipleMirrors", "HTTPRouteRequestPercentageMirror", "HTTPRouteRequestTimeout",
-		"HTTPRouteResponseHeaderModification", "HTTPRouteRetry", "HTTPRouteSchemeRedirect",
-		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
-		"GRPCRoute", "ListenerSet", "ReferenceGrant", "BackendTLSPolicy",
+	names := []features.FeatureName{
+		features.SupportGateway, features.SupportGatewayHTTPListenerIsolation, features.SupportGatewayPort8080,
+		features.SupportGatewayStaticAddresses, features.SupportGatewayRouteHostnameIntersectionPrecedence,
+		features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
+		features.SupportHTTPRoute, features.SupportHTTPRouteBackendProtocolH2C, features.SupportHTTPRouteBackendProtocolWebSocket,
+		features.SupportHTTPRouteBackendRequestHeaderModification, features.SupportHTTPRouteBackendTimeout,
+		features.SupportHTTPRouteBackendURLRewrite, features.SupportHTTPRouteCORS,
+		features.SupportHTTPRouteDestinationPortMatching, features.SupportHTTPRouteHostRewrite,
+		features.SupportHTTPRouteMethodMatching, features.SupportHTTPRouteNamedRouteRule, features.SupportHTTPRouteParentRefPort,
+		features.SupportHTTPRoutePathRedirect, features.SupportHTTPRoutePathRewrite, features.SupportHTTPRoutePortRedirect,
+		features.SupportHTTPRouteQueryParamMatching, features.SupportHTTPRouteRequestMirror,
+		features.SupportHTTPRouteRequestMultipleMirrors, features.SupportHTTPRouteRequestPercentageMirror,
+		features.SupportHTTPRouteRequestTimeout, features.SupportHTTPRouteResponseHeaderModification,
+		features.SupportHTTPRouteRetryCodes, features.SupportHTTPRouteRetryConnectionError, features.SupportHTTPRouteSchemeRedirect,
+		features.SupportHTTPRoute303RedirectStatusCode, features.SupportHTTPRoute307RedirectStatusCode,
+		features.SupportHTTPRoute308RedirectStatusCode,
+		features.SupportGRPCRoute, features.SupportGRPCRouteNamedRouteRule, features.SupportGRPCRouteRequestHeaderModifier,
+		features.SupportListenerSet, features.SupportReferenceGrant,
+		features.SupportBackendTLSPolicy, features.SupportBackendTLSPolicySANValidation,
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))
 	for i, n := range names {
-		out[i] = gwv1.SupportedFeature{Name: n}
+		out[i] = gwv1.SupportedFeature{Name: gwv1.FeatureName(n)}
 	}
 	return out
 }

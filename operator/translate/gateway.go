@@ -85,6 +85,7 @@ func (t *translator) buildGateways() {
 		for _, ls := range gw.sets {
 			t.listenerSetStatus(ls)
 		}
+		t.countListenerSets(gw)
 	}
 }
 
@@ -184,33 +185,32 @@ func (t *translator) gatewayStatus(gw *gateway) {
 		gw.conds.set(programmed, false, string(gwv1.GatewayReasonInvalid), "the Gateway is not accepted", g.Generation)
 	}
 	status.Conditions = gw.conds
-	if len(gw.sets) > 0 || g.Spec.AllowedListeners != nil {
-		n := int32(0)
-		for _, ls := range gw.sets {
-			if ls.hasAcceptedListener() {
-				n++
-			}
-		}
-		status.AttachedListenerSets = &n
-	}
 	t.out.Gateways[gw.key] = status
 }
 
-func (ls *listenerSet) hasAcceptedListener() bool {
-	for _, l := range ls.listeners {
-		if l.accepted() {
-			return true
+// countListenerSets reports how many ListenerSets are attached and accepted.
+func (t *translator) countListenerSets(gw *gateway) {
+	if len(gw.sets) == 0 && gw.obj.Spec.AllowedListeners == nil {
+		return
+	}
+	n := int32(0)
+	for _, ls := range gw.sets {
+		if ls.accepted {
+			n++
 		}
 	}
-	return false
+	t.out.Gateways[gw.key].AttachedListenerSets = &n
 }
 
 func (t *translator) listenerSetStatus(ls *listenerSet) {
 	s := ls.obj
 	status := &gwv1.ListenerSetStatus{}
 	var invalid []string
+	// Unlike a Gateway's, a ListenerSet's listeners must also resolve their
+	// references to count as valid: the suite expects a set whose only
+	// listener lacks its ReferenceGrant to be ListenersNotValid.
 	for _, l := range ls.listeners {
-		if !l.accepted() {
+		if !l.usable() {
 			invalid = append(invalid, string(l.name))
 		}
 	}
@@ -300,11 +300,19 @@ func (t *translator) listenerStatuses() {
 	for _, gw := range t.gatewayList {
 		status := t.out.Gateways[gw.key]
 		for _, l := range gw.own {
+			if !gw.accepted {
+				l.conds.set(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonInvalid),
+					"the Gateway is not accepted: see its conditions", gw.obj.Generation)
+			}
 			status.Listeners = append(status.Listeners, l.status())
 		}
 		for _, ls := range gw.sets {
 			lss := t.out.ListenerSets[ls.key]
 			for _, l := range ls.listeners {
+				if !ls.accepted && l.usable() {
+					l.conds.set(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonInvalid),
+						"the ListenerSet is not accepted: see its conditions", ls.obj.Generation)
+				}
 				ps := l.status()
 				lss.Listeners = append(lss.Listeners, gwv1.ListenerEntryStatus{
 					Name: ps.Name, SupportedKinds: ps.SupportedKinds, AttachedRoutes: ps.AttachedRoutes, Conditions: ps.Conditions,

@@ -126,6 +126,14 @@ func decodeInput(data []byte) (translate.Input, error) {
 		case *discoveryv1.EndpointSlice:
 			in.EndpointSlices = append(in.EndpointSlices, o)
 		case *corev1.Secret:
+			// The API server folds stringData into data.
+			for k, v := range o.StringData {
+				if o.Data == nil {
+					o.Data = map[string][]byte{}
+				}
+				o.Data[k] = []byte(v)
+			}
+			o.StringData = nil
 			in.Secrets = append(in.Secrets, o)
 		case *corev1.ConfigMap:
 			in.ConfigMaps = append(in.ConfigMaps, o)

@@ -76,9 +76,7 @@ func (c *ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
 			case gwv1.GRPCRouteFilterResponseHeaderModifier:
 				wb.ResponseHeaders = mergeMutation(wb.ResponseHeaders, headerMutation(bf.ResponseHeaderModifier))
 			default:
-				msg := fmt.Sprintf("%s.backendRefs[%d].filters[%d]: filter type %q is not supported on a backendRef", c.field, i, j, bf.Type)
-				c.r.unresolved(gwv1.RouteReasonUnsupportedValue, msg)
-				wb.Backend, wb.InvalidReason = "", msg
+				c.unsupportedBackendFilter(wb, c.field.at("backendRefs", i), j, string(bf.Type))
 			}
 		}
 		total += wb.Weight

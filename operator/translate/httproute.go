@@ -128,6 +128,18 @@ func (c *ruleCompiler) unsupportedFilter(a *ruleAction, field fieldPath, typ str
 
 // httpRule compiles a rule's filters, backends, timeouts and retries. A
 // problem makes the whole rule invalid.
+// unsupportedBackendFilter turns the backend's share into 500s.
+func (c *ruleCompiler) unsupportedBackendFilter(wb *routetable.WeightedBackend, field fieldPath, filter int, typ string) {
+	field.sub = fmt.Sprintf(".filters[%d]", filter)
+	msg := fmt.Sprintf("%s: filter type %q is not supported on a backendRef; this backend's share of requests gets HTTP 500", field, typ)
+	if typ == "ExtensionRef" {
+		c.r.unresolved(gwv1.RouteReasonInvalidKind, msg)
+	} else {
+		c.r.fallbacks = append(c.r.fallbacks, msg)
+	}
+	wb.Backend, wb.InvalidReason = "", msg
+}
+
 func (c *ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) {
 	a := &ruleAction{route: &routetable.RouteAction{}}
 	unsupported := -1
@@ -191,9 +203,7 @@ func (c *ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) 
 			case gwv1.HTTPRouteFilterResponseHeaderModifier:
 				wb.ResponseHeaders = mergeMutation(wb.ResponseHeaders, headerMutation(bf.ResponseHeaderModifier))
 			default:
-				msg := fmt.Sprintf("%s.backendRefs[%d].filters[%d]: filter type %q is not supported on a backendRef", c.field, i, j, bf.Type)
-				c.r.unresolved(gwv1.RouteReasonUnsupportedValue, msg)
-				wb.Backend, wb.InvalidReason = "", msg
+				c.unsupportedBackendFilter(wb, c.field.at("backendRefs", i), j, string(bf.Type))
 			}
 		}
 		total += wb.Weight

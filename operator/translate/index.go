@@ -86,9 +86,17 @@ func newTranslator(in Input) *translator {
 		t.certs = secretCertificates{t}
 	}
 	for _, ns := range in.Namespaces {
-		if ns != nil {
-			t.namespaces[ns.Name] = labels.Set(ns.Labels)
+		if ns == nil {
+			continue
 		}
+		// The API server labels every namespace with its name; selectors
+		// rely on it, so it holds here even for objects built without it.
+		set := make(labels.Set, len(ns.Labels)+1)
+		for k, v := range ns.Labels {
+			set[k] = v
+		}
+		set[corev1.LabelMetadataName] = ns.Name
+		t.namespaces[ns.Name] = set
 	}
 	for _, s := range in.Services {
 		if s != nil {
@@ -132,5 +140,8 @@ func (allowAll) AuthorizeAttachment(AttachmentRequest) Decision { return Decisio
 // namespaceLabels returns the labels of a namespace; a namespace missing from
 // the input has none, so only selectors that match everything select it.
 func (t *translator) namespaceLabels(ns string) labels.Set {
-	return t.namespaces[ns]
+	if set, ok := t.namespaces[ns]; ok {
+		return set
+	}
+	return labels.Set{corev1.LabelMetadataName: ns}
 }

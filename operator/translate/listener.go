@@ -54,15 +54,18 @@ func (t *translator) newListener(gw *gateway, ls *listenerSet, name gwv1.Section
 			l.selector = selectorFor(allowed.Namespaces.Selector)
 		}
 	}
+	var asked []gwv1.RouteGroupKind
+	if allowed != nil {
+		asked = allowed.Kinds
+	}
 	switch protocol {
 	case gwv1.HTTPProtocolType, gwv1.HTTPSProtocolType:
 	default:
 		l.unsupported = fmt.Sprintf("protocol %q is not supported: Gatehouse serves HTTP and HTTPS listeners", protocol)
+		if len(asked) > 0 {
+			l.invalidKinds = fmt.Sprintf("no route kind can attach to a %s listener in Gatehouse", protocol)
+		}
 		return l
-	}
-	var asked []gwv1.RouteGroupKind
-	if allowed != nil {
-		asked = allowed.Kinds
 	}
 	l.kinds, l.invalidKinds = supportedKinds(asked)
 	if protocol == gwv1.HTTPSProtocolType {

@@ -4,9 +4,12 @@
 // (the GatewayClass, the TLS Secrets it creates, EndpointSlices for Services).
 // Run from the repository root:
 //
-//	go run ./operator/translate/testdata/confgen CASE=manifest.yaml …
+//	go run ./operator/translate/testdata/confgen CASE=manifest.yaml[,manifest.yaml] …
 //
 // e.g. HTTPRouteSimpleSameNamespace=httproute-simple-same-namespace.yaml.
+// cases.txt beside this file lists every scenario the golden tests cover:
+//
+//	go run ./operator/translate/testdata/confgen $(cat operator/translate/testdata/confgen/cases.txt)
 // Existing inputs are overwritten; outputs are made by the golden test with
 // -update and must be reviewed against the conformance test's expectations.
 package main
@@ -63,11 +66,13 @@ func main() {
 		if !ok {
 			fail("argument %q is not CASE=manifest.yaml", arg)
 		}
+		// Some tests apply several manifests: CASE=a.yaml,b.yaml.
 		var docs []obj
-		if manifest != "-" {
-			docs = readDocs(filepath.Join(dir, "tests", manifest))
+		manifests := strings.Split(manifest, ",")
+		for _, m := range manifests {
+			docs = append(docs, readDocs(filepath.Join(dir, "tests", m))...)
 		}
-		goSource, _ := os.ReadFile(filepath.Join(dir, "tests", strings.TrimSuffix(manifest, ".yaml")+".go"))
+		goSource, _ := os.ReadFile(filepath.Join(dir, "tests", strings.TrimSuffix(manifests[0], ".yaml")+".go"))
 		writeCase(name, base, docs, string(goSource))
 	}
 }
