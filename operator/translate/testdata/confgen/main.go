@@ -10,6 +10,7 @@
 // cases.txt beside this file lists every scenario the golden tests cover:
 //
 //	go run ./operator/translate/testdata/confgen $(cat operator/translate/testdata/confgen/cases.txt)
+//
 // Existing inputs are overwritten; outputs are made by the golden test with
 // -update and must be reviewed against the conformance test's expectations.
 package main
