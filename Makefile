@@ -11,7 +11,7 @@ MEMBERS ?= 2
 
 CONTROLLER_TOOLS_VERSION := v0.23.0
 
-.PHONY: all tools build test unit bench fuzz lint generate demo clean
+.PHONY: all tools build test unit bench fuzz lint generate verify-generate demo clean
 
 all: build
 
@@ -56,6 +56,10 @@ generate: $(BIN)/controller-gen $(BIN)/protoc-gen-go
 		$(BIN)/controller-gen object paths=./tenancy/api/... paths=./policy/api/... && \
 		$(BIN)/controller-gen crd paths=./tenancy/api/... paths=./policy/api/... output:crd:artifacts:config=charts/gatehouse/crds; \
 	else echo "generate: no API types yet"; fi
+
+## verify-generate: generated code matches its sources (what CI checks)
+verify-generate: generate
+	@git diff --exit-code -- '*.pb.go' 'charts/gatehouse/crds' || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 
 $(BIN)/controller-gen:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
