@@ -140,7 +140,9 @@ type RouteTable struct {
 	// spec's listener precedence (Gateway first, then ListenerSets by age).
 	Listeners []*Listener `protobuf:"bytes,2,rep,name=listeners,proto3" json:"listeners,omitempty"`
 	// Backends referenced by routes, sorted by name.
-	Backends      []*Backend `protobuf:"bytes,3,rep,name=backends,proto3" json:"backends,omitempty"`
+	Backends []*Backend `protobuf:"bytes,3,rep,name=backends,proto3" json:"backends,omitempty"`
+	// The push resource name, "cluster/namespace/name"; set by the hub.
+	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -194,6 +196,13 @@ func (x *RouteTable) GetBackends() []*Backend {
 		return x.Backends
 	}
 	return nil
+}
+
+func (x *RouteTable) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type Listener struct {
@@ -1882,16 +1891,144 @@ func (x *BackendTLS) GetSubjectAltNames() []string {
 	return nil
 }
 
+// A certificate and its private key, pushed to proxies as its own resource
+// (named as ListenerTLS.certificates name it) beside the route tables that
+// use it, so that renewing a certificate does not resend tables.
+type KeyPair struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// PEM: the certificate chain, leaf first.
+	CertificateChain []byte `protobuf:"bytes,2,opt,name=certificate_chain,json=certificateChain,proto3" json:"certificate_chain,omitempty"`
+	// PEM private key.
+	PrivateKey    []byte `protobuf:"bytes,3,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyPair) Reset() {
+	*x = KeyPair{}
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyPair) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyPair) ProtoMessage() {}
+
+func (x *KeyPair) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyPair.ProtoReflect.Descriptor instead.
+func (*KeyPair) Descriptor() ([]byte, []int) {
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *KeyPair) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KeyPair) GetCertificateChain() []byte {
+	if x != nil {
+		return x.CertificateChain
+	}
+	return nil
+}
+
+func (x *KeyPair) GetPrivateKey() []byte {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return nil
+}
+
+// What a proxy keeps on disk (--cache-dir) to serve at start, before the hub
+// answers: the last version it applied.
+type ProxyCache struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Tables        []*RouteTable          `protobuf:"bytes,2,rep,name=tables,proto3" json:"tables,omitempty"`
+	KeyPairs      []*KeyPair             `protobuf:"bytes,3,rep,name=key_pairs,json=keyPairs,proto3" json:"key_pairs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProxyCache) Reset() {
+	*x = ProxyCache{}
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProxyCache) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProxyCache) ProtoMessage() {}
+
+func (x *ProxyCache) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProxyCache.ProtoReflect.Descriptor instead.
+func (*ProxyCache) Descriptor() ([]byte, []int) {
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ProxyCache) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ProxyCache) GetTables() []*RouteTable {
+	if x != nil {
+		return x.Tables
+	}
+	return nil
+}
+
+func (x *ProxyCache) GetKeyPairs() []*KeyPair {
+	if x != nil {
+		return x.KeyPairs
+	}
+	return nil
+}
+
 var File_dataplane_routetable_routetable_proto protoreflect.FileDescriptor
 
 const file_dataplane_routetable_routetable_proto_rawDesc = "" +
 	"\n" +
-	"%dataplane/routetable/routetable.proto\x12\x17gatehouse.routetable.v1\"\xa5\x01\n" +
+	"%dataplane/routetable/routetable.proto\x12\x17gatehouse.routetable.v1\"\xb9\x01\n" +
 	"\n" +
 	"RouteTable\x12\x18\n" +
 	"\agateway\x18\x01 \x01(\tR\agateway\x12?\n" +
 	"\tlisteners\x18\x02 \x03(\v2!.gatehouse.routetable.v1.ListenerR\tlisteners\x12<\n" +
-	"\bbackends\x18\x03 \x03(\v2 .gatehouse.routetable.v1.BackendR\bbackends\"\x90\x02\n" +
+	"\bbackends\x18\x03 \x03(\v2 .gatehouse.routetable.v1.BackendR\bbackends\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"\x90\x02\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12=\n" +
@@ -2010,7 +2147,17 @@ const file_dataplane_routetable_routetable_proto_rawDesc = "" +
 	"\x03sni\x18\x01 \x01(\tR\x03sni\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\tR\x05caPem\x12(\n" +
 	"\x10use_system_roots\x18\x03 \x01(\bR\x0euseSystemRoots\x12*\n" +
-	"\x11subject_alt_names\x18\x04 \x03(\tR\x0fsubjectAltNames*9\n" +
+	"\x11subject_alt_names\x18\x04 \x03(\tR\x0fsubjectAltNames\"k\n" +
+	"\aKeyPair\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x11certificate_chain\x18\x02 \x01(\fR\x10certificateChain\x12\x1f\n" +
+	"\vprivate_key\x18\x03 \x01(\fR\n" +
+	"privateKey\"\xa2\x01\n" +
+	"\n" +
+	"ProxyCache\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12;\n" +
+	"\x06tables\x18\x02 \x03(\v2#.gatehouse.routetable.v1.RouteTableR\x06tables\x12=\n" +
+	"\tkey_pairs\x18\x03 \x03(\v2 .gatehouse.routetable.v1.KeyPairR\bkeyPairs*9\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04HTTP\x10\x01\x12\t\n" +
@@ -2035,7 +2182,7 @@ func file_dataplane_routetable_routetable_proto_rawDescGZIP() []byte {
 }
 
 var file_dataplane_routetable_routetable_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_dataplane_routetable_routetable_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_dataplane_routetable_routetable_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_dataplane_routetable_routetable_proto_goTypes = []any{
 	(Protocol)(0),                 // 0: gatehouse.routetable.v1.Protocol
 	(AppProtocol)(0),              // 1: gatehouse.routetable.v1.AppProtocol
@@ -2062,6 +2209,8 @@ var file_dataplane_routetable_routetable_proto_goTypes = []any{
 	(*Backend)(nil),               // 22: gatehouse.routetable.v1.Backend
 	(*Endpoint)(nil),              // 23: gatehouse.routetable.v1.Endpoint
 	(*BackendTLS)(nil),            // 24: gatehouse.routetable.v1.BackendTLS
+	(*KeyPair)(nil),               // 25: gatehouse.routetable.v1.KeyPair
+	(*ProxyCache)(nil),            // 26: gatehouse.routetable.v1.ProxyCache
 }
 var file_dataplane_routetable_routetable_proto_depIdxs = []int32{
 	3,  // 0: gatehouse.routetable.v1.RouteTable.listeners:type_name -> gatehouse.routetable.v1.Listener
@@ -2095,11 +2244,13 @@ var file_dataplane_routetable_routetable_proto_depIdxs = []int32{
 	1,  // 28: gatehouse.routetable.v1.Backend.protocol:type_name -> gatehouse.routetable.v1.AppProtocol
 	23, // 29: gatehouse.routetable.v1.Backend.endpoints:type_name -> gatehouse.routetable.v1.Endpoint
 	24, // 30: gatehouse.routetable.v1.Backend.tls:type_name -> gatehouse.routetable.v1.BackendTLS
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	2,  // 31: gatehouse.routetable.v1.ProxyCache.tables:type_name -> gatehouse.routetable.v1.RouteTable
+	25, // 32: gatehouse.routetable.v1.ProxyCache.key_pairs:type_name -> gatehouse.routetable.v1.KeyPair
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_routetable_routetable_proto_init() }
@@ -2135,7 +2286,7 @@ func file_dataplane_routetable_routetable_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_routetable_routetable_proto_rawDesc), len(file_dataplane_routetable_routetable_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,155 @@
+// Command gatehouse-proxy serves the route tables of the Gateways it is
+// assigned. Tables come from the hub over xDS (--xds-address), or from files
+// (--table) for tests, benchmarks and a proxy without a hub.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/proxy"
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	var (
+		tables, gateways listFlag
+		xdsAddr          = flag.String("xds-address", "", "host:port of the hub's push server")
+		cluster          = flag.String("cluster", "", "the member cluster this proxy serves, part of its node identity")
+		cacheDir         = flag.String("cache-dir", "", "keep the last applied tables here and serve them at start, before the hub answers")
+		tokenFile        = flag.String("token-file", "", "file with the bearer token presented to the hub")
+		bind             = flag.String("bind-address", "", "IP address listeners bind to (default: all)")
+		admin            = flag.String("admin-address", "127.0.0.1:9901", "address of /metrics, /healthz and /readyz")
+		accessLog        = flag.Bool("access-log", false, "log every request")
+		logLevel         = flag.String("log-level", "info", "debug, info, warn or error")
+		drain            = flag.Duration("drain-timeout", 30*time.Second, "how long requests may take to finish on shutdown or when a listener goes")
+	)
+	flag.Var(&tables, "table", "route table file (protojson), instead of the hub; repeatable")
+	flag.Var(&gateways, "gateway", "NAMESPACE/NAME of a Gateway to serve; repeatable")
+	flag.Parse()
+
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(*logLevel)}))
+	if err := run(log, options{
+		tables: tables, gateways: gateways, xdsAddr: *xdsAddr, cluster: *cluster, cacheDir: *cacheDir,
+		tokenFile: *tokenFile, bind: *bind, admin: *admin, accessLog: *accessLog, drain: *drain,
+	}); err != nil {
+		log.Error("gatehouse-proxy stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	tables, gateways         []string
+	xdsAddr, cluster         string
+	cacheDir, tokenFile      string
+	bind, admin              string
+	accessLog                bool
+	drain                    time.Duration
+}
+
+func run(log *slog.Logger, o options) error {
+	if len(o.tables) == 0 && o.xdsAddr == "" {
+		return errors.New("give --table files or --xds-address with --cluster and --gateway")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	popts := proxy.Options{BindAddress: o.bind, Log: log, Registry: reg, DrainTimeout: o.drain}
+	if o.accessLog {
+		popts.AccessLog = log
+	}
+	p := proxy.New(popts)
+	go serveAdmin(log, o.admin, reg, p)
+
+	if len(o.tables) > 0 {
+		ts, err := readTables(o.tables)
+		if err != nil {
+			return err
+		}
+		if err := p.Apply("file", ts, nil); err != nil {
+			return err
+		}
+	} else {
+		if o.cluster == "" || len(o.gateways) == 0 {
+			return errors.New("--xds-address needs --cluster and at least one --gateway")
+		}
+		names := make([]string, len(o.gateways))
+		for i, g := range o.gateways {
+			names[i] = o.cluster + "/" + g
+		}
+		client := &xds.Client{
+			Address: o.xdsAddr, NodeID: names[0], Tables: names, CacheDir: o.cacheDir,
+			TokenFile: o.tokenFile, Apply: p.Apply, Log: log, Registry: reg,
+		}
+		go client.Run(ctx)
+	}
+
+	<-ctx.Done()
+	log.Info("shutting down: draining listeners", "timeout", o.drain)
+	sctx, cancel := context.WithTimeout(context.Background(), o.drain)
+	defer cancel()
+	return p.Close(sctx)
+}
+
+func readTables(files []string) ([]*routetable.RouteTable, error) {
+	var out []*routetable.RouteTable
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		t := &routetable.RouteTable{}
+		if err := protojson.Unmarshal(data, t); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func serveAdmin(log *slog.Logger, addr string, reg *prometheus.Registry, p *proxy.Proxy) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !p.Ready() {
+			http.Error(w, "no route table applied yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "serving version", p.Version())
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("admin server stopped", "address", addr, "error", err)
+	}
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

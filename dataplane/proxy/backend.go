@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// backend is a set of endpoints reached with one protocol and TLS setting.
+type backend struct {
+	name      string
+	protocol  routetable.AppProtocol
+	endpoints []*endpoint
+	tls       *tls.Config // nil for plaintext
+	// transportKey identifies the connection pool this backend uses, so that
+	// pools survive table swaps that do not change how backends are reached.
+	transportKey string
+	transport    http.RoundTripper
+}
+
+type endpoint struct {
+	addr     string // host:port
+	inflight atomic.Int32
+}
+
+func newBackend(b *routetable.Backend) (*backend, error) {
+	nb := &backend{name: b.Name, protocol: b.Protocol}
+	for _, e := range b.Endpoints {
+		if net.ParseIP(e.Address) == nil {
+			return nil, fmt.Errorf("endpoint address %q is not an IP address", e.Address)
+		}
+		if e.Port == 0 || e.Port > 65535 {
+			return nil, fmt.Errorf("endpoint port %d is out of range", e.Port)
+		}
+		nb.endpoints = append(nb.endpoints, &endpoint{addr: net.JoinHostPort(e.Address, strconv.Itoa(int(e.Port)))})
+	}
+	nb.transportKey = b.Protocol.String()
+	if t := b.Tls; t != nil {
+		cfg, err := backendTLSConfig(t)
+		if err != nil {
+			return nil, err
+		}
+		nb.tls = cfg
+		nb.transportKey += "|" + t.Sni + "|" + t.CaPem + "|" + fmt.Sprint(t.UseSystemRoots, t.SubjectAltNames)
+	}
+	return nb, nil
+}
+
+// backendTLSConfig verifies the backend's certificate against the policy's
+// CAs (or the system's) for the SNI, or for one of the subject alt names.
+func backendTLSConfig(t *routetable.BackendTLS) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: t.Sni, MinVersion: tls.VersionTLS12}
+	var roots *x509.CertPool
+	switch {
+	case t.UseSystemRoots:
+		sys, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("system roots: %w", err)
+		}
+		roots = sys
+	case t.CaPem != "":
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM([]byte(t.CaPem)) {
+			return nil, errors.New("backend TLS: no certificate in the CA bundle")
+		}
+	default:
+		// No trust anchor: the policy is invalid and every handshake fails.
+		roots = x509.NewCertPool()
+	}
+	names := t.SubjectAltNames
+	cfg.InsecureSkipVerify = true // verified below, against SANs when given
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("backend presented no certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		leaf := cs.PeerCertificates[0]
+		if len(names) == 0 {
+			_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: t.Sni})
+			return err
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+			return err
+		}
+		for _, n := range names {
+			if leaf.VerifyHostname(n) == nil || slices.ContainsFunc(leaf.URIs, func(u *url.URL) bool { return u.String() == n }) {
+				return nil
+			}
+		}
+		return fmt.Errorf("backend certificate matches none of %v", names)
+	}
+	return cfg, nil
+}
+
+// pick chooses an endpoint: the less loaded of two drawn at random (power of
+// two choices over outstanding requests), skipping the one just tried.
+func (b *backend) pick(avoid *endpoint) *endpoint {
+	n := len(b.endpoints)
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		return b.endpoints[0]
+	}
+	i, j := rand.IntN(n), rand.IntN(n-1)
+	if j >= i {
+		j++
+	}
+	a, c := b.endpoints[i], b.endpoints[j]
+	if a == avoid {
+		return c
+	}
+	if c == avoid {
+		return a
+	}
+	if c.inflight.Load() < a.inflight.Load() {
+		return c
+	}
+	return a
+}
+
+// transports keeps one connection pool per way of reaching backends, across
+// table versions.
+type transports struct {
+	mu sync.Mutex
+	m  map[string]http.RoundTripper
+}
+
+func (ts *transports) get(b *backend) http.RoundTripper {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if t, ok := ts.m[b.transportKey]; ok {
+		return t
+	}
+	if ts.m == nil {
+		ts.m = map[string]http.RoundTripper{}
+	}
+	t := newTransport(b)
+	ts.m[b.transportKey] = t
+	return t
+}
+
+func newTransport(b *backend) *http.Transport {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		TLSClientConfig:       b.tls,
+	}
+	var p http.Protocols
+	switch b.protocol {
+	case routetable.AppProtocol_H2C:
+		p.SetUnencryptedHTTP2(true)
+	case routetable.AppProtocol_H2:
+		p.SetHTTP2(true)
+	default:
+		p.SetHTTP1(true)
+	}
+	t.Protocols = &p
+	return t
+}

@@ -1,0 +1,402 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// maxReplayBody is the largest request body kept to retry or mirror a
+// request; larger bodies are streamed once and never replayed.
+const maxReplayBody = 64 << 10
+
+// decision carries what routing decided for one request into the reverse
+// proxy's hooks.
+type decision struct {
+	action *action
+	share  *weighted
+	host   string
+	path   string
+	origin string
+	body   []byte
+	hasBody bool
+	// endpoint is the endpoint of the last attempt, for metrics.
+	endpoint *endpoint
+}
+
+type decisionKey struct{}
+
+var (
+	errNoEndpoint    = errors.New("no ready endpoint")
+	errInvalidShare  = errors.New("backend is invalid")
+	errUpstreamRetry = errors.New("upstream failed after retries")
+)
+
+// serve routes one request received on a port.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, port uint32) {
+	start := time.Now()
+	cfg := p.cfg.Load()
+	code := p.route(w, r, cfg, port)
+	p.metrics.observe(code, time.Since(start))
+	if p.accessLog != nil {
+		p.accessLog.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "code", code, "duration", time.Since(start))
+	}
+}
+
+// statusRecorder remembers the status code written.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port uint32) int {
+	if cfg == nil {
+		return respond(w, http.StatusServiceUnavailable, "no route table applied yet")
+	}
+	pc := cfg.ports[port]
+	if pc == nil {
+		return respond(w, http.StatusNotFound, "")
+	}
+	host := hostOnly(r.Host)
+	l, ok := pc.hosts.lookup(host)
+	if pc.https && r.TLS != nil {
+		// The listener chosen by SNI must be the one that owns the Host.
+		sni := strings.ToLower(r.TLS.ServerName)
+		if sni == "" {
+			sni = host
+		}
+		sl, sok := pc.hosts.lookup(sni)
+		if sok && ok && sl != l {
+			return respond(w, http.StatusMisdirectedRequest, "misdirected request: the Host belongs to another listener")
+		}
+		if sok && !ok {
+			return respond(w, http.StatusNotFound, "")
+		}
+		l, ok = sl, sok
+	}
+	if !ok {
+		return respond(w, http.StatusNotFound, "")
+	}
+	vh, ok := l.vhosts.lookup(host)
+	if !ok {
+		return respond(w, http.StatusNotFound, "")
+	}
+	path := cleanPath(r.URL.Path)
+	rt := vh.match(&request{path: path, method: r.Method, header: r.Header, rawQ: r.URL.RawQuery})
+	if rt == nil {
+		return respond(w, http.StatusNotFound, "")
+	}
+	a := rt.action
+	if a.cors != nil && isPreflight(r) {
+		a.cors.preflight(w, r)
+		return http.StatusNoContent
+	}
+	switch {
+	case a.redirect != nil:
+		r.URL.Path = path
+		w.Header().Set("Location", redirectLocation(a.redirect, r, host, port, rt.prefix))
+		code := int(a.redirect.StatusCode)
+		if code == 0 {
+			code = http.StatusFound
+		}
+		w.WriteHeader(code)
+		return code
+	case a.direct != nil:
+		a.respHeaders.apply(w.Header())
+		return respond(w, int(a.direct.Status), a.direct.Body)
+	}
+	return p.forward(w, r, a, rt, path)
+}
+
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, a *action, rt *route, path string) int {
+	share := pickShare(a)
+	if share.backend == nil {
+		return respond(w, http.StatusInternalServerError, "the backend of this route is invalid")
+	}
+	d := &decision{action: a, share: share, host: r.Host, path: rewritePath(path, a.pathRewrite, rt.prefix), origin: r.Header.Get("Origin")}
+	if a.hostRewrite != "" {
+		d.host = a.hostRewrite
+	}
+	if (a.retry != nil || len(a.mirrors) > 0 || len(share.backend.endpoints) > 1) && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength >= 0 && r.ContentLength <= maxReplayBody {
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxReplayBody+1))
+			if err != nil {
+				return respond(w, http.StatusBadRequest, "reading the request body failed")
+			}
+			d.body, d.hasBody = body, true
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+	} else if r.Body == nil || r.Body == http.NoBody {
+		d.hasBody = true
+	}
+	for i := range a.mirrors {
+		p.mirror(r, &a.mirrors[i], d)
+	}
+	ctx := context.WithValue(r.Context(), decisionKey{}, d)
+	if a.reqTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.reqTimeout)
+		defer cancel()
+	}
+	rec := &statusRecorder{ResponseWriter: w}
+	p.rp.ServeHTTP(rec, r.WithContext(ctx))
+	return rec.code
+}
+
+func pickShare(a *action) *weighted {
+	if len(a.backends) == 1 {
+		return &a.backends[0]
+	}
+	n := rand.Uint32N(a.totalWeight)
+	for i := range a.backends {
+		if n < a.backends[i].weight {
+			return &a.backends[i]
+		}
+		n -= a.backends[i].weight
+	}
+	return &a.backends[len(a.backends)-1]
+}
+
+func respond(w http.ResponseWriter, code int, body string) int {
+	if body != "" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	w.WriteHeader(code)
+	if body != "" {
+		_, _ = io.WriteString(w, body+"\n")
+	}
+	return code
+}
+
+// hostOnly lower-cases the Host and drops its port.
+func hostOnly(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// newReverseProxy builds the one reverse proxy every forwarded request goes
+// through; per-request choices travel in the request's context.
+func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			d := pr.In.Context().Value(decisionKey{}).(*decision)
+			pr.Out.URL.Scheme = "http"
+			if d.share.backend.tls != nil {
+				pr.Out.URL.Scheme = "https"
+			}
+			pr.Out.URL.Host = d.share.backend.name // replaced by the endpoint per attempt
+			pr.Out.URL.Path, pr.Out.URL.RawPath = d.path, ""
+			pr.Out.Host = d.host
+			pr.SetXForwarded()
+			d.action.reqHeaders.apply(pr.Out.Header)
+			d.share.reqHeaders.apply(pr.Out.Header)
+		},
+		Transport: &upstream{p: p},
+		ModifyResponse: func(resp *http.Response) error {
+			d := resp.Request.Context().Value(decisionKey{}).(*decision)
+			d.action.respHeaders.apply(resp.Header)
+			d.share.respHeaders.apply(resp.Header)
+			if d.action.cors != nil {
+				d.action.cors.decorate(resp.Header, d.origin)
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			code := http.StatusBadGateway
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
+				code = http.StatusGatewayTimeout
+			case errors.Is(err, errNoEndpoint):
+				code = http.StatusServiceUnavailable
+			case errors.Is(err, context.Canceled):
+				code = 499 // the client went away
+			}
+			p.metrics.upstreamErrors.Inc()
+			if p.log != nil && code != 499 {
+				p.log.Debug("upstream error", "host", r.Host, "path", r.URL.Path, "error", err)
+			}
+			w.WriteHeader(code)
+		},
+		ErrorLog:      nil,
+		FlushInterval: -1,
+	}
+}
+
+// upstream sends a request to an endpoint of the chosen backend, retrying on
+// connection errors and on the route's retry codes.
+type upstream struct{ p *Proxy }
+
+func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	d := req.Context().Value(decisionKey{}).(*decision)
+	b := d.share.backend
+	t := b.transport
+	a := d.action
+	retries := 0
+	if a.retry != nil {
+		retries = a.retry.attempts
+	}
+	var prev *endpoint
+	connRetries := 2 // a refused connection sent nothing: always safe to retry
+	for attempt := 0; ; attempt++ {
+		ep := b.pick(prev)
+		if ep == nil {
+			return nil, errNoEndpoint
+		}
+		out := req
+		if attempt > 0 {
+			out = req.Clone(req.Context())
+			if d.body != nil {
+				out.Body = io.NopCloser(bytes.NewReader(d.body))
+			}
+		}
+		out.URL.Host = ep.addr
+		ctx, cancel := out.Context(), context.CancelFunc(nil)
+		if a.beTimeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, a.beTimeout)
+			out = out.WithContext(ctx)
+		}
+		ep.inflight.Add(1)
+		resp, err := t.RoundTrip(out)
+		ep.inflight.Add(-1)
+		d.endpoint = ep
+		replayable := d.hasBody
+		switch {
+		case err != nil && isConnectError(err) && connRetries > 0 && replayable:
+			connRetries--
+		case err != nil && a.retry != nil && retries > 0 && replayable && req.Context().Err() == nil:
+			retries--
+		case err == nil && a.retry != nil && a.retry.codes[resp.StatusCode] && retries > 0 && replayable:
+			retries--
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+		default:
+			if err != nil {
+				if cancel != nil {
+					cancel()
+				}
+				return nil, err
+			}
+			if cancel != nil {
+				resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+			}
+			return resp, nil
+		}
+		if cancel != nil {
+			cancel()
+		}
+		prev = ep
+		if a.retry != nil && a.retry.backoff > 0 {
+			select {
+			case <-time.After(a.retry.backoff):
+			case <-req.Context().Done():
+				return nil, req.Context().Err()
+			}
+		}
+	}
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+func isConnectError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// mirror sends a copy of the request, without waiting, to a fraction of the
+// traffic's mirror backend. Its answer is discarded.
+func (p *Proxy) mirror(r *http.Request, m *mirror, d *decision) {
+	if m.numerator < m.denominator && rand.Uint32N(m.denominator) >= m.numerator {
+		return
+	}
+	if !d.hasBody {
+		return // a streamed body cannot be sent twice
+	}
+	ep := m.backend.pick(nil)
+	if ep == nil {
+		return
+	}
+	if !p.mirrorSlots.TryAcquire() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+	out := r.Clone(ctx)
+	out.RequestURI = ""
+	out.URL.Scheme, out.URL.Host = "http", ep.addr
+	if m.backend.tls != nil {
+		out.URL.Scheme = "https"
+	}
+	out.URL.Path, out.URL.RawPath = d.path, ""
+	out.Host = d.host
+	d.action.reqHeaders.apply(out.Header)
+	if d.body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(d.body))
+	} else {
+		out.Body = http.NoBody
+	}
+	t := m.backend.transport
+	go func() {
+		defer p.mirrorSlots.Release()
+		defer cancel()
+		resp, err := t.RoundTrip(out)
+		if err != nil {
+			p.metrics.mirrorErrors.Inc()
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}()
+}
+
+// slots bounds concurrent work such as mirrored requests.
+type slots struct{ n, max atomic.Int64 }
+
+func (s *slots) TryAcquire() bool {
+	if s.n.Add(1) > s.max.Load() {
+		s.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *slots) Release() { s.n.Add(-1) }

@@ -1,0 +1,302 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// vhost indexes the routes of one virtual host by path so that a request
+// looks only at routes whose path can match it. Routes keep the table's
+// precedence order; every index list is sorted by that order, and candidates
+// are visited in it, so the first route whose predicates hold wins.
+type vhost struct {
+	routes []*route
+	exact  map[string][]int32
+	prefix *trieNode
+	regex  []int32
+}
+
+type trieNode struct {
+	routes   []int32
+	children map[string]*trieNode
+}
+
+type route struct {
+	source  string
+	regex   *regexp.Regexp
+	headers []headerMatch
+	query   []queryMatch
+	method  string
+	action  *action
+	// prefix is the matched prefix for ReplacePrefixMatch ("" for others).
+	prefix string
+}
+
+type headerMatch struct {
+	name  string
+	exact string
+	re    *regexp.Regexp
+}
+
+type queryMatch struct {
+	name  string
+	exact string
+	re    *regexp.Regexp
+}
+
+func compileVhost(vh *routetable.VirtualHost, backends map[string]*backend, regexes map[string]*regexp.Regexp) (*vhost, error) {
+	v := &vhost{exact: map[string][]int32{}, prefix: &trieNode{}}
+	for i, rt := range vh.Routes {
+		r, err := compileRoute(rt, backends, regexes)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", describe(rt.Source), err)
+		}
+		idx := int32(i)
+		v.routes = append(v.routes, r)
+		switch p := rt.GetMatch().GetPath().(type) {
+		case *routetable.RouteMatch_Exact:
+			v.exact[p.Exact] = append(v.exact[p.Exact], idx)
+		case *routetable.RouteMatch_Regex:
+			v.regex = append(v.regex, idx)
+		case *routetable.RouteMatch_Prefix:
+			n := v.prefix
+			for _, seg := range segments(p.Prefix) {
+				if n.children == nil {
+					n.children = map[string]*trieNode{}
+				}
+				child := n.children[seg]
+				if child == nil {
+					child = &trieNode{}
+					n.children[seg] = child
+				}
+				n = child
+			}
+			n.routes = append(n.routes, idx)
+		default:
+			v.prefix.routes = append(v.prefix.routes, idx)
+		}
+	}
+	return v, nil
+}
+
+func describe(s *routetable.RouteSource) string {
+	if s == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%s %s/%s rule %d match %d", s.Kind, s.Namespace, s.Name, s.Rule, s.Match)
+}
+
+// segments splits "/a/b/" into ["a", "b"]; "/" has none.
+func segments(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+func compileRoute(rt *routetable.Route, backends map[string]*backend, regexes map[string]*regexp.Regexp) (*route, error) {
+	m := rt.GetMatch()
+	r := &route{method: m.GetMethod(), source: describe(rt.Source)}
+	var err error
+	switch p := m.GetPath().(type) {
+	case *routetable.RouteMatch_Regex:
+		if r.regex, err = anchored(p.Regex, regexes); err != nil {
+			return nil, err
+		}
+	case *routetable.RouteMatch_Prefix:
+		r.prefix = p.Prefix
+	}
+	for _, h := range m.GetHeaders() {
+		hm := headerMatch{name: http.CanonicalHeaderKey(h.Name), exact: h.GetExact()}
+		if re := h.GetRegex(); re != "" {
+			if hm.re, err = anchored(re, regexes); err != nil {
+				return nil, err
+			}
+		}
+		r.headers = append(r.headers, hm)
+	}
+	for _, q := range m.GetQueryParameters() {
+		qm := queryMatch{name: q.Name, exact: q.GetExact()}
+		if re := q.GetRegex(); re != "" {
+			if qm.re, err = anchored(re, regexes); err != nil {
+				return nil, err
+			}
+		}
+		r.query = append(r.query, qm)
+	}
+	if r.action, err = compileAction(rt, backends); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// anchored compiles an RE2 expression to match whole values.
+func anchored(expr string, cache map[string]*regexp.Regexp) (*regexp.Regexp, error) {
+	if re, ok := cache[expr]; ok {
+		return re, nil
+	}
+	re, err := regexp.Compile("^(?:" + expr + ")$")
+	if err != nil {
+		return nil, fmt.Errorf("regular expression %q: %w", expr, err)
+	}
+	cache[expr] = re
+	return re, nil
+}
+
+// request is what matching reads of a request.
+type request struct {
+	path   string
+	method string
+	header http.Header
+	rawQ   string
+	query  url.Values // parsed on first use
+}
+
+func (q *request) queryValue(name string) (string, bool) {
+	if q.query == nil {
+		q.query, _ = url.ParseQuery(q.rawQ)
+	}
+	vs, ok := q.query[name]
+	if !ok || len(vs) == 0 {
+		return "", false
+	}
+	return vs[0], true
+}
+
+// match returns the first route, in precedence order, that matches.
+func (v *vhost) match(req *request) *route {
+	// Candidate lists, each in precedence order: exact, every prefix along
+	// the path, and the regular expressions.
+	var lists [24][]int32
+	n := 0
+	if l := v.exact[req.path]; len(l) > 0 {
+		lists[n] = l
+		n++
+	}
+	node := v.prefix
+	if len(node.routes) > 0 {
+		lists[n] = node.routes
+		n++
+	}
+	rest := req.path
+	for node != nil && len(rest) > 1 && node.children != nil {
+		rest = rest[1:] // drop the leading "/"
+		seg := rest
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			seg, rest = rest[:i], rest[i:]
+		} else {
+			rest = ""
+		}
+		node = node.children[seg]
+		if node != nil && len(node.routes) > 0 {
+			if n == len(lists) {
+				break
+			}
+			lists[n] = node.routes
+			n++
+		}
+	}
+	if len(v.regex) > 0 && n < len(lists) {
+		lists[n] = v.regex
+		n++
+	}
+	heads := [24]int{}
+	for {
+		best, bestList := int32(-1), -1
+		for i := 0; i < n; i++ {
+			if heads[i] < len(lists[i]) {
+				if c := lists[i][heads[i]]; best < 0 || c < best {
+					best, bestList = c, i
+				}
+			}
+		}
+		if bestList < 0 {
+			return nil
+		}
+		heads[bestList]++
+		r := v.routes[best]
+		if r.matches(req) {
+			return r
+		}
+	}
+}
+
+func (r *route) matches(req *request) bool {
+	if r.regex != nil && !r.regex.MatchString(req.path) {
+		return false
+	}
+	if r.method != "" && r.method != req.method {
+		return false
+	}
+	for i := range r.headers {
+		h := &r.headers[i]
+		vs := req.header[h.name]
+		if len(vs) == 0 {
+			return false
+		}
+		val := vs[0]
+		if len(vs) > 1 {
+			val = strings.Join(vs, ",")
+		}
+		if h.re != nil {
+			if !h.re.MatchString(val) {
+				return false
+			}
+		} else if val != h.exact {
+			return false
+		}
+	}
+	for i := range r.query {
+		q := &r.query[i]
+		val, ok := req.queryValue(q.name)
+		if !ok {
+			return false
+		}
+		if q.re != nil {
+			if !q.re.MatchString(val) {
+				return false
+			}
+		} else if val != q.exact {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanPath removes "." and ".." segments and duplicate slashes so that the
+// path matched is the path forwarded; the trailing slash is kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if !strings.Contains(p, "/.") && !strings.Contains(p, "//") {
+		if p[0] != '/' {
+			return "/" + p
+		}
+		return p
+	}
+	trailing := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
+	var out []string
+	for _, seg := range strings.Split(p, "/") {
+		switch seg {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	s := "/" + strings.Join(out, "/")
+	if trailing && s != "/" {
+		s += "/"
+	}
+	return s
+}

@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the proxy's Prometheus series. Codes are counted by class so
+// that the hot path does one array index, not a label lookup.
+type metrics struct {
+	requests       [6]prometheus.Counter // 1xx … 5xx, and 499 for clients gone
+	duration       prometheus.Histogram
+	upstreamErrors prometheus.Counter
+	mirrorErrors   prometheus.Counter
+	applyErrors    prometheus.Counter
+	appliedAt      prometheus.Gauge
+	version        *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_proxy_requests_total", Help: "Requests served, by status class.",
+	}, []string{"code"})
+	m := &metrics{
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gatehouse_proxy_request_duration_seconds", Help: "Time from request to response written.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		upstreamErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_upstream_errors_total", Help: "Requests whose backend could not answer."}),
+		mirrorErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_mirror_errors_total", Help: "Mirrored requests that failed."}),
+		applyErrors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_apply_errors_total", Help: "Route table versions that could not be applied."}),
+		appliedAt:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_timestamp_seconds", Help: "When the serving version was applied."}),
+		version:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_version", Help: "1 for the version being served."}, []string{"version"}),
+	}
+	for i, class := range []string{"1xx", "2xx", "3xx", "4xx", "5xx", "499"} {
+		m.requests[i] = requests.WithLabelValues(class)
+	}
+	if reg != nil {
+		reg.MustRegister(requests, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.appliedAt, m.version)
+	}
+	return m
+}
+
+func (m *metrics) observe(code int, d time.Duration) {
+	i := code/100 - 1
+	if code == 499 {
+		i = 5
+	}
+	if i >= 0 && i < len(m.requests) {
+		m.requests[i].Inc()
+	}
+	m.duration.Observe(d.Seconds())
+}
+
+func (m *metrics) applied(version string) {
+	m.version.Reset()
+	m.version.WithLabelValues(version).Set(1)
+	m.appliedAt.Set(float64(time.Now().UnixNano()) / 1e9)
+}

@@ -1,0 +1,340 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// ApplyFunc serves a version of the tables. It returns only once the version
+// is being served, or an error and the previous version keeps serving.
+type ApplyFunc func(version string, tables []*routetable.RouteTable, keyPairs map[string]*routetable.KeyPair) error
+
+// Client subscribes a proxy to its tables and the key pairs they name,
+// applies what arrives and acknowledges a version only once it is served.
+type Client struct {
+	Address string
+	// NodeID identifies the proxy: "cluster/namespace/gateway".
+	NodeID string
+	// Tables are the resource names to serve, "cluster/namespace/gateway".
+	Tables []string
+	// CacheDir, when set, keeps the last applied version on disk.
+	CacheDir string
+	// TokenFile holds the bearer token presented to the hub, re-read on
+	// every connection so that a rotated token is picked up.
+	TokenFile string
+	Apply     ApplyFunc
+	Log       *slog.Logger
+	Registry  prometheus.Registerer
+	// DialOptions replace the default (plaintext) transport options.
+	DialOptions []grpc.DialOption
+
+	// state of the last applied version and of what arrived since
+	tables      map[string]*routetable.RouteTable
+	keys        map[string]*routetable.KeyPair
+	applied     string
+	tableVer    string
+	keyVer      string
+	waiting *pending
+	acks, nacks prometheus.Counter
+}
+
+// pending is a table response that waits for key pairs before it can be
+// applied and acknowledged.
+type pending struct {
+	version, nonce string
+}
+
+const cacheFile = "tables.pb"
+
+// Run keeps a stream to the hub open until ctx ends, reconnecting with
+// backoff. With a cache directory, the cached version is served first.
+func (c *Client) Run(ctx context.Context) {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	c.acks = prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_xds_acks_total", Help: "Versions acknowledged to the hub."})
+	c.nacks = prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_xds_nacks_total", Help: "Versions rejected to the hub."})
+	if c.Registry != nil {
+		c.Registry.MustRegister(c.acks, c.nacks)
+	}
+	c.tables, c.keys = map[string]*routetable.RouteTable{}, map[string]*routetable.KeyPair{}
+	c.loadCache()
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := c.stream(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > 30*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		c.Log.Warn("push stream ended; reconnecting", "address", c.Address, "error", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (c *Client) stream(ctx context.Context) error {
+	opts := c.DialOptions
+	if opts == nil {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(c.Address, opts...)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if c.TokenFile != "" {
+		token, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			return fmt.Errorf("reading the token: %w", err)
+		}
+		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+strings.TrimSpace(string(token)))
+	}
+	s, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
+	if err != nil {
+		return err
+	}
+	node := &core.Node{Id: c.NodeID}
+	// Resuming: tell the hub what we serve so it resends only what changed.
+	if err := s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: TableType, ResourceNames: c.Tables, VersionInfo: c.tableVer}); err != nil {
+		return err
+	}
+	if names := c.keyNames(); len(names) > 0 {
+		if err := s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: KeyPairType, ResourceNames: names, VersionInfo: c.keyVer}); err != nil {
+			return err
+		}
+	}
+	c.Log.Info("push stream open", "address", c.Address, "node", c.NodeID, "tables", c.Tables)
+	for {
+		resp, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		if err := c.handle(s, node, resp); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *core.Node, resp *discovery.DiscoveryResponse) error {
+	switch resp.GetTypeUrl() {
+	case TableType:
+		prev := maps(c.tables)
+		for _, a := range resp.GetResources() {
+			t := &routetable.RouteTable{}
+			if err := a.UnmarshalTo(t); err != nil {
+				return c.nack(s, node, TableType, c.tableVer, resp.GetNonce(), c.Tables, fmt.Errorf("decoding a route table: %w", err))
+			}
+			c.tables[t.Name] = t
+		}
+		if missing := c.missingKeys(); len(missing) > 0 {
+			// Ask for the key pairs first; acknowledge the tables once served.
+			c.waiting = &pending{version: resp.GetVersionInfo(), nonce: resp.GetNonce()}
+			c.Log.Info("waiting for key pairs before applying", "version", resp.GetVersionInfo(), "missing", missing)
+			return s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: KeyPairType, ResourceNames: c.keyNames(), VersionInfo: c.keyVer})
+		}
+		if err := c.apply(resp.GetVersionInfo(), c.keyVer); err != nil {
+			c.tables = prev
+			return c.nack(s, node, TableType, c.tableVer, resp.GetNonce(), c.Tables, err)
+		}
+		c.tableVer = resp.GetVersionInfo()
+		return c.ack(s, node, TableType, c.tableVer, resp.GetNonce(), c.Tables)
+	case KeyPairType:
+		prev := maps(c.keys)
+		for _, a := range resp.GetResources() {
+			kp := &routetable.KeyPair{}
+			if err := a.UnmarshalTo(kp); err != nil {
+				return c.nack(s, node, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames(), fmt.Errorf("decoding a key pair: %w", err))
+			}
+			c.keys[kp.Name] = kp
+		}
+		tableVer := c.tableVer
+		if c.waiting != nil && len(c.missingKeys()) == 0 {
+			tableVer = c.waiting.version
+		}
+		if len(c.missingKeys()) == 0 {
+			if err := c.apply(tableVer, resp.GetVersionInfo()); err != nil {
+				c.keys = prev
+				return c.nack(s, node, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames(), err)
+			}
+		}
+		c.keyVer = resp.GetVersionInfo()
+		if err := c.ack(s, node, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames()); err != nil {
+			return err
+		}
+		if p := c.waiting; p != nil && len(c.missingKeys()) == 0 {
+			c.waiting = nil
+			c.tableVer = p.version
+			return c.ack(s, node, TableType, c.tableVer, p.nonce, c.Tables)
+		}
+	}
+	return nil
+}
+
+func maps[V any](m map[string]V) map[string]V {
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// apply serves the current tables and key pairs as one version.
+func (c *Client) apply(tableVer, keyVer string) error {
+	version := "tables:" + tableVer + ",keys:" + keyVer
+	tables := make([]*routetable.RouteTable, 0, len(c.tables))
+	for _, name := range c.Tables {
+		if t, ok := c.tables[name]; ok {
+			tables = append(tables, t)
+		}
+	}
+	if err := c.Apply(version, tables, c.neededKeys()); err != nil {
+		return err
+	}
+	c.applied = version
+	c.saveCache(version, tables)
+	return nil
+}
+
+func (c *Client) ack(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *core.Node, typeURL, version, nonce string, names []string) error {
+	c.acks.Inc()
+	return s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names})
+}
+
+func (c *Client) nack(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *core.Node, typeURL, version, nonce string, names []string, cause error) error {
+	c.nacks.Inc()
+	c.Log.Error("rejecting pushed version; the previous one keeps serving", "type", typeURL, "error", cause)
+	return s.Send(&discovery.DiscoveryRequest{
+		Node: node, TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names,
+		ErrorDetail: &statuspb.Status{Code: 3, Message: cause.Error()},
+	})
+}
+
+// keyNames are the key pairs the current tables name, sorted.
+func (c *Client) keyNames() []string {
+	set := map[string]bool{}
+	for _, t := range c.tables {
+		for _, l := range t.Listeners {
+			for _, n := range l.GetTls().GetCertificates() {
+				set[n] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *Client) missingKeys() []string {
+	var out []string
+	for _, n := range c.keyNames() {
+		if _, ok := c.keys[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (c *Client) neededKeys() map[string]*routetable.KeyPair {
+	out := map[string]*routetable.KeyPair{}
+	for _, n := range c.keyNames() {
+		if kp, ok := c.keys[n]; ok {
+			out[n] = kp
+		}
+	}
+	return out
+}
+
+func (c *Client) saveCache(version string, tables []*routetable.RouteTable) {
+	if c.CacheDir == "" {
+		return
+	}
+	cache := &routetable.ProxyCache{Version: version, Tables: tables}
+	for _, n := range c.keyNames() {
+		if kp, ok := c.keys[n]; ok {
+			cache.KeyPairs = append(cache.KeyPairs, kp)
+		}
+	}
+	data, err := proto.Marshal(cache)
+	if err == nil {
+		err = os.MkdirAll(c.CacheDir, 0o700)
+	}
+	if err == nil {
+		// Written aside and renamed: a crash never leaves half a cache.
+		tmp := filepath.Join(c.CacheDir, cacheFile+".tmp")
+		if err = os.WriteFile(tmp, data, 0o600); err == nil {
+			err = os.Rename(tmp, filepath.Join(c.CacheDir, cacheFile))
+		}
+	}
+	if err != nil {
+		c.Log.Warn("could not write the table cache", "dir", c.CacheDir, "error", err)
+	}
+}
+
+// loadCache serves the version a previous run applied, if any.
+func (c *Client) loadCache() {
+	if c.CacheDir == "" {
+		return
+	}
+	data, err := os.ReadFile(filepath.Join(c.CacheDir, cacheFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	cache := &routetable.ProxyCache{}
+	if err == nil {
+		err = proto.Unmarshal(data, cache)
+	}
+	if err != nil {
+		c.Log.Warn("ignoring an unreadable table cache", "dir", c.CacheDir, "error", err)
+		return
+	}
+	var tables []*routetable.RouteTable
+	for _, t := range cache.Tables {
+		if slices.Contains(c.Tables, t.Name) {
+			tables = append(tables, t)
+			c.tables[t.Name] = t
+		}
+	}
+	keys := map[string]*routetable.KeyPair{}
+	for _, kp := range cache.KeyPairs {
+		keys[kp.Name], c.keys[kp.Name] = kp, kp
+	}
+	if err := c.Apply("cache:"+cache.Version, tables, keys); err != nil {
+		c.Log.Warn("the cached tables could not be applied", "error", err)
+		c.tables, c.keys = map[string]*routetable.RouteTable{}, map[string]*routetable.KeyPair{}
+		return
+	}
+	c.Log.Info("serving cached tables until the hub answers", "version", cache.Version, "tables", len(tables))
+}

@@ -1,0 +1,327 @@
+// Package xds pushes route tables from the hub to proxies over xDS (ADS, in
+// state-of-the-world mode) and records what each proxy acknowledged. The
+// server side is what the hub embeds; the client side is what
+// gatehouse-proxy runs.
+package xds
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// Type URLs of the two resources on the stream.
+const (
+	TableType   = "type.googleapis.com/gatehouse.routetable.v1.RouteTable"
+	KeyPairType = "type.googleapis.com/gatehouse.routetable.v1.KeyPair"
+)
+
+// Hash identifies a resource's content: the SHA-256 of its deterministic
+// encoding, which is also what the stream carries.
+func Hash(m proto.Message) string {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return ""
+	}
+	return hashBytes(b)
+}
+
+func hashBytes(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
+// NodeStatus is what the server knows of one proxy.
+type NodeStatus struct {
+	Node string
+	// Streams open now.
+	Streams int
+	// Acked maps resource names to the hash the node last acknowledged.
+	Acked map[string]string
+	// Nack is the last rejection, if the node has rejected anything since
+	// its last acknowledgement of the same resources.
+	Nack    *Nack
+	Updated time.Time
+}
+
+// Nack is a rejected push.
+type Nack struct {
+	Resources map[string]string // name → hash rejected
+	Message   string
+	At        time.Time
+}
+
+// Authorizer decides which proxies may connect and what they may read. The
+// hub fills it with token checks against member clusters.
+type Authorizer interface {
+	// Authenticate returns who opened the stream (ctx carries its gRPC metadata).
+	Authenticate(ctx context.Context) (string, error)
+	// Authorize checks that identity may read these resources as this node.
+	Authorize(identity, node string, typeURL string, names []string) error
+}
+
+// Server serves tables and key pairs to proxies.
+type Server struct {
+	tables, keys *cachev3.LinearCache
+	xds          serverv3.Server
+	auth         Authorizer
+	log          *slog.Logger
+	// OnChange, when set, is called after a node's status changes.
+	OnChange func(node string)
+
+	mu      sync.Mutex
+	hashes  map[string]string // resource name → hash, for the current content
+	names   map[string]string // hash → name
+	streams map[int64]*stream
+	nodes   map[string]*NodeStatus
+}
+
+type stream struct {
+	identity string
+	node     string
+	sent     map[string]map[string]string // nonce → name → hash
+}
+
+// NewServer returns a server with no resources. auth may be nil to allow all.
+func NewServer(ctx context.Context, auth Authorizer, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		tables: cachev3.NewLinearCache(TableType), keys: cachev3.NewLinearCache(KeyPairType),
+		auth: auth, log: log,
+		hashes: map[string]string{}, names: map[string]string{},
+		streams: map[int64]*stream{}, nodes: map[string]*NodeStatus{},
+	}
+	mux := &cachev3.MuxCache{
+		Classify: func(r *cachev3.Request) string { return r.GetTypeUrl() },
+		Caches:   map[string]cachev3.Cache{TableType: s.tables, KeyPairType: s.keys},
+	}
+	s.xds = serverv3.NewServer(ctx, mux, s)
+	return s
+}
+
+// Register adds the ADS service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) {
+	discovery.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
+}
+
+// SetTable publishes a table under its name; proxies that subscribe to it
+// receive it unless its content is unchanged. It returns the table's hash.
+func (s *Server) SetTable(t *routetable.RouteTable) (string, error) {
+	if t.Name == "" {
+		return "", errors.New("a route table needs a name")
+	}
+	return s.set(s.tables, t.Name, t)
+}
+
+// SetKeyPair publishes a key pair under its name.
+func (s *Server) SetKeyPair(kp *routetable.KeyPair) (string, error) {
+	if kp.Name == "" {
+		return "", errors.New("a key pair needs a name")
+	}
+	return s.set(s.keys, kp.Name, kp)
+}
+
+func (s *Server) set(c *cachev3.LinearCache, name string, m proto.Message) (string, error) {
+	h := Hash(m)
+	s.mu.Lock()
+	same := s.hashes[name] == h
+	s.hashes[name], s.names[h] = h, name
+	s.mu.Unlock()
+	if same {
+		return h, nil
+	}
+	return h, c.UpdateResource(name, m)
+}
+
+// DeleteTable withdraws a table; subscribed proxies keep what they have.
+func (s *Server) DeleteTable(name string) error { return s.del(s.tables, name) }
+
+// DeleteKeyPair withdraws a key pair.
+func (s *Server) DeleteKeyPair(name string) error { return s.del(s.keys, name) }
+
+func (s *Server) del(c *cachev3.LinearCache, name string) error {
+	s.mu.Lock()
+	delete(s.hashes, name)
+	s.mu.Unlock()
+	return c.DeleteResource(name)
+}
+
+// Status returns a copy of what the server knows of a node.
+func (s *Server) Status(node string) NodeStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.nodes[node]
+	if !ok {
+		return NodeStatus{Node: node}
+	}
+	out := *n
+	out.Acked = make(map[string]string, len(n.Acked))
+	for k, v := range n.Acked {
+		out.Acked[k] = v
+	}
+	return out
+}
+
+// Nodes lists the nodes the server has seen.
+func (s *Server) Nodes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.nodes))
+	for n := range s.nodes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// OnStreamOpen authenticates the proxy that opens a stream.
+func (s *Server) OnStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	identity := ""
+	if s.auth != nil {
+		var err error
+		if identity, err = s.auth.Authenticate(ctx); err != nil {
+			s.log.Warn("proxy refused", "stream", id, "error", err)
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.streams[id] = &stream{identity: identity, sent: map[string]map[string]string{}}
+	s.mu.Unlock()
+	return nil
+}
+
+// OnStreamClosed forgets a stream.
+func (s *Server) OnStreamClosed(id int64, _ *core.Node) {
+	s.mu.Lock()
+	st := s.streams[id]
+	delete(s.streams, id)
+	var node string
+	if st != nil && st.node != "" {
+		node = st.node
+		if n := s.nodes[node]; n != nil {
+			n.Streams--
+			n.Updated = time.Now()
+		}
+	}
+	s.mu.Unlock()
+	s.changed(node)
+}
+
+// OnStreamRequest records acknowledgements and rejections.
+func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	s.mu.Lock()
+	st := s.streams[id]
+	if st == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("stream %d is unknown", id)
+	}
+	if st.node == "" {
+		if req.GetNode().GetId() == "" {
+			s.mu.Unlock()
+			return errors.New("the first request must name the node")
+		}
+		st.node = req.GetNode().GetId()
+		n := s.nodes[st.node]
+		if n == nil {
+			n = &NodeStatus{Node: st.node, Acked: map[string]string{}}
+			s.nodes[st.node] = n
+		}
+		n.Streams++
+	}
+	if s.auth != nil {
+		if err := s.auth.Authorize(st.identity, st.node, req.GetTypeUrl(), req.GetResourceNames()); err != nil {
+			s.mu.Unlock()
+			s.log.Warn("proxy asked for resources it may not read", "node", st.node, "error", err)
+			return err
+		}
+	}
+	node := st.node
+	changed := false
+	if nonce := req.GetResponseNonce(); nonce != "" {
+		if sent, ok := st.sent[nonce]; ok {
+			delete(st.sent, nonce)
+			n := s.nodes[node]
+			if req.GetErrorDetail() != nil {
+				n.Nack = &Nack{Resources: sent, Message: req.GetErrorDetail().GetMessage(), At: time.Now()}
+			} else {
+				for name, h := range sent {
+					n.Acked[name] = h
+				}
+				if n.Nack != nil && covers(sent, n.Nack.Resources) {
+					n.Nack = nil
+				}
+			}
+			n.Updated = time.Now()
+			changed = true
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.changed(node)
+	}
+	return nil
+}
+
+// covers reports whether an acknowledgement names every resource a
+// rejection named, so that the rejection is over.
+func covers(acked, nacked map[string]string) bool {
+	for name := range nacked {
+		if _, ok := acked[name]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// OnStreamResponse remembers what each nonce carried, to know later what a
+// proxy acknowledged or rejected.
+func (s *Server) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	if st == nil {
+		return
+	}
+	sent := make(map[string]string, len(resp.GetResources()))
+	for _, r := range resp.GetResources() {
+		h := hashBytes(r.GetValue())
+		if name, ok := s.names[h]; ok {
+			sent[name] = h
+		}
+	}
+	st.sent[resp.GetNonce()] = sent
+}
+
+func (s *Server) changed(node string) {
+	if node != "" && s.OnChange != nil {
+		s.OnChange(node)
+	}
+}
+
+// Unused parts of the server callback interface.
+func (s *Server) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error { return nil }
+func (s *Server) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
+func (s *Server) OnDeltaStreamOpen(context.Context, int64, string) error {
+	return errors.New("delta xDS is not served: use state of the world")
+}
+func (s *Server) OnDeltaStreamClosed(int64, *core.Node) {}
+func (s *Server) OnStreamDeltaRequest(int64, *discovery.DeltaDiscoveryRequest) error {
+	return nil
+}
+func (s *Server) OnStreamDeltaResponse(int64, *discovery.DeltaDiscoveryRequest, *discovery.DeltaDiscoveryResponse) {
+}
