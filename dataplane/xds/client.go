@@ -146,6 +146,17 @@ func (c *Client) stream(ctx context.Context) error {
 }
 
 func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *core.Node, resp *discovery.DiscoveryResponse) error {
+	if len(resp.GetResources()) == 0 {
+		// The hub has nothing (yet) for the names asked: an answer, not a
+		// deletion, which state-of-the-world cannot express for these types.
+		// Keep serving what is served; a restarted hub that has not rebuilt
+		// its tables must not empty its proxies.
+		names := c.Tables
+		if resp.GetTypeUrl() == KeyPairType {
+			names = c.keyNames()
+		}
+		return c.ack(s, node, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), names)
+	}
 	switch resp.GetTypeUrl() {
 	case TableType:
 		prev := maps(c.tables)
