@@ -59,12 +59,12 @@ func main() {
 }
 
 type options struct {
-	tables, gateways         []string
-	xdsAddr, cluster         string
-	cacheDir, tokenFile      string
-	bind, admin              string
-	accessLog                bool
-	drain                    time.Duration
+	tables, gateways    []string
+	xdsAddr, cluster    string
+	cacheDir, tokenFile string
+	bind, admin         string
+	accessLog           bool
+	drain               time.Duration
 }
 
 func run(log *slog.Logger, o options) error {

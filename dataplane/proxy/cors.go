@@ -10,16 +10,16 @@ import (
 )
 
 type corsPolicy struct {
-	allowAll     bool
-	origins      map[string]bool
-	patterns     []*regexp.Regexp
-	methods      string
-	allMethods   bool
-	headers      string
-	allHeaders   bool
-	expose       string
-	credentials  bool
-	maxAge       string
+	allowAll    bool
+	origins     map[string]bool
+	patterns    []*regexp.Regexp
+	methods     string
+	allMethods  bool
+	headers     string
+	allHeaders  bool
+	expose      string
+	credentials bool
+	maxAge      string
 }
 
 func compileCORS(c *routetable.CorsPolicy) *corsPolicy {

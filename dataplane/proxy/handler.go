@@ -21,12 +21,12 @@ const maxReplayBody = 64 << 10
 // decision carries what routing decided for one request into the reverse
 // proxy's hooks.
 type decision struct {
-	action *action
-	share  *weighted
-	host   string
-	path   string
-	origin string
-	body   []byte
+	action  *action
+	share   *weighted
+	host    string
+	path    string
+	origin  string
+	body    []byte
 	hasBody bool
 	// endpoint is the endpoint of the last attempt, for metrics.
 	endpoint *endpoint

@@ -54,7 +54,7 @@ type Client struct {
 	applied     string
 	tableVer    string
 	keyVer      string
-	waiting *pending
+	waiting     *pending
 	acks, nacks prometheus.Counter
 }
 

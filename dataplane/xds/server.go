@@ -314,7 +314,7 @@ func (s *Server) changed(node string) {
 }
 
 // Unused parts of the server callback interface.
-func (s *Server) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error { return nil }
+func (s *Server) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error         { return nil }
 func (s *Server) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
 func (s *Server) OnDeltaStreamOpen(context.Context, int64, string) error {
 	return errors.New("delta xDS is not served: use state of the world")
