@@ -1,0 +1,172 @@
+package proxy_test
+
+import (
+	"bufio"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	rt "github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+func endpointOf(t *testing.T, url string) *rt.Endpoint {
+	host, port, err := net.SplitHostPort(url[strings.Index(url, "//")+2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	return &rt.Endpoint{Address: host, Port: uint32(p)}
+}
+
+func oneRoute(port uint32, backend *rt.Backend, mirrors ...*rt.RequestMirror) *rt.RouteTable {
+	backends := []*rt.Backend{backend}
+	return &rt.RouteTable{Gateway: "infra/gw", Listeners: []*rt.Listener{{Name: "http", Port: port, Protocol: rt.Protocol_HTTP,
+		VirtualHosts: []*rt.VirtualHost{{Domain: "*", Routes: []*rt.Route{{
+			Match:  &rt.RouteMatch{Path: &rt.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &rt.Route_Route{Route: &rt.RouteAction{Backends: []*rt.WeightedBackend{{Backend: backend.Name, Weight: 1}}, Mirrors: mirrors}},
+		}}}}}}, Backends: backends}
+}
+
+func TestH2CBackend(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "proto=%s", r.Proto)
+	}))
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Start()
+	defer srv.Close()
+	port := freePort(t)
+	start(t, oneRoute(port, &rt.Backend{Name: "h2c", Protocol: rt.AppProtocol_H2C, Endpoints: []*rt.Endpoint{endpointOf(t, srv.URL)}}))
+	if r := do(t, port, "GET", "x", "/", nil); r.code != 200 || r.rawBody != "proto=HTTP/2.0" {
+		t.Errorf("h2c backend saw %d %q, want HTTP/2.0", r.code, r.rawBody)
+	}
+}
+
+func TestBackendTLSVerifiesTheServer(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "sni=%s", r.TLS.ServerName)
+	}))
+	defer srv.Close()
+	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	port := freePort(t)
+	p := start(t)
+	apply := func(tlsCfg *rt.BackendTLS) int {
+		t.Helper()
+		if err := p.Apply("v", []*rt.RouteTable{oneRoute(port, &rt.Backend{Name: "tls", Protocol: rt.AppProtocol_HTTP1, Tls: tlsCfg, Endpoints: []*rt.Endpoint{endpointOf(t, srv.URL)}})}, nil); err != nil {
+			t.Fatal(err)
+		}
+		return do(t, port, "GET", "x", "/", nil).code
+	}
+	// httptest's certificate is for example.com.
+	if code := apply(&rt.BackendTLS{Sni: "example.com", CaPem: ca}); code != 200 {
+		t.Errorf("trusted CA and matching SNI: %d", code)
+	}
+	if r := do(t, port, "GET", "x", "/", nil); r.rawBody != "sni=example.com" {
+		t.Errorf("backend saw %q", r.rawBody)
+	}
+	if code := apply(&rt.BackendTLS{Sni: "other.test", CaPem: ca}); code != 502 {
+		t.Errorf("SNI not in the certificate: %d, want 502", code)
+	}
+	if code := apply(&rt.BackendTLS{Sni: "other.test", CaPem: ca, SubjectAltNames: []string{"example.com"}}); code != 200 {
+		t.Errorf("SAN accepted instead of the SNI: %d", code)
+	}
+	if code := apply(&rt.BackendTLS{Sni: "example.com"}); code != 502 {
+		t.Errorf("no trust anchor (invalid policy): %d, want 502", code)
+	}
+}
+
+func TestWebSocketUpgrade(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want an upgrade", 400)
+			return
+		}
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprint(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		buf.Flush()
+		line, _ := buf.ReadString('\n')
+		fmt.Fprint(buf, "echo:"+line)
+		buf.Flush()
+	}))
+	defer srv.Close()
+	port := freePort(t)
+	start(t, oneRoute(port, &rt.Backend{Name: "ws", Protocol: rt.AppProtocol_WEBSOCKET, Endpoints: []*rt.Endpoint{endpointOf(t, srv.URL)}}))
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	fmt.Fprint(conn, "hello\n")
+	line, _ := br.ReadString('\n')
+	if line != "echo:hello\n" {
+		t.Errorf("through the upgraded connection: %q", line)
+	}
+}
+
+func TestConnectionErrorsGoToAnotherEndpoint(t *testing.T) {
+	live := newEcho(t, "live")
+	dead := freePort(t) // nothing listens there
+	port := freePort(t)
+	b := live.backend()
+	b.Endpoints = append(b.Endpoints, &rt.Endpoint{Address: "127.0.0.1", Port: dead})
+	start(t, oneRoute(port, b))
+	for i := range 50 {
+		if r := do(t, port, "GET", "x", "/", nil); r.code != 200 {
+			t.Fatalf("request %d: %d (a refused connection must be retried elsewhere)", i, r.code)
+		}
+	}
+}
+
+func TestMirrorsAFraction(t *testing.T) {
+	primary := newEcho(t, "primary")
+	var mirrored atomic.Int64
+	shadow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if string(body) == "payload" && r.URL.Path == "/m" {
+			mirrored.Add(1)
+		}
+	}))
+	defer shadow.Close()
+	port := freePort(t)
+	tbl := oneRoute(port, primary.backend(), &rt.RequestMirror{Backend: "shadow", Numerator: 1, Denominator: 2})
+	tbl.Backends = append(tbl.Backends, &rt.Backend{Name: "shadow", Protocol: rt.AppProtocol_HTTP1, Endpoints: []*rt.Endpoint{endpointOf(t, shadow.URL)}})
+	start(t, tbl)
+	for range 400 {
+		resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/m", port), "text/plain", strings.NewReader("payload"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("primary answered %d", resp.StatusCode)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && mirrored.Load() < 150 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := mirrored.Load(); n < 150 || n > 250 {
+		t.Errorf("mirrored %d of 400 at 1/2, want about 200 with the body", n)
+	}
+}
