@@ -44,12 +44,16 @@ var (
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, port uint32) {
 	start := time.Now()
 	cfg := p.cfg.Load()
-	code := p.route(w, r, cfg, port)
-	p.metrics.observe(code, time.Since(start))
+	var served servedBy
+	code := p.route(w, r, cfg, port, &served)
+	p.metrics.observe(code, time.Since(start), served.route, served.backend)
 	if p.accessLog != nil {
 		p.accessLog.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "code", code, "duration", time.Since(start))
 	}
 }
+
+// servedBy names the route and backend that served a request, for metrics.
+type servedBy struct{ route, backend string }
 
 // statusRecorder remembers the status code written.
 type statusRecorder struct {
@@ -73,7 +77,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port uint32) int {
+func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port uint32, served *servedBy) int {
 	if cfg == nil {
 		return respond(w, http.StatusServiceUnavailable, "no route table applied yet")
 	}
@@ -111,6 +115,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 		return respond(w, http.StatusNotFound, "")
 	}
 	a := rt.action
+	served.route = rt.name
 	if a.cors != nil && isPreflight(r) {
 		a.cors.preflight(w, r)
 		return http.StatusNoContent
@@ -129,11 +134,14 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 		a.respHeaders.apply(w.Header())
 		return respond(w, int(a.direct.Status), a.direct.Body)
 	}
-	return p.forward(w, r, a, rt, path)
+	return p.forward(w, r, a, rt, path, served)
 }
 
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, a *action, rt *route, path string) int {
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, a *action, rt *route, path string, served *servedBy) int {
 	share := pickShare(a)
+	if share.backend != nil {
+		served.backend = share.backend.name
+	}
 	if share.backend == nil {
 		return respond(w, http.StatusInternalServerError, "the backend of this route is invalid")
 	}

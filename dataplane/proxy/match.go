@@ -27,7 +27,9 @@ type trieNode struct {
 }
 
 type route struct {
-	source  string
+	source string
+	// name is the route object, "Kind namespace/name", for metrics.
+	name    string
 	regex   *regexp.Regexp
 	headers []headerMatch
 	query   []queryMatch
@@ -103,6 +105,9 @@ func segments(p string) []string {
 func compileRoute(rt *routetable.Route, backends map[string]*backend, regexes map[string]*regexp.Regexp) (*route, error) {
 	m := rt.GetMatch()
 	r := &route{method: m.GetMethod(), source: describe(rt.Source)}
+	if s := rt.Source; s != nil {
+		r.name = s.Kind + " " + s.Namespace + "/" + s.Name
+	}
 	var err error
 	switch p := m.GetPath().(type) {
 	case *routetable.RouteMatch_Regex:

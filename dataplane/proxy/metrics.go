@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +11,8 @@ import (
 // that the hot path does one array index, not a label lookup.
 type metrics struct {
 	requests       [6]prometheus.Counter // 1xx … 5xx, and 499 for clients gone
+	byRoute        *prometheus.CounterVec
+	routeCounters  sync.Map // routeKey → prometheus.Counter
 	duration       prometheus.Histogram
 	upstreamErrors prometheus.Counter
 	mirrorErrors   prometheus.Counter
@@ -33,24 +36,51 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		appliedAt:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_timestamp_seconds", Help: "When the serving version was applied."}),
 		version:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_version", Help: "1 for the version being served."}, []string{"version"}),
 	}
-	for i, class := range []string{"1xx", "2xx", "3xx", "4xx", "5xx", "499"} {
+	m.byRoute = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_proxy_route_requests_total", Help: "Requests that matched a route, by route, backend and status class.",
+	}, []string{"route", "backend", "code"})
+	for i, class := range codeClasses {
 		m.requests[i] = requests.WithLabelValues(class)
 	}
 	if reg != nil {
-		reg.MustRegister(requests, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.appliedAt, m.version)
+		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.appliedAt, m.version)
 	}
 	return m
 }
 
-func (m *metrics) observe(code int, d time.Duration) {
-	i := code/100 - 1
+var codeClasses = [6]string{"1xx", "2xx", "3xx", "4xx", "5xx", "499"}
+
+type routeKey struct {
+	route, backend string
+	class          int
+}
+
+func classOf(code int) int {
 	if code == 499 {
-		i = 5
+		return 5
 	}
-	if i >= 0 && i < len(m.requests) {
-		m.requests[i].Inc()
+	if i := code/100 - 1; i >= 0 && i < 5 {
+		return i
 	}
+	return -1
+}
+
+func (m *metrics) observe(code int, d time.Duration, route, backend string) {
+	i := classOf(code)
+	if i < 0 {
+		return
+	}
+	m.requests[i].Inc()
 	m.duration.Observe(d.Seconds())
+	if route == "" {
+		return
+	}
+	k := routeKey{route, backend, i}
+	c, ok := m.routeCounters.Load(k)
+	if !ok {
+		c, _ = m.routeCounters.LoadOrStore(k, m.byRoute.WithLabelValues(route, backend, codeClasses[i]))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func (m *metrics) applied(version string) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/proxy"
@@ -309,5 +310,43 @@ func TestApplyKeepsServingWhenPortIsTaken(t *testing.T) {
 	}
 	if r := do(t, port, "GET", "x", "/", nil); r.code != 200 {
 		t.Errorf("v1 stopped serving: %d", r.code)
+	}
+}
+
+func TestMetricsCountByRouteBackendAndCode(t *testing.T) {
+	v1 := newEcho(t, "v1")
+	port := freePort(t)
+	reg := prometheus.NewRegistry()
+	p := proxy.New(proxy.Options{BindAddress: "127.0.0.1", Registry: reg})
+	t.Cleanup(func() { _ = p.Close(t.Context()) })
+	tbl := table(t, port, `{"gateway":"infra/gw","listeners":[{"name":"http","port":PORT,"protocol":"HTTP","virtualHosts":[{"domain":"*","routes":[
+		{"match":{"prefix":"/"},"route":{"backends":[{"backend":"v1","weight":1}]},"source":{"kind":"HTTPRoute","namespace":"shop","name":"web"}}]}]}]}`, v1)
+	if err := p.Apply("v1", []*rt.RouteTable{tbl}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		do(t, port, "GET", "x", "/", nil)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range families {
+		if f.GetName() != "gatehouse_proxy_route_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["route"] == "HTTPRoute shop/web" && labels["backend"] == "v1" && labels["code"] == "2xx" && m.GetCounter().GetValue() == 3 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no gatehouse_proxy_route_requests_total{route=\"HTTPRoute shop/web\",backend=\"v1\",code=\"2xx\"} 3 in %v", families)
 	}
 }
