@@ -11,7 +11,7 @@ MEMBERS ?= 2
 
 CONTROLLER_TOOLS_VERSION := v0.23.0
 
-.PHONY: all tools build test unit bench fuzz lint generate verify-generate demo clean
+.PHONY: all tools build test unit bench bench-proxy fuzz lint generate verify-generate demo clean
 
 all: build
 
@@ -35,12 +35,24 @@ unit:
 
 ## bench: the Go benchmarks of the hot paths (figures go to docs/benchmarks.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),5) ./operator/translate/
+	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),5) ./operator/translate/ ./dataplane/proxy/
+
+## bench-proxy: load comparison of gatehouse-proxy against nginx with wrk at
+## 1, 1,000 and 10,000 prefix + header routes (installs wrk and nginx from
+## Debian when missing); BENCH_PROXY_FLAGS passes flags, e.g. -out FILE,
+## -rounds 3 or -cpuprofile DIR (see test/bench/proxy/README.md)
+bench-proxy:
+	@bash test/bench/proxy/deps.sh
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/gatehouse-proxy ./cmd/gatehouse-proxy
+	$(GO) build -o $(BIN)/bench-proxy ./test/bench/proxy
+	$(BIN)/bench-proxy -proxy $(BIN)/gatehouse-proxy $(BENCH_PROXY_FLAGS)
 
 ## fuzz: each fuzz target for FUZZTIME (default 5m)
 FUZZTIME ?= 5m
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzTranslate -fuzztime $(FUZZTIME) ./operator/translate/
+	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./dataplane/proxy/
 
 ## lint: formatting and go vet
 lint:
