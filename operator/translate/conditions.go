@@ -8,9 +8,6 @@ import (
 const (
 	// ReasonNotAuthorized is the default reason of an authorizer denial.
 	ReasonNotAuthorized = "NotAuthorized"
-	// ReasonParametersNotSupported: the GatewayClass names parameters of a
-	// kind Gatehouse does not read.
-	ReasonParametersNotSupported = "InvalidParameters"
 )
 
 // conditions collects the conditions of one object, in the order they are

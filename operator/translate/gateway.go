@@ -42,13 +42,13 @@ func (t *translator) gatewayClasses() {
 			continue
 		}
 		var conds conditions
-		if p := gc.Spec.ParametersRef; p != nil {
-			conds.set(string(gwv1.GatewayClassConditionStatusAccepted), false, ReasonParametersNotSupported,
-				fmt.Sprintf("parametersRef %s/%s %q is not supported by Gatehouse: remove spec.parametersRef", p.Group, p.Kind, p.Name), gc.Generation)
+		if params, problem := t.classParameters(gc); problem != "" {
+			conds.set(string(gwv1.GatewayClassConditionStatusAccepted), false, string(gwv1.GatewayClassReasonInvalidParameters), problem, gc.Generation)
 		} else {
 			conds.set(string(gwv1.GatewayClassConditionStatusAccepted), true, string(gwv1.GatewayClassReasonAccepted),
 				"GatewayClass is accepted by Gatehouse", gc.Generation)
 			t.classes[gc.Name] = gc
+			t.out.Parameters[gc.Name] = params
 		}
 		t.out.GatewayClasses[gc.Name] = &gwv1.GatewayClassStatus{
 			Conditions:        conds,
@@ -163,6 +163,9 @@ func (t *translator) gatewayStatus(gw *gateway) {
 		}
 	}
 	addrs, addrErr := staticAddresses(g.Spec.Addresses)
+	if params := t.out.Parameters[string(g.Spec.GatewayClassName)]; len(addrs) == 0 && params.Mode == ModeExternal {
+		addrs = params.Addresses
+	}
 	status.Addresses = addrs
 	accepted := string(gwv1.GatewayConditionAccepted)
 	programmed := string(gwv1.GatewayConditionProgrammed)

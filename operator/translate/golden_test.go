@@ -188,6 +188,11 @@ func render(t testing.TB, out translate.Output) []byte {
 			put(k.String(), v)
 		}
 	}))
+	add("parameters", toMap(len(out.Parameters), func(put func(string, any)) {
+		for k, v := range out.Parameters {
+			put(k, map[string]any{"mode": v.Mode, "addresses": v.Addresses})
+		}
+	}))
 	add("tables", toMap(len(out.Tables), func(put func(string, any)) {
 		for k, v := range out.Tables {
 			raw, err := protojson.Marshal(v)

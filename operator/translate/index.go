@@ -61,6 +61,7 @@ func newTranslator(in Input) *translator {
 			GRPCRoutes:         map[types.NamespacedName][]gwv1.RouteParentStatus{},
 			BackendTLSPolicies: map[types.NamespacedName][]gwv1.PolicyAncestorStatus{},
 			Tables:             map[types.NamespacedName]*routetable.RouteTable{},
+			Parameters:         map[string]ClassParameters{},
 		},
 		classes:      map[string]*gwv1.GatewayClass{},
 		namespaces:   make(map[string]labels.Set, len(in.Namespaces)),

@@ -63,6 +63,8 @@ type Output struct {
 	BackendTLSPolicies map[types.NamespacedName][]gwv1.PolicyAncestorStatus
 	// One table per accepted Gateway.
 	Tables map[types.NamespacedName]*routetable.RouteTable
+	// Parameters of each accepted GatewayClass of ours.
+	Parameters map[string]ClassParameters
 }
 
 // AttachmentAuthorizer is the seam through which tenancy and policy decide

@@ -1,0 +1,67 @@
+package translate
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// How the proxies of a GatewayClass's Gateways run.
+const (
+	// ModeManaged: the hub creates each Gateway's proxy Deployment and
+	// LoadBalancer Service in the member; addresses come from the Service.
+	ModeManaged = "managed"
+	// ModeExternal: proxies run elsewhere; the parameters give the address.
+	ModeExternal = "external"
+)
+
+// ClassParameters are what a GatewayClass's parametersRef, a ConfigMap,
+// says. Keys: "mode" (managed or external) and, for external mode,
+// "addresses" (comma-separated IPs or hostnames the proxies answer on).
+type ClassParameters struct {
+	Mode      string
+	Addresses []gwv1.GatewayStatusAddress
+}
+
+// classParameters reads a GatewayClass's parameters, or says what is wrong.
+func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, string) {
+	params := ClassParameters{Mode: ModeManaged}
+	p := gc.Spec.ParametersRef
+	if p == nil {
+		return params, ""
+	}
+	if p.Group != "" || p.Kind != "ConfigMap" {
+		return params, fmt.Sprintf("spec.parametersRef: %s/%s is not supported: refer to a ConfigMap", orCore(string(p.Group)), p.Kind)
+	}
+	if p.Namespace == nil || *p.Namespace == "" {
+		return params, "spec.parametersRef.namespace is required: a GatewayClass is cluster-scoped"
+	}
+	cm := t.configMaps[key(string(*p.Namespace), p.Name)]
+	if cm == nil {
+		return params, fmt.Sprintf("spec.parametersRef: ConfigMap %s/%s does not exist", *p.Namespace, p.Name)
+	}
+	switch mode := strings.TrimSpace(cm.Data["mode"]); mode {
+	case "", ModeManaged:
+	case ModeExternal:
+		params.Mode = ModeExternal
+	default:
+		return params, fmt.Sprintf("ConfigMap %s/%s: mode %q is not one of managed, external", cm.Namespace, cm.Name, mode)
+	}
+	for _, a := range strings.Split(cm.Data["addresses"], ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		typ := gwv1.HostnameAddressType
+		if _, err := netip.ParseAddr(a); err == nil {
+			typ = gwv1.IPAddressType
+		}
+		params.Addresses = append(params.Addresses, gwv1.GatewayStatusAddress{Type: &typ, Value: a})
+	}
+	if params.Mode == ModeExternal && len(params.Addresses) == 0 {
+		return params, fmt.Sprintf("ConfigMap %s/%s: external mode needs addresses (comma-separated IPs or hostnames)", cm.Namespace, cm.Name)
+	}
+	return params, ""
+}
