@@ -43,6 +43,10 @@ type Options struct {
 	Log io.Writer
 	// StartTimeout bounds the start of one control plane.
 	StartTimeout time.Duration
+	// AdvertiseAddress is kube-apiserver's --advertise-address. Needed where
+	// no default route exists (a private network namespace); any local,
+	// non-loopback address works.
+	AdvertiseAddress string
 	// CertManager installs cert-manager's CRDs on the hub and runs the
 	// cert-manager controller (bin/cert-manager-controller) against it.
 	CertManager bool
@@ -58,6 +62,8 @@ type Fleet struct {
 	// CertManager is the cert-manager controller, when Options.CertManager.
 	CertManager *Process
 
+	opts     Options
+	mu       sync.Mutex
 	ownsDir  bool
 	stopOnce sync.Once
 	stopErr  error
@@ -71,7 +77,7 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Fleet{Dir: opts.Dir}
+	f := &Fleet{Dir: opts.Dir, opts: opts}
 	if f.Dir == "" {
 		if f.Dir, err = os.MkdirTemp("", "gatehouse-fleet-"); err != nil {
 			return nil, err
@@ -155,28 +161,71 @@ func (f *Fleet) registerMembers(ctx context.Context) error {
 		return fmt.Errorf("creating namespace %s on the hub: %w", HubNamespace, err)
 	}
 	for _, m := range f.Members {
-		secret := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:      m.Name,
-				Namespace: HubNamespace,
-				Labels:    map[string]string{kubeconfig.DefaultKubeconfigSecretLabel: "true"},
-			},
-			Data: map[string][]byte{kubeconfig.DefaultKubeconfigSecretKey: m.Kubeconfig},
-		}
-		if _, err := hub.CoreV1().Secrets(HubNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("registering %s with the hub: %w", m.Name, err)
+		if err := f.register(ctx, m); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+func (f *Fleet) register(ctx context.Context, m *Cluster) error {
+	hub, err := kubernetes.NewForConfig(f.Hub.Config)
+	if err != nil {
+		return err
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      m.Name,
+			Namespace: HubNamespace,
+			Labels:    map[string]string{kubeconfig.DefaultKubeconfigSecretLabel: "true"},
+		},
+		Data: map[string][]byte{kubeconfig.DefaultKubeconfigSecretKey: m.Kubeconfig},
+	}
+	if _, err := hub.CoreV1().Secrets(HubNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("registering %s with the hub: %w", m.Name, err)
+	}
+	return nil
+}
+
+// AddMember starts one more member cluster while the fleet runs and
+// registers it with the hub, the way a platform team joins a cluster.
+func (f *Fleet) AddMember(ctx context.Context) (*Cluster, error) {
+	f.mu.Lock()
+	name := fmt.Sprintf("member-%d", len(f.Members)+1)
+	f.mu.Unlock()
+	c, err := startCluster(name, filepath.Join(f.Dir, name), f.opts, nil)
+	f.mu.Lock()
+	if c != nil {
+		f.Members = append(f.Members, c)
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return c, f.register(ctx, c)
+}
+
+// Unregister deletes a member's kubeconfig Secret from the hub: the cluster
+// leaves the fleet (it keeps running until Stop).
+func (f *Fleet) Unregister(ctx context.Context, name string) error {
+	hub, err := kubernetes.NewForConfig(f.Hub.Config)
+	if err != nil {
+		return err
+	}
+	return hub.CoreV1().Secrets(HubNamespace).Delete(ctx, name, metav1.DeleteOptions{})
+}
+
 // Clusters returns the hub followed by the members.
 func (f *Fleet) Clusters() []*Cluster {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return append([]*Cluster{f.Hub}, f.Members...)
 }
 
 // Member returns the member with the given name, or nil.
 func (f *Fleet) Member(name string) *Cluster {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, m := range f.Members {
 		if m.Name == name {
 			return m
@@ -262,6 +311,9 @@ func startCluster(name, dir string, opts Options, extraCRDs []string) (*Cluster,
 	e.ControlPlane.Etcd = newEtcd(etcdDir, opts.Log)
 	api := e.ControlPlane.GetAPIServer()
 	api.CertDir = certDir
+	if opts.AdvertiseAddress != "" {
+		api.Configure().Set("advertise-address", opts.AdvertiseAddress)
+	}
 	if opts.Log != nil {
 		api.Out, api.Err = prefixed(opts.Log, name+"/apiserver"), prefixed(opts.Log, name+"/apiserver")
 	}

@@ -38,6 +38,12 @@ func StartProcess(name, path string, args []string, log io.Writer) (*Process, er
 	return p, nil
 }
 
+// Kill ends the process group at once, as a crash would.
+func (p *Process) Kill() {
+	_ = syscall.Kill(-p.PID(), syscall.SIGKILL)
+	<-p.done
+}
+
 // PID of the process.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
 

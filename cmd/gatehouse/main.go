@@ -1,0 +1,144 @@
+// Command gatehouse is the hub: it watches every member cluster registered
+// as a kubeconfig Secret in its namespace, decides every attachment, writes
+// status back into the members and pushes route tables to their proxies.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/operator/hub"
+)
+
+func main() {
+	var (
+		namespace   = flag.String("namespace", "gatehouse-system", "hub namespace holding the members' kubeconfig Secrets")
+		xdsAddr     = flag.String("xds-address", ":18000", "address proxies connect to for their route tables")
+		metricsAddr = flag.String("metrics-address", "127.0.0.1:8080", `address of /metrics ("0" disables)`)
+		healthAddr  = flag.String("health-address", "127.0.0.1:8081", `address of /healthz and /readyz ("0" disables)`)
+		leaderElect = flag.Bool("leader-elect", false, "elect one active hub among replicas")
+		debounce    = flag.Duration("debounce", 50*time.Millisecond, "gather changes of a cluster for this long before translating it")
+		grace       = flag.Duration("startup-grace", 20*time.Second, "after a restart, keep stored Programmed conditions this long while proxies reconnect")
+		logLevel    = flag.String("log-level", "info", "debug, info, warn or error")
+	)
+	// --kubeconfig (the hub cluster) is controller-runtime's own flag.
+	flag.Parse()
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(*logLevel))
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log.SetLogger(logr.FromSlogHandler(logger.Handler()))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, logger, options{
+		namespace: *namespace, xdsAddr: *xdsAddr, metricsAddr: *metricsAddr,
+		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace,
+	})
+	if err != nil {
+		logger.Error("gatehouse hub stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	namespace, xdsAddr, metricsAddr, healthAddr string
+	leaderElect                                 bool
+	debounce, grace                             time.Duration
+}
+
+func scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(gwv1.Install(s))
+	utilruntime.Must(gwv1beta1.Install(s))
+	return s
+}
+
+func run(ctx context.Context, logger *slog.Logger, o options) error {
+	cfg, err := ctrlconfig.GetConfig()
+	if err != nil {
+		return fmt.Errorf("hub kubeconfig: %w", err)
+	}
+	s := scheme()
+	provider := kubeconfig.New(kubeconfig.Options{
+		Namespace: o.namespace,
+		ClusterOptions: []cluster.Option{func(co *cluster.Options) {
+			co.Scheme = s
+			hub.ClusterCache(co)
+		}},
+		RESTOptions: []func(*rest.Config) error{func(c *rest.Config) error { c.QPS, c.Burst = 50, 100; return nil }},
+	})
+	mgr, err := mcmanager.New(cfg, provider, manager.Options{
+		Scheme:                 s,
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.healthAddr,
+		LeaderElection:         o.leaderElect,
+		LeaderElectionID:       "gatehouse-hub",
+		// Only the members' Secrets in the hub namespace are read.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
+		}},
+		// One member that cannot be reached must not hold up the others.
+		Controller: config.Controller{GroupKindConcurrency: map[string]int{"Secret": 4}},
+	})
+	if err != nil {
+		return err
+	}
+	if err := provider.SetupWithManager(ctx, mgr); err != nil {
+		return err
+	}
+
+	push := xds.NewServer(ctx, nil, logger.With("component", "xds"))
+	h := hub.New(push, hub.Options{Debounce: o.debounce, StartupGrace: o.grace, Log: logger.With("component", "hub")})
+	if err := h.SetupWithManager(mgr); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.xdsAddr)
+	if err != nil {
+		return fmt.Errorf("push server: %w", err)
+	}
+	g := grpc.NewServer(grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
+	push.Register(g)
+	go func() {
+		<-ctx.Done()
+		g.Stop()
+	}()
+	go func() {
+		if err := g.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			logger.Error("push server stopped", "error", err)
+		}
+	}()
+	logger.Info("gatehouse hub starting", "namespace", o.namespace, "xds", ln.Addr().String())
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,128 @@
+// Package hub is the hub's per-cluster pipeline: when anything in a member
+// cluster changes, read that cluster's objects, translate them, push the
+// route tables whose content changed, and write back the statuses that
+// changed — with Programmed reflecting what the cluster's proxies
+// acknowledged. Each cluster has its own worker; one cluster's trouble never
+// stalls another's.
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/operator/translate"
+)
+
+// Cluster is what the hub needs of a member cluster: a cached client to read
+// and write through.
+type Cluster interface {
+	GetClient() client.Client
+}
+
+// Options configure the hub.
+type Options struct {
+	// Debounce gathers bursts of changes into one translation.
+	Debounce time.Duration
+	// StartupGrace keeps stored Programmed conditions while proxies
+	// reconnect after a hub restart, so that status does not flap.
+	StartupGrace time.Duration
+	Controller   string
+	Log          *slog.Logger
+	// Authorizer and Certificates are passed to every translation.
+	Authorizer   translate.AttachmentAuthorizer
+	Certificates translate.CertificateSource
+}
+
+// Hub runs one worker per engaged cluster.
+type Hub struct {
+	opts    Options
+	push    *xds.Server
+	started time.Time
+
+	mu       sync.Mutex
+	clusters map[string]*worker
+}
+
+// New returns a hub that pushes through push.
+func New(push *xds.Server, opts Options) *Hub {
+	if opts.Debounce == 0 {
+		opts.Debounce = 50 * time.Millisecond
+	}
+	if opts.StartupGrace == 0 {
+		opts.StartupGrace = 20 * time.Second
+	}
+	if opts.Controller == "" {
+		opts.Controller = string(translate.ControllerName)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{opts: opts, push: push, started: time.Now(), clusters: map[string]*worker{}}
+	push.OnChange = h.nodeChanged
+	return h
+}
+
+// Engage starts the worker of a cluster; it stops when ctx ends, and the
+// cluster's tables are withdrawn.
+func (h *Hub) Engage(ctx context.Context, name string, cl Cluster) {
+	w := &worker{hub: h, name: name, cl: cl, kick: make(chan struct{}, 1), tables: map[string]string{}}
+	h.mu.Lock()
+	if old := h.clusters[name]; old != nil {
+		old.stop()
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w.cancel = cancel
+	h.clusters[name] = w
+	h.mu.Unlock()
+	go w.run(wctx)
+	w.trigger()
+}
+
+// Trigger asks for the cluster to be translated again.
+func (h *Hub) Trigger(name string) {
+	h.mu.Lock()
+	w := h.clusters[name]
+	h.mu.Unlock()
+	if w != nil {
+		w.trigger()
+	}
+}
+
+// Clusters lists the clusters the hub works on.
+func (h *Hub) Clusters() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.clusters))
+	for n := range h.clusters {
+		out = append(out, n)
+	}
+	return out
+}
+
+// nodeChanged reacts to a proxy acknowledging or rejecting: its cluster's
+// statuses are recomputed. Node IDs are "cluster/namespace/gateway".
+func (h *Hub) nodeChanged(node string) {
+	if i := strings.IndexByte(node, '/'); i > 0 {
+		h.Trigger(node[:i])
+	}
+}
+
+func (h *Hub) forget(w *worker) {
+	h.mu.Lock()
+	if h.clusters[w.name] == w {
+		delete(h.clusters, w.name)
+	}
+	h.mu.Unlock()
+}
+
+// TableName is the push resource name of a Gateway's table, which is also
+// the node ID of its proxies.
+func TableName(cluster, namespace, name string) string {
+	return cluster + "/" + namespace + "/" + name
+}

@@ -1,0 +1,86 @@
+package hub
+
+import (
+	"log/slog"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/operator/translate"
+)
+
+// push publishes the cluster's tables, and the key pairs their listeners
+// name, under cluster-qualified names; tables that are gone are withdrawn.
+// It returns the hash of each Gateway's table.
+func (w *worker) push(in translate.Input, out translate.Output) map[types.NamespacedName]string {
+	log := w.hub.opts.Log.With("cluster", w.name)
+	secrets := map[string]*corev1.Secret{}
+	for _, s := range in.Secrets {
+		secrets[s.Namespace+"/"+s.Name] = s
+	}
+	hashes := make(map[types.NamespacedName]string, len(out.Tables))
+	seen := map[string]bool{}
+	for gw, table := range out.Tables {
+		name := TableName(w.name, gw.Namespace, gw.Name)
+		table.Name = name
+		w.qualifyKeyPairs(table, secrets, log)
+		h, err := w.hub.push.SetTable(table)
+		if err != nil {
+			log.Error("publishing a route table failed", "table", name, "error", err)
+			continue
+		}
+		if w.tables[name] != h {
+			log.Info("route table published", "table", name, "hash", h)
+		}
+		w.tables[name], hashes[gw], seen[name] = h, h, true
+	}
+	for name := range w.tables {
+		if !seen[name] {
+			if err := w.hub.push.DeleteTable(name); err != nil {
+				log.Error("withdrawing a route table failed", "table", name, "error", err)
+			}
+			delete(w.tables, name)
+		}
+	}
+	return hashes
+}
+
+// qualifyKeyPairs renames the key pairs a table names from "ns/secret" to
+// "cluster/ns/secret" and publishes them: two clusters' Secrets of the same
+// name are different key pairs.
+func (w *worker) qualifyKeyPairs(t *routetable.RouteTable, secrets map[string]*corev1.Secret, log *slog.Logger) {
+	for _, l := range t.Listeners {
+		if l.Tls == nil {
+			continue
+		}
+		for i, ref := range l.Tls.Certificates {
+			if strings.Count(ref, "/") != 1 {
+				continue // already qualified by a certificate source
+			}
+			s := secrets[ref]
+			qualified := w.name + "/" + ref
+			l.Tls.Certificates[i] = qualified
+			if s == nil {
+				continue
+			}
+			kp := &routetable.KeyPair{Name: qualified, CertificateChain: s.Data[corev1.TLSCertKey], PrivateKey: s.Data[corev1.TLSPrivateKeyKey]}
+			if _, err := w.hub.push.SetKeyPair(kp); err != nil {
+				log.Error("publishing a key pair failed", "name", qualified, "error", err)
+			}
+		}
+	}
+}
+
+// withdraw removes every table of the cluster when it leaves: its proxies
+// get no more updates (and keep serving what they have).
+func (w *worker) withdraw(log *slog.Logger) {
+	for name := range w.tables {
+		if err := w.hub.push.DeleteTable(name); err != nil {
+			log.Error("withdrawing a route table failed", "table", name, "error", err)
+		}
+	}
+	log.Info("cluster left: its route tables are withdrawn", "tables", len(w.tables))
+	w.tables = map[string]string{}
+}

@@ -1,0 +1,235 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/operator/status"
+	"github.com/gatehouse-dev/gatehouse/operator/translate"
+)
+
+// Reasons of our own on Programmed.
+const (
+	// ReasonPending: no proxy has acknowledged the current table yet.
+	ReasonPending = "Pending"
+	// ReasonProxyRejected: a proxy NACKed the current table.
+	ReasonProxyRejected = "Invalid"
+	conditionProgramed  = "Programmed"
+)
+
+// fleet says whether a Gateway's proxies serve its current table.
+type fleet struct {
+	ok      bool
+	reason  string
+	message string
+	// keep: the hub just started and knows nothing yet; keep what is stored.
+	keep bool
+}
+
+func (w *worker) fleetState(gw types.NamespacedName, hash string) fleet {
+	node := TableName(w.name, gw.Namespace, gw.Name)
+	st := w.hub.push.Status(node)
+	switch {
+	case hash == "":
+		return fleet{reason: ReasonPending, message: "no route table was published for this Gateway"}
+	case st.Nack != nil && st.Nack.Resources[node] == hash:
+		return fleet{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
+	case st.Acked[node] == hash && st.Streams > 0:
+		return fleet{ok: true, reason: string(gwv1.GatewayReasonProgrammed), message: fmt.Sprintf("the route table is served by the Gateway's proxies (%d connected)", st.Streams)}
+	case time.Since(w.hub.started) < w.hub.opts.StartupGrace:
+		// Just restarted: proxies are reconnecting and re-acknowledging
+		// what they already serve. Until they answer, what is stored stands.
+		return fleet{keep: true}
+	case st.Streams == 0:
+		return fleet{reason: ReasonPending, message: fmt.Sprintf("no proxy of this Gateway is connected to the hub (node %s)", node)}
+	}
+	return fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge the current route table"}
+}
+
+// programmed replaces a True Programmed condition of translate with the
+// fleet's answer; a False one (invalid configuration) stays.
+func programmed(conds []metav1.Condition, f fleet, stored []metav1.Condition) []metav1.Condition {
+	for i := range conds {
+		c := &conds[i]
+		if c.Type != conditionProgramed || c.Status != metav1.ConditionTrue {
+			continue
+		}
+		if f.keep {
+			for _, s := range stored {
+				if s.Type == conditionProgramed {
+					s.ObservedGeneration = c.ObservedGeneration
+					*c = s
+				}
+			}
+			continue
+		}
+		if !f.ok {
+			c.Status = metav1.ConditionFalse
+		}
+		c.Reason, c.Message = f.reason, f.message
+	}
+	return conds
+}
+
+// writeStatus merges translate's statuses into the stored objects and
+// writes those that changed. Errors are collected: one object's conflict
+// does not stop the others.
+func (w *worker) writeStatus(ctx context.Context, in translate.Input, out translate.Output, hashes map[types.NamespacedName]string) error {
+	c := w.cl.GetClient()
+	now := status.Now()
+	controller := gwv1.GatewayController(w.hub.opts.Controller)
+	var errs []error
+	update := func(obj client.Object) {
+		if err := c.Status().Update(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("%T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err))
+		}
+	}
+
+	for _, gc := range in.GatewayClasses {
+		ours, ok := out.GatewayClasses[gc.Name]
+		if !ok {
+			continue
+		}
+		next := gc.Status.DeepCopy()
+		next.Conditions = status.MergeConditions(gc.Status.Conditions, ours.Conditions, now)
+		next.SupportedFeatures = ours.SupportedFeatures
+		if !equality.Semantic.DeepEqual(&gc.Status, next) {
+			obj := gc.DeepCopy()
+			obj.Status = *next
+			update(obj)
+		}
+	}
+
+	fleets := map[types.NamespacedName]fleet{}
+	for _, gw := range in.Gateways {
+		k := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}
+		ours, ok := out.Gateways[k]
+		if !ok {
+			continue
+		}
+		f := w.fleetState(k, hashes[k])
+		fleets[k] = f
+		ours = ours.DeepCopy()
+		ours.Conditions = programmed(ours.Conditions, f, gw.Status.Conditions)
+		for i := range ours.Listeners {
+			var stored []metav1.Condition
+			for _, s := range gw.Status.Listeners {
+				if s.Name == ours.Listeners[i].Name {
+					stored = s.Conditions
+				}
+			}
+			ours.Listeners[i].Conditions = programmed(ours.Listeners[i].Conditions, f, stored)
+		}
+		next := status.MergeGatewayStatus(&gw.Status, ours, now)
+		if !equality.Semantic.DeepEqual(&gw.Status, next) {
+			obj := gw.DeepCopy()
+			obj.Status = *next
+			update(obj)
+		}
+	}
+
+	for _, ls := range in.ListenerSets {
+		k := types.NamespacedName{Namespace: ls.Namespace, Name: ls.Name}
+		ours, ok := out.ListenerSets[k]
+		if !ok {
+			continue
+		}
+		ours = ours.DeepCopy()
+		gw := parentOf(ls)
+		ours.Conditions = programmed(ours.Conditions, fleets[gw], ls.Status.Conditions)
+		next := ls.Status.DeepCopy()
+		next.Conditions = status.MergeConditions(ls.Status.Conditions, ours.Conditions, now)
+		next.Listeners = nil
+		for _, l := range ours.Listeners {
+			var prev []metav1.Condition
+			for _, s := range ls.Status.Listeners {
+				if s.Name == l.Name {
+					prev = s.Conditions
+				}
+			}
+			l.Conditions = status.MergeConditions(prev, programmed(l.Conditions, fleets[gw], prev), now)
+			next.Listeners = append(next.Listeners, l)
+		}
+		if !equality.Semantic.DeepEqual(&ls.Status, next) {
+			obj := ls.DeepCopy()
+			obj.Status = *next
+			update(obj)
+		}
+	}
+
+	for _, r := range in.HTTPRoutes {
+		ours := out.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
+		next := status.MergeRouteParents(r.Status.Parents, ours, controller, now)
+		if !equality.Semantic.DeepEqual(r.Status.Parents, next) && !(len(r.Status.Parents) == 0 && len(next) == 0) {
+			obj := r.DeepCopy()
+			obj.Status.Parents = next
+			update(obj)
+		}
+	}
+	for _, r := range in.GRPCRoutes {
+		ours := out.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
+		next := status.MergeRouteParents(r.Status.Parents, ours, controller, now)
+		if !equality.Semantic.DeepEqual(r.Status.Parents, next) && !(len(r.Status.Parents) == 0 && len(next) == 0) {
+			obj := r.DeepCopy()
+			obj.Status.Parents = next
+			update(obj)
+		}
+	}
+
+	for _, p := range in.BackendTLSPolicies {
+		ours, ok := out.BackendTLSPolicies[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]
+		if !ok {
+			continue
+		}
+		next := mergeAncestors(p.Status.Ancestors, ours, controller, now)
+		if !equality.Semantic.DeepEqual(p.Status.Ancestors, next) {
+			obj := p.DeepCopy()
+			obj.Status.Ancestors = next
+			update(obj)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func parentOf(ls *gwv1.ListenerSet) types.NamespacedName {
+	ns := ls.Namespace
+	if p := ls.Spec.ParentRef.Namespace; p != nil && *p != "" {
+		ns = string(*p)
+	}
+	return types.NamespacedName{Namespace: ns, Name: string(ls.Spec.ParentRef.Name)}
+}
+
+// mergeAncestors replaces our ancestor entries and keeps other controllers'.
+func mergeAncestors(stored, ours []gwv1.PolicyAncestorStatus, controller gwv1.GatewayController, now metav1.Time) []gwv1.PolicyAncestorStatus {
+	var out []gwv1.PolicyAncestorStatus
+	prev := map[string][]metav1.Condition{}
+	for _, a := range stored {
+		if a.ControllerName != controller {
+			out = append(out, a)
+			continue
+		}
+		prev[ancestorKey(a.AncestorRef)] = a.Conditions
+	}
+	for _, a := range ours {
+		a.Conditions = status.MergeConditions(prev[ancestorKey(a.AncestorRef)], a.Conditions, now)
+		out = append(out, a)
+	}
+	return out
+}
+
+func ancestorKey(r gwv1.ParentReference) string {
+	ns := ""
+	if r.Namespace != nil {
+		ns = string(*r.Namespace)
+	}
+	return ns + "/" + string(r.Name)
+}

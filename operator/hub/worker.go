@@ -1,0 +1,145 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	"github.com/gatehouse-dev/gatehouse/operator/translate"
+)
+
+// worker translates one cluster whenever it is kicked, at most once per
+// debounce interval, and retries after an error.
+type worker struct {
+	hub    *Hub
+	name   string
+	cl     Cluster
+	kick   chan struct{}
+	cancel context.CancelFunc
+	// tables pushed for this cluster: name → hash
+	tables map[string]string
+}
+
+func (w *worker) trigger() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) stop() { w.cancel() }
+
+func (w *worker) run(ctx context.Context) {
+	log := w.hub.opts.Log.With("cluster", w.name)
+	defer func() {
+		w.withdraw(log)
+		w.hub.forget(w)
+	}()
+	backoff := time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		}
+		// Gather the burst.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(w.hub.opts.Debounce):
+		}
+		start := time.Now()
+		if err := w.sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("cluster sync failed; retrying", "error", err, "in", backoff)
+			time.AfterFunc(backoff, w.trigger)
+			backoff = min(backoff*2, time.Minute)
+			continue
+		}
+		backoff = time.Second
+		log.Debug("cluster synced", "took", time.Since(start))
+	}
+}
+
+// sync is one pass: snapshot, translate, push, status.
+func (w *worker) sync(ctx context.Context) error {
+	in, err := w.snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the cluster: %w", err)
+	}
+	in.ControllerName = gwv1.GatewayController(w.hub.opts.Controller)
+	in.Authorizer, in.Certificates = w.hub.opts.Authorizer, w.hub.opts.Certificates
+	out := translate.Translate(in)
+	hashes := w.push(in, out)
+	return w.writeStatus(ctx, in, out, hashes)
+}
+
+// snapshot reads every input of translate from the cluster's cache.
+func (w *worker) snapshot(ctx context.Context) (translate.Input, error) {
+	c := w.cl.GetClient()
+	var in translate.Input
+	var (
+		classes   gwv1.GatewayClassList
+		gateways  gwv1.GatewayList
+		sets      gwv1.ListenerSetList
+		http      gwv1.HTTPRouteList
+		grpc      gwv1.GRPCRouteList
+		grants    gwv1beta1.ReferenceGrantList
+		policies  gwv1.BackendTLSPolicyList
+		nss       corev1.NamespaceList
+		services  corev1.ServiceList
+		slices    discoveryv1.EndpointSliceList
+		secrets   corev1.SecretList
+		configMap corev1.ConfigMapList
+	)
+	for _, l := range []client.ObjectList{&classes, &gateways, &sets, &http, &grpc, &grants, &policies, &nss, &services, &slices, &secrets, &configMap} {
+		if err := c.List(ctx, l); err != nil {
+			return in, err
+		}
+	}
+	for i := range classes.Items {
+		in.GatewayClasses = append(in.GatewayClasses, &classes.Items[i])
+	}
+	for i := range gateways.Items {
+		in.Gateways = append(in.Gateways, &gateways.Items[i])
+	}
+	for i := range sets.Items {
+		in.ListenerSets = append(in.ListenerSets, &sets.Items[i])
+	}
+	for i := range http.Items {
+		in.HTTPRoutes = append(in.HTTPRoutes, &http.Items[i])
+	}
+	for i := range grpc.Items {
+		in.GRPCRoutes = append(in.GRPCRoutes, &grpc.Items[i])
+	}
+	for i := range grants.Items {
+		in.ReferenceGrantsV1B = append(in.ReferenceGrantsV1B, &grants.Items[i])
+	}
+	for i := range policies.Items {
+		in.BackendTLSPolicies = append(in.BackendTLSPolicies, &policies.Items[i])
+	}
+	for i := range nss.Items {
+		in.Namespaces = append(in.Namespaces, &nss.Items[i])
+	}
+	for i := range services.Items {
+		in.Services = append(in.Services, &services.Items[i])
+	}
+	for i := range slices.Items {
+		in.EndpointSlices = append(in.EndpointSlices, &slices.Items[i])
+	}
+	for i := range secrets.Items {
+		in.Secrets = append(in.Secrets, &secrets.Items[i])
+	}
+	for i := range configMap.Items {
+		in.ConfigMaps = append(in.ConfigMaps, &configMap.Items[i])
+	}
+	return in, nil
+}

@@ -1,0 +1,389 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/test/env"
+)
+
+const (
+	listenerPort = 8080
+	tenantHost   = "shop.apps.example.test"
+)
+
+// member is one member cluster with its proxy and its backend.
+type member struct {
+	index   int
+	cluster *env.Cluster
+	client  client.Client
+	proxy   *env.Process
+	// proxyAddr is where the member's Gateway answers.
+	proxyAddr string
+	backend   *http.Server
+}
+
+// TestHubServesTheFleet: routes applied in members are accepted, programmed
+// and served by each member's proxy; a cluster that joins later is served; a
+// cluster that leaves stops receiving updates; the hub can be killed under
+// load without a failed request or a Programmed condition going False.
+func TestHubServesTheFleet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	bins := build(t, "gatehouse", "gatehouse-proxy")
+
+	fleet, err := env.Start(ctx, env.Options{Members: 3, AdvertiseAddress: "10.244.255.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Stop() })
+
+	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	hubArgs := []string{"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
+		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "30s"}
+	hub := start(t, "hub", bins["gatehouse"], hubArgs...)
+
+	var members []*member
+	for i, c := range fleet.Members {
+		members = append(members, setUpMember(t, ctx, i+1, c, bins["gatehouse-proxy"], xdsAddr))
+	}
+
+	t.Run("routes are accepted, programmed and served in every member", func(t *testing.T) {
+		for _, m := range members {
+			waitServed(t, m, fmt.Sprintf("member-%d", m.index))
+			waitRouteAccepted(t, ctx, m)
+			waitProgrammed(t, ctx, m)
+		}
+	})
+
+	outer := t // the new member lives as long as the whole test
+	t.Run("a cluster that joins at runtime is served", func(t *testing.T) {
+		c, err := fleet.AddMember(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := setUpMember(outer, ctx, 4, c, bins["gatehouse-proxy"], xdsAddr)
+		members = append(members, m)
+		waitServed(t, m, "member-4")
+		waitProgrammed(t, ctx, m)
+	})
+
+	t.Run("a cluster that leaves gets no more updates", func(t *testing.T) {
+		m := members[2]
+		if err := fleet.Unregister(ctx, "member-3"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // let the hub disengage
+		addRoute(t, ctx, m, "late", "late.apps.example.test")
+		time.Sleep(2 * time.Second)
+		if got := get(m.proxyAddr, "late.apps.example.test"); got != "" {
+			t.Errorf("a route created after the cluster left is served: %q", got)
+		}
+		if got := get(m.proxyAddr, tenantHost); got != "member-3" {
+			t.Errorf("the cluster's proxy stopped serving what it had: %q", got)
+		}
+	})
+
+	t.Run("the hub killed under load: no failed request, no Programmed flap", func(t *testing.T) {
+		serving := []*member{members[0], members[1], members[3]}
+		load := startLoad(serving)
+		flaps := watchProgrammed(ctx, serving)
+		time.Sleep(500 * time.Millisecond)
+		hub.Kill()
+		time.Sleep(time.Second)
+		hub = start(outer, "hub", bins["gatehouse"], hubArgs...)
+		for _, m := range serving {
+			waitServed(t, m, fmt.Sprintf("member-%d", m.index))
+		}
+		// Proxies reconnect and acknowledge; status must stay True throughout.
+		time.Sleep(5 * time.Second)
+		ok, failed, firstErr := load.stop()
+		falses := flaps.stop()
+		t.Logf("%d requests during the hub's restart, %d failed", ok+failed, failed)
+		if failed != 0 {
+			t.Errorf("%d of %d requests failed while the hub restarted; first: %v", failed, ok+failed, firstErr)
+		}
+		if ok < 100 {
+			t.Errorf("only %d requests ran: the load loop did not load", ok)
+		}
+		if len(falses) > 0 {
+			t.Errorf("Programmed went False during the restart: %v", falses)
+		}
+		for _, m := range serving {
+			waitProgrammed(t, ctx, m)
+		}
+	})
+}
+
+func setUpMember(t *testing.T, ctx context.Context, i int, c *env.Cluster, proxyBin, xdsAddr string) *member {
+	t.Helper()
+	cl, err := client.New(c.Config, client.Options{Scheme: env.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &member{index: i, cluster: c, client: cl, proxyAddr: fmt.Sprintf("10.244.%d.10:%d", i, listenerPort)}
+	backendIP := fmt.Sprintf("10.244.%d.20", i)
+	m.backend = serveText(t, backendIP+":9000", fmt.Sprintf("member-%d", i))
+
+	create := func(obj client.Object) {
+		t.Helper()
+		if err := cl.Create(ctx, obj); err != nil {
+			t.Fatalf("member-%d: creating %T %s: %v", i, obj, obj.GetName(), err)
+		}
+	}
+	for _, ns := range []string{"gatehouse-system", "infra", "shop"} {
+		create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	}
+	create(&corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "gatehouse-external", Namespace: "gatehouse-system"},
+		Data:       map[string]string{"mode": "external", "addresses": fmt.Sprintf("10.244.%d.10", i)},
+	})
+	create(&gwv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "gatehouse"},
+		Spec: gwv1.GatewayClassSpec{ControllerName: "gatehouse.dev/gateway-controller", ParametersRef: &gwv1.ParametersReference{
+			Group: "", Kind: "ConfigMap", Name: "gatehouse-external", Namespace: ptr.To[gwv1.Namespace]("gatehouse-system")}},
+	})
+	all := gwv1.NamespacesFromAll
+	create(&gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "infra"},
+		Spec: gwv1.GatewaySpec{GatewayClassName: "gatehouse", Listeners: []gwv1.Listener{{
+			Name: "http", Port: listenerPort, Protocol: gwv1.HTTPProtocolType, Hostname: ptr.To[gwv1.Hostname]("*.apps.example.test"),
+			AllowedRoutes: &gwv1.AllowedRoutes{Namespaces: &gwv1.RouteNamespaces{From: &all}},
+		}}},
+	})
+	create(&corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "shop"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	})
+	create(&discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "echo-1", Namespace: "shop", Labels: map[string]string{discoveryv1.LabelServiceName: "echo"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{backendIP}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](9000)}},
+	})
+	addRoute(t, ctx, m, "shop", tenantHost)
+
+	m.proxy = start(t, fmt.Sprintf("member-%d/proxy", i), proxyBin,
+		"--xds-address", xdsAddr, "--cluster", c.Name, "--gateway", "infra/shared",
+		"--bind-address", fmt.Sprintf("10.244.%d.10", i), "--admin-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--cache-dir", t.TempDir(), "--drain-timeout", "2s")
+	return m
+}
+
+func addRoute(t *testing.T, ctx context.Context, m *member, name, host string) {
+	t.Helper()
+	route := &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "shared", Namespace: ptr.To[gwv1.Namespace]("infra")}}},
+			Hostnames:       []gwv1.Hostname{gwv1.Hostname(host)},
+			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
+				BackendObjectReference: gwv1.BackendObjectReference{Name: "echo", Port: ptr.To[gwv1.PortNumber](80)}}}}}},
+		},
+	}
+	if err := m.client.Create(ctx, route); err != nil {
+		t.Fatalf("member-%d: creating route %s: %v", m.index, name, err)
+	}
+}
+
+func waitServed(t *testing.T, m *member, want string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, fmt.Sprintf("member-%d's proxy to serve %s", m.index, tenantHost), func() bool {
+		return get(m.proxyAddr, tenantHost) == want
+	})
+}
+
+func waitRouteAccepted(t *testing.T, ctx context.Context, m *member) {
+	t.Helper()
+	waitFor(t, 30*time.Second, fmt.Sprintf("member-%d: route Accepted and ResolvedRefs", m.index), func() bool {
+		var r gwv1.HTTPRoute
+		if err := m.client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "shop"}, &r); err != nil || len(r.Status.Parents) != 1 {
+			return false
+		}
+		p := r.Status.Parents[0]
+		return p.ControllerName == "gatehouse.dev/gateway-controller" &&
+			meta.IsStatusConditionTrue(p.Conditions, "Accepted") && meta.IsStatusConditionTrue(p.Conditions, "ResolvedRefs")
+	})
+}
+
+func waitProgrammed(t *testing.T, ctx context.Context, m *member) {
+	t.Helper()
+	waitFor(t, 30*time.Second, fmt.Sprintf("member-%d: Gateway Programmed with its address", m.index), func() bool {
+		var gw gwv1.Gateway
+		if err := m.client.Get(ctx, client.ObjectKey{Namespace: "infra", Name: "shared"}, &gw); err != nil {
+			return false
+		}
+		c := meta.FindStatusCondition(gw.Status.Conditions, "Programmed")
+		return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == gw.Generation &&
+			len(gw.Status.Addresses) == 1 && gw.Status.Addresses[0].Value == strings.Split(m.proxyAddr, ":")[0] &&
+			len(gw.Status.Listeners) == 1 && gw.Status.Listeners[0].AttachedRoutes >= 1
+	})
+}
+
+// watchProgrammed records every time a Gateway's Programmed is seen False.
+type flapWatch struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	falses []string
+}
+
+func watchProgrammed(ctx context.Context, ms []*member) *flapWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &flapWatch{cancel: cancel}
+	for _, m := range ms {
+		w.wg.Go(func() {
+			for ctx.Err() == nil {
+				var gw gwv1.Gateway
+				if err := m.client.Get(ctx, client.ObjectKey{Namespace: "infra", Name: "shared"}, &gw); err == nil {
+					if c := meta.FindStatusCondition(gw.Status.Conditions, "Programmed"); c == nil || c.Status != metav1.ConditionTrue {
+						w.mu.Lock()
+						w.falses = append(w.falses, fmt.Sprintf("member-%d: %+v", m.index, c))
+						w.mu.Unlock()
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+	return w
+}
+
+func (w *flapWatch) stop() []string {
+	w.cancel()
+	w.wg.Wait()
+	return w.falses
+}
+
+type load struct {
+	ok, failed atomic.Int64
+	firstErr   atomic.Value
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+func startLoad(ms []*member) *load {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	l := &load{cancel: cancel}
+	for _, m := range ms {
+		want := fmt.Sprintf("member-%d", m.index)
+		l.wg.Go(func() {
+			for ctx.Err() == nil {
+				if got := get(m.proxyAddr, tenantHost); got != want {
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, fmt.Sprintf("%s answered %q", m.proxyAddr, got))
+					continue
+				}
+				l.ok.Add(1)
+			}
+		})
+	}
+	return l
+}
+
+func (l *load) stop() (int64, int64, any) {
+	l.cancel()
+	l.wg.Wait()
+	return l.ok.Load(), l.failed.Load(), l.firstErr.Load()
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+
+// get returns the body of GET / for host through addr, or "" on failure.
+func get(addr, host string) string {
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Host = host
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return string(body)
+}
+
+func serveText(t *testing.T, addr, text string) *http.Server {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, text) }), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func start(t *testing.T, name, bin string, args ...string) *env.Process {
+	t.Helper()
+	p, err := env.StartProcess(name, bin, args, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(10 * time.Second) })
+	return p
+}
+
+// testLog sends process output to the test log, shown when a test fails or
+// with -v.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // output after the test ended
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func build(t *testing.T, cmds ...string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	out := map[string]string{}
+	for _, c := range cmds {
+		bin := filepath.Join(dir, c)
+		if b, err := exec.Command("go", "build", "-o", bin, "github.com/gatehouse-dev/gatehouse/cmd/"+c).CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", c, err, b)
+		}
+		out[c] = bin
+	}
+	return out
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
