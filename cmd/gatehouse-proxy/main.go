@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -43,12 +44,16 @@ func main() {
 		accessLog        = flag.Bool("access-log", false, "log every request")
 		logLevel         = flag.String("log-level", "info", "debug, info, warn or error")
 		drain            = flag.Duration("drain-timeout", 30*time.Second, "how long requests may take to finish on shutdown or when a listener goes")
+		gcPercent        = flag.Int("gc-percent", 400, "garbage collector target (GOGC); the request path allocates short-lived objects, so a larger heap costs little and saves CPU")
 	)
 	flag.Var(&tables, "table", "route table file (protojson), instead of the hub; repeatable")
 	flag.Var(&gateways, "gateway", "NAMESPACE/NAME of a Gateway to serve; repeatable")
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(*logLevel)}))
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gcPercent)
+	}
 	if err := run(log, options{
 		tables: tables, gateways: gateways, xdsAddr: *xdsAddr, cluster: *cluster, cacheDir: *cacheDir,
 		tokenFile: *tokenFile, bind: *bind, admin: *admin, accessLog: *accessLog, drain: *drain,

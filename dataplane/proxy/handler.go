@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -170,10 +171,16 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, a *action, rt *r
 		ctx, cancel = context.WithTimeout(ctx, a.reqTimeout)
 		defer cancel()
 	}
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := recorders.Get().(*statusRecorder)
+	rec.ResponseWriter, rec.code = w, 0
 	p.rp.ServeHTTP(rec, r.WithContext(ctx))
-	return rec.code
+	code := rec.code
+	rec.ResponseWriter = nil
+	recorders.Put(rec)
+	return code
 }
+
+var recorders = sync.Pool{New: func() any { return &statusRecorder{} }}
 
 func pickShare(a *action) *weighted {
 	if len(a.backends) == 1 {
@@ -257,10 +264,20 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 			}
 			w.WriteHeader(code)
 		},
-		ErrorLog:      nil,
-		FlushInterval: -1,
+		// Responses without a length (gRPC, streams) and event streams are
+		// flushed as they come anyway; the rest is written in one go.
+		FlushInterval: 0,
+		BufferPool:    copyBuffers{},
 	}
 }
+
+// copyBuffers recycles the buffers that copy response bodies.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 // upstream sends a request to an endpoint of the chosen backend, retrying on
 // connection errors and on the route's retry codes.
