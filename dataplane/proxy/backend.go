@@ -28,6 +28,8 @@ type backend struct {
 	// pools survive table swaps that do not change how backends are reached.
 	transportKey string
 	transport    http.RoundTripper
+	// upgrades (WebSocket and the like) need http.Transport's hijackable bodies.
+	upgrade http.RoundTripper
 }
 
 type endpoint struct {
@@ -141,18 +143,27 @@ type transports struct {
 	m  map[string]http.RoundTripper
 }
 
-func (ts *transports) get(b *backend) http.RoundTripper {
+// get returns the transport for requests to b, and the one for upgrades.
+func (ts *transports) get(b *backend) (http.RoundTripper, http.RoundTripper) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if t, ok := ts.m[b.transportKey]; ok {
-		return t
-	}
 	if ts.m == nil {
 		ts.m = map[string]http.RoundTripper{}
 	}
-	t := newTransport(b)
-	ts.m[b.transportKey] = t
-	return t
+	std, ok := ts.m[b.transportKey]
+	if !ok {
+		std = newTransport(b)
+		ts.m[b.transportKey] = std
+	}
+	if b.protocol != routetable.AppProtocol_HTTP1 || b.tls != nil {
+		return std, std
+	}
+	lean, ok := ts.m["lean|"+b.transportKey]
+	if !ok {
+		lean = newH1Transport()
+		ts.m["lean|"+b.transportKey] = lean
+	}
+	return lean, std
 }
 
 func newTransport(b *backend) *http.Transport {

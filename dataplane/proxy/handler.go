@@ -287,6 +287,9 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	d := req.Context().Value(decisionKey{}).(*decision)
 	b := d.share.backend
 	t := b.transport
+	if req.Header.Get("Upgrade") != "" {
+		t = b.upgrade
+	}
 	a := d.action
 	retries := 0
 	if a.retry != nil {

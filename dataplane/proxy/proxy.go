@@ -123,7 +123,7 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 	}
 	// Keep connection pools of backends reached the same way.
 	for _, b := range cfg.backends {
-		b.transport = p.transports.get(b)
+		b.transport, b.upgrade = p.transports.get(b)
 	}
 	p.cfg.Store(cfg)
 	for _, s := range bound {

@@ -170,3 +170,37 @@ func TestMirrorsAFraction(t *testing.T) {
 		t.Errorf("mirrored %d of 400 at 1/2, want about 200 with the body", n)
 	}
 }
+
+// A backend that closes keep-alive connections without saying so: the next
+// request on such a connection must go again on a new one, not fail.
+func TestStaleKeepAliveConnectionsAreRetried(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		fmt.Fprint(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		buf.Flush()
+		time.Sleep(20 * time.Millisecond)
+		c.Close() // no "Connection: close": the proxy keeps the connection as idle
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	port := freePort(t)
+	start(t, oneRoute(port, &rt.Backend{Name: "flaky", Protocol: rt.AppProtocol_HTTP1, Endpoints: []*rt.Endpoint{endpointOf(t, srv.URL)}}))
+	for i := range 20 {
+		if r := do(t, port, "GET", "x", "/", nil); r.code != 200 || r.rawBody != "ok" {
+			t.Fatalf("request %d: %d %q", i, r.code, r.rawBody)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if n := conns.Load(); n < 10 {
+		t.Errorf("the backend saw %d connections for 20 requests it closed after each", n)
+	}
+}
