@@ -14,31 +14,20 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/test/env"
 )
 
-const (
-	listenerPort = 8080
-	tenantHost   = "shop.apps.example.test"
-)
+const tenantHost = "shop.apps.example.test"
 
-// member is one member cluster with its proxy and its backend.
+// member is one member cluster with its shared Gateway, proxy and backend.
 type member struct {
-	index   int
-	cluster *env.Cluster
-	client  client.Client
-	proxy   *env.Process
-	// proxyAddr is where the member's Gateway answers.
-	proxyAddr string
-	backend   *http.Server
+	*env.SharedGateway
+	index int
 }
 
 // TestHubServesTheFleet: routes applied in members are accepted, programmed
@@ -50,7 +39,7 @@ func TestHubServesTheFleet(t *testing.T) {
 	defer cancel()
 	bins := build(t, "gatehouse", "gatehouse-proxy")
 
-	fleet, err := env.Start(ctx, env.Options{Members: 3, AdvertiseAddress: "10.244.255.1"})
+	fleet, err := env.Start(ctx, env.Options{Members: 3, AdvertiseAddress: env.AdvertiseAddress})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +83,10 @@ func TestHubServesTheFleet(t *testing.T) {
 		time.Sleep(2 * time.Second) // let the hub disengage
 		addRoute(t, ctx, m, "late", "late.apps.example.test")
 		time.Sleep(2 * time.Second)
-		if got := get(m.proxyAddr, "late.apps.example.test"); got != "" {
+		if got := get(m.Address, "late.apps.example.test"); got != "" {
 			t.Errorf("a route created after the cluster left is served: %q", got)
 		}
-		if got := get(m.proxyAddr, tenantHost); got != "member-3" {
+		if got := get(m.Address, tenantHost); got != "member-3" {
 			t.Errorf("the cluster's proxy stopped serving what it had: %q", got)
 		}
 	})
@@ -135,71 +124,19 @@ func TestHubServesTheFleet(t *testing.T) {
 
 func setUpMember(t *testing.T, ctx context.Context, i int, c *env.Cluster, proxyBin, xdsAddr string) *member {
 	t.Helper()
-	cl, err := client.New(c.Config, client.Options{Scheme: env.Scheme()})
+	g, err := env.SetUpSharedGateway(ctx, i, c,
+		[]env.Tenant{{Namespace: "shop", Hostname: tenantHost, Answer: fmt.Sprintf("member-%d", i)}},
+		env.ProxyOptions{Binary: proxyBin, XDSAddress: xdsAddr, CacheDir: t.TempDir(), Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &member{index: i, cluster: c, client: cl, proxyAddr: fmt.Sprintf("10.244.%d.10:%d", i, listenerPort)}
-	backendIP := fmt.Sprintf("10.244.%d.20", i)
-	m.backend = serveText(t, backendIP+":9000", fmt.Sprintf("member-%d", i))
-
-	create := func(obj client.Object) {
-		t.Helper()
-		if err := cl.Create(ctx, obj); err != nil {
-			t.Fatalf("member-%d: creating %T %s: %v", i, obj, obj.GetName(), err)
-		}
-	}
-	for _, ns := range []string{"gatehouse-system", "infra", "shop"} {
-		create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	}
-	create(&corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "gatehouse-external", Namespace: "gatehouse-system"},
-		Data:       map[string]string{"mode": "external", "addresses": fmt.Sprintf("10.244.%d.10", i)},
-	})
-	create(&gwv1.GatewayClass{
-		ObjectMeta: metav1.ObjectMeta{Name: "gatehouse"},
-		Spec: gwv1.GatewayClassSpec{ControllerName: "gatehouse.dev/gateway-controller", ParametersRef: &gwv1.ParametersReference{
-			Group: "", Kind: "ConfigMap", Name: "gatehouse-external", Namespace: ptr.To[gwv1.Namespace]("gatehouse-system")}},
-	})
-	all := gwv1.NamespacesFromAll
-	create(&gwv1.Gateway{
-		ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "infra"},
-		Spec: gwv1.GatewaySpec{GatewayClassName: "gatehouse", Listeners: []gwv1.Listener{{
-			Name: "http", Port: listenerPort, Protocol: gwv1.HTTPProtocolType, Hostname: ptr.To[gwv1.Hostname]("*.apps.example.test"),
-			AllowedRoutes: &gwv1.AllowedRoutes{Namespaces: &gwv1.RouteNamespaces{From: &all}},
-		}}},
-	})
-	create(&corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "shop"},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
-	})
-	create(&discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "echo-1", Namespace: "shop", Labels: map[string]string{discoveryv1.LabelServiceName: "echo"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{backendIP}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](9000)}},
-	})
-	addRoute(t, ctx, m, "shop", tenantHost)
-
-	m.proxy = start(t, fmt.Sprintf("member-%d/proxy", i), proxyBin,
-		"--xds-address", xdsAddr, "--cluster", c.Name, "--gateway", "infra/shared",
-		"--bind-address", fmt.Sprintf("10.244.%d.10", i), "--admin-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"--cache-dir", t.TempDir(), "--drain-timeout", "2s")
-	return m
+	t.Cleanup(func() { _ = g.Close() })
+	return &member{SharedGateway: g, index: i}
 }
 
 func addRoute(t *testing.T, ctx context.Context, m *member, name, host string) {
 	t.Helper()
-	route := &gwv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"},
-		Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "shared", Namespace: ptr.To[gwv1.Namespace]("infra")}}},
-			Hostnames:       []gwv1.Hostname{gwv1.Hostname(host)},
-			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
-				BackendObjectReference: gwv1.BackendObjectReference{Name: "echo", Port: ptr.To[gwv1.PortNumber](80)}}}}}},
-		},
-	}
-	if err := m.client.Create(ctx, route); err != nil {
+	if err := m.Client.Create(ctx, env.TenantRoute("shop", name, host)); err != nil {
 		t.Fatalf("member-%d: creating route %s: %v", m.index, name, err)
 	}
 }
@@ -207,7 +144,7 @@ func addRoute(t *testing.T, ctx context.Context, m *member, name, host string) {
 func waitServed(t *testing.T, m *member, want string) {
 	t.Helper()
 	waitFor(t, 60*time.Second, fmt.Sprintf("member-%d's proxy to serve %s", m.index, tenantHost), func() bool {
-		return get(m.proxyAddr, tenantHost) == want
+		return get(m.Address, tenantHost) == want
 	})
 }
 
@@ -215,7 +152,7 @@ func waitRouteAccepted(t *testing.T, ctx context.Context, m *member) {
 	t.Helper()
 	waitFor(t, 30*time.Second, fmt.Sprintf("member-%d: route Accepted and ResolvedRefs", m.index), func() bool {
 		var r gwv1.HTTPRoute
-		if err := m.client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "shop"}, &r); err != nil || len(r.Status.Parents) != 1 {
+		if err := m.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "shop"}, &r); err != nil || len(r.Status.Parents) != 1 {
 			return false
 		}
 		p := r.Status.Parents[0]
@@ -228,12 +165,12 @@ func waitProgrammed(t *testing.T, ctx context.Context, m *member) {
 	t.Helper()
 	waitFor(t, 30*time.Second, fmt.Sprintf("member-%d: Gateway Programmed with its address", m.index), func() bool {
 		var gw gwv1.Gateway
-		if err := m.client.Get(ctx, client.ObjectKey{Namespace: "infra", Name: "shared"}, &gw); err != nil {
+		if err := m.Client.Get(ctx, client.ObjectKey{Namespace: "infra", Name: "shared"}, &gw); err != nil {
 			return false
 		}
 		c := meta.FindStatusCondition(gw.Status.Conditions, "Programmed")
 		return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == gw.Generation &&
-			len(gw.Status.Addresses) == 1 && gw.Status.Addresses[0].Value == strings.Split(m.proxyAddr, ":")[0] &&
+			len(gw.Status.Addresses) == 1 && gw.Status.Addresses[0].Value == strings.Split(m.Address, ":")[0] &&
 			len(gw.Status.Listeners) == 1 && gw.Status.Listeners[0].AttachedRoutes >= 1
 	})
 }
@@ -253,7 +190,7 @@ func watchProgrammed(ctx context.Context, ms []*member) *flapWatch {
 		w.wg.Go(func() {
 			for ctx.Err() == nil {
 				var gw gwv1.Gateway
-				if err := m.client.Get(ctx, client.ObjectKey{Namespace: "infra", Name: "shared"}, &gw); err == nil {
+				if err := m.Client.Get(ctx, client.ObjectKey{Namespace: "infra", Name: "shared"}, &gw); err == nil {
 					if c := meta.FindStatusCondition(gw.Status.Conditions, "Programmed"); c == nil || c.Status != metav1.ConditionTrue {
 						w.mu.Lock()
 						w.falses = append(w.falses, fmt.Sprintf("member-%d: %+v", m.index, c))
@@ -287,9 +224,9 @@ func startLoad(ms []*member) *load {
 		want := fmt.Sprintf("member-%d", m.index)
 		l.wg.Go(func() {
 			for ctx.Err() == nil {
-				if got := get(m.proxyAddr, tenantHost); got != want {
+				if got := get(m.Address, tenantHost); got != want {
 					l.failed.Add(1)
-					l.firstErr.CompareAndSwap(nil, fmt.Sprintf("%s answered %q", m.proxyAddr, got))
+					l.firstErr.CompareAndSwap(nil, fmt.Sprintf("%s answered %q", m.Address, got))
 					continue
 				}
 				l.ok.Add(1)
@@ -321,17 +258,6 @@ func get(addr, host string) string {
 		return ""
 	}
 	return string(body)
-}
-
-func serveText(t *testing.T, addr, text string) *http.Server {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, text) }), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 func start(t *testing.T, name, bin string, args ...string) *env.Process {
