@@ -50,6 +50,7 @@ func main() {
 		debounce    = flag.Duration("debounce", 50*time.Millisecond, "gather changes of a cluster for this long before translating it")
 		grace       = flag.Duration("startup-grace", 20*time.Second, "after a restart, keep stored Programmed conditions this long while proxies reconnect")
 		logLevel    = flag.String("log-level", "info", "debug, info, warn or error")
+		proxyAuth   = flag.Bool("proxy-auth", true, "require proxies to present their Gateway's ServiceAccount token, checked with a TokenReview in their member cluster")
 	)
 	// --kubeconfig (the hub cluster) is controller-runtime's own flag.
 	flag.Parse()
@@ -62,7 +63,7 @@ func main() {
 	defer stop()
 	err := run(ctx, logger, options{
 		namespace: *namespace, xdsAddr: *xdsAddr, metricsAddr: *metricsAddr,
-		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace,
+		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace, proxyAuth: *proxyAuth,
 	})
 	if err != nil {
 		logger.Error("gatehouse hub stopped", "error", err)
@@ -72,7 +73,7 @@ func main() {
 
 type options struct {
 	namespace, xdsAddr, metricsAddr, healthAddr string
-	leaderElect                                 bool
+	leaderElect, proxyAuth                      bool
 	debounce, grace                             time.Duration
 }
 
@@ -122,6 +123,11 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	h := hub.New(push, hub.Options{Debounce: o.debounce, StartupGrace: o.grace, Log: logger.With("component", "hub")})
 	if err := h.SetupWithManager(mgr); err != nil {
 		return err
+	}
+	if o.proxyAuth {
+		push.SetAuthorizer(hub.NewProxyAuth(h))
+	} else {
+		logger.Warn("proxies are not authenticated: any client of the push server may read any route table and key pair")
 	}
 
 	ln, err := net.Listen("tcp", o.xdsAddr)

@@ -115,6 +115,9 @@ func NewServer(ctx context.Context, auth Authorizer, log *slog.Logger) *Server {
 	return s
 }
 
+// SetAuthorizer sets who may connect and read what; call before serving.
+func (s *Server) SetAuthorizer(a Authorizer) { s.auth = a }
+
 // Register adds the ADS service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) {
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
@@ -244,10 +247,17 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 		n.Streams++
 	}
 	if s.auth != nil {
-		if err := s.auth.Authorize(st.identity, st.node, req.GetTypeUrl(), req.GetResourceNames()); err != nil {
-			s.mu.Unlock()
-			s.log.Warn("proxy asked for resources it may not read", "node", st.node, "error", err)
+		// Authorizing may ask a member cluster: not under the lock.
+		identity, node := st.identity, st.node
+		s.mu.Unlock()
+		if err := s.auth.Authorize(identity, node, req.GetTypeUrl(), req.GetResourceNames()); err != nil {
+			s.log.Warn("proxy refused", "node", node, "error", err)
 			return err
+		}
+		s.mu.Lock()
+		if st = s.streams[id]; st == nil {
+			s.mu.Unlock()
+			return fmt.Errorf("stream %d closed", id)
 		}
 	}
 	node := st.node

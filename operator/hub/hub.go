@@ -105,6 +105,30 @@ func (h *Hub) Clusters() []string {
 	return out
 }
 
+// cluster returns an engaged cluster, or nil.
+func (h *Hub) cluster(name string) Cluster {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w := h.clusters[name]; w != nil {
+		return w.cl
+	}
+	return nil
+}
+
+// keyPairsOf lists the key pairs the current table of a node names.
+func (h *Hub) keyPairsOf(node string) map[string]bool {
+	cluster, _, _ := strings.Cut(node, "/")
+	h.mu.Lock()
+	w := h.clusters[cluster]
+	h.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	w.keysMu.Lock()
+	defer w.keysMu.Unlock()
+	return w.keys[node]
+}
+
 // nodeChanged reacts to a proxy acknowledging or rejecting: its cluster's
 // statuses are recomputed. Node IDs are "cluster/namespace/gateway".
 func (h *Hub) nodeChanged(node string) {

@@ -25,7 +25,7 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 	for gw, table := range out.Tables {
 		name := TableName(w.name, gw.Namespace, gw.Name)
 		table.Name = name
-		w.qualifyKeyPairs(table, secrets, log)
+		w.setKeys(name, w.qualifyKeyPairs(table, secrets, log))
 		h, err := w.hub.push.SetTable(table)
 		if err != nil {
 			log.Error("publishing a route table failed", "table", name, "error", err)
@@ -50,18 +50,21 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 // qualifyKeyPairs renames the key pairs a table names from "ns/secret" to
 // "cluster/ns/secret" and publishes them: two clusters' Secrets of the same
 // name are different key pairs.
-func (w *worker) qualifyKeyPairs(t *routetable.RouteTable, secrets map[string]*corev1.Secret, log *slog.Logger) {
+func (w *worker) qualifyKeyPairs(t *routetable.RouteTable, secrets map[string]*corev1.Secret, log *slog.Logger) map[string]bool {
+	names := map[string]bool{}
 	for _, l := range t.Listeners {
 		if l.Tls == nil {
 			continue
 		}
 		for i, ref := range l.Tls.Certificates {
 			if strings.Count(ref, "/") != 1 {
-				continue // already qualified by a certificate source
+				names[ref] = true // already qualified by a certificate source
+				continue
 			}
 			s := secrets[ref]
 			qualified := w.name + "/" + ref
 			l.Tls.Certificates[i] = qualified
+			names[qualified] = true
 			if s == nil {
 				continue
 			}
@@ -71,6 +74,16 @@ func (w *worker) qualifyKeyPairs(t *routetable.RouteTable, secrets map[string]*c
 			}
 		}
 	}
+	return names
+}
+
+func (w *worker) setKeys(table string, names map[string]bool) {
+	w.keysMu.Lock()
+	defer w.keysMu.Unlock()
+	if w.keys == nil {
+		w.keys = map[string]map[string]bool{}
+	}
+	w.keys[table] = names
 }
 
 // withdraw removes every table of the cluster when it leaves: its proxies

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,9 @@ type worker struct {
 	cancel context.CancelFunc
 	// tables pushed for this cluster: name → hash
 	tables map[string]string
+	// keys: the key pairs each pushed table names, for proxy authorization.
+	keysMu sync.Mutex
+	keys   map[string]map[string]bool
 }
 
 func (w *worker) trigger() {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,38 @@ func TestHubServesTheFleet(t *testing.T) {
 			waitRouteAccepted(t, ctx, m)
 			waitProgrammed(t, ctx, m)
 		}
+	})
+
+	t.Run("proxies without their Gateway's token get nothing", func(t *testing.T) {
+		dir := t.TempDir()
+		bad := filepath.Join(dir, "bad-token")
+		if err := os.WriteFile(bad, []byte("not-a-token"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// A token member-1 issued, but for another ServiceAccount.
+		other, err := env.ProxyToken(ctx, members[0].Cluster, "shop", "someone-else", filepath.Join(dir, "other"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct{ what, token string }{
+			{"a malformed token", bad},
+			{"member-2's proxy token", members[1].TokenFile},
+			{"another ServiceAccount's token", other},
+		}
+		for i, c := range cases {
+			ip, token := fmt.Sprintf("10.244.1.%d", 30+i), c.token
+			p, err := env.StartProxy("member-1/impostor", env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CacheDir: t.TempDir(), Log: testLog{t}},
+				"member-1", ip, token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(3 * time.Second)
+			if got := get(fmt.Sprintf("%s:%d", ip, env.ListenerPort), tenantHost); got != "" {
+				t.Errorf("a proxy with %s was given member-1's table: it answers %q", c.what, got)
+			}
+			_ = p.Stop(5 * time.Second)
+		}
+		waitServed(t, members[0], "member-1")
 	})
 
 	outer := t // the new member lives as long as the whole test
@@ -152,7 +185,7 @@ func waitRouteAccepted(t *testing.T, ctx context.Context, m *member) {
 	t.Helper()
 	waitFor(t, 30*time.Second, fmt.Sprintf("member-%d: route Accepted and ResolvedRefs", m.index), func() bool {
 		var r gwv1.HTTPRoute
-		if err := m.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "shop"}, &r); err != nil || len(r.Status.Parents) != 1 {
+		if err := m.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "web"}, &r); err != nil || len(r.Status.Parents) != 1 {
 			return false
 		}
 		p := r.Status.Parents[0]

@@ -7,11 +7,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -43,10 +48,12 @@ type SharedGateway struct {
 	Cluster *Cluster
 	Client  client.Client
 	// Address is where the Gateway answers (its proxy), "ip:port".
-	Address  string
-	Tenants  []Tenant
-	Proxy    *Process
-	backends []*http.Server
+	Address string
+	Tenants []Tenant
+	Proxy   *Process
+	// TokenFile holds the proxy's ServiceAccount token.
+	TokenFile string
+	backends  []*http.Server
 }
 
 // ProxyOptions say how to run the member's proxy.
@@ -96,16 +103,52 @@ func SetUpSharedGateway(ctx context.Context, index int, c *Cluster, tenants []Te
 		}
 	}
 	if proxy.Binary != "" {
-		g.Proxy, err = StartProcess(c.Name+"/proxy", proxy.Binary, []string{
-			"--xds-address", proxy.XDSAddress, "--cluster", c.Name, "--gateway", GatewayNamespace + "/" + GatewayName,
-			"--bind-address", proxyIP, "--admin-address", "127.0.0.1:0", "--cache-dir", proxy.CacheDir, "--drain-timeout", "2s",
-		}, proxy.Log)
-		if err != nil {
+		if g.TokenFile, err = ProxyToken(ctx, c, GatewayNamespace, GatewayName, proxy.CacheDir); err != nil {
+			g.Close()
+			return nil, err
+		}
+		if g.Proxy, err = StartProxy(c.Name+"/proxy", proxy, c.Name, proxyIP, g.TokenFile); err != nil {
 			g.Close()
 			return nil, err
 		}
 	}
 	return g, nil
+}
+
+// StartProxy runs gatehouse-proxy for the shared Gateway of cluster,
+// listening on ip, presenting the token in tokenFile.
+func StartProxy(name string, proxy ProxyOptions, cluster, ip, tokenFile string) (*Process, error) {
+	return StartProcess(name, proxy.Binary, []string{
+		"--xds-address", proxy.XDSAddress, "--cluster", cluster, "--gateway", GatewayNamespace + "/" + GatewayName,
+		"--bind-address", ip, "--admin-address", "127.0.0.1:0", "--cache-dir", proxy.CacheDir, "--drain-timeout", "2s",
+		"--token-file", tokenFile,
+	}, proxy.Log)
+}
+
+// ProxyToken creates the proxy ServiceAccount of a Gateway in its cluster,
+// as the hub's managed mode does, mints a token for it and writes it to a
+// file in dir.
+func ProxyToken(ctx context.Context, c *Cluster, namespace, gateway, dir string) (string, error) {
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return "", err
+	}
+	sa := "gatehouse-proxy-" + gateway
+	_, err = cs.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: namespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("%s: creating ServiceAccount %s/%s: %w", c.Name, namespace, sa, err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, &authnv1.TokenRequest{
+		Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("%s: requesting a token for %s/%s: %w", c.Name, namespace, sa, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "token")
+	return path, os.WriteFile(path, []byte(tr.Status.Token), 0o600)
 }
 
 func sharedGateway() *gwv1.Gateway {
