@@ -50,6 +50,8 @@ func main() {
 		debounce    = flag.Duration("debounce", 50*time.Millisecond, "gather changes of a cluster for this long before translating it")
 		grace       = flag.Duration("startup-grace", 20*time.Second, "after a restart, keep stored Programmed conditions this long while proxies reconnect")
 		logLevel    = flag.String("log-level", "info", "debug, info, warn or error")
+		proxyImage  = flag.String("proxy-image", "", "image of gatehouse-proxy for Gateways of managed-mode classes; empty: create no proxies")
+		proxyXDS    = flag.String("proxy-xds-address", "", "where proxies in member clusters reach the push server (default: --xds-address)")
 		proxyAuth   = flag.Bool("proxy-auth", true, "require proxies to present their Gateway's ServiceAccount token, checked with a TokenReview in their member cluster")
 	)
 	// --kubeconfig (the hub cluster) is controller-runtime's own flag.
@@ -64,6 +66,7 @@ func main() {
 	err := run(ctx, logger, options{
 		namespace: *namespace, xdsAddr: *xdsAddr, metricsAddr: *metricsAddr,
 		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace, proxyAuth: *proxyAuth,
+		provisioning: hub.Provisioning{Image: *proxyImage, XDSAddress: *proxyXDS},
 	})
 	if err != nil {
 		logger.Error("gatehouse hub stopped", "error", err)
@@ -75,6 +78,7 @@ type options struct {
 	namespace, xdsAddr, metricsAddr, healthAddr string
 	leaderElect, proxyAuth                      bool
 	debounce, grace                             time.Duration
+	provisioning                                hub.Provisioning
 }
 
 func scheme() *runtime.Scheme {
@@ -120,7 +124,10 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	}
 
 	push := xds.NewServer(ctx, nil, logger.With("component", "xds"))
-	h := hub.New(push, hub.Options{Debounce: o.debounce, StartupGrace: o.grace, Log: logger.With("component", "hub")})
+	if o.provisioning.XDSAddress == "" {
+		o.provisioning.XDSAddress = o.xdsAddr
+	}
+	h := hub.New(push, hub.Options{Debounce: o.debounce, StartupGrace: o.grace, Provisioning: o.provisioning, Log: logger.With("component", "hub")})
 	if err := h.SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ type Options struct {
 	StartupGrace time.Duration
 	Controller   string
 	Log          *slog.Logger
+	// Provisioning creates managed-mode proxies; without an Image, the hub
+	// creates nothing in members.
+	Provisioning Provisioning
 	// Authorizer and Certificates are passed to every translation.
 	Authorizer   translate.AttachmentAuthorizer
 	Certificates translate.CertificateSource

@@ -83,7 +83,8 @@ func programmed(conds []metav1.Condition, f fleet, stored []metav1.Condition) []
 // writeStatus merges translate's statuses into the stored objects and
 // writes those that changed. Errors are collected: one object's conflict
 // does not stop the others.
-func (w *worker) writeStatus(ctx context.Context, in translate.Input, out translate.Output, hashes map[types.NamespacedName]string) error {
+func (w *worker) writeStatus(ctx context.Context, in translate.Input, out translate.Output, hashes map[types.NamespacedName]string,
+	provisioned map[types.NamespacedName][]gwv1.GatewayStatusAddress) error {
 	c := w.cl.GetClient()
 	now := status.Now()
 	controller := gwv1.GatewayController(w.hub.opts.Controller)
@@ -119,6 +120,9 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		f := w.fleetState(k, hashes[k])
 		fleets[k] = f
 		ours = ours.DeepCopy()
+		if a, ok := provisioned[k]; ok && len(gw.Spec.Addresses) == 0 {
+			ours.Addresses = a
+		}
 		ours.Conditions = programmed(ours.Conditions, f, gw.Status.Conditions)
 		for i := range ours.Listeners {
 			var stored []metav1.Condition

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -83,7 +84,8 @@ func (w *worker) sync(ctx context.Context) error {
 	in.Authorizer, in.Certificates = w.hub.opts.Authorizer, w.hub.opts.Certificates
 	out := translate.Translate(in)
 	hashes := w.push(in, out)
-	return w.writeStatus(ctx, in, out, hashes)
+	addrs, perr := w.provision(ctx, in, out)
+	return errors.Join(perr, w.writeStatus(ctx, in, out, hashes, addrs))
 }
 
 // snapshot reads every input of translate from the cluster's cache.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,7 +50,8 @@ func TestHubServesTheFleet(t *testing.T) {
 
 	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	hubArgs := []string{"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
-		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "30s"}
+		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "30s",
+		"--proxy-image", "gatehouse-proxy:e2e"}
 	hub := start(t, "hub", bins["gatehouse"], hubArgs...)
 
 	var members []*member
@@ -94,6 +97,10 @@ func TestHubServesTheFleet(t *testing.T) {
 			_ = p.Stop(5 * time.Second)
 		}
 		waitServed(t, members[0], "member-1")
+	})
+
+	t.Run("managed mode creates the proxies' objects in the member", func(t *testing.T) {
+		testManagedMode(t, ctx, members[0])
 	})
 
 	outer := t // the new member lives as long as the whole test
@@ -345,4 +352,65 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// testManagedMode: a Gateway of a class without parameters (managed mode)
+// gets its proxies' ServiceAccount, Deployment and LoadBalancer Service in
+// the member, carrying spec.infrastructure's labels and annotations; the
+// Service's load-balancer address becomes the Gateway's. Nothing runs the
+// pods here: the test plays the load balancer.
+func testManagedMode(t *testing.T, ctx context.Context, m *member) {
+	c := m.Client
+	if err := c.Create(ctx, &gwv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "gatehouse-managed"},
+		Spec:       gwv1.GatewayClassSpec{ControllerName: "gatehouse.dev/gateway-controller"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	gw := &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Name: "managed", Namespace: "infra"},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: "gatehouse-managed",
+			Infrastructure: &gwv1.GatewayInfrastructure{
+				Labels:      map[gwv1.LabelKey]gwv1.LabelValue{"team": "platform"},
+				Annotations: map[gwv1.AnnotationKey]gwv1.AnnotationValue{"example.com/lb-class": "internal"},
+			},
+			Listeners: []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
+		},
+	}
+	if err := c.Create(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	name := client.ObjectKey{Namespace: "infra", Name: "gatehouse-proxy-managed"}
+	var (
+		sa  corev1.ServiceAccount
+		dep appsv1.Deployment
+		svc corev1.Service
+	)
+	waitFor(t, 30*time.Second, "the proxies' ServiceAccount, Deployment and Service", func() bool {
+		return c.Get(ctx, name, &sa) == nil && c.Get(ctx, name, &dep) == nil && c.Get(ctx, name, &svc) == nil
+	})
+	for _, obj := range []client.Object{&sa, &dep, &svc} {
+		if obj.GetLabels()["team"] != "platform" || obj.GetAnnotations()["example.com/lb-class"] != "internal" {
+			t.Errorf("%T lacks spec.infrastructure's labels and annotations: %v %v", obj, obj.GetLabels(), obj.GetAnnotations())
+		}
+		if refs := obj.GetOwnerReferences(); len(refs) != 1 || refs[0].Kind != "Gateway" || refs[0].Name != "managed" {
+			t.Errorf("%T is not owned by the Gateway: %v", obj, refs)
+		}
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 80 {
+		t.Errorf("Service: %+v", svc.Spec)
+	}
+	if dep.Spec.Template.Spec.ServiceAccountName != name.Name || dep.Spec.Template.Spec.Containers[0].Image != "gatehouse-proxy:e2e" {
+		t.Errorf("Deployment pod: %+v", dep.Spec.Template.Spec)
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "10.244.1.99"}}
+	if err := c.Status().Update(ctx, &svc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the load balancer's address on the Gateway", func() bool {
+		var got gwv1.Gateway
+		return c.Get(ctx, client.ObjectKeyFromObject(gw), &got) == nil &&
+			len(got.Status.Addresses) == 1 && got.Status.Addresses[0].Value == "10.244.1.99"
+	})
 }

@@ -1,0 +1,166 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/operator/translate"
+)
+
+// LabelGateway marks the objects the hub creates for a Gateway.
+const LabelGateway = "gatehouse.dev/gateway"
+
+// Provisioning says how managed-mode proxies are created in members.
+type Provisioning struct {
+	// Image of gatehouse-proxy.
+	Image string
+	// XDSAddress is where proxies in member clusters reach the hub.
+	XDSAddress string
+	Replicas   int32
+}
+
+// provision creates or updates, for each accepted Gateway of a managed-mode
+// class, its proxies' ServiceAccount, Deployment and LoadBalancer Service in
+// the member, all owned by the Gateway so that they go with it. It returns
+// the addresses each Service's load balancer was given.
+func (w *worker) provision(ctx context.Context, in translate.Input, out translate.Output) (map[types.NamespacedName][]gwv1.GatewayStatusAddress, error) {
+	p := w.hub.opts.Provisioning
+	addrs := map[types.NamespacedName][]gwv1.GatewayStatusAddress{}
+	if p.Image == "" {
+		return addrs, nil
+	}
+	var errs []error
+	for _, gw := range in.Gateways {
+		k := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}
+		params, ok := out.Parameters[string(gw.Spec.GatewayClassName)]
+		if !ok || params.Mode != translate.ModeManaged || out.Tables[k] == nil {
+			continue
+		}
+		a, err := w.provisionGateway(ctx, gw, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("provisioning proxies of Gateway %s: %w", k, err))
+			continue
+		}
+		addrs[k] = a
+	}
+	return addrs, errors.Join(errs...)
+}
+
+func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provisioning) ([]gwv1.GatewayStatusAddress, error) {
+	c := w.cl.GetClient()
+	name := ProxyServiceAccount(gw.Name)
+	labels, annotations := infrastructure(gw)
+	selector := map[string]string{LabelGateway: gw.Name}
+	owned := func(obj client.Object) {
+		obj.SetLabels(merge(obj.GetLabels(), labels, selector))
+		obj.SetAnnotations(merge(obj.GetAnnotations(), annotations))
+		_ = controllerutil.SetControllerReference(gw, obj, c.Scheme())
+	}
+
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: gw.Namespace}}
+	if _, err := controllerutil.CreateOrPatch(ctx, c, sa, func() error { owned(sa); return nil }); err != nil {
+		return nil, err
+	}
+
+	var ports []corev1.ServicePort
+	var containerPorts []corev1.ContainerPort
+	seen := map[int32]bool{}
+	for _, l := range gw.Spec.Listeners {
+		if seen[l.Port] {
+			continue
+		}
+		seen[l.Port] = true
+		ports = append(ports, corev1.ServicePort{Name: fmt.Sprintf("port-%d", l.Port), Port: l.Port, TargetPort: intstr.FromInt32(l.Port), Protocol: corev1.ProtocolTCP})
+		containerPorts = append(containerPorts, corev1.ContainerPort{ContainerPort: l.Port, Protocol: corev1.ProtocolTCP})
+	}
+	sort.Slice(ports, func(i, j int) bool { return ports[i].Port < ports[j].Port })
+
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: gw.Namespace}}
+	if _, err := controllerutil.CreateOrPatch(ctx, c, dep, func() error {
+		owned(dep)
+		dep.Spec.Replicas = ptr.To(max(p.Replicas, 1))
+		dep.Spec.Selector = &metav1.LabelSelector{MatchLabels: selector}
+		dep.Spec.Template.Labels = merge(dep.Spec.Template.Labels, labels, selector)
+		dep.Spec.Template.Annotations = merge(dep.Spec.Template.Annotations, annotations)
+		dep.Spec.Template.Spec.ServiceAccountName = name
+		dep.Spec.Template.Spec.Containers = []corev1.Container{{
+			Name:  "proxy",
+			Image: p.Image,
+			Args: []string{
+				"--xds-address", p.XDSAddress, "--cluster", w.name, "--gateway", gw.Namespace + "/" + gw.Name,
+				"--token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token",
+				"--cache-dir", "/var/cache/gatehouse", "--admin-address", "0.0.0.0:9901",
+			},
+			Ports: containerPorts,
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/readyz", Port: intstr.FromInt32(9901)}}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "cache", MountPath: "/var/cache/gatehouse"}},
+		}}
+		dep.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: gw.Namespace}}
+	if _, err := controllerutil.CreateOrPatch(ctx, c, svc, func() error {
+		owned(svc)
+		svc.Spec.Type = corev1.ServiceTypeLoadBalancer
+		svc.Spec.Selector = selector
+		svc.Spec.Ports = ports
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	var out []gwv1.GatewayStatusAddress
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		switch {
+		case ing.IP != "":
+			if _, err := netip.ParseAddr(ing.IP); err == nil {
+				out = append(out, gwv1.GatewayStatusAddress{Type: ptr.To(gwv1.IPAddressType), Value: ing.IP})
+			}
+		case ing.Hostname != "":
+			out = append(out, gwv1.GatewayStatusAddress{Type: ptr.To(gwv1.HostnameAddressType), Value: ing.Hostname})
+		}
+	}
+	return out, nil
+}
+
+// infrastructure are the labels and annotations spec.infrastructure asks
+// every object of the Gateway's proxies to carry.
+func infrastructure(gw *gwv1.Gateway) (map[string]string, map[string]string) {
+	labels, annotations := map[string]string{}, map[string]string{}
+	if inf := gw.Spec.Infrastructure; inf != nil {
+		for k, v := range inf.Labels {
+			labels[string(k)] = string(v)
+		}
+		for k, v := range inf.Annotations {
+			annotations[string(k)] = string(v)
+		}
+	}
+	return labels, annotations
+}
+
+func merge(into map[string]string, from ...map[string]string) map[string]string {
+	if into == nil {
+		into = map[string]string{}
+	}
+	for _, m := range from {
+		maps.Copy(into, m)
+	}
+	return into
+}
