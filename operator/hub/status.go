@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -170,8 +171,36 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		}
 	}
 
+	listenerSets := map[types.NamespacedName]types.NamespacedName{}
+	for _, ls := range in.ListenerSets {
+		listenerSets[types.NamespacedName{Namespace: ls.Namespace, Name: ls.Name}] = parentOf(ls)
+	}
+	// A route's parent is Programmed once its Gateway's proxies serve the
+	// table that carries it.
+	routeProgrammed := func(routeNS string, parents []gwv1.RouteParentStatus, stored []gwv1.RouteParentStatus) []gwv1.RouteParentStatus {
+		out := make([]gwv1.RouteParentStatus, len(parents))
+		for i, p := range parents {
+			p.Conditions = append([]metav1.Condition(nil), p.Conditions...)
+			out[i] = p
+			accepted := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionAccepted))
+			if accepted == nil || accepted.Status != metav1.ConditionTrue {
+				continue
+			}
+			gw := gatewayOf(routeNS, p.ParentRef, listenerSets)
+			cond := metav1.Condition{Type: conditionProgramed, Status: metav1.ConditionTrue, ObservedGeneration: accepted.ObservedGeneration}
+			var prev []metav1.Condition
+			for _, s := range stored {
+				if s.ControllerName == controller && s.ParentRef.Name == p.ParentRef.Name {
+					prev = s.Conditions
+				}
+			}
+			out[i].Conditions = programmed(append(out[i].Conditions, cond), fleets[gw], prev)
+		}
+		return out
+	}
+
 	for _, r := range in.HTTPRoutes {
-		ours := out.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
+		ours := routeProgrammed(r.Namespace, out.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}], r.Status.Parents)
 		next := status.MergeRouteParents(r.Status.Parents, ours, controller, now)
 		if !equality.Semantic.DeepEqual(r.Status.Parents, next) && !(len(r.Status.Parents) == 0 && len(next) == 0) {
 			obj := r.DeepCopy()
@@ -180,7 +209,7 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		}
 	}
 	for _, r := range in.GRPCRoutes {
-		ours := out.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
+		ours := routeProgrammed(r.Namespace, out.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}], r.Status.Parents)
 		next := status.MergeRouteParents(r.Status.Parents, ours, controller, now)
 		if !equality.Semantic.DeepEqual(r.Status.Parents, next) && !(len(r.Status.Parents) == 0 && len(next) == 0) {
 			obj := r.DeepCopy()
@@ -202,6 +231,19 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// gatewayOf is the Gateway a route's parentRef ends at.
+func gatewayOf(routeNS string, p gwv1.ParentReference, listenerSets map[types.NamespacedName]types.NamespacedName) types.NamespacedName {
+	ns := routeNS
+	if p.Namespace != nil && *p.Namespace != "" {
+		ns = string(*p.Namespace)
+	}
+	k := types.NamespacedName{Namespace: ns, Name: string(p.Name)}
+	if p.Kind != nil && *p.Kind == "ListenerSet" {
+		return listenerSets[k]
+	}
+	return k
 }
 
 func parentOf(ls *gwv1.ListenerSet) types.NamespacedName {

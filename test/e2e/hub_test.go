@@ -190,14 +190,14 @@ func waitServed(t *testing.T, m *member, want string) {
 
 func waitRouteAccepted(t *testing.T, ctx context.Context, m *member) {
 	t.Helper()
-	waitFor(t, 30*time.Second, fmt.Sprintf("member-%d: route Accepted and ResolvedRefs", m.index), func() bool {
+	waitFor(t, 30*time.Second, fmt.Sprintf("member-%d: route Accepted, ResolvedRefs and Programmed", m.index), func() bool {
 		var r gwv1.HTTPRoute
 		if err := m.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "web"}, &r); err != nil || len(r.Status.Parents) != 1 {
 			return false
 		}
 		p := r.Status.Parents[0]
-		return p.ControllerName == "gatehouse.dev/gateway-controller" &&
-			meta.IsStatusConditionTrue(p.Conditions, "Accepted") && meta.IsStatusConditionTrue(p.Conditions, "ResolvedRefs")
+		return p.ControllerName == "gatehouse.dev/gateway-controller" && meta.IsStatusConditionTrue(p.Conditions, "Accepted") &&
+			meta.IsStatusConditionTrue(p.Conditions, "ResolvedRefs") && meta.IsStatusConditionTrue(p.Conditions, "Programmed")
 	})
 }
 
