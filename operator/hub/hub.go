@@ -50,6 +50,20 @@ type Hub struct {
 
 	mu       sync.Mutex
 	clusters map[string]*worker
+	// pushedAt: when each table's current hash was published, to measure
+	// how long proxies take to acknowledge it.
+	pushedAt map[string]pushed
+}
+
+type pushed struct {
+	hash string
+	at   time.Time
+}
+
+func (h *Hub) published(table, hash string) {
+	h.mu.Lock()
+	h.pushedAt[table] = pushed{hash, time.Now()}
+	h.mu.Unlock()
 }
 
 // New returns a hub that pushes through push.
@@ -66,7 +80,7 @@ func New(push *xds.Server, opts Options) *Hub {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{opts: opts, push: push, started: time.Now(), clusters: map[string]*worker{}}
+	h := &Hub{opts: opts, push: push, started: time.Now(), clusters: map[string]*worker{}, pushedAt: map[string]pushed{}}
 	push.OnChange = h.nodeChanged
 	return h
 }
@@ -82,6 +96,7 @@ func (h *Hub) Engage(ctx context.Context, name string, cl Cluster) {
 	wctx, cancel := context.WithCancel(ctx)
 	w.cancel = cancel
 	h.clusters[name] = w
+	clustersEngaged.Set(float64(len(h.clusters)))
 	h.mu.Unlock()
 	go w.run(wctx)
 	w.trigger()
@@ -135,6 +150,13 @@ func (h *Hub) keyPairsOf(node string) map[string]bool {
 // nodeChanged reacts to a proxy acknowledging or rejecting: its cluster's
 // statuses are recomputed. Node IDs are "cluster/namespace/gateway".
 func (h *Hub) nodeChanged(node string) {
+	h.mu.Lock()
+	p, ok := h.pushedAt[node]
+	if ok && h.push.Status(node).Acked[node] == p.hash {
+		ackLag.Observe(time.Since(p.at).Seconds())
+		delete(h.pushedAt, node)
+	}
+	h.mu.Unlock()
 	if i := strings.IndexByte(node, '/'); i > 0 {
 		h.Trigger(node[:i])
 	}
@@ -145,6 +167,7 @@ func (h *Hub) forget(w *worker) {
 	if h.clusters[w.name] == w {
 		delete(h.clusters, w.name)
 	}
+	clustersEngaged.Set(float64(len(h.clusters)))
 	h.mu.Unlock()
 }
 

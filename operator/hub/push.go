@@ -33,6 +33,8 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 		}
 		if w.tables[name] != h {
 			log.Info("route table published", "table", name, "hash", h)
+			tablesPushed.Inc()
+			w.hub.published(name, h)
 		}
 		w.tables[name], hashes[gw], seen[name] = h, h, true
 	}

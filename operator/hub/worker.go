@@ -61,6 +61,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		start := time.Now()
 		if err := w.sync(ctx); err != nil {
+			syncDuration.WithLabelValues("error").Observe(time.Since(start).Seconds())
 			if ctx.Err() != nil {
 				return
 			}
@@ -70,6 +71,7 @@ func (w *worker) run(ctx context.Context) {
 			continue
 		}
 		backoff = time.Second
+		syncDuration.WithLabelValues("ok").Observe(time.Since(start).Seconds())
 		log.Debug("cluster synced", "took", time.Since(start))
 	}
 }
