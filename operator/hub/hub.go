@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
@@ -20,9 +21,10 @@ import (
 )
 
 // Cluster is what the hub needs of a member cluster: a cached client to read
-// and write through.
+// and write through, and events to tell people what changed.
 type Cluster interface {
 	GetClient() client.Client
+	GetEventRecorderFor(name string) record.EventRecorder
 }
 
 // Options configure the hub.

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -95,6 +98,7 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 			errs = append(errs, fmt.Errorf("%T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err))
 		}
 	}
+	recorder := w.cl.GetEventRecorderFor("gatehouse")
 
 	for _, gc := range in.GatewayClasses {
 		ours, ok := out.GatewayClasses[gc.Name]
@@ -136,6 +140,7 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		}
 		next := status.MergeGatewayStatus(&gw.Status, ours, now)
 		if !equality.Semantic.DeepEqual(&gw.Status, next) {
+			announce(recorder, gw, gw.Status.Conditions, next.Conditions)
 			obj := gw.DeepCopy()
 			obj.Status = *next
 			update(obj)
@@ -203,6 +208,7 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		ours := routeProgrammed(r.Namespace, out.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}], r.Status.Parents)
 		next := status.MergeRouteParents(r.Status.Parents, ours, controller, now)
 		if !equality.Semantic.DeepEqual(r.Status.Parents, next) && !(len(r.Status.Parents) == 0 && len(next) == 0) {
+			announceParents(recorder, r, r.Status.Parents, next, controller)
 			obj := r.DeepCopy()
 			obj.Status.Parents = next
 			update(obj)
@@ -278,4 +284,39 @@ func ancestorKey(r gwv1.ParentReference) string {
 		ns = string(*r.Namespace)
 	}
 	return ns + "/" + string(r.Name)
+}
+
+// announce records an event when Accepted or Programmed changes status,
+// with the condition's reason and message: what a person runs
+// 'kubectl describe' for.
+func announce(r record.EventRecorder, obj runtime.Object, before, after []metav1.Condition) {
+	for _, t := range []string{"Accepted", conditionProgramed} {
+		a := meta.FindStatusCondition(after, t)
+		if a == nil {
+			continue
+		}
+		if b := meta.FindStatusCondition(before, t); b != nil && b.Status == a.Status {
+			continue
+		}
+		kind := corev1.EventTypeNormal
+		if a.Status != metav1.ConditionTrue {
+			kind = corev1.EventTypeWarning
+		}
+		r.Eventf(obj, kind, a.Reason, "%s=%s: %s", t, a.Status, a.Message)
+	}
+}
+
+func announceParents(r record.EventRecorder, obj runtime.Object, before, after []gwv1.RouteParentStatus, controller gwv1.GatewayController) {
+	for _, p := range after {
+		if p.ControllerName != controller {
+			continue
+		}
+		var prev []metav1.Condition
+		for _, b := range before {
+			if b.ControllerName == controller && b.ParentRef.Name == p.ParentRef.Name {
+				prev = b.Conditions
+			}
+		}
+		announce(r, obj, prev, p.Conditions)
+	}
 }

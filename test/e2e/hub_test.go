@@ -65,6 +65,18 @@ func TestHubServesTheFleet(t *testing.T) {
 			waitRouteAccepted(t, ctx, m)
 			waitProgrammed(t, ctx, m)
 		}
+		waitFor(t, 30*time.Second, "an event telling the tenant their route is programmed", func() bool {
+			var events corev1.EventList
+			if err := members[0].Client.List(ctx, &events, client.InNamespace("shop")); err != nil {
+				return false
+			}
+			for _, e := range events.Items {
+				if e.InvolvedObject.Kind == "HTTPRoute" && e.InvolvedObject.Name == "web" && strings.HasPrefix(e.Message, "Programmed=True") {
+					return true
+				}
+			}
+			return false
+		})
 	})
 
 	t.Run("proxies without their Gateway's token get nothing", func(t *testing.T) {
