@@ -11,7 +11,7 @@ MEMBERS ?= 2
 
 CONTROLLER_TOOLS_VERSION := v0.23.0
 
-.PHONY: all tools build test unit bench bench-proxy fuzz lint generate verify-generate demo clean
+.PHONY: all tools build test unit bench bench-proxy bench-scale fuzz lint generate verify-generate demo clean
 
 all: build
 
@@ -47,6 +47,11 @@ bench-proxy:
 	$(GO) build -o $(BIN)/gatehouse-proxy ./cmd/gatehouse-proxy
 	$(GO) build -o $(BIN)/bench-proxy ./test/bench/proxy
 	$(BIN)/bench-proxy -proxy $(BIN)/gatehouse-proxy $(BENCH_PROXY_FLAGS)
+
+## bench-scale: the hub at 3 members x 1,000 routes: time to statuses and to
+## traffic, hub memory (not part of make test)
+bench-scale: tools build
+	$(GO) run ./test/bench/scale --bin $(BIN) --members $(or $(SCALE_MEMBERS),3) --routes $(or $(SCALE_ROUTES),1000)
 
 ## fuzz: each fuzz target for FUZZTIME (default 5m)
 FUZZTIME ?= 5m
