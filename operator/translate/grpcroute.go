@@ -64,27 +64,15 @@ func (c *ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
 			return a
 		}
 	}
-	total := uint32(0)
+	refs := make([]backendShare, len(rule.BackendRefs))
 	for i := range rule.BackendRefs {
 		br := &rule.BackendRefs[i]
-		wb := c.weighted(br.BackendObjectReference, br.Weight, c.field.at("backendRefs", i))
-		for j := range br.Filters {
-			bf := &br.Filters[j]
-			switch bf.Type {
-			case gwv1.GRPCRouteFilterRequestHeaderModifier:
-				wb.RequestHeaders = mergeMutation(wb.RequestHeaders, headerMutation(bf.RequestHeaderModifier))
-			case gwv1.GRPCRouteFilterResponseHeaderModifier:
-				wb.ResponseHeaders = mergeMutation(wb.ResponseHeaders, headerMutation(bf.ResponseHeaderModifier))
-			default:
-				c.unsupportedBackendFilter(wb, c.field.at("backendRefs", i), j, string(bf.Type))
-			}
+		refs[i] = backendShare{ref: br.BackendObjectReference, weight: br.Weight}
+		for _, f := range br.Filters {
+			refs[i].filters = append(refs[i].filters, shareFilter{string(f.Type), f.RequestHeaderModifier, f.ResponseHeaderModifier})
 		}
-		total += wb.Weight
-		a.route.Backends = append(a.route.Backends, wb)
 	}
-	if total == 0 {
-		a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: "no backend is configured for this route rule"}
-	}
+	c.shares(a, refs)
 	return a
 }
 

@@ -191,29 +191,54 @@ func (c *ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) 
 	if a.redirect != nil {
 		return a, ""
 	}
-	total := uint32(0)
+	refs := make([]backendShare, len(rule.BackendRefs))
 	for i := range rule.BackendRefs {
 		br := &rule.BackendRefs[i]
-		wb := c.weighted(br.BackendObjectReference, br.Weight, c.field.at("backendRefs", i))
-		for j := range br.Filters {
-			bf := &br.Filters[j]
-			switch bf.Type {
-			case gwv1.HTTPRouteFilterRequestHeaderModifier:
-				wb.RequestHeaders = mergeMutation(wb.RequestHeaders, headerMutation(bf.RequestHeaderModifier))
-			case gwv1.HTTPRouteFilterResponseHeaderModifier:
-				wb.ResponseHeaders = mergeMutation(wb.ResponseHeaders, headerMutation(bf.ResponseHeaderModifier))
+		refs[i] = backendShare{ref: br.BackendObjectReference, weight: br.Weight}
+		for _, f := range br.Filters {
+			refs[i].filters = append(refs[i].filters, shareFilter{string(f.Type), f.RequestHeaderModifier, f.ResponseHeaderModifier})
+		}
+	}
+	c.shares(a, refs)
+	return a, ""
+}
+
+// backendShare is a backendRef of either route kind, with its filters.
+type backendShare struct {
+	ref     gwv1.BackendObjectReference
+	weight  *int32
+	filters []shareFilter
+}
+
+// shareFilter is a backendRef filter: only header modifiers apply there.
+type shareFilter struct {
+	typ       string
+	req, resp *gwv1.HTTPHeaderFilter
+}
+
+// shares resolves a rule's backendRefs into weighted shares; with no weight
+// to serve (none, or all zero) the rule answers 500.
+func (c *ruleCompiler) shares(a *ruleAction, refs []backendShare) {
+	total := uint32(0)
+	for i, r := range refs {
+		field := c.field.at("backendRefs", i)
+		wb := c.weighted(r.ref, r.weight, field)
+		for j, f := range r.filters {
+			switch f.typ {
+			case "RequestHeaderModifier":
+				wb.RequestHeaders = mergeMutation(wb.RequestHeaders, headerMutation(f.req))
+			case "ResponseHeaderModifier":
+				wb.ResponseHeaders = mergeMutation(wb.ResponseHeaders, headerMutation(f.resp))
 			default:
-				c.unsupportedBackendFilter(wb, c.field.at("backendRefs", i), j, string(bf.Type))
+				c.unsupportedBackendFilter(wb, field, j, f.typ)
 			}
 		}
 		total += wb.Weight
 		a.route.Backends = append(a.route.Backends, wb)
 	}
 	if total == 0 {
-		// No backend, or all of weight 0: nothing can serve the rule.
 		a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: "no backend is configured for this route rule"}
 	}
-	return a, ""
 }
 
 func (c *ruleCompiler) weighted(ref gwv1.BackendObjectReference, weight *int32, field fieldPath) *routetable.WeightedBackend {
