@@ -104,11 +104,12 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		RESTOptions: []func(*rest.Config) error{func(c *rest.Config) error { c.QPS, c.Burst = 50, 100; return nil }},
 	})
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{
-		Scheme:                 s,
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress: o.healthAddr,
-		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       "gatehouse-hub",
+		Scheme:                  s,
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.healthAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "gatehouse-hub",
+		LeaderElectionNamespace: o.namespace,
 		// Only the members' Secrets in the hub namespace are read.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
