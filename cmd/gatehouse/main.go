@@ -101,7 +101,10 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 			co.Scheme = s
 			hub.ClusterCache(co)
 		}},
-		RESTOptions: []func(*rest.Config) error{func(c *rest.Config) error { c.QPS, c.Burst = 50, 100; return nil }},
+		// Status writes are one request per object: a client-side limit of
+		// tens per second would take minutes for thousands of routes. The
+		// members' API Priority and Fairness protects them.
+		RESTOptions: []func(*rest.Config) error{func(c *rest.Config) error { c.QPS, c.Burst = 1000, 2000; return nil }},
 	})
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{
 		Scheme:                  s,

@@ -62,6 +62,15 @@ type pushed struct {
 	at   time.Time
 }
 
+// publishedAt says when a table's hash was published, while no proxy has
+// acknowledged it yet.
+func (h *Hub) publishedAt(table, hash string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p, ok := h.pushedAt[table]
+	return p.at, ok && p.hash == hash
+}
+
 func (h *Hub) published(table, hash string) {
 	h.mu.Lock()
 	h.pushedAt[table] = pushed{hash, time.Now()}

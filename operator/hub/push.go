@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
@@ -22,6 +23,10 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 	}
 	hashes := make(map[types.NamespacedName]string, len(out.Tables))
 	seen := map[string]bool{}
+	gateways := map[types.NamespacedName]*gwv1.Gateway{}
+	for _, g := range in.Gateways {
+		gateways[types.NamespacedName{Namespace: g.Namespace, Name: g.Name}] = g
+	}
 	for gw, table := range out.Tables {
 		name := TableName(w.name, gw.Namespace, gw.Name)
 		table.Name = name
@@ -31,6 +36,13 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 			log.Error("publishing a route table failed", "table", name, "error", err)
 			continue
 		}
+		var sets []*gwv1.ListenerSet
+		for _, ls := range in.ListenerSets {
+			if parentOf(ls) == gw {
+				sets = append(sets, ls)
+			}
+		}
+		w.record(name, h, table, gateways[gw], sets)
 		if w.tables[name] != h {
 			log.Info("route table published", "table", name, "hash", h)
 			tablesPushed.Inc()

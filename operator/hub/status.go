@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,18 +39,31 @@ type fleet struct {
 	message string
 	// keep: the hub just started and knows nothing yet; keep what is stored.
 	keep bool
+	// settling: connected proxies have not acknowledged a table published
+	// moments ago; they usually do within milliseconds.
+	settling bool
 }
 
-func (w *worker) fleetState(gw types.NamespacedName, hash string) fleet {
+// settleTime is how long route statuses wait for proxies to acknowledge a
+// new table before Programmed=False/Pending is written: writing every route
+// twice (Pending, then True a few milliseconds later) would double the
+// status writes of a busy cluster.
+const settleTime = 3 * time.Second
+
+// fleetState says whether the Gateway's proxies serve obj (an objectKey) as
+// it is now: whether a table they acknowledged carries obj's current
+// generation. A later table that they have not acknowledged yet does not
+// take back what they serve.
+func (w *worker) fleetState(gw types.NamespacedName, hash, obj string) fleet {
 	node := TableName(w.name, gw.Namespace, gw.Name)
 	st := w.hub.push.Status(node)
 	switch {
 	case hash == "":
 		return fleet{reason: ReasonPending, message: "no route table was published for this Gateway"}
+	case st.Streams > 0 && w.carries(node, st.Acked[node], obj):
+		return fleet{ok: true, reason: string(gwv1.GatewayReasonProgrammed), message: fmt.Sprintf("served by the Gateway's proxies (%d connected)", st.Streams)}
 	case st.Nack != nil && st.Nack.Resources[node] == hash:
 		return fleet{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
-	case st.Acked[node] == hash && st.Streams > 0:
-		return fleet{ok: true, reason: string(gwv1.GatewayReasonProgrammed), message: fmt.Sprintf("the route table is served by the Gateway's proxies (%d connected)", st.Streams)}
 	case time.Since(w.hub.started) < w.hub.opts.StartupGrace:
 		// Just restarted: proxies are reconnecting and re-acknowledging
 		// what they already serve. Until they answer, what is stored stands.
@@ -56,7 +71,17 @@ func (w *worker) fleetState(gw types.NamespacedName, hash string) fleet {
 	case st.Streams == 0:
 		return fleet{reason: ReasonPending, message: fmt.Sprintf("no proxy of this Gateway is connected to the hub (node %s)", node)}
 	}
-	return fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge the current route table"}
+	f := fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
+	if at, ok := w.hub.publishedAt(node, hash); ok && time.Since(at) < settleTime {
+		f.settling = true
+		time.AfterFunc(settleTime, w.trigger) // write what is known then, if no ACK came
+	}
+	return f
+}
+
+// objectKey names an object at a generation, as table contents list them.
+func objectKey(kind, namespace, name string, generation int64) string {
+	return fmt.Sprintf("%s/%s/%s@%d", kind, namespace, name, generation)
 }
 
 // programmed replaces a True Programmed condition of translate with the
@@ -68,16 +93,21 @@ func programmed(conds []metav1.Condition, f fleet, stored []metav1.Condition) []
 			continue
 		}
 		if f.keep {
-			for _, s := range stored {
-				if s.Type == conditionProgramed {
-					s.ObservedGeneration = c.ObservedGeneration
-					*c = s
-				}
+			if s := meta.FindStatusCondition(stored, conditionProgramed); s != nil {
+				kept := *s
+				kept.ObservedGeneration = c.ObservedGeneration
+				*c = kept
+			} else {
+				c.Status, c.Reason = metav1.ConditionFalse, ReasonPending
+				c.Message = "the hub restarted moments ago: waiting for the Gateway's proxies to reconnect"
 			}
 			continue
 		}
 		if !f.ok {
 			c.Status = metav1.ConditionFalse
+			if f.reason == "" {
+				f.reason, f.message = ReasonPending, "the Gateway's proxies have not acknowledged a route table carrying this yet"
+			}
 		}
 		c.Reason, c.Message = f.reason, f.message
 	}
@@ -92,11 +122,23 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 	c := w.cl.GetClient()
 	now := status.Now()
 	controller := gwv1.GatewayController(w.hub.opts.Controller)
-	var errs []error
+	// Writes go out concurrently: each is one request, and a cluster with
+	// thousands of routes must not wait for them one by one.
+	var (
+		errMu sync.Mutex
+		errs  []error
+		eg    errgroup.Group
+	)
+	eg.SetLimit(32)
 	update := func(obj client.Object) {
-		if err := c.Status().Update(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("%T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err))
-		}
+		eg.Go(func() error {
+			if err := c.Status().Update(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+				errMu.Lock()
+				errs = append(errs, fmt.Errorf("%T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err))
+				errMu.Unlock()
+			}
+			return nil
+		})
 	}
 	recorder := w.cl.GetEventRecorderFor("gatehouse")
 
@@ -122,7 +164,7 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		if !ok {
 			continue
 		}
-		f := w.fleetState(k, hashes[k])
+		f := w.fleetState(k, hashes[k], objectKey("Gateway", gw.Namespace, gw.Name, gw.Generation))
 		fleets[k] = f
 		ours = ours.DeepCopy()
 		if a, ok := provisioned[k]; ok && len(gw.Spec.Addresses) == 0 {
@@ -155,7 +197,8 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		}
 		ours = ours.DeepCopy()
 		gw := parentOf(ls)
-		ours.Conditions = programmed(ours.Conditions, fleets[gw], ls.Status.Conditions)
+		lf := w.fleetState(gw, hashes[gw], objectKey("ListenerSet", ls.Namespace, ls.Name, ls.Generation))
+		ours.Conditions = programmed(ours.Conditions, lf, ls.Status.Conditions)
 		next := ls.Status.DeepCopy()
 		next.Conditions = status.MergeConditions(ls.Status.Conditions, ours.Conditions, now)
 		next.Listeners = nil
@@ -166,7 +209,7 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 					prev = s.Conditions
 				}
 			}
-			l.Conditions = status.MergeConditions(prev, programmed(l.Conditions, fleets[gw], prev), now)
+			l.Conditions = status.MergeConditions(prev, programmed(l.Conditions, lf, prev), now)
 			next.Listeners = append(next.Listeners, l)
 		}
 		if !equality.Semantic.DeepEqual(&ls.Status, next) {
@@ -182,7 +225,8 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 	}
 	// A route's parent is Programmed once its Gateway's proxies serve the
 	// table that carries it.
-	routeProgrammed := func(routeNS string, parents []gwv1.RouteParentStatus, stored []gwv1.RouteParentStatus) []gwv1.RouteParentStatus {
+	routeProgrammed := func(kind string, r metav1.Object, parents []gwv1.RouteParentStatus, stored []gwv1.RouteParentStatus) []gwv1.RouteParentStatus {
+		routeNS, key := r.GetNamespace(), objectKey(kind, r.GetNamespace(), r.GetName(), r.GetGeneration())
 		out := make([]gwv1.RouteParentStatus, len(parents))
 		for i, p := range parents {
 			p.Conditions = append([]metav1.Condition(nil), p.Conditions...)
@@ -192,20 +236,36 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 				continue
 			}
 			gw := gatewayOf(routeNS, p.ParentRef, listenerSets)
-			cond := metav1.Condition{Type: conditionProgramed, Status: metav1.ConditionTrue, ObservedGeneration: accepted.ObservedGeneration}
+			cond := metav1.Condition{Type: conditionProgramed, Status: metav1.ConditionTrue, Reason: string(gwv1.RouteReasonAccepted), ObservedGeneration: accepted.ObservedGeneration}
 			var prev []metav1.Condition
 			for _, s := range stored {
 				if s.ControllerName == controller && s.ParentRef.Name == p.ParentRef.Name {
 					prev = s.Conditions
 				}
 			}
-			out[i].Conditions = programmed(append(out[i].Conditions, cond), fleets[gw], prev)
+			out[i].Conditions = programmed(append(out[i].Conditions, cond), w.fleetState(gw, hashes[gw], key), prev)
 		}
 		return out
 	}
 
+	// A route waiting for its first acknowledgement is written once it
+	// comes, not before and after (see settleTime).
+	settling := func(kind string, r metav1.Object, parents []gwv1.RouteParentStatus) bool {
+		key := objectKey(kind, r.GetNamespace(), r.GetName(), r.GetGeneration())
+		for _, p := range parents {
+			gw := gatewayOf(r.GetNamespace(), p.ParentRef, listenerSets)
+			if meta.IsStatusConditionTrue(p.Conditions, string(gwv1.RouteConditionAccepted)) && w.fleetState(gw, hashes[gw], key).settling {
+				return true
+			}
+		}
+		return false
+	}
 	for _, r := range in.HTTPRoutes {
-		ours := routeProgrammed(r.Namespace, out.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}], r.Status.Parents)
+		parents := out.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
+		if settling("HTTPRoute", r, parents) {
+			continue
+		}
+		ours := routeProgrammed("HTTPRoute", r, parents, r.Status.Parents)
 		next := status.MergeRouteParents(r.Status.Parents, ours, controller, now)
 		if !equality.Semantic.DeepEqual(r.Status.Parents, next) && !(len(r.Status.Parents) == 0 && len(next) == 0) {
 			announceParents(recorder, r, r.Status.Parents, next, controller)
@@ -215,7 +275,11 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		}
 	}
 	for _, r := range in.GRPCRoutes {
-		ours := routeProgrammed(r.Namespace, out.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}], r.Status.Parents)
+		parents := out.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
+		if settling("GRPCRoute", r, parents) {
+			continue
+		}
+		ours := routeProgrammed("GRPCRoute", r, parents, r.Status.Parents)
 		next := status.MergeRouteParents(r.Status.Parents, ours, controller, now)
 		if !equality.Semantic.DeepEqual(r.Status.Parents, next) && !(len(r.Status.Parents) == 0 && len(next) == 0) {
 			obj := r.DeepCopy()
@@ -236,6 +300,7 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 			update(obj)
 		}
 	}
+	_ = eg.Wait()
 	return errors.Join(errs...)
 }
 

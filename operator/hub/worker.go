@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
@@ -29,6 +30,8 @@ type worker struct {
 	// keys: the key pairs each pushed table names, for proxy authorization.
 	keysMu sync.Mutex
 	keys   map[string]map[string]bool
+	// contents of recent table versions, to tell what proxies serve.
+	contents map[string]*tableContents
 }
 
 func (w *worker) trigger() {
@@ -64,6 +67,13 @@ func (w *worker) run(ctx context.Context) {
 			syncDuration.WithLabelValues("error").Observe(time.Since(start).Seconds())
 			if ctx.Err() != nil {
 				return
+			}
+			if onlyConflicts(err) {
+				// Our cache had not seen an object's latest version yet: read
+				// again shortly; this is churn, not trouble.
+				log.Debug("status write conflicted; syncing again", "error", err)
+				time.AfterFunc(100*time.Millisecond, w.trigger)
+				continue
 			}
 			log.Error("cluster sync failed; retrying", "error", err, "in", backoff)
 			time.AfterFunc(backoff, w.trigger)
@@ -150,4 +160,27 @@ func (w *worker) snapshot(ctx context.Context) (translate.Input, error) {
 		in.ConfigMaps = append(in.ConfigMaps, &configMap.Items[i])
 	}
 	return in, nil
+}
+
+// onlyConflicts reports whether every error joined in err is an update
+// conflict.
+func onlyConflicts(err error) bool {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			if !onlyConflicts(errors.Join(j.Unwrap()...)) {
+				return false
+			}
+			continue
+		}
+		if !apierrors.IsConflict(e) {
+			return false
+		}
+	}
+	return len(errs) > 0
 }

@@ -31,7 +31,9 @@ func main() {
 	members := flag.Int("members", 3, "member clusters")
 	routes := flag.Int("routes", 1000, "routes per member")
 	binDir := flag.String("bin", "bin", "directory with gatehouse, gatehouse-proxy and the control-plane binaries")
+	logPath := flag.String("log", "", "write the hub's and proxies' logs here (default: discarded with the run)")
 	flag.Parse()
+	hubLog = *logPath
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	if err := run(ctx, *binDir, *members, *routes); err != nil {
@@ -40,6 +42,8 @@ func main() {
 	}
 }
 
+var hubLog string
+
 func run(ctx context.Context, binDir string, members, routes int) error {
 	binDir, _ = filepath.Abs(binDir)
 	dir, err := os.MkdirTemp("", "gatehouse-scale-")
@@ -47,7 +51,10 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	logFile, err := os.Create(filepath.Join(dir, "log"))
+	if hubLog == "" {
+		hubLog = filepath.Join(dir, "log")
+	}
+	logFile, err := os.Create(hubLog)
 	if err != nil {
 		return err
 	}
@@ -63,7 +70,7 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 	ln.Close()
 	hub, err := env.StartProcess("hub", filepath.Join(binDir, "gatehouse"), []string{
 		"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr, "--metrics-address", "0", "--health-address", "0",
-		"--log-level", "warn",
+		"--log-level", "debug",
 	}, logFile)
 	if err != nil {
 		return err
@@ -117,7 +124,9 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 			servedAt = time.Now()
 		}
 	})
-	if err := wait(ctx, 10*time.Minute, func() bool { return allProgrammed(ctx, gws, routes) }); err != nil {
+	// Listing thousands of routes loads the apiservers the hub writes to:
+	// poll that less often than the proxies.
+	if err := waitEvery(ctx, 10*time.Minute, 250*time.Millisecond, func() bool { return allProgrammed(ctx, gws, routes) }); err != nil {
 		return fmt.Errorf("statuses: %w", err)
 	}
 	statusAt = time.Now()
@@ -151,12 +160,16 @@ func allProgrammed(ctx context.Context, gws []*env.SharedGateway, routes int) bo
 }
 
 func wait(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	return waitEvery(ctx, timeout, 20*time.Millisecond, cond)
+}
+
+func waitEvery(ctx context.Context, timeout, every time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("not within %v", timeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(every)
 	}
 	return nil
 }

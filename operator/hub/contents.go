@@ -1,0 +1,66 @@
+package hub
+
+import (
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// keptVersions bounds how many past versions of a table the hub remembers
+// the contents of: enough for proxies that lag a few pushes behind.
+const keptVersions = 8
+
+// tableContents remembers, for recent versions of one table, which objects
+// at which generation each carries.
+type tableContents struct {
+	order []string                   // hashes, oldest first
+	sets  map[string]map[string]bool // hash → objectKeys
+}
+
+// record notes what the table with this hash carries: its routes as their
+// sources name them, its Gateway and the ListenerSets attached to it.
+func (w *worker) record(table, hash string, t *routetable.RouteTable, gw *gwv1.Gateway, sets []*gwv1.ListenerSet) {
+	w.keysMu.Lock()
+	defer w.keysMu.Unlock()
+	if w.contents == nil {
+		w.contents = map[string]*tableContents{}
+	}
+	tc := w.contents[table]
+	if tc == nil {
+		tc = &tableContents{sets: map[string]map[string]bool{}}
+		w.contents[table] = tc
+	}
+	if _, ok := tc.sets[hash]; ok {
+		return
+	}
+	set := map[string]bool{}
+	if gw != nil {
+		set[objectKey("Gateway", gw.Namespace, gw.Name, gw.Generation)] = true
+	}
+	for _, ls := range sets {
+		set[objectKey("ListenerSet", ls.Namespace, ls.Name, ls.Generation)] = true
+	}
+	for _, l := range t.Listeners {
+		for _, vh := range l.VirtualHosts {
+			for _, r := range vh.Routes {
+				if s := r.Source; s != nil {
+					set[objectKey(s.Kind, s.Namespace, s.Name, s.Generation)] = true
+				}
+			}
+		}
+	}
+	tc.sets[hash] = set
+	tc.order = append(tc.order, hash)
+	if len(tc.order) > keptVersions {
+		delete(tc.sets, tc.order[0])
+		tc.order = tc.order[1:]
+	}
+}
+
+// carries reports whether the table version with this hash carries obj.
+func (w *worker) carries(table, hash, obj string) bool {
+	w.keysMu.Lock()
+	defer w.keysMu.Unlock()
+	tc := w.contents[table]
+	return tc != nil && tc.sets[hash][obj]
+}
