@@ -260,32 +260,33 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		}
 		return false
 	}
-	for _, r := range in.HTTPRoutes {
-		parents := out.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
-		if settling("HTTPRoute", r, parents) {
-			continue
+	// routeStatus writes one route's parents; with returns a copy of the
+	// route carrying them.
+	routeStatus := func(kind string, r client.Object, stored, parents []gwv1.RouteParentStatus, with func([]gwv1.RouteParentStatus) client.Object) {
+		if settling(kind, r, parents) {
+			return
 		}
-		ours := routeProgrammed("HTTPRoute", r, parents, r.Status.Parents)
-		next := status.MergeRouteParents(r.Status.Parents, ours, controller, now)
-		if !equality.Semantic.DeepEqual(r.Status.Parents, next) && !(len(r.Status.Parents) == 0 && len(next) == 0) {
-			announceParents(recorder, r, r.Status.Parents, next, controller)
-			obj := r.DeepCopy()
-			obj.Status.Parents = next
-			update(obj)
+		next := status.MergeRouteParents(stored, routeProgrammed(kind, r, parents, stored), controller, now)
+		if !equality.Semantic.DeepEqual(stored, next) && !(len(stored) == 0 && len(next) == 0) {
+			announceParents(recorder, r, stored, next, controller)
+			update(with(next))
 		}
 	}
+	for _, r := range in.HTTPRoutes {
+		routeStatus("HTTPRoute", r, r.Status.Parents, out.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}],
+			func(next []gwv1.RouteParentStatus) client.Object {
+				obj := r.DeepCopy()
+				obj.Status.Parents = next
+				return obj
+			})
+	}
 	for _, r := range in.GRPCRoutes {
-		parents := out.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]
-		if settling("GRPCRoute", r, parents) {
-			continue
-		}
-		ours := routeProgrammed("GRPCRoute", r, parents, r.Status.Parents)
-		next := status.MergeRouteParents(r.Status.Parents, ours, controller, now)
-		if !equality.Semantic.DeepEqual(r.Status.Parents, next) && !(len(r.Status.Parents) == 0 && len(next) == 0) {
-			obj := r.DeepCopy()
-			obj.Status.Parents = next
-			update(obj)
-		}
+		routeStatus("GRPCRoute", r, r.Status.Parents, out.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}],
+			func(next []gwv1.RouteParentStatus) client.Object {
+				obj := r.DeepCopy()
+				obj.Status.Parents = next
+				return obj
+			})
 	}
 
 	for _, p := range in.BackendTLSPolicies {
