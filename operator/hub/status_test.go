@@ -1,0 +1,84 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+func TestProgrammedConditionAlwaysHasAReason(t *testing.T) {
+	translated := func() []metav1.Condition {
+		return []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", ObservedGeneration: 3}}
+	}
+	stored := []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", Message: "served", ObservedGeneration: 2}}
+	tests := []struct {
+		name       string
+		f          fleet
+		stored     []metav1.Condition
+		wantStatus metav1.ConditionStatus
+		wantReason string
+	}{
+		{"served", fleet{ok: true, reason: "Programmed", message: "m"}, nil, metav1.ConditionTrue, "Programmed"},
+		{"rejected", fleet{reason: ReasonProxyRejected, message: "m"}, nil, metav1.ConditionFalse, ReasonProxyRejected},
+		{"unknown fleet state", fleet{}, nil, metav1.ConditionFalse, ReasonPending},
+		{"restart keeps what is stored", fleet{keep: true}, stored, metav1.ConditionTrue, "Programmed"},
+		{"restart with nothing stored", fleet{keep: true}, nil, metav1.ConditionFalse, ReasonPending},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := programmed(translated(), tt.f, tt.stored)[0]
+			if c.Status != tt.wantStatus || c.Reason != tt.wantReason || c.Reason == "" {
+				t.Errorf("got %s/%q, want %s/%q", c.Status, c.Reason, tt.wantStatus, tt.wantReason)
+			}
+			if c.ObservedGeneration != 3 {
+				t.Errorf("observedGeneration %d, want the object's current 3", c.ObservedGeneration)
+			}
+		})
+	}
+	// A False Programmed from translate (invalid configuration) is not the fleet's to change.
+	invalid := []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionFalse, Reason: "Invalid"}}
+	if c := programmed(invalid, fleet{ok: true, reason: "Programmed"}, nil)[0]; c.Reason != "Invalid" {
+		t.Errorf("translate's Invalid was overwritten: %+v", c)
+	}
+}
+
+func TestOnlyConflicts(t *testing.T) {
+	gr := schema.GroupResource{Group: "gateway.networking.k8s.io", Resource: "httproutes"}
+	conflict := fmt.Errorf("HTTPRoute a/b: %w", apierrors.NewConflict(gr, "b", errors.New("stale")))
+	invalid := apierrors.NewBadRequest("status.parents[0].conditions[2].reason: Invalid value")
+	if !onlyConflicts(errors.Join(conflict, conflict)) {
+		t.Error("two conflicts are only conflicts")
+	}
+	if onlyConflicts(errors.Join(conflict, invalid)) {
+		t.Error("a rejected write among conflicts must back off and be logged")
+	}
+	if onlyConflicts(invalid) {
+		t.Error("a rejected write is not a conflict")
+	}
+}
+
+func TestTableContentsTrackGenerations(t *testing.T) {
+	w := &worker{}
+	table := func(gen int64) *routetable.RouteTable {
+		return &routetable.RouteTable{Listeners: []*routetable.Listener{{VirtualHosts: []*routetable.VirtualHost{{Routes: []*routetable.Route{{
+			Source: &routetable.RouteSource{Kind: "HTTPRoute", Namespace: "shop", Name: "web", Generation: gen},
+		}}}}}}}
+	}
+	w.record("c/infra/gw", "h1", table(1), nil, nil)
+	w.record("c/infra/gw", "h2", table(2), nil, nil)
+	if !w.carries("c/infra/gw", "h1", objectKey("HTTPRoute", "shop", "web", 1)) || w.carries("c/infra/gw", "h1", objectKey("HTTPRoute", "shop", "web", 2)) {
+		t.Error("h1 carries generation 1 only")
+	}
+	for i := 3; i < 3+keptVersions; i++ {
+		w.record("c/infra/gw", fmt.Sprintf("h%d", i), table(int64(i)), nil, nil)
+	}
+	if w.carries("c/infra/gw", "h1", objectKey("HTTPRoute", "shop", "web", 1)) {
+		t.Errorf("more than %d versions are remembered", keptVersions)
+	}
+}
