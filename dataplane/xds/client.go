@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -159,7 +160,7 @@ func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedR
 	}
 	switch resp.GetTypeUrl() {
 	case TableType:
-		prev := maps(c.tables)
+		prev := maps.Clone(c.tables)
 		for _, a := range resp.GetResources() {
 			t := &routetable.RouteTable{}
 			if err := a.UnmarshalTo(t); err != nil {
@@ -180,7 +181,7 @@ func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedR
 		c.tableVer = resp.GetVersionInfo()
 		return c.ack(s, node, TableType, c.tableVer, resp.GetNonce(), c.Tables)
 	case KeyPairType:
-		prev := maps(c.keys)
+		prev := maps.Clone(c.keys)
 		for _, a := range resp.GetResources() {
 			kp := &routetable.KeyPair{}
 			if err := a.UnmarshalTo(kp); err != nil {
@@ -209,14 +210,6 @@ func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedR
 		}
 	}
 	return nil
-}
-
-func maps[V any](m map[string]V) map[string]V {
-	out := make(map[string]V, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // apply serves the current tables and key pairs as one version.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -50,8 +51,13 @@ type NodeStatus struct {
 	Node string
 	// Streams open now.
 	Streams int
-	// Acked maps resource names to the hash the node last acknowledged.
+	// Acked maps resource names to the hash the node last acknowledged, on
+	// any of its streams.
 	Acked map[string]string
+	// Replicas holds, for each open stream of the node (one per proxy
+	// replica), what that stream acknowledged: all must serve a table for
+	// the Gateway to be served.
+	Replicas []map[string]string
 	// Nack is the last rejection, if the node has rejected anything since
 	// its last acknowledgement of the same resources.
 	Nack    *Nack
@@ -94,6 +100,7 @@ type stream struct {
 	identity string
 	node     string
 	sent     map[string]map[string]string // nonce → name → hash
+	acked    map[string]string            // name → hash
 }
 
 // NewServer returns a server with no resources. auth may be nil to allow all.
@@ -174,9 +181,11 @@ func (s *Server) Status(node string) NodeStatus {
 		return NodeStatus{Node: node}
 	}
 	out := *n
-	out.Acked = make(map[string]string, len(n.Acked))
-	for k, v := range n.Acked {
-		out.Acked[k] = v
+	out.Acked = maps.Clone(n.Acked)
+	for _, st := range s.streams {
+		if st.node == node {
+			out.Replicas = append(out.Replicas, maps.Clone(st.acked))
+		}
 	}
 	return out
 }
@@ -203,7 +212,7 @@ func (s *Server) OnStreamOpen(ctx context.Context, id int64, typeURL string) err
 		}
 	}
 	s.mu.Lock()
-	s.streams[id] = &stream{identity: identity, sent: map[string]map[string]string{}}
+	s.streams[id] = &stream{identity: identity, sent: map[string]map[string]string{}, acked: map[string]string{}}
 	s.mu.Unlock()
 	return nil
 }
@@ -271,6 +280,7 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 			} else {
 				for name, h := range sent {
 					n.Acked[name] = h
+					st.acked[name] = h
 				}
 				if n.Nack != nil && covers(sent, n.Nack.Resources) {
 					n.Nack = nil

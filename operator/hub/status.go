@@ -60,7 +60,7 @@ func (w *worker) fleetState(gw types.NamespacedName, hash, obj string) fleet {
 	switch {
 	case hash == "":
 		return fleet{reason: ReasonPending, message: "no route table was published for this Gateway"}
-	case st.Streams > 0 && w.carries(node, st.Acked[node], obj):
+	case st.Streams > 0 && w.allServe(node, st.Replicas, obj):
 		return fleet{ok: true, reason: string(gwv1.GatewayReasonProgrammed), message: fmt.Sprintf("served by the Gateway's proxies (%d connected)", st.Streams)}
 	case st.Nack != nil && st.Nack.Resources[node] == hash:
 		return fleet{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
@@ -77,6 +77,20 @@ func (w *worker) fleetState(gw types.NamespacedName, hash, obj string) fleet {
 		time.AfterFunc(settleTime, w.trigger) // write what is known then, if no ACK came
 	}
 	return f
+}
+
+// allServe reports whether every connected replica acknowledged a table
+// that carries obj.
+func (w *worker) allServe(node string, replicas []map[string]string, obj string) bool {
+	if len(replicas) == 0 {
+		return false
+	}
+	for _, acked := range replicas {
+		if !w.carries(node, acked[node], obj) {
+			return false
+		}
+	}
+	return true
 }
 
 // objectKey names an object at a generation, as table contents list them.

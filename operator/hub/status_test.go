@@ -82,3 +82,22 @@ func TestTableContentsTrackGenerations(t *testing.T) {
 		t.Errorf("more than %d versions are remembered", keptVersions)
 	}
 }
+
+func TestEveryReplicaMustServe(t *testing.T) {
+	w := &worker{}
+	const node = "c/infra/gw"
+	route := objectKey("HTTPRoute", "shop", "web", 4)
+	w.record(node, "old", &routetable.RouteTable{}, nil, nil)
+	w.record(node, "new", &routetable.RouteTable{Listeners: []*routetable.Listener{{VirtualHosts: []*routetable.VirtualHost{{Routes: []*routetable.Route{{
+		Source: &routetable.RouteSource{Kind: "HTTPRoute", Namespace: "shop", Name: "web", Generation: 4},
+	}}}}}}}, nil, nil)
+	if w.allServe(node, nil, route) {
+		t.Error("no replica connected cannot serve")
+	}
+	if w.allServe(node, []map[string]string{{node: "new"}, {node: "old"}}, route) {
+		t.Error("a replica still on the old table does not serve the route")
+	}
+	if !w.allServe(node, []map[string]string{{node: "new"}, {node: "new"}}, route) {
+		t.Error("both replicas on the new table serve the route")
+	}
+}

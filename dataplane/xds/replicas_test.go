@@ -1,0 +1,40 @@
+package xds_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	rt "github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+)
+
+// Each replica of a Gateway's proxies is its own stream: the server reports
+// what each acknowledged, so that one replica's acknowledgement does not
+// speak for another that rejected the table.
+func TestReplicasAreReportedApart(t *testing.T) {
+	hub := startHub(t)
+	good, bad := &applied{}, &applied{fail: errors.New("port 8080 is taken")}
+	for _, a := range []*applied{good, bad} {
+		c := &xds.Client{Address: hub.addr, NodeID: tableName, Tables: []string{tableName}, Apply: a.apply}
+		go c.Run(t.Context())
+	}
+	h := hub.set(t, &rt.RouteTable{Name: tableName, Gateway: "infra/shared"})
+	waitFor(t, 5*time.Second, "both replicas to answer", func() bool {
+		s := hub.srv.Status(tableName)
+		return len(s.Replicas) == 2 && s.Nack != nil && s.Acked[tableName] == h
+	})
+	s := hub.srv.Status(tableName)
+	served := 0
+	for _, r := range s.Replicas {
+		if r[tableName] == h {
+			served++
+		}
+	}
+	if served != 1 || s.Streams != 2 {
+		t.Errorf("replicas: %v (streams %d); want one serving %s and one not", s.Replicas, s.Streams, h)
+	}
+	if s.Nack.Message != "port 8080 is taken" {
+		t.Errorf("rejection message %q", s.Nack.Message)
+	}
+}
