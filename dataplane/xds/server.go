@@ -242,22 +242,16 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 		s.mu.Unlock()
 		return fmt.Errorf("stream %d is unknown", id)
 	}
-	if st.node == "" {
-		if req.GetNode().GetId() == "" {
+	node, identity := st.node, st.identity
+	if node == "" {
+		if node = req.GetNode().GetId(); node == "" {
 			s.mu.Unlock()
 			return errors.New("the first request must name the node")
 		}
-		st.node = req.GetNode().GetId()
-		n := s.nodes[st.node]
-		if n == nil {
-			n = &NodeStatus{Node: st.node, Acked: map[string]string{}}
-			s.nodes[st.node] = n
-		}
-		n.Streams++
 	}
 	if s.auth != nil {
-		// Authorizing may ask a member cluster: not under the lock.
-		identity, node := st.identity, st.node
+		// Authorizing may ask a member cluster: not under the lock. A refused
+		// stream never counts as one of the node's replicas.
 		s.mu.Unlock()
 		if err := s.auth.Authorize(identity, node, req.GetTypeUrl(), req.GetResourceNames()); err != nil {
 			s.log.Warn("proxy refused", "node", node, "error", err)
@@ -269,7 +263,15 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 			return fmt.Errorf("stream %d closed", id)
 		}
 	}
-	node := st.node
+	if st.node == "" {
+		st.node = node
+		n := s.nodes[node]
+		if n == nil {
+			n = &NodeStatus{Node: node, Acked: map[string]string{}}
+			s.nodes[node] = n
+		}
+		n.Streams++
+	}
 	changed := false
 	if nonce := req.GetResponseNonce(); nonce != "" {
 		if sent, ok := st.sent[nonce]; ok {

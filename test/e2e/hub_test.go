@@ -80,6 +80,13 @@ func TestHubServesTheFleet(t *testing.T) {
 	})
 
 	t.Run("proxies without their Gateway's token get nothing", func(t *testing.T) {
+		// Nor do they count among the Gateway's proxies.
+		flaps := watchProgrammed(ctx, members[:1])
+		defer func() {
+			if falses := flaps.stop(); len(falses) > 0 {
+				t.Errorf("impostors made member-1's Programmed go False: %v", falses)
+			}
+		}()
 		dir := t.TempDir()
 		bad := filepath.Join(dir, "bad-token")
 		if err := os.WriteFile(bad, []byte("not-a-token"), 0o600); err != nil {
