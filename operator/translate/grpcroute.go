@@ -3,7 +3,6 @@ package translate
 import (
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"regexp"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -114,20 +113,10 @@ func (t *translator) grpcMatch(m *gwv1.GRPCRouteMatch, field fieldPath) (*entry,
 		rm.Path, e.pathClass = &routetable.RouteMatch_Prefix{Prefix: "/"}, 2
 	}
 	for i, h := range m.Headers {
-		name := textproto.CanonicalMIMEHeaderKey(string(h.Name))
-		if hasHeader(rm.Headers, name) {
-			continue
+		regex := h.Type != nil && *h.Type == gwv1.GRPCHeaderMatchRegularExpression
+		if problem := t.addHeaderMatch(rm, string(h.Name), h.Value, regex, field, i); problem != "" {
+			return nil, problem
 		}
-		hm := &routetable.HeaderMatcher{Name: name}
-		if h.Type != nil && *h.Type == gwv1.GRPCHeaderMatchRegularExpression {
-			if err := t.validRegex(h.Value); err != nil {
-				return nil, fmt.Sprintf("%s.headers[%d].value: %q is not an RE2 regular expression: %v", field, i, h.Value, err)
-			}
-			hm.Value = &routetable.HeaderMatcher_Regex{Regex: h.Value}
-		} else {
-			hm.Value = &routetable.HeaderMatcher_Exact{Exact: h.Value}
-		}
-		rm.Headers = append(rm.Headers, hm)
 	}
 	e.headers = len(rm.Headers)
 	return e, ""

@@ -357,20 +357,10 @@ func (t *translator) httpMatch(m *gwv1.HTTPRouteMatch, field fieldPath) (*entry,
 	}
 	e.pathLen = len(value)
 	for i, h := range m.Headers {
-		name := textproto.CanonicalMIMEHeaderKey(string(h.Name))
-		if hasHeader(rm.Headers, name) {
-			continue // the first of equivalent names counts
+		regex := h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression
+		if problem := t.addHeaderMatch(rm, string(h.Name), h.Value, regex, field, i); problem != "" {
+			return nil, problem
 		}
-		hm := &routetable.HeaderMatcher{Name: name}
-		if h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression {
-			if err := t.validRegex(h.Value); err != nil {
-				return nil, fmt.Sprintf("%s.headers[%d].value: %q is not an RE2 regular expression: %v", field, i, h.Value, err)
-			}
-			hm.Value = &routetable.HeaderMatcher_Regex{Regex: h.Value}
-		} else {
-			hm.Value = &routetable.HeaderMatcher_Exact{Exact: h.Value}
-		}
-		rm.Headers = append(rm.Headers, hm)
 	}
 	for i, q := range m.QueryParams {
 		name := string(q.Name)
@@ -511,4 +501,22 @@ func hasQuery(ms []*routetable.QueryParameterMatcher, name string) bool {
 		}
 	}
 	return false
+}
+
+// addHeaderMatch adds a header matcher unless an equivalent name came first
+// (only the first counts), or says why the value is not a valid RE2.
+func (t *translator) addHeaderMatch(rm *routetable.RouteMatch, rawName, value string, regex bool, field fieldPath, i int) string {
+	name := textproto.CanonicalMIMEHeaderKey(rawName)
+	if hasHeader(rm.Headers, name) {
+		return ""
+	}
+	hm := &routetable.HeaderMatcher{Name: name, Value: &routetable.HeaderMatcher_Exact{Exact: value}}
+	if regex {
+		if err := t.validRegex(value); err != nil {
+			return fmt.Sprintf("%s.headers[%d].value: %q is not an RE2 regular expression: %v", field, i, value, err)
+		}
+		hm.Value = &routetable.HeaderMatcher_Regex{Regex: value}
+	}
+	rm.Headers = append(rm.Headers, hm)
+	return ""
 }
