@@ -5,19 +5,24 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -31,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
@@ -38,6 +44,12 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
 	"github.com/gatehouse-dev/gatehouse/operator/hub"
+	"github.com/gatehouse-dev/gatehouse/operator/servingcert"
+	"github.com/gatehouse-dev/gatehouse/operator/translate"
+	"github.com/gatehouse-dev/gatehouse/policy/admission"
+	policyv1 "github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/tenancy"
+	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 )
 
 func main() {
@@ -53,6 +65,12 @@ func main() {
 		proxyImage  = flag.String("proxy-image", "", "image of gatehouse-proxy for Gateways of managed-mode classes; empty: create no proxies")
 		proxyXDS    = flag.String("proxy-xds-address", "", "where proxies in member clusters reach the push server (default: --xds-address)")
 		proxyAuth   = flag.Bool("proxy-auth", true, "require proxies to present their Gateway's ServiceAccount token, checked with a TokenReview in their member cluster")
+		unassigned  = flag.String("unassigned-namespaces", "platform", `routes in namespaces of no tenant: "platform" (may use hostnames no tenant holds) or "deny"`)
+		whAddr      = flag.String("webhook-address", ":9443", `address of the admission webhook server ("0" disables the webhook)`)
+		whURL       = flag.String("webhook-url", "", "base URL members' API servers reach the webhook at (https://host:port); empty: do not register the webhook in members")
+		whHosts     = flag.String("webhook-hosts", "", "comma-separated names and IPs of the serving certificate (default: the host of --webhook-url)")
+		whCertDir   = flag.String("webhook-cert-dir", "", "directory with tls.crt, tls.key and ca.crt (e.g. a mounted cert-manager Secret); empty: a CA of the hub's own, kept in the Secret gatehouse-webhook-ca")
+		whFailure   = flag.String("webhook-failure-policy", "Ignore", "what members do when the hub cannot be reached: Ignore (status still refuses) or Fail")
 	)
 	// --kubeconfig (the hub cluster) is controller-runtime's own flag.
 	flag.Parse()
@@ -63,10 +81,21 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *unassigned != string(tenancy.Platform) && *unassigned != string(tenancy.Deny) {
+		logger.Error(`--unassigned-namespaces must be "platform" or "deny"`, "value", *unassigned)
+		os.Exit(2)
+	}
+	if *whFailure != string(admissionregistrationv1.Ignore) && *whFailure != string(admissionregistrationv1.Fail) {
+		logger.Error(`--webhook-failure-policy must be "Ignore" or "Fail"`, "value", *whFailure)
+		os.Exit(2)
+	}
 	err := run(ctx, logger, options{
 		namespace: *namespace, xdsAddr: *xdsAddr, metricsAddr: *metricsAddr,
 		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace, proxyAuth: *proxyAuth,
 		provisioning: hub.Provisioning{Image: *proxyImage, XDSAddress: *proxyXDS},
+		unassigned:   tenancy.Unassigned(*unassigned),
+		webhook: webhookOptions{address: *whAddr, url: *whURL, hosts: *whHosts, certDir: *whCertDir,
+			failurePolicy: admissionregistrationv1.FailurePolicyType(*whFailure)},
 	})
 	if err != nil {
 		logger.Error("gatehouse hub stopped", "error", err)
@@ -79,6 +108,13 @@ type options struct {
 	leaderElect, proxyAuth                      bool
 	debounce, grace                             time.Duration
 	provisioning                                hub.Provisioning
+	unassigned                                  tenancy.Unassigned
+	webhook                                     webhookOptions
+}
+
+type webhookOptions struct {
+	address, url, hosts, certDir string
+	failurePolicy                admissionregistrationv1.FailurePolicyType
 }
 
 func scheme() *runtime.Scheme {
@@ -86,6 +122,8 @@ func scheme() *runtime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(gwv1.Install(s))
 	utilruntime.Must(gwv1beta1.Install(s))
+	utilruntime.Must(tenancyv1.AddToScheme(s))
+	utilruntime.Must(policyv1.AddToScheme(s))
 	return s
 }
 
@@ -131,9 +169,30 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	if o.provisioning.XDSAddress == "" {
 		o.provisioning.XDSAddress = o.xdsAddr
 	}
-	h := hub.New(push, hub.Options{Debounce: o.debounce, StartupGrace: o.grace, Provisioning: o.provisioning, Log: logger.With("component", "hub")})
+	decisions := hub.NewDecisions(mgr.GetLocalManager().GetClient(), hub.DecisionsOptions{
+		Namespace: o.namespace, Unassigned: o.unassigned, Log: logger.With("component", "tenancy")})
+	hopts := hub.Options{Debounce: o.debounce, StartupGrace: o.grace, Provisioning: o.provisioning, Log: logger.With("component", "hub"), Decisions: decisions}
+	var certs servingcert.Source
+	if o.webhook.address != "0" {
+		if certs, err = webhookCertificates(mgr, o); err != nil {
+			return err
+		}
+		if o.webhook.url != "" {
+			hopts.Webhook = &hub.WebhookRegistration{URL: o.webhook.url, CABundle: certs.CABundle, FailurePolicy: o.webhook.failurePolicy,
+				ExcludeNamespaces: []string{"kube-system", "kube-public", "kube-node-lease", o.namespace}}
+		}
+	}
+	h := hub.New(push, hopts)
 	if err := h.SetupWithManager(mgr); err != nil {
 		return err
+	}
+	if err := decisions.SetupWithManager(mgr.GetLocalManager(), h.TriggerAll); err != nil {
+		return err
+	}
+	if certs != nil {
+		if err := serveWebhook(ctx, mgr, h, certs, s, o, logger); err != nil {
+			return err
+		}
 	}
 	if o.proxyAuth {
 		push.SetAuthorizer(hub.NewProxyAuth(h))
@@ -158,4 +217,76 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	}()
 	logger.Info("gatehouse hub starting", "namespace", o.namespace, "xds", ln.Addr().String())
 	return mgr.Start(ctx)
+}
+
+// webhookCertificates returns the serving certificate source: files (for
+// instance a cert-manager Secret) or a CA of the hub's own.
+func webhookCertificates(mgr mcmanager.Manager, o options) (servingcert.Source, error) {
+	log := slog.Default().With("component", "webhook-certificates")
+	if o.webhook.certDir != "" {
+		f, err := servingcert.NewFiles(o.webhook.certDir, log)
+		if err != nil {
+			return nil, err
+		}
+		return f, mgr.GetLocalManager().Add(f)
+	}
+	hosts := splitList(o.webhook.hosts)
+	if len(hosts) == 0 && o.webhook.url != "" {
+		u, err := url.Parse(o.webhook.url)
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-url: %w", err)
+		}
+		hosts = []string{u.Hostname()}
+	}
+	if len(hosts) == 0 {
+		hosts = []string{"localhost"}
+	}
+	// Uncached: replicas race to create and rotate the CA and must read
+	// each other's writes at once.
+	c, err := client.New(mgr.GetLocalManager().GetConfig(), client.Options{Scheme: mgr.GetLocalManager().GetScheme()})
+	if err != nil {
+		return nil, err
+	}
+	a := servingcert.NewAuthority(c, o.namespace, "gatehouse-webhook-ca", hosts, servingcert.AuthorityOptions{Log: log})
+	return a, mgr.GetLocalManager().Add(a)
+}
+
+// serveWebhook runs the admission webhook server and re-registers the
+// webhook in every member when the CA bundle changes.
+func serveWebhook(ctx context.Context, mgr mcmanager.Manager, h *hub.Hub, certs servingcert.Source, s *runtime.Scheme, o options, logger *slog.Logger) error {
+	host, portText, err := net.SplitHostPort(o.webhook.address)
+	if err != nil {
+		return fmt.Errorf("--webhook-address: %w", err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return fmt.Errorf("--webhook-address: %w", err)
+	}
+	srv := webhook.NewServer(webhook.Options{Host: host, Port: port, TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+		c.GetCertificate = certs.GetCertificate
+		c.MinVersion = tls.VersionTLS12
+	}}})
+	srv.Register(admission.PathPrefix, admission.New(h.AdmissionFleet(), s, admission.Options{
+		Controller: translate.ControllerName, Log: logger.With("component", "admission")}))
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-certs.Changed():
+				h.TriggerAll()
+			}
+		}
+	}()
+	return mgr.GetLocalManager().Add(srv)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -40,8 +40,13 @@ type Options struct {
 	// creates nothing in members.
 	Provisioning Provisioning
 	// Authorizer and Certificates are passed to every translation.
+	// Decisions, when set, authorizes instead of Authorizer: tenancy and
+	// RoutePolicies.
 	Authorizer   translate.AttachmentAuthorizer
 	Certificates translate.CertificateSource
+	Decisions    *Decisions
+	// Webhook, when set, is registered in every member.
+	Webhook *WebhookRegistration
 }
 
 // Hub runs one worker per engaged cluster.
@@ -123,6 +128,15 @@ func (h *Hub) Trigger(name string) {
 	}
 }
 
+// TriggerAll asks for every cluster to be translated again.
+func (h *Hub) TriggerAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, w := range h.clusters {
+		w.trigger()
+	}
+}
+
 // Clusters lists the clusters the hub works on.
 func (h *Hub) Clusters() []string {
 	h.mu.Lock()
@@ -175,11 +189,15 @@ func (h *Hub) nodeChanged(node string) {
 
 func (h *Hub) forget(w *worker) {
 	h.mu.Lock()
-	if h.clusters[w.name] == w {
+	gone := h.clusters[w.name] == w
+	if gone {
 		delete(h.clusters, w.name)
 	}
 	clustersEngaged.Set(float64(len(h.clusters)))
 	h.mu.Unlock()
+	if gone && h.opts.Decisions != nil {
+		h.opts.Decisions.forget(w.name)
+	}
 }
 
 // TableName is the push resource name of a Gateway's table, which is also

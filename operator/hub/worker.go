@@ -32,6 +32,9 @@ type worker struct {
 	keys   map[string]map[string]bool
 	// contents of recent table versions, to tell what proxies serve.
 	contents map[string]*tableContents
+	// webhookHash: the registration last applied, and when.
+	webhookHash string
+	webhookAt   time.Time
 }
 
 func (w *worker) trigger() {
@@ -94,10 +97,17 @@ func (w *worker) sync(ctx context.Context) error {
 	}
 	in.ControllerName = gwv1.GatewayController(w.hub.opts.Controller)
 	in.Authorizer, in.Certificates = w.hub.opts.Authorizer, w.hub.opts.Certificates
+	var decisions *pass
+	if d := w.hub.opts.Decisions; d != nil {
+		decisions = d.forPass(ctx, w.name, &in)
+	}
 	out := translate.Translate(in)
+	if decisions != nil {
+		decisions.report(in, out)
+	}
 	hashes := w.push(in, out)
 	addrs, perr := w.provision(ctx, in, out)
-	return errors.Join(perr, w.writeStatus(ctx, in, out, hashes, addrs))
+	return errors.Join(perr, w.writeStatus(ctx, in, out, hashes, addrs), w.ensureWebhook(ctx))
 }
 
 // snapshot reads every input of translate from the cluster's cache.

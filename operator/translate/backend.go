@@ -13,6 +13,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
 )
 
 // resolvedBackend is a backendRef after resolution: the name of a Backend in
@@ -68,7 +69,7 @@ func (t *translator) resolveBackend(k backendKey, hasPort bool) resolvedBackend 
 			message: fmt.Sprintf("backend kind %s/%s is not supported: refer to a Service", orCore(k.group), k.kind)}
 	}
 	svcKey := key(k.ns, k.name)
-	if !t.grants.allowed(ref{gwv1.GroupName, k.routeKind, k.routeNS, ""}, ref{"", "Service", k.ns, k.name}) {
+	if !t.grants.Allowed(referencegrant.Ref{Group: gwv1.GroupName, Kind: k.routeKind, Namespace: k.routeNS}, referencegrant.Ref{Kind: "Service", Namespace: k.ns, Name: k.name}) {
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonRefNotPermitted,
 			message: fmt.Sprintf("Service %s is in another namespace and no ReferenceGrant in %q allows %ss from %q to refer to it: add one",
 				svcKey, k.ns, k.routeKind, k.routeNS)}

@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
 )
 
 // secretCertificates is the default CertificateSource: the listener's
@@ -36,7 +38,7 @@ func (s secretCertificates) ListenerCertificates(req ListenerCertificateRequest)
 		if r.Namespace != nil && *r.Namespace != "" {
 			ns = string(*r.Namespace)
 		}
-		if !s.t.grants.allowed(ref{gwv1.GroupName, fromKind, owner, ""}, ref{"", "Secret", ns, string(r.Name)}) {
+		if !s.t.grants.Allowed(referencegrant.Ref{Group: gwv1.GroupName, Kind: fromKind, Namespace: owner}, referencegrant.Ref{Kind: "Secret", Namespace: ns, Name: string(r.Name)}) {
 			return CertificateResult{Reason: gwv1.ListenerReasonRefNotPermitted,
 				Message: fmt.Sprintf("%s: Secret %s/%s is in another namespace and no ReferenceGrant in %q allows it: add one from %s in %q",
 					field, ns, r.Name, ns, fromKind, owner)}

@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/gateway-api/pkg/features"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/tenancy/hostnames"
 )
 
 // compile builds the route table of every accepted Gateway from the routes
@@ -62,15 +63,55 @@ func (t *translator) compileListener(l *listener, used map[string]bool) *routeta
 			used[b] = true
 		}
 	}
+	t.carveOut(hosts)
 	domains := make([]string, 0, len(hosts))
 	for h := range hosts {
 		domains = append(domains, h)
 	}
 	slices.SortFunc(domains, compareDomains)
 	for _, d := range domains {
-		out.VirtualHosts = append(out.VirtualHosts, virtualHost(d, hosts))
+		out.VirtualHosts = append(out.VirtualHosts, virtualHost(d, hosts, t.ownerOf))
 	}
 	return out
+}
+
+// carveOut gives every hostname delegated to a tenant, inside a broader
+// domain that routes of someone else serve, a virtual host of its own: a
+// request for it then reaches only its owner's routes, or none, and never
+// falls through to the broader domain's.
+func (t *translator) carveOut(hosts map[string][]*attachment) {
+	if t.in.Owners == nil {
+		return
+	}
+	var add []string
+	for d, as := range hosts {
+		if d != "*" && !strings.HasPrefix(d, "*.") {
+			continue
+		}
+		for _, del := range t.in.Owners.Delegated(d) {
+			if _, ok := hosts[del[0]]; ok {
+				continue
+			}
+			for _, a := range as {
+				if a.route.owner != del[1] {
+					add = append(add, del[0])
+					break
+				}
+			}
+		}
+	}
+	for _, h := range add {
+		hosts[h] = nil
+	}
+}
+
+// ownerOf says which tenant a domain belongs to, for virtualHost.
+func (t *translator) ownerOf(domain string) (string, bool) {
+	if t.in.Owners == nil {
+		return "", false
+	}
+	owner, _ := t.in.Owners.Owner(domain)
+	return owner, true
 }
 
 // virtualHost gathers every route that serves requests for domain d: those
@@ -78,12 +119,15 @@ func (t *translator) compileListener(l *listener, used map[string]bool) *routeta
 // covers it. A request picks the most specific virtual host and must still
 // fall through to less specific routes there, so they are all listed, ranked
 // first by how specifically each route's own hostnames name d.
-func virtualHost(d string, hosts map[string][]*attachment) *routetable.VirtualHost {
+//
+// With ownership, a virtual host only lists routes of its domain's owner.
+func virtualHost(d string, hosts map[string][]*attachment, ownerOf func(string) (string, bool)) *routetable.VirtualHost {
 	var ranked []rankedEntry
 	seen := map[*route]bool{}
+	owner, owned := ownerOf(d)
 	for _, cover := range coveringDomains(d) {
 		for _, a := range hosts[cover] {
-			if seen[a.route] {
+			if seen[a.route] || (owned && a.route.owner != owner) {
 				continue
 			}
 			seen[a.route] = true
@@ -123,9 +167,9 @@ func coveringDomains(d string) []string {
 // routeHostnameRank says how specifically a route's own hostnames name the
 // virtual host d: an exact hostname (0) before a wildcard (1, longer first)
 // before a route with no hostname (2).
-func routeHostnameRank(hostnames []string, d string) (int, int) {
+func routeHostnameRank(names []string, d string) (int, int) {
 	best, bestLen := 2, 0
-	for _, h := range hostnames {
+	for _, h := range names {
 		switch {
 		case h == d && !strings.HasPrefix(h, "*."):
 			return 0, -len(h)
@@ -140,7 +184,7 @@ func routeHostnameRank(hostnames []string, d string) (int, int) {
 
 // wildcardCovers reports whether wildcard "*.s" admits d (a name or a narrower wildcard).
 func wildcardCovers(wildcard, d string) bool {
-	return wildcardMatches(wildcard, strings.TrimPrefix(d, "*."))
+	return hostnames.WildcardMatches(wildcard, strings.TrimPrefix(d, "*."))
 }
 
 type rankedEntry struct {

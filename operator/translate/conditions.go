@@ -8,6 +8,10 @@ import (
 const (
 	// ReasonNotAuthorized is the default reason of an authorizer denial.
 	ReasonNotAuthorized = "NotAuthorized"
+	// ReasonPolicyWarning and ReasonPolicyCompliant are the reasons of
+	// ConditionPolicyCompliant.
+	ReasonPolicyWarning   = "PolicyWarning"
+	ReasonPolicyCompliant = "Compliant"
 )
 
 // conditions collects the conditions of one object, in the order they are

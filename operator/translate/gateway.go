@@ -121,6 +121,15 @@ func (t *translator) attachListenerSets() {
 			t.out.ListenerSets[ls.key] = &gwv1.ListenerSetStatus{Conditions: ls.conds}
 			continue
 		}
+		if lsa, ok := t.in.Authorizer.(ListenerSetAuthorizer); ok {
+			if d := lsa.AuthorizeListenerSet(s, gw.obj); !d.Allowed {
+				reason := cmp.Or(d.Reason, ReasonNotAuthorized)
+				ls.conds.set(string(gwv1.ListenerSetConditionAccepted), false, reason, d.Message, s.Generation)
+				ls.conds.set(string(gwv1.ListenerSetConditionProgrammed), false, reason, "the ListenerSet is not attached to its parent Gateway", s.Generation)
+				t.out.ListenerSets[ls.key] = &gwv1.ListenerSetStatus{Conditions: ls.conds}
+				continue
+			}
+		}
 		for i := range s.Spec.Listeners {
 			e := &s.Spec.Listeners[i]
 			ls.listeners = append(ls.listeners, t.newListener(gw, ls, e.Name, e.Port, e.Protocol, e.Hostname, e.TLS, e.AllowedRoutes))

@@ -11,6 +11,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
 )
 
 // translator holds the lookups built from one Input and the Output under
@@ -28,7 +29,7 @@ type translator struct {
 	slices      map[types.NamespacedName][]*discoveryv1.EndpointSlice // by Service
 	secrets     map[types.NamespacedName]*corev1.Secret
 	configMaps  map[types.NamespacedName]*corev1.ConfigMap
-	grants      *referenceGrants
+	grants      *referencegrant.Index
 	gateways    map[types.NamespacedName]*gateway // ours, in a class of ours
 	gatewayList []*gateway                        // the same, sorted by key
 	// listenerSets of our Gateways, by their own key.
@@ -126,7 +127,7 @@ func newTranslator(in Input) *translator {
 			t.configMaps[key(c.Namespace, c.Name)] = c
 		}
 	}
-	t.grants = newReferenceGrants(in.ReferenceGrants, in.ReferenceGrantsV1B)
+	t.grants = referencegrant.New(in.ReferenceGrants, in.ReferenceGrantsV1B)
 	return t
 }
 

@@ -10,6 +10,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/tenancy/hostnames"
 )
 
 // route is an HTTPRoute or GRPCRoute compiled once, whatever it attaches to.
@@ -37,6 +38,11 @@ type route struct {
 
 	// counted marks listeners that already count this route as attached.
 	counted map[*listener]bool
+	// authorized: the authorizer was asked about the route; owner and
+	// warnings are from its answers.
+	authorized bool
+	owner      string
+	warnings   []string
 }
 
 // entry is one table route with what orders it among others.
@@ -183,6 +189,13 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		} else {
 			conds.set(string(gwv1.RouteConditionResolvedRefs), true, string(gwv1.RouteReasonResolvedRefs), "all references resolved", gen)
 		}
+		if r.authorized && t.in.Authorizer != nil {
+			if len(r.warnings) > 0 {
+				conds.set(ConditionPolicyCompliant, false, ReasonPolicyWarning, strings.Join(r.warnings, "; "), gen)
+			} else {
+				conds.set(ConditionPolicyCompliant, true, ReasonPolicyCompliant, "no RoutePolicy that applies is violated", gen)
+			}
+		}
 		if msg := r.partiallyInvalid(); msg != "" && !allInvalid {
 			conds.set(string(gwv1.RouteConditionPartiallyInvalid), true, string(gwv1.RouteReasonUnsupportedValue), msg, gen)
 		}
@@ -233,7 +246,7 @@ func (t *translator) bind(r *route, p gwv1.ParentReference, gw *gateway, candida
 	}
 	var matched []binding
 	for _, l := range allowed {
-		if hosts := intersectHostnames(l.hostname, r.hostnames); len(hosts) > 0 {
+		if hosts := hostnames.Intersect(l.hostname, r.hostnames); len(hosts) > 0 {
 			matched = append(matched, binding{l, hosts})
 		}
 	}
@@ -249,6 +262,10 @@ func (t *translator) bind(r *route, p gwv1.ParentReference, gw *gateway, candida
 			req.ListenerSet = b.l.set.obj
 		}
 		d := t.authorizer.AuthorizeAttachment(req)
+		r.authorized, r.owner = true, d.Owner
+		if len(d.Warnings) > 0 {
+			r.warnings = d.Warnings
+		}
 		if !d.Allowed {
 			if denied == nil {
 				denied = &d

@@ -41,8 +41,14 @@ type Input struct {
 	Secrets    []*corev1.Secret
 	ConfigMaps []*corev1.ConfigMap
 
-	// Authorizer decides tenancy and policy for each attachment; nil allows all.
+	// Authorizer decides tenancy and policy for each attachment; nil allows
+	// all. When it also implements ListenerSetAuthorizer, it decides
+	// ListenerSets too.
 	Authorizer AttachmentAuthorizer
+	// Owners says who owns hostnames fleet-wide, so that a virtual host of
+	// one owner never serves a hostname delegated to another; nil: no one
+	// owns any.
+	Owners HostnameOwners
 	// Certificates resolves listener certificates; nil reads certificateRefs.
 	Certificates CertificateSource
 }
@@ -103,7 +109,32 @@ type Decision struct {
 	Allowed bool
 	Reason  string
 	Message string
+	// Owner is the tenant the route belongs to, "" for none.
+	Owner string
+	// Warnings from policies that do not refuse: the route's parents get
+	// PolicyCompliant=False with them.
+	Warnings []string
 }
+
+// ListenerSetAuthorizer decides whether a ListenerSet may add its listeners
+// to a Gateway; a denial makes the ListenerSet Accepted=False.
+type ListenerSetAuthorizer interface {
+	AuthorizeListenerSet(*gwv1.ListenerSet, *gwv1.Gateway) Decision
+}
+
+// HostnameOwners is the seam through which fleet-wide hostname ownership
+// reaches compilation.
+type HostnameOwners interface {
+	// Owner returns the tenant that holds hostname (exact or wildcard), or "".
+	Owner(hostname string) (tenant, delegation string)
+	// Delegated lists the delegated hostname patterns strictly within
+	// pattern, each with its tenant.
+	Delegated(pattern string) [][2]string
+}
+
+// ConditionPolicyCompliant is our condition on a route's parent entries:
+// False with ReasonPolicyWarning when a warn policy is violated.
+const ConditionPolicyCompliant = "gatehouse.dev/PolicyCompliant"
 
 // CertificateSource is the seam that supplies listener certificates. The
 // default resolves the listener's certificateRefs against Input.Secrets; the

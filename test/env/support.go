@@ -18,6 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	policyv1 "github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
+	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 )
 
 // gatewayAPIModule is the module whose standard-channel CRDs every cluster gets.
@@ -146,11 +149,13 @@ func prefixed(w io.Writer, name string) io.Writer {
 	return pw
 }
 
-// Scheme knows the core Kubernetes types and the Gateway API.
+// Scheme knows the core Kubernetes types, the Gateway API and ours.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(gwv1.Install(s))
 	utilruntime.Must(gwv1beta1.Install(s))
+	utilruntime.Must(tenancyv1.AddToScheme(s))
+	utilruntime.Must(policyv1.AddToScheme(s))
 	return s
 }

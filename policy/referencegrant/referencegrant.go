@@ -1,13 +1,15 @@
-package translate
+// Package referencegrant answers whether an object in one namespace may
+// refer to an object in another, by the ReferenceGrants of the namespace
+// referred to. v1 and v1beta1 grants count the same.
+package referencegrant
 
 import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 )
 
-// referenceGrants answers whether an object of one kind in one namespace may
-// refer to an object in another namespace. v1 and v1beta1 grants are equal.
-type referenceGrants struct {
+// Index holds the grants of one cluster.
+type Index struct {
 	// by the namespace the grant lives in: the namespace referred to.
 	byTarget map[string][]grant
 }
@@ -17,8 +19,9 @@ type grant struct {
 	to   []gwv1.ReferenceGrantTo
 }
 
-func newReferenceGrants(v1 []*gwv1.ReferenceGrant, v1beta1 []*gwv1beta1.ReferenceGrant) *referenceGrants {
-	g := &referenceGrants{byTarget: map[string][]grant{}}
+// New indexes grants of both versions.
+func New(v1 []*gwv1.ReferenceGrant, v1beta1 []*gwv1beta1.ReferenceGrant) *Index {
+	g := &Index{byTarget: map[string][]grant{}}
 	for _, rg := range v1 {
 		if rg != nil {
 			g.byTarget[rg.Namespace] = append(g.byTarget[rg.Namespace], grant{from: rg.Spec.From, to: rg.Spec.To})
@@ -40,18 +43,18 @@ func newReferenceGrants(v1 []*gwv1.ReferenceGrant, v1beta1 []*gwv1beta1.Referenc
 	return g
 }
 
-// ref is one side of a reference: group, kind, namespace and name.
-type ref struct {
-	group, kind, namespace, name string
+// Ref is one side of a reference: group, kind, namespace and name.
+type Ref struct {
+	Group, Kind, Namespace, Name string
 }
 
-// allowed reports whether from may refer to to. A reference inside one
+// Allowed reports whether from may refer to to. A reference inside one
 // namespace needs no grant.
-func (g *referenceGrants) allowed(from, to ref) bool {
-	if from.namespace == to.namespace {
+func (g *Index) Allowed(from, to Ref) bool {
+	if from.Namespace == to.Namespace {
 		return true
 	}
-	for _, gr := range g.byTarget[to.namespace] {
+	for _, gr := range g.byTarget[to.Namespace] {
 		if matchesFrom(gr.from, from) && matchesTo(gr.to, to) {
 			return true
 		}
@@ -59,18 +62,18 @@ func (g *referenceGrants) allowed(from, to ref) bool {
 	return false
 }
 
-func matchesFrom(froms []gwv1.ReferenceGrantFrom, from ref) bool {
+func matchesFrom(froms []gwv1.ReferenceGrantFrom, from Ref) bool {
 	for _, f := range froms {
-		if string(f.Group) == from.group && string(f.Kind) == from.kind && string(f.Namespace) == from.namespace {
+		if string(f.Group) == from.Group && string(f.Kind) == from.Kind && string(f.Namespace) == from.Namespace {
 			return true
 		}
 	}
 	return false
 }
 
-func matchesTo(tos []gwv1.ReferenceGrantTo, to ref) bool {
+func matchesTo(tos []gwv1.ReferenceGrantTo, to Ref) bool {
 	for _, t := range tos {
-		if string(t.Group) == to.group && string(t.Kind) == to.kind && (t.Name == nil || *t.Name == "" || string(*t.Name) == to.name) {
+		if string(t.Group) == to.Group && string(t.Kind) == to.Kind && (t.Name == nil || *t.Name == "" || string(*t.Name) == to.Name) {
 			return true
 		}
 	}
