@@ -58,8 +58,9 @@ type NodeStatus struct {
 	// replica), what that stream acknowledged: all must serve a table for
 	// the Gateway to be served.
 	Replicas []map[string]string
-	// Nack is the last rejection, if the node has rejected anything since
-	// its last acknowledgement of the same resources.
+	// Nack is the last rejection, while the replica that rejected is
+	// connected and has not acknowledged the same resources since. Another
+	// replica's acknowledgement does not take it back.
 	Nack    *Nack
 	Updated time.Time
 }
@@ -69,6 +70,7 @@ type Nack struct {
 	Resources map[string]string // name → hash rejected
 	Message   string
 	At        time.Time
+	stream    int64
 }
 
 // Authorizer decides which proxies may connect and what they may read. The
@@ -228,6 +230,9 @@ func (s *Server) OnStreamClosed(id int64, _ *core.Node) {
 		if n := s.nodes[node]; n != nil {
 			n.Streams--
 			n.Updated = time.Now()
+			if n.Nack != nil && n.Nack.stream == id {
+				n.Nack = nil
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -278,13 +283,13 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 			delete(st.sent, nonce)
 			n := s.nodes[node]
 			if req.GetErrorDetail() != nil {
-				n.Nack = &Nack{Resources: sent, Message: req.GetErrorDetail().GetMessage(), At: time.Now()}
+				n.Nack = &Nack{Resources: sent, Message: req.GetErrorDetail().GetMessage(), At: time.Now(), stream: id}
 			} else {
 				for name, h := range sent {
 					n.Acked[name] = h
 					st.acked[name] = h
 				}
-				if n.Nack != nil && covers(sent, n.Nack.Resources) {
+				if n.Nack != nil && n.Nack.stream == id && covers(sent, n.Nack.Resources) {
 					n.Nack = nil
 				}
 			}
