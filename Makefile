@@ -35,7 +35,7 @@ unit:
 
 ## bench: the Go benchmarks of the hot paths (figures go to docs/benchmarks.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),5) ./operator/translate/ ./dataplane/proxy/
+	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),5) ./operator/translate/ ./dataplane/proxy/ ./policy/ ./policy/rego/
 
 ## bench-proxy: load comparison of gatehouse-proxy against nginx with wrk at
 ## 1, 1,000 and 10,000 prefix + header routes (installs wrk and nginx from
@@ -58,6 +58,7 @@ FUZZTIME ?= 5m
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzTranslate -fuzztime $(FUZZTIME) ./operator/translate/
 	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./dataplane/proxy/
+	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./policy/
 
 ## lint: formatting and go vet
 lint:
