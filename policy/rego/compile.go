@@ -88,8 +88,10 @@ func (e *Engine) prepare(m Module) (*policy, error) {
 	}, nil
 }
 
-// checkModule rejects what the compiler would accept but the engine must
-// not: a package under data.gatehouse, forbidden builtins, no violation rule.
+// checkModule rejects what the engine must not load: a package under
+// data.gatehouse and a module with no violation rule, which the compiler
+// accepts, and calls of forbidden builtins, which it rejects only as
+// undefined functions.
 func checkModule(mod *ast.Module) error {
 	var errs ast.Errors
 	if path := mod.Package.Path; len(path) > 1 && path[1].Value.Compare(ast.String("gatehouse")) == 0 {

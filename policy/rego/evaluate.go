@@ -110,12 +110,20 @@ func (e *Engine) evaluate(ctx context.Context, stopped *atomic.Bool, p *policy, 
 		// The caller has given up; a query too short to notice would still run.
 		return Result{Policy: p.name, Err: fmt.Errorf("policy %q: evaluation cancelled: %w", p.name, ctx.Err())}
 	}
+	// Take the store's read lock before the clock starts: waiting behind
+	// SetData is not the policy's time.
+	txn, err := e.store.NewTransaction(ctx)
+	if err != nil {
+		return Result{Policy: p.name, Err: fmt.Errorf("policy %q: %w", p.name, err)}
+	}
+	defer e.store.Abort(ctx, txn)
 	b := &budget{stopped: stopped}
 	timer := time.AfterFunc(e.timeout, b.Cancel)
 	defer timer.Stop()
 
 	input := ast.NewObject(ast.Item(reviewKey, review), ast.Item(parametersKey, p.parameters))
 	rs, err := p.query.Eval(ctx,
+		oparego.EvalTransaction(txn),
 		oparego.EvalParsedInput(input),
 		oparego.EvalExternalCancel(b),
 		oparego.EvalMetrics(metrics.NoOp()),
