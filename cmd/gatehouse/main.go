@@ -19,12 +19,14 @@ import (
 	"syscall"
 	"time"
 
+	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -43,6 +45,7 @@ import (
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/operator/certificates"
 	"github.com/gatehouse-dev/gatehouse/operator/hub"
 	"github.com/gatehouse-dev/gatehouse/operator/servingcert"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
@@ -70,6 +73,7 @@ func main() {
 		whURL       = flag.String("webhook-url", "", "base URL members' API servers reach the webhook at (https://host:port); empty: do not register the webhook in members")
 		whHosts     = flag.String("webhook-hosts", "", "comma-separated names and IPs of the serving certificate (default: the host of --webhook-url)")
 		whCertDir   = flag.String("webhook-cert-dir", "", "directory with tls.crt, tls.key and ca.crt (e.g. a mounted cert-manager Secret); empty: a CA of the hub's own, kept in the Secret gatehouse-webhook-ca")
+		certs       = flag.Bool("certificates", true, "issue certificates of HTTPS listeners through cert-manager on the hub (needs its CRDs on the hub)")
 		whFailure   = flag.String("webhook-failure-policy", "Ignore", "what members do when the hub cannot be reached: Ignore (status still refuses) or Fail")
 	)
 	// --kubeconfig (the hub cluster) is controller-runtime's own flag.
@@ -94,6 +98,7 @@ func main() {
 		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace, proxyAuth: *proxyAuth,
 		provisioning: hub.Provisioning{Image: *proxyImage, XDSAddress: *proxyXDS},
 		unassigned:   tenancy.Unassigned(*unassigned),
+		certificates: *certs,
 		webhook: webhookOptions{address: *whAddr, url: *whURL, hosts: *whHosts, certDir: *whCertDir,
 			failurePolicy: admissionregistrationv1.FailurePolicyType(*whFailure)},
 	})
@@ -109,6 +114,7 @@ type options struct {
 	debounce, grace                             time.Duration
 	provisioning                                hub.Provisioning
 	unassigned                                  tenancy.Unassigned
+	certificates                                bool
 	webhook                                     webhookOptions
 }
 
@@ -124,6 +130,7 @@ func scheme() *runtime.Scheme {
 	utilruntime.Must(gwv1beta1.Install(s))
 	utilruntime.Must(tenancyv1.AddToScheme(s))
 	utilruntime.Must(policyv1.AddToScheme(s))
+	utilruntime.Must(cmv1.AddToScheme(s))
 	return s
 }
 
@@ -182,12 +189,30 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 				ExcludeNamespaces: []string{"kube-system", "kube-public", "kube-node-lease", o.namespace}}
 		}
 	}
+	if o.certificates {
+		if _, err := mgr.GetLocalManager().GetRESTMapper().RESTMapping(schema.GroupKind{Group: cmv1.SchemeGroupVersion.Group, Kind: cmv1.CertificateKind}); err != nil {
+			logger.Warn("cert-manager's CRDs are not installed on the hub: listeners get certificates only from certificateRefs", "error", err)
+			o.certificates = false
+		}
+	}
+	if o.certificates {
+		secrets, err := client.New(cfg, client.Options{Scheme: s})
+		if err != nil {
+			return err
+		}
+		hopts.Issuer = certificates.New(mgr.GetLocalManager().GetClient(), secrets, push, logger.With("component", "certificates"))
+	}
 	h := hub.New(push, hopts)
 	if err := h.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := decisions.SetupWithManager(mgr.GetLocalManager(), h.TriggerAll); err != nil {
 		return err
+	}
+	if hopts.Issuer != nil {
+		if err := hopts.Issuer.SetupWithManager(mgr.GetLocalManager(), h.Trigger, h.Clusters); err != nil {
+			return err
+		}
 	}
 	if certs != nil {
 		if err := serveWebhook(ctx, mgr, h, certs, s, o, logger); err != nil {

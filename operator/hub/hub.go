@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/operator/certificates"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
 )
 
@@ -47,6 +48,9 @@ type Options struct {
 	Decisions    *Decisions
 	// Webhook, when set, is registered in every member.
 	Webhook *WebhookRegistration
+	// Issuer, when set, issues listener certificates through cert-manager
+	// on the hub.
+	Issuer *certificates.Issuer
 }
 
 // Hub runs one worker per engaged cluster.

@@ -14,6 +14,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
+	"github.com/gatehouse-dev/gatehouse/operator/certificates"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
 )
 
@@ -101,13 +102,22 @@ func (w *worker) sync(ctx context.Context) error {
 	if d := w.hub.opts.Decisions; d != nil {
 		decisions = d.forPass(ctx, w.name, &in)
 	}
+	var issuing *certificates.Pass
+	if i := w.hub.opts.Issuer; i != nil {
+		issuing = i.ForPass(ctx, w.name)
+		in.Certificates = issuing
+	}
 	out := translate.Translate(in)
 	if decisions != nil {
 		decisions.report(in, out)
 	}
 	hashes := w.push(in, out)
 	addrs, perr := w.provision(ctx, in, out)
-	return errors.Join(perr, w.writeStatus(ctx, in, out, hashes, addrs), w.ensureWebhook(ctx))
+	var cerr error
+	if issuing != nil {
+		cerr = issuing.Apply(ctx)
+	}
+	return errors.Join(perr, cerr, w.writeStatus(ctx, in, out, hashes, addrs), w.ensureWebhook(ctx))
 }
 
 // snapshot reads every input of translate from the cluster's cache.

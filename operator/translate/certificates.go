@@ -10,6 +10,22 @@ import (
 	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
 )
 
+// issuedOrReferenced asks the issuing source about listeners without
+// certificateRefs, and reads certificateRefs otherwise.
+type issuedOrReferenced struct {
+	issued CertificateSource
+	refs   secretCertificates
+}
+
+func (s issuedOrReferenced) ListenerCertificates(req ListenerCertificateRequest) CertificateResult {
+	if req.TLS == nil || len(req.TLS.CertificateRefs) == 0 {
+		if res := s.issued.ListenerCertificates(req); len(res.KeyPairs) > 0 || res.Reason != "" {
+			return res
+		}
+	}
+	return s.refs.ListenerCertificates(req)
+}
+
 // secretCertificates is the default CertificateSource: the listener's
 // certificateRefs, each a kubernetes.io/tls Secret of the cluster, subject to
 // ReferenceGrants when in another namespace.

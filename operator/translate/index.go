@@ -86,6 +86,8 @@ func newTranslator(in Input) *translator {
 	}
 	if t.certs == nil {
 		t.certs = secretCertificates{t}
+	} else {
+		t.certs = issuedOrReferenced{issued: t.certs, refs: secretCertificates{t}}
 	}
 	for _, ns := range in.Namespaces {
 		if ns == nil {

@@ -101,7 +101,7 @@ func supportedKinds(asked []gwv1.RouteGroupKind) ([]gwv1.RouteGroupKind, string)
 }
 
 func (t *translator) listenerCertificates(l *listener) {
-	req := ListenerCertificateRequest{Gateway: l.gw.obj, Listener: l.name, Hostname: l.hostname, TLS: l.tls}
+	req := ListenerCertificateRequest{Gateway: l.gw.obj, Listener: l.name, Hostname: l.hostname, TLS: l.tls, Parameters: t.out.Parameters[string(l.gw.obj.Spec.GatewayClassName)]}
 	if l.set != nil {
 		req.ListenerSet = l.set.obj
 	}

@@ -19,10 +19,14 @@ const (
 
 // ClassParameters are what a GatewayClass's parametersRef, a ConfigMap,
 // says. Keys: "mode" (managed or external) and, for external mode,
-// "addresses" (comma-separated IPs or hostnames the proxies answer on).
+// "addresses" (comma-separated IPs or hostnames the proxies answer on);
+// "clusterIssuer" or "issuer" name the cert-manager issuer of HTTPS
+// listeners without certificateRefs.
 type ClassParameters struct {
 	Mode      string
 	Addresses []gwv1.GatewayStatusAddress
+	// ClusterIssuer and Issuer name a cert-manager issuer on the hub.
+	ClusterIssuer, Issuer string
 }
 
 // classParameters reads a GatewayClass's parameters, or says what is wrong.
@@ -42,6 +46,7 @@ func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, st
 	if cm == nil {
 		return params, fmt.Sprintf("spec.parametersRef: ConfigMap %s/%s does not exist", *p.Namespace, p.Name)
 	}
+	params.ClusterIssuer, params.Issuer = strings.TrimSpace(cm.Data["clusterIssuer"]), strings.TrimSpace(cm.Data["issuer"])
 	switch mode := strings.TrimSpace(cm.Data["mode"]); mode {
 	case "", ModeManaged:
 	case ModeExternal:

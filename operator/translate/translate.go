@@ -136,9 +136,11 @@ type HostnameOwners interface {
 // False with ReasonPolicyWarning when a warn policy is violated.
 const ConditionPolicyCompliant = "gatehouse.dev/PolicyCompliant"
 
-// CertificateSource is the seam that supplies listener certificates. The
-// default resolves the listener's certificateRefs against Input.Secrets; the
-// certificate controller substitutes cert-manager issued key pairs.
+// CertificateSource is the seam that supplies listener certificates issued
+// for the listener (by cert-manager, on the hub). It is asked only about
+// HTTPS listeners without certificateRefs; a result with neither key pairs
+// nor a reason leaves the listener to the default, which reads
+// certificateRefs against Input.Secrets.
 type CertificateSource interface {
 	ListenerCertificates(ListenerCertificateRequest) CertificateResult
 }
@@ -150,6 +152,8 @@ type ListenerCertificateRequest struct {
 	Listener    gwv1.SectionName
 	Hostname    string
 	TLS         *gwv1.ListenerTLSConfig
+	// Parameters of the Gateway's class.
+	Parameters ClassParameters
 }
 
 // CertificateResult lists the key pairs to serve by name, or why it cannot.

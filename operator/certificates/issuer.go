@@ -1,0 +1,360 @@
+// Package certificates issues listener certificates through cert-manager on
+// the hub: for an HTTPS listener without certificateRefs whose Gateway (or
+// ListenerSet) annotations or GatewayClass parameters name an issuer, it
+// keeps a cert-manager Certificate in the hub — in a namespace of the
+// member cluster's own — and, once it is Ready, ships its key pair with the
+// Gateway's route table. No Secret is ever written into a member cluster.
+package certificates
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/operator/translate"
+)
+
+// Annotations of ours on a Gateway or ListenerSet. They differ from
+// cert-manager's own gateway-shim annotations, which would have
+// cert-manager write Secrets into the member.
+const (
+	AnnotationClusterIssuer = "gatehouse.dev/cluster-issuer"
+	// AnnotationIssuer names an Issuer in the member's namespace on the hub.
+	AnnotationIssuer = "gatehouse.dev/issuer"
+
+	// LabelCluster marks our Certificates with their member cluster.
+	LabelCluster = "gatehouse.dev/cluster"
+
+	// ReasonCertificatePending: the listener's Certificate is not Ready.
+	ReasonCertificatePending gwv1.ListenerConditionReason = "CertificatePending"
+)
+
+// KeyPairs is where issued key pairs go: the push server.
+type KeyPairs interface {
+	SetKeyPair(*routetable.KeyPair) (string, error)
+}
+
+// Issuer keeps the Certificates of every member's listeners.
+type Issuer struct {
+	c      client.Client // hub, cached: Certificates, Namespaces
+	secret client.Reader // hub, uncached: the issued Secrets
+	keys   KeyPairs
+	log    *slog.Logger
+
+	mu sync.Mutex
+	// published: the key pair last published for each Certificate, by the
+	// Certificate's uid and revision, so a Secret is read once per issue.
+	published map[string]string
+}
+
+// New returns an Issuer.
+func New(c client.Client, secrets client.Reader, keys KeyPairs, log *slog.Logger) *Issuer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Issuer{c: c, secret: secrets, keys: keys, log: log, published: map[string]string{}}
+}
+
+// Namespace is the hub namespace that holds a member's Certificates.
+func Namespace(cluster string) string {
+	n := "gatehouse-" + strings.ToLower(strings.ReplaceAll(cluster, ".", "-"))
+	if len(n) > 63 {
+		sum := sha256.Sum256([]byte(cluster))
+		n = n[:52] + "-" + hex.EncodeToString(sum[:])[:10]
+	}
+	return n
+}
+
+// Pass is the certificate source of one translation of one cluster; Apply
+// then writes the Certificates it found wanted.
+type Pass struct {
+	i       *Issuer
+	ctx     context.Context
+	cluster string
+	ns      string
+	wanted  map[string]*cmv1.Certificate
+}
+
+// ForPass starts a pass for a cluster.
+func (i *Issuer) ForPass(ctx context.Context, cluster string) *Pass {
+	return &Pass{i: i, ctx: ctx, cluster: cluster, ns: Namespace(cluster), wanted: map[string]*cmv1.Certificate{}}
+}
+
+// issuerFor finds the issuer a listener asks for: its tls.options, the
+// ListenerSet's annotations, the Gateway's, then the class parameters.
+func issuerFor(req translate.ListenerCertificateRequest) (cmmeta.IssuerReference, bool) {
+	var sources []map[string]string
+	if req.TLS != nil && len(req.TLS.Options) > 0 {
+		opts := map[string]string{}
+		for k, v := range req.TLS.Options {
+			opts[string(k)] = string(v)
+		}
+		sources = append(sources, opts)
+	}
+	if req.ListenerSet != nil {
+		sources = append(sources, req.ListenerSet.Annotations)
+	}
+	sources = append(sources, req.Gateway.Annotations)
+	for _, a := range sources {
+		if n := a[AnnotationClusterIssuer]; n != "" {
+			return cmmeta.IssuerReference{Name: n, Kind: cmv1.ClusterIssuerKind, Group: "cert-manager.io"}, true
+		}
+		if n := a[AnnotationIssuer]; n != "" {
+			return cmmeta.IssuerReference{Name: n, Kind: cmv1.IssuerKind, Group: "cert-manager.io"}, true
+		}
+	}
+	if n := req.Parameters.ClusterIssuer; n != "" {
+		return cmmeta.IssuerReference{Name: n, Kind: cmv1.ClusterIssuerKind, Group: "cert-manager.io"}, true
+	}
+	if n := req.Parameters.Issuer; n != "" {
+		return cmmeta.IssuerReference{Name: n, Kind: cmv1.IssuerKind, Group: "cert-manager.io"}, true
+	}
+	return cmmeta.IssuerReference{}, false
+}
+
+// certificateName is readable and unique per listener of a cluster.
+func certificateName(req translate.ListenerCertificateRequest) string {
+	owner := "gw." + req.Gateway.Namespace + "." + req.Gateway.Name
+	if req.ListenerSet != nil {
+		owner = "ls." + req.ListenerSet.Namespace + "." + req.ListenerSet.Name
+	}
+	n := strings.ToLower(owner + "." + string(req.Listener))
+	if len(n) > 200 {
+		sum := sha256.Sum256([]byte(n))
+		n = n[:180] + "." + hex.EncodeToString(sum[:])[:10]
+	}
+	return n
+}
+
+// ListenerCertificates implements translate.CertificateSource.
+func (p *Pass) ListenerCertificates(req translate.ListenerCertificateRequest) translate.CertificateResult {
+	ref, ok := issuerFor(req)
+	if !ok {
+		return translate.CertificateResult{} // certificateRefs, then
+	}
+	if req.Hostname == "" {
+		return translate.CertificateResult{Reason: gwv1.ListenerReasonInvalidCertificateRef,
+			Message: fmt.Sprintf("%s %s asks for a certificate, but listener %q has no hostname to issue it for: set hostname", ref.Kind, ref.Name, req.Listener)}
+	}
+	name := certificateName(req)
+	want := p.certificate(name, req, ref)
+	p.wanted[name] = want
+	var have cmv1.Certificate
+	if err := p.i.c.Get(p.ctx, types.NamespacedName{Namespace: p.ns, Name: name}, &have); err != nil {
+		return pending(fmt.Sprintf("cert-manager Certificate %s/%s on the hub is being created", p.ns, name))
+	}
+	if !sameSpec(&have, want) {
+		return pending(fmt.Sprintf("cert-manager Certificate %s/%s on the hub is being updated for hostname %s", p.ns, name, req.Hostname))
+	}
+	// While cert-manager renews (the Certificate not Ready, or its Secret
+	// briefly gone), the key pair published last keeps serving: a renewal
+	// must not take the listener down.
+	last := p.keyPairName(name)
+	p.i.mu.Lock()
+	_, served := p.i.published[last]
+	p.i.mu.Unlock()
+	ready := readyCondition(&have)
+	if ready == nil || ready.Status != cmmeta.ConditionTrue || ready.ObservedGeneration != have.Generation {
+		if served {
+			return translate.CertificateResult{KeyPairs: []string{last}}
+		}
+		why := "it has no Ready condition yet"
+		if ready != nil {
+			why = fmt.Sprintf("%s: %s", ready.Reason, ready.Message)
+		}
+		return pending(fmt.Sprintf("cert-manager Certificate %s/%s (issuer %s %s) is not Ready: %s", p.ns, name, ref.Kind, ref.Name, why))
+	}
+	kp, err := p.publish(&have)
+	if err != nil {
+		if served {
+			p.i.log.Warn("a renewed key pair cannot be used yet; serving the previous one", "certificate", p.ns+"/"+name, "error", err)
+			return translate.CertificateResult{KeyPairs: []string{last}}
+		}
+		return pending(fmt.Sprintf("cert-manager Certificate %s/%s is Ready but its key pair cannot be used yet: %v", p.ns, name, err))
+	}
+	return translate.CertificateResult{KeyPairs: []string{kp}}
+}
+
+// keyPairName is the push name of a Certificate's key pair.
+func (p *Pass) keyPairName(certificate string) string { return "hub/" + p.cluster + "/" + certificate }
+
+func pending(msg string) translate.CertificateResult {
+	return translate.CertificateResult{Reason: ReasonCertificatePending, Message: msg}
+}
+
+func readyCondition(c *cmv1.Certificate) *cmv1.CertificateCondition {
+	for i := range c.Status.Conditions {
+		if c.Status.Conditions[i].Type == cmv1.CertificateConditionReady {
+			return &c.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func (p *Pass) certificate(name string, req translate.ListenerCertificateRequest, ref cmmeta.IssuerReference) *cmv1.Certificate {
+	labels := map[string]string{LabelCluster: labelValue(p.cluster), "app.kubernetes.io/managed-by": "gatehouse"}
+	owner := fmt.Sprintf("Gateway %s/%s", req.Gateway.Namespace, req.Gateway.Name)
+	if req.ListenerSet != nil {
+		owner = fmt.Sprintf("ListenerSet %s/%s", req.ListenerSet.Namespace, req.ListenerSet.Name)
+	}
+	return &cmv1.Certificate{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.ns, Labels: labels, Annotations: map[string]string{
+			"gatehouse.dev/listener": fmt.Sprintf("cluster %s, %s, listener %s", p.cluster, owner, req.Listener)}},
+		Spec: cmv1.CertificateSpec{
+			SecretName:     name,
+			DNSNames:       []string{req.Hostname},
+			IssuerRef:      ref,
+			PrivateKey:     &cmv1.CertificatePrivateKey{Algorithm: cmv1.ECDSAKeyAlgorithm, Size: 256, RotationPolicy: cmv1.RotationPolicyAlways},
+			SecretTemplate: &cmv1.CertificateSecretTemplate{Labels: labels},
+		},
+	}
+}
+
+// labelValue fits a cluster name into a label value.
+func labelValue(s string) string {
+	if len(s) <= 63 {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return s[:52] + "-" + hex.EncodeToString(sum[:])[:10]
+}
+
+// publish ships a Ready Certificate's key pair to the push server under a
+// name of its own, and returns that name.
+func (p *Pass) publish(c *cmv1.Certificate) (string, error) {
+	name := p.keyPairName(c.Name)
+	rev := 0
+	if c.Status.Revision != nil {
+		rev = *c.Status.Revision
+	}
+	version := fmt.Sprintf("%s/%d/%v", c.UID, rev, c.Status.NotAfter)
+	p.i.mu.Lock()
+	done := p.i.published[name] == version
+	p.i.mu.Unlock()
+	if done {
+		return name, nil
+	}
+	var s corev1.Secret
+	if err := p.i.secret.Get(p.ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.SecretName}, &s); err != nil {
+		return "", fmt.Errorf("reading Secret %s/%s: %w", c.Namespace, c.Spec.SecretName, err)
+	}
+	if _, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]); err != nil {
+		return "", fmt.Errorf("Secret %s/%s: %w", c.Namespace, c.Spec.SecretName, err)
+	}
+	if _, err := p.i.keys.SetKeyPair(&routetable.KeyPair{Name: name, CertificateChain: s.Data[corev1.TLSCertKey], PrivateKey: s.Data[corev1.TLSPrivateKeyKey]}); err != nil {
+		return "", err
+	}
+	p.i.mu.Lock()
+	p.i.published[name] = version
+	p.i.mu.Unlock()
+	p.i.log.Info("listener certificate published", "cluster", p.cluster, "certificate", c.Namespace+"/"+c.Name, "revision", rev, "notAfter", c.Status.NotAfter)
+	return name, nil
+}
+
+// Apply creates or updates the Certificates the pass wanted and deletes
+// the cluster's others: a listener that went away takes its Certificate
+// (and cert-manager's Secret, through cert-manager) with it.
+func (p *Pass) Apply(ctx context.Context) error {
+	if len(p.wanted) > 0 {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.ns, Labels: map[string]string{LabelCluster: labelValue(p.cluster)}}}
+		if err := p.i.c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating namespace %s for the cluster's certificates: %w", p.ns, err)
+		}
+	}
+	for name, want := range p.wanted {
+		var have cmv1.Certificate
+		err := p.i.c.Get(ctx, types.NamespacedName{Namespace: p.ns, Name: name}, &have)
+		switch {
+		case apierrors.IsNotFound(err):
+			if err := p.i.c.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("creating Certificate %s/%s: %w", p.ns, name, err)
+			}
+		case err != nil:
+			return err
+		case !sameSpec(&have, want) || !equality.Semantic.DeepEqual(have.Labels, want.Labels):
+			have.Spec.SecretName, have.Spec.DNSNames, have.Spec.IssuerRef = want.Spec.SecretName, want.Spec.DNSNames, want.Spec.IssuerRef
+			have.Spec.PrivateKey, have.Spec.SecretTemplate = want.Spec.PrivateKey, want.Spec.SecretTemplate
+			have.Labels, have.Annotations = want.Labels, want.Annotations
+			if err := p.i.c.Update(ctx, &have); err != nil {
+				return fmt.Errorf("updating Certificate %s/%s: %w", p.ns, name, err)
+			}
+		}
+	}
+	var list cmv1.CertificateList
+	if err := p.i.c.List(ctx, &list, client.InNamespace(p.ns), client.MatchingLabels{LabelCluster: labelValue(p.cluster)}); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		c := &list.Items[i]
+		if p.wanted[c.Name] != nil {
+			continue
+		}
+		if err := client.IgnoreNotFound(p.i.c.Delete(ctx, c)); err != nil {
+			return fmt.Errorf("deleting Certificate %s/%s: %w", c.Namespace, c.Name, err)
+		}
+		// cert-manager leaves the Secret behind: it holds a private key of
+		// a listener that is gone.
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Spec.SecretName}}
+		if err := client.IgnoreNotFound(p.i.c.Delete(ctx, s)); err != nil {
+			return fmt.Errorf("deleting Secret %s/%s: %w", s.Namespace, s.Name, err)
+		}
+		p.i.mu.Lock()
+		delete(p.i.published, p.keyPairName(c.Name))
+		p.i.mu.Unlock()
+	}
+	return nil
+}
+
+// sameSpec compares the fields we set, leaving whatever defaulting added.
+func sameSpec(have, want *cmv1.Certificate) bool {
+	h, w := have.Spec, want.Spec
+	return h.SecretName == w.SecretName && equality.Semantic.DeepEqual(h.DNSNames, w.DNSNames) &&
+		h.IssuerRef.Name == w.IssuerRef.Name && h.IssuerRef.Kind == w.IssuerRef.Kind &&
+		h.PrivateKey != nil && h.PrivateKey.Algorithm == w.PrivateKey.Algorithm && h.PrivateKey.Size == w.PrivateKey.Size &&
+		h.PrivateKey.RotationPolicy == w.PrivateKey.RotationPolicy
+}
+
+// SetupWithManager watches the hub's Certificates (mgr is the hub's own
+// manager): a change translates the member it belongs to again.
+func (i *Issuer) SetupWithManager(mgr ctrl.Manager, trigger func(cluster string), clusters func() []string) error {
+	toCluster := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		v := o.GetLabels()[LabelCluster]
+		for _, c := range clusters() {
+			if labelValue(c) == v {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: c}}}
+			}
+		}
+		return nil
+	})
+	ours := builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+		_, ok := o.GetLabels()[LabelCluster]
+		return ok
+	}))
+	return ctrl.NewControllerManagedBy(mgr).Named("gatehouse-certificates").
+		Watches(&cmv1.Certificate{}, toCluster, ours).
+		Complete(reconcile.Func(func(_ context.Context, req reconcile.Request) (reconcile.Result, error) {
+			trigger(req.Name)
+			return reconcile.Result{}, nil
+		}))
+}

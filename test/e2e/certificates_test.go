@@ -1,0 +1,294 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"testing"
+	"time"
+
+	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/operator/certificates"
+	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/test/env"
+)
+
+const httpsPort = 8443
+
+func TestListenerCertificatesFromCertManager(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	bins := build(t, "gatehouse", "gatehouse-proxy")
+	fleet, err := env.Start(ctx, env.Options{Members: 1, CertManager: true, AdvertiseAddress: env.AdvertiseAddress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Stop() })
+	s := env.Scheme()
+	if err := cmv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	hubClient, err := client.New(fleet.Hub.Config, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := caIssuer(t, ctx, hubClient)
+	if err := hubClient.Create(ctx, &tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tenancyv1.TenantSpec{
+		Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"web"}}},
+		Hostnames:  []gwv1.Hostname{"*.web.apps.example.test"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+
+	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
+		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "5s", "--webhook-address", "0")
+	m, err := env.SetUpSharedGateway(ctx, 1, fleet.Members[0], []env.Tenant{{Namespace: "shop", Hostname: "a.apps.example.test", Answer: "member-1"}},
+		env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CacheDir: t.TempDir(), Log: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+
+	// The platform team asks for a certificate: an HTTPS listener without
+	// certificateRefs, and our annotation naming the CA ClusterIssuer.
+	var gw gwv1.Gateway
+	gwKey := types.NamespacedName{Namespace: env.GatewayNamespace, Name: env.GatewayName}
+	if err := m.Client.Get(ctx, gwKey, &gw); err != nil {
+		t.Fatal(err)
+	}
+	all := gwv1.NamespacesFromAll
+	// First an issuer that does not exist: the listener waits and says so.
+	gw.Annotations = map[string]string{certificates.AnnotationClusterIssuer: "not-there"}
+	gw.Spec.Listeners = append(gw.Spec.Listeners, gwv1.Listener{
+		Name: "https", Port: httpsPort, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To[gwv1.Hostname]("*.apps.example.test"),
+		AllowedRoutes: &gwv1.AllowedRoutes{Namespaces: &gwv1.RouteNamespaces{From: &all}},
+	})
+	gw.Spec.AllowedListeners = &gwv1.AllowedListeners{Namespaces: &gwv1.ListenerNamespaces{From: &all}}
+	if err := m.Client.Update(ctx, &gw); err != nil {
+		t.Fatal(err)
+	}
+
+	listenerCondition := func(condType string) *metav1.Condition {
+		var g gwv1.Gateway
+		if m.Client.Get(ctx, gwKey, &g) != nil {
+			return nil
+		}
+		for _, l := range g.Status.Listeners {
+			if l.Name == "https" {
+				return meta.FindStatusCondition(l.Conditions, condType)
+			}
+		}
+		return nil
+	}
+	t.Run("while the certificate is not Ready, the listener says why", func(t *testing.T) {
+		waitFor(t, 30*time.Second, "https ResolvedRefs=False CertificatePending", func() bool {
+			c := listenerCondition("ResolvedRefs")
+			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(certificates.ReasonCertificatePending) &&
+				strings.Contains(c.Message, "ClusterIssuer not-there") && strings.Contains(c.Message, "is not Ready")
+		})
+		if c := listenerCondition("Programmed"); c == nil || c.Status != metav1.ConditionFalse {
+			t.Errorf("https Programmed = %+v, want False", c)
+		}
+		if err := m.Client.Get(ctx, gwKey, &gw); err != nil {
+			t.Fatal(err)
+		}
+		gw.Annotations[certificates.AnnotationClusterIssuer] = "ca"
+		if err := m.Client.Update(ctx, &gw); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	certKey := types.NamespacedName{Namespace: certificates.Namespace("member-1"), Name: "gw.infra.shared.https"}
+	addr := fmt.Sprintf("10.244.1.10:%d", httpsPort)
+	var firstSerial string
+	var keepAlive *http.Client
+	t.Run("the hub has cert-manager issue the listener's certificate and the proxy serves it", func(t *testing.T) {
+		waitFor(t, 60*time.Second, "the Certificate on the hub to be Ready", func() bool {
+			var c cmv1.Certificate
+			if hubClient.Get(ctx, certKey, &c) != nil {
+				return false
+			}
+			for _, cond := range c.Status.Conditions {
+				if cond.Type == cmv1.CertificateConditionReady && cond.Status == cmmeta.ConditionTrue {
+					return slices0(c.Spec.DNSNames) == "*.apps.example.test"
+				}
+			}
+			return false
+		})
+		waitFor(t, 30*time.Second, "the https listener to be Programmed", func() bool {
+			var g gwv1.Gateway
+			if m.Client.Get(ctx, gwKey, &g) != nil {
+				return false
+			}
+			for _, l := range g.Status.Listeners {
+				if l.Name == "https" {
+					c := meta.FindStatusCondition(l.Conditions, "Programmed")
+					r := meta.FindStatusCondition(l.Conditions, "ResolvedRefs")
+					return c != nil && c.Status == metav1.ConditionTrue && r != nil && r.Status == metav1.ConditionTrue
+				}
+			}
+			return false
+		})
+		keepAlive = tlsClient(roots)
+		waitFor(t, 30*time.Second, "a handshake trusting only the CA", func() bool {
+			body, serial, _, err := tlsGet(keepAlive, addr, "a.apps.example.test")
+			firstSerial = serial
+			return err == nil && body == "member-1"
+		})
+	})
+
+	t.Run("a renewal is served to new handshakes; an open connection keeps working", func(t *testing.T) {
+		if keepAlive == nil {
+			t.Skip("no certificate was served")
+		}
+		var c cmv1.Certificate
+		if err := hubClient.Get(ctx, certKey, &c); err != nil {
+			t.Fatal(err)
+		}
+		if err := hubClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: certKey.Namespace, Name: c.Spec.SecretName}}); err != nil {
+			t.Fatal(err)
+		}
+		fresh := tlsClient(roots)
+		var newSerial string
+		waitFor(t, 90*time.Second, "a new serial on a new handshake", func() bool {
+			body, serial, _, err := tlsGet(fresh, addr, "a.apps.example.test")
+			fresh.CloseIdleConnections()
+			newSerial = serial
+			return err == nil && body == "member-1" && serial != firstSerial
+		})
+		body, serial, reused, err := tlsGet(keepAlive, addr, "a.apps.example.test")
+		if err != nil || body != "member-1" {
+			t.Fatalf("the connection opened before the renewal: %q, %v", body, err)
+		}
+		if !reused || serial != firstSerial {
+			t.Errorf("the request did not travel over the old connection (reused %v, serial %s, first %s)", reused, serial, firstSerial)
+		}
+		t.Logf("serial before %s, after %s", firstSerial, newSerial)
+	})
+
+	t.Run("a tenant's ListenerSet outside its delegation gets no certificate", func(t *testing.T) {
+		ls := &gwv1.ListenerSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "grab", Namespace: "web", Annotations: map[string]string{certificates.AnnotationClusterIssuer: "ca"}},
+			Spec: gwv1.ListenerSetSpec{
+				ParentRef: gwv1.ParentGatewayReference{Name: env.GatewayName, Namespace: ptr.To[gwv1.Namespace](env.GatewayNamespace)},
+				Listeners: []gwv1.ListenerEntry{{Name: "tls", Port: 9443, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To[gwv1.Hostname]("pay.apps.example.test")}},
+			},
+		}
+		if err := m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Client.Create(ctx, ls); err != nil {
+			t.Fatal(err)
+		}
+		var msg string
+		waitFor(t, 30*time.Second, "the ListenerSet to be refused", func() bool {
+			var got gwv1.ListenerSet
+			if m.Client.Get(ctx, types.NamespacedName{Namespace: "web", Name: "grab"}, &got) != nil {
+				return false
+			}
+			c := meta.FindStatusCondition(got.Status.Conditions, "Accepted")
+			if c == nil {
+				return false
+			}
+			msg = c.Message
+			return c.Status == metav1.ConditionFalse && c.Reason == "HostnameNotDelegated"
+		})
+		if !strings.Contains(msg, `spec.listeners[0].hostname: Forbidden: "pay.apps.example.test" is not delegated to tenant "web" (delegated: *.web.apps.example.test)`) {
+			t.Errorf("condition message: %s", msg)
+		}
+		time.Sleep(2 * time.Second)
+		var list cmv1.CertificateList
+		if err := hubClient.List(ctx, &list, client.InNamespace(certKey.Namespace)); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range list.Items {
+			if strings.HasPrefix(c.Name, "ls.") {
+				t.Errorf("a Certificate was made for the refused ListenerSet: %s %v", c.Name, c.Spec.DNSNames)
+			}
+		}
+	})
+
+	t.Run("no Secret holding a private key exists in the member", func(t *testing.T) {
+		var secrets corev1.SecretList
+		if err := m.Client.List(ctx, &secrets); err != nil {
+			t.Fatal(err)
+		}
+		for _, sec := range secrets.Items {
+			for k, v := range sec.Data {
+				if k == corev1.TLSPrivateKeyKey || strings.Contains(string(v), "PRIVATE KEY") {
+					t.Errorf("Secret %s/%s in the member holds a private key (%s)", sec.Namespace, sec.Name, k)
+				}
+			}
+		}
+	})
+}
+
+func slices0(s []string) string {
+	if len(s) != 1 {
+		return fmt.Sprint(s)
+	}
+	return s[0]
+}
+
+// caIssuer builds SelfSigned ClusterIssuer → CA Certificate → CA
+// ClusterIssuer "ca" on the hub and returns a pool of that CA alone.
+func caIssuer(t *testing.T, ctx context.Context, c client.Client) *x509.CertPool {
+	t.Helper()
+	for _, o := range []client.Object{
+		&cmv1.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "selfsigned"}, Spec: cmv1.IssuerSpec{IssuerConfig: cmv1.IssuerConfig{SelfSigned: &cmv1.SelfSignedIssuer{}}}},
+		&cmv1.Certificate{ObjectMeta: metav1.ObjectMeta{Name: "root-ca", Namespace: env.CertManagerNamespace}, Spec: cmv1.CertificateSpec{
+			IsCA: true, CommonName: "gatehouse e2e CA", SecretName: "root-ca", IssuerRef: cmmeta.IssuerReference{Kind: "ClusterIssuer", Name: "selfsigned"}}},
+		&cmv1.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "ca"}, Spec: cmv1.IssuerSpec{IssuerConfig: cmv1.IssuerConfig{CA: &cmv1.CAIssuer{SecretName: "root-ca"}}}},
+	} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := x509.NewCertPool()
+	waitFor(t, 60*time.Second, "the CA Secret", func() bool {
+		var s corev1.Secret
+		return c.Get(ctx, types.NamespacedName{Namespace: env.CertManagerNamespace, Name: "root-ca"}, &s) == nil && pool.AppendCertsFromPEM(s.Data["tls.crt"])
+	})
+	return pool
+}
+
+// tlsClient trusts roots only and keeps one connection alive.
+func tlsClient(roots *x509.CertPool) *http.Client {
+	return &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots}, MaxConnsPerHost: 1, IdleConnTimeout: time.Minute,
+	}}
+}
+
+// tlsGet asks addr for host over TLS and returns the body, the serial of
+// the certificate the connection carries and whether it was reused.
+func tlsGet(c *http.Client, addr, host string) (body, serial string, reused bool, err error) {
+	req, _ := http.NewRequest("GET", "https://"+addr+"/", nil)
+	req.Host = host
+	c.Transport.(*http.Transport).TLSClientConfig.ServerName = host
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", "", false, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		serial = resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	return string(b), serial, reused, nil
+}
