@@ -77,7 +77,7 @@ generate: $(BIN)/controller-gen $(BIN)/protoc-gen-go
 
 ## verify-generate: generated code matches its sources (what CI checks)
 verify-generate: generate
-	@git diff --exit-code -- '*.pb.go' 'charts/gatehouse/crds' || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- '*.pb.go' '*zz_generated.deepcopy.go' 'charts/gatehouse/crds' || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 
 $(BIN)/controller-gen:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
