@@ -212,13 +212,18 @@ func ReferenceWarnings(s Subject) []string {
 // Namespace returns the tenant of the subject's namespace, or a denial when
 // it belongs to no tenant and such namespaces are denied.
 func (d *Decider) Namespace(s Subject) (string, *Denial) {
-	ns := s.Object.GetNamespace()
-	t := d.Tenancy.TenantOf(s.Cluster, ns, s.NamespaceLabels)
-	if t == "" && !d.Tenancy.Empty() && d.Tenancy.Unassigned() == tenancy.Deny {
-		return "", &Denial{ReasonNamespaceNotDelegated, field.Forbidden(field.NewPath("metadata", "namespace"),
-			fmt.Sprintf("namespace %q of cluster %q belongs to no tenant, and routes outside tenants are refused; ask the platform team to delegate the namespace in a Tenant's spec.namespaces", ns, s.Cluster.Name))}
+	t := d.Tenancy.TenantOf(s.Cluster, s.Object.GetNamespace(), s.NamespaceLabels)
+	return t, d.OfNoTenant(t, s)
+}
+
+// OfNoTenant is the denial of an object whose namespace belongs to no
+// tenant (tenant ""), when such namespaces are refused; nil otherwise.
+func (d *Decider) OfNoTenant(tenant string, s Subject) *Denial {
+	if tenant != "" || d.Tenancy.Empty() || d.Tenancy.Unassigned() != tenancy.Deny {
+		return nil
 	}
-	return t, nil
+	return &Denial{ReasonNamespaceNotDelegated, field.Forbidden(field.NewPath("metadata", "namespace"),
+		fmt.Sprintf("namespace %q of cluster %q belongs to no tenant, and routes outside tenants are refused; ask the platform team to delegate the namespace in a Tenant's spec.namespaces", s.Object.GetNamespace(), s.Cluster.Name))}
 }
 
 // Hostnames checks the hostnames the object names itself: a route's

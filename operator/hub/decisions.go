@@ -187,7 +187,8 @@ func (d *Decisions) markDirty() {
 type cachedPolicy struct {
 	uid        types.UID
 	generation int64
-	meta       string
+	labels     map[string]string
+	annots     map[string]string
 	decider    *policy.Decider
 	result     policy.PolicyResult
 	tenant     string
@@ -210,6 +211,8 @@ type pass struct {
 	cluster  tenancy.Cluster
 	nsLabels map[string]map[string]string
 	tenantOf map[string]string
+	// losers: namespaces held by one tenant that others claimed as well.
+	losers   map[string][]string
 	verdicts map[string]*routeVerdict
 	cache    map[string]cachedPolicy
 	next     map[string]cachedPolicy
@@ -230,12 +233,17 @@ func (d *Decisions) forPass(ctx context.Context, cluster string, in *translate.I
 		cluster:  tenancy.Cluster{Name: cluster, Labels: d.ClusterLabels(cluster)},
 		nsLabels: make(map[string]map[string]string, len(in.Namespaces)),
 		tenantOf: make(map[string]string, len(in.Namespaces)),
+		losers:   map[string][]string{},
 		verdicts: map[string]*routeVerdict{},
 		next:     map[string]cachedPolicy{},
 	}
 	for _, ns := range in.Namespaces {
 		p.nsLabels[ns.Name] = ns.Labels
-		p.tenantOf[ns.Name] = p.decider.Tenancy.TenantOf(p.cluster, ns.Name, ns.Labels)
+		owner, losers := p.decider.Tenancy.NamespaceOwner(p.cluster, ns.Name, ns.Labels)
+		p.tenantOf[ns.Name] = owner
+		if len(losers) > 0 {
+			p.losers[ns.Name] = losers
+		}
 	}
 	var entries []tenancy.RouteEntry
 	add := func(kind string, o client.Object, hosts []gwv1.Hostname) {
@@ -286,9 +294,9 @@ func (p *pass) verdict(kind string, o client.Object) *routeVerdict {
 	}
 	s := p.subject(kind, o)
 	v := &routeVerdict{}
-	tenant, deny := p.decider.Namespace(s)
+	tenant := p.tenantOf[o.GetNamespace()]
 	v.tenant = tenant
-	if deny != nil {
+	if deny := p.decider.OfNoTenant(tenant, s); deny != nil {
 		v.denials = append(v.denials, *deny)
 	} else {
 		v.denials = append(v.denials, p.decider.Hostnames(tenant, s)...)
@@ -296,20 +304,16 @@ func (p *pass) verdict(kind string, o client.Object) *routeVerdict {
 			v.denials = append(v.denials, *deny)
 		}
 	}
-	m := metaKey(o)
-	if c, ok := p.cache[id]; ok && c.uid == o.GetUID() && c.generation == o.GetGeneration() && c.meta == m && c.decider == p.decider && c.tenant == tenant {
+	if c, ok := p.cache[id]; ok && c.uid == o.GetUID() && c.generation == o.GetGeneration() && c.decider == p.decider && c.tenant == tenant &&
+		maps.Equal(c.labels, o.GetLabels()) && maps.Equal(c.annots, o.GetAnnotations()) {
 		v.result = c.result
 	} else {
 		v.result = p.decider.Evaluate(p.ctx, tenant, s)
 	}
-	p.next[id] = cachedPolicy{uid: o.GetUID(), generation: o.GetGeneration(), meta: m, decider: p.decider, result: v.result, tenant: tenant}
+	p.next[id] = cachedPolicy{uid: o.GetUID(), generation: o.GetGeneration(), labels: o.GetLabels(), annots: o.GetAnnotations(), decider: p.decider, result: v.result, tenant: tenant}
 	v.denials = append(v.denials, v.result.Denials...)
 	p.verdicts[id] = v
 	return v
-}
-
-func metaKey(o client.Object) string {
-	return fmt.Sprint(o.GetLabels(), o.GetAnnotations())
 }
 
 // AuthorizeAttachment implements translate.AttachmentAuthorizer.
@@ -350,11 +354,11 @@ func (p *pass) AuthorizeListenerSet(ls *gwv1.ListenerSet, gw *gwv1.Gateway) tran
 func (p *pass) report(in translate.Input, out translate.Output) {
 	r := &clusterReport{namespaces: map[string][]string{}, losers: map[string][]string{}, attached: map[string]int{}, violations: map[string][]tenancyv1.Violation{}, policies: map[string]int{}}
 	for _, ns := range in.Namespaces {
-		owner, losers := p.decider.Tenancy.NamespaceOwner(p.cluster, ns.Name, ns.Labels)
+		owner := p.tenantOf[ns.Name]
 		if owner != "" {
 			r.namespaces[owner] = append(r.namespaces[owner], ns.Name)
 		}
-		for _, l := range losers {
+		for _, l := range p.losers[ns.Name] {
 			r.losers[l] = append(r.losers[l], fmt.Sprintf("namespace %q of cluster %q is held by tenant %q", ns.Name, p.cluster.Name, owner))
 		}
 	}
