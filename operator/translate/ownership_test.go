@@ -11,38 +11,9 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
+	"github.com/gatehouse-dev/gatehouse/tenancy"
+	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 )
-
-// owners is a fixed delegation: hostname pattern → tenant.
-type owners map[string]string
-
-func (o owners) Owner(h string) (string, string) {
-	if t, ok := o[h]; ok {
-		return t, h
-	}
-	rest := strings.TrimPrefix(h, "*.")
-	for {
-		i := strings.IndexByte(rest, '.')
-		if i < 0 {
-			return "", ""
-		}
-		rest = rest[i+1:]
-		if t, ok := o["*."+rest]; ok {
-			return t, "*." + rest
-		}
-	}
-}
-
-func (o owners) Delegated(pattern string) [][2]string {
-	var out [][2]string
-	for h, t := range o {
-		if h != pattern && (pattern == "*" || strings.HasSuffix(h, strings.TrimPrefix(pattern, "*"))) {
-			out = append(out, [2]string{h, t})
-		}
-	}
-	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-	return out
-}
 
 // tenantsByNamespace says each route's owner is its namespace's tenant, and
 // warns about routes named "warned".
@@ -83,7 +54,14 @@ func ownershipInput() translate.Input {
 		route("payments", "checkout", "checkout.example.com"),
 	}
 	in.Authorizer = tenantsByNamespace{"web": "web", "payments": "payments", "extra": "extra"}
-	in.Owners = owners{"*.web.example.com": "web", "checkout.example.com": "payments", "billing.example.com": "payments", "x.web.example.com": "extra"}
+	tenant := func(name string, age int, hosts ...gwv1.Hostname) *tenancyv1.Tenant {
+		return &tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.Unix(int64(age), 0)}, Spec: tenancyv1.TenantSpec{Hostnames: hosts}}
+	}
+	in.Owners = tenancy.NewView([]*tenancyv1.Tenant{
+		tenant("web", 1, "*.web.example.com"),
+		tenant("payments", 2, "checkout.example.com", "billing.example.com"),
+		tenant("extra", 3, "x.web.example.com"),
+	}, tenancy.Platform)
 	return in
 }
 
