@@ -46,7 +46,10 @@ func TestListenerCertificatesFromCertManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roots := caIssuer(t, ctx, hubClient)
+	roots, err := env.CAClusterIssuer(ctx, hubClient, "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := hubClient.Create(ctx, &tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tenancyv1.TenantSpec{
 		Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"web"}}},
 		Hostnames:  []gwv1.Hostname{"*.web.apps.example.test"},
@@ -243,28 +246,6 @@ func slices0(s []string) string {
 		return fmt.Sprint(s)
 	}
 	return s[0]
-}
-
-// caIssuer builds SelfSigned ClusterIssuer → CA Certificate → CA
-// ClusterIssuer "ca" on the hub and returns a pool of that CA alone.
-func caIssuer(t *testing.T, ctx context.Context, c client.Client) *x509.CertPool {
-	t.Helper()
-	for _, o := range []client.Object{
-		&cmv1.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "selfsigned"}, Spec: cmv1.IssuerSpec{IssuerConfig: cmv1.IssuerConfig{SelfSigned: &cmv1.SelfSignedIssuer{}}}},
-		&cmv1.Certificate{ObjectMeta: metav1.ObjectMeta{Name: "root-ca", Namespace: env.CertManagerNamespace}, Spec: cmv1.CertificateSpec{
-			IsCA: true, CommonName: "gatehouse e2e CA", SecretName: "root-ca", IssuerRef: cmmeta.IssuerReference{Kind: "ClusterIssuer", Name: "selfsigned"}}},
-		&cmv1.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "ca"}, Spec: cmv1.IssuerSpec{IssuerConfig: cmv1.IssuerConfig{CA: &cmv1.CAIssuer{SecretName: "root-ca"}}}},
-	} {
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pool := x509.NewCertPool()
-	waitFor(t, 60*time.Second, "the CA Secret", func() bool {
-		var s corev1.Secret
-		return c.Get(ctx, types.NamespacedName{Namespace: env.CertManagerNamespace, Name: "root-ca"}, &s) == nil && pool.AppendCertsFromPEM(s.Data["tls.crt"])
-	})
-	return pool
 }
 
 // tlsClient trusts roots only and keeps one connection alive.
