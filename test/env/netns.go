@@ -14,7 +14,12 @@ const netnsEnv = "GATEHOUSE_TEST_NETNS"
 // EndpointSlices. Outside the namespace it runs the same program again inside
 // one (needs root and unshare) and exits with its exit code; inside, it
 // returns. Nothing outside the namespace is touched.
-func EnterTestNetwork() {
+func EnterTestNetwork() { EnterNetwork("10.244.0.0/16") }
+
+// EnterNetwork is EnterTestNetwork with the given prefixes routed locally
+// instead; addresses outside them can be routed elsewhere, for example to
+// pods in network namespaces of their own.
+func EnterNetwork(local ...string) {
 	if os.Getenv(netnsEnv) == "" {
 		cmd := exec.Command("unshare", append([]string{"--net", "--", os.Args[0]}, os.Args[1:]...)...)
 		cmd.Env = append(os.Environ(), netnsEnv+"=1")
@@ -28,10 +33,11 @@ func EnterTestNetwork() {
 		}
 		os.Exit(0)
 	}
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"route", "add", "local", "10.244.0.0/16", "dev", "lo"},
-	} {
+	cmds := [][]string{{"link", "set", "lo", "up"}}
+	for _, prefix := range local {
+		cmds = append(cmds, []string{"route", "add", "local", prefix, "dev", "lo"})
+	}
+	for _, args := range cmds {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "ip %v: %v\n%s", args, err, out)
 			os.Exit(1)
