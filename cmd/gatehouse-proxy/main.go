@@ -40,6 +40,7 @@ func main() {
 		cacheDir         = flag.String("cache-dir", "", "keep the last applied tables here and serve them at start, before the hub answers")
 		tokenFile        = flag.String("token-file", "", "file with the bearer token presented to the hub")
 		bind             = flag.String("bind-address", "", "IP address listeners bind to (default: all)")
+		advertise        = flag.String("advertise-address", "", "comma-separated addresses clients reach this proxy at, reported to the hub as the Gateway's addresses when its class lists none")
 		admin            = flag.String("admin-address", "127.0.0.1:9901", "address of /metrics, /healthz and /readyz")
 		accessLog        = flag.Bool("access-log", false, "log every request")
 		logLevel         = flag.String("log-level", "info", "debug, info, warn or error")
@@ -57,6 +58,7 @@ func main() {
 	if err := run(log, options{
 		tables: tables, gateways: gateways, xdsAddr: *xdsAddr, cluster: *cluster, cacheDir: *cacheDir,
 		tokenFile: *tokenFile, bind: *bind, admin: *admin, accessLog: *accessLog, drain: *drain,
+		advertise: splitList(*advertise),
 	}); err != nil {
 		log.Error("gatehouse-proxy stopped", "error", err)
 		os.Exit(1)
@@ -68,6 +70,7 @@ type options struct {
 	xdsAddr, cluster    string
 	cacheDir, tokenFile string
 	bind, admin         string
+	advertise           []string
 	accessLog           bool
 	drain               time.Duration
 }
@@ -106,7 +109,7 @@ func run(log *slog.Logger, o options) error {
 		}
 		client := &xds.Client{
 			Address: o.xdsAddr, NodeID: names[0], Tables: names, CacheDir: o.cacheDir,
-			TokenFile: o.tokenFile, Apply: p.Apply, Log: log, Registry: reg,
+			TokenFile: o.tokenFile, Apply: p.Apply, Log: log, Registry: reg, Addresses: o.advertise,
 		}
 		go client.Run(ctx)
 	}
@@ -157,4 +160,15 @@ func parseLevel(s string) slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

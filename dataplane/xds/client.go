@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
@@ -43,6 +44,8 @@ type Client struct {
 	// TokenFile holds the bearer token presented to the hub, re-read on
 	// every connection so that a rotated token is picked up.
 	TokenFile string
+	// Addresses are advertised to the hub as where this proxy answers.
+	Addresses []string
 	Apply     ApplyFunc
 	Log       *slog.Logger
 	Registry  prometheus.Registerer
@@ -125,6 +128,17 @@ func (c *Client) stream(ctx context.Context) error {
 		return err
 	}
 	node := &core.Node{Id: c.NodeID}
+	if len(c.Addresses) > 0 {
+		values := make([]any, len(c.Addresses))
+		for i, a := range c.Addresses {
+			values[i] = a
+		}
+		md, err := structpb.NewStruct(map[string]any{MetadataAddresses: values})
+		if err != nil {
+			return err
+		}
+		node.Metadata = md
+	}
 	// Resuming: tell the hub what we serve so it resends only what changed.
 	if err := s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: TableType, ResourceNames: c.Tables, VersionInfo: c.tableVer}); err != nil {
 		return err

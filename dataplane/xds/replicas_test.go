@@ -1,7 +1,9 @@
 package xds_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,4 +39,30 @@ func TestReplicasAreReportedApart(t *testing.T) {
 	if s.Nack.Message != "port 8080 is taken" {
 		t.Errorf("rejection message %q", s.Nack.Message)
 	}
+}
+
+// A proxy may advertise where it answers; the server reports the addresses
+// of the connected replicas, without repeats, and forgets those of a replica
+// that went away.
+func TestAdvertisedAddresses(t *testing.T) {
+	hub := startHub(t)
+	a := &applied{}
+	gone, cancel := context.WithCancel(t.Context())
+	for _, c := range []struct {
+		ctx   context.Context
+		addrs []string
+	}{{t.Context(), []string{"10.0.0.2", "lb.example.test"}}, {gone, []string{"10.0.0.1", "10.0.0.2"}}} {
+		cl := &xds.Client{Address: hub.addr, NodeID: tableName, Tables: []string{tableName}, Apply: a.apply, Addresses: c.addrs}
+		go cl.Run(c.ctx)
+	}
+	hub.set(t, &rt.RouteTable{Name: tableName, Gateway: "infra/shared"})
+	want := []string{"10.0.0.1", "10.0.0.2", "lb.example.test"}
+	waitFor(t, 5*time.Second, "both replicas' addresses", func() bool {
+		return slices.Equal(hub.srv.Status(tableName).Addresses, want)
+	})
+	cancel()
+	want = []string{"10.0.0.2", "lb.example.test"}
+	waitFor(t, 5*time.Second, "the remaining replica's addresses", func() bool {
+		return slices.Equal(hub.srv.Status(tableName).Addresses, want)
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,14 @@ const (
 	TableType   = "type.googleapis.com/gatehouse.routetable.v1.RouteTable"
 	KeyPairType = "type.googleapis.com/gatehouse.routetable.v1.KeyPair"
 )
+
+// MetadataAddresses is the node metadata key under which a proxy lists the
+// addresses it answers on (a list of strings); the hub reports them as the
+// Gateway's addresses when nothing else gives any.
+const MetadataAddresses = "gatehouse.dev/addresses"
+
+// maxAdvertised bounds what one stream may advertise.
+const maxAdvertised = 16
 
 // Hash identifies a resource's content: the SHA-256 of its deterministic
 // encoding, which is also what the stream carries.
@@ -61,8 +70,11 @@ type NodeStatus struct {
 	// Nack is the last rejection, while the replica that rejected is
 	// connected and has not acknowledged the same resources since. Another
 	// replica's acknowledgement does not take it back.
-	Nack    *Nack
-	Updated time.Time
+	Nack *Nack
+	// Addresses are what the connected replicas advertise as where they
+	// answer (sorted, without repeats).
+	Addresses []string
+	Updated   time.Time
 }
 
 // Nack is a rejected push.
@@ -99,8 +111,9 @@ type Server struct {
 }
 
 type stream struct {
-	identity string
-	node     string
+	identity  string
+	node      string
+	addresses []string
 	sent     map[string]map[string]string // nonce → name → hash
 	acked    map[string]string            // name → hash
 }
@@ -187,8 +200,11 @@ func (s *Server) Status(node string) NodeStatus {
 	for _, st := range s.streams {
 		if st.node == node {
 			out.Replicas = append(out.Replicas, maps.Clone(st.acked))
+			out.Addresses = append(out.Addresses, st.addresses...)
 		}
 	}
+	slices.Sort(out.Addresses)
+	out.Addresses = slices.Compact(out.Addresses)
 	return out
 }
 
@@ -270,6 +286,7 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 	}
 	if st.node == "" {
 		st.node = node
+		st.addresses = advertised(req.GetNode())
 		n := s.nodes[node]
 		if n == nil {
 			n = &NodeStatus{Node: node, Acked: map[string]string{}}
@@ -302,6 +319,18 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 		s.changed(node)
 	}
 	return nil
+}
+
+// advertised reads the addresses a proxy says it answers on from its node
+// metadata; anything that is not a list of strings is ignored.
+func advertised(n *core.Node) []string {
+	var out []string
+	for _, v := range n.GetMetadata().GetFields()[MetadataAddresses].GetListValue().GetValues() {
+		if a := v.GetStringValue(); a != "" && len(out) < maxAdvertised {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // covers reports whether an acknowledgement names every resource a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -184,7 +185,13 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		if a, ok := provisioned[k]; ok && len(gw.Spec.Addresses) == 0 {
 			ours.Addresses = a
 		}
+		if len(ours.Addresses) == 0 && len(gw.Spec.Addresses) == 0 {
+			ours.Addresses = statusAddresses(w.hub.push.Status(TableName(w.name, gw.Namespace, gw.Name)).Addresses)
+		}
 		ours.Conditions = programmed(ours.Conditions, f, gw.Status.Conditions)
+		if len(ours.Addresses) == 0 && out.Parameters[string(gw.Spec.GatewayClassName)].Mode == translate.ModeExternal {
+			ours.Conditions = addressNotAssigned(ours.Conditions)
+		}
 		for i := range ours.Listeners {
 			var stored []metav1.Condition
 			for _, s := range gw.Status.Listeners {
@@ -399,4 +406,30 @@ func announceParents(r record.EventRecorder, obj runtime.Object, before, after [
 		}
 		announce(r, obj, prev, p.Conditions)
 	}
+}
+
+// statusAddresses types the addresses proxies advertise: IPs or hostnames.
+func statusAddresses(advertised []string) []gwv1.GatewayStatusAddress {
+	var out []gwv1.GatewayStatusAddress
+	for _, a := range advertised {
+		typ := gwv1.HostnameAddressType
+		if _, err := netip.ParseAddr(a); err == nil {
+			typ = gwv1.IPAddressType
+		}
+		out = append(out, gwv1.GatewayStatusAddress{Type: &typ, Value: a})
+	}
+	return out
+}
+
+// addressNotAssigned turns a True Programmed into False/AddressNotAssigned:
+// an external Gateway whose class lists no addresses and whose proxies
+// advertise none cannot be reached, however well it is configured.
+func addressNotAssigned(conds []metav1.Condition) []metav1.Condition {
+	for i := range conds {
+		if c := &conds[i]; c.Type == conditionProgramed && c.Status == metav1.ConditionTrue {
+			c.Status, c.Reason = metav1.ConditionFalse, string(gwv1.GatewayReasonAddressNotAssigned)
+			c.Message = "no address: list addresses in the GatewayClass parameters, or start the Gateway's proxies with --advertise-address"
+		}
+	}
+	return conds
 }

@@ -13,13 +13,15 @@ const (
 	// ModeManaged: the hub creates each Gateway's proxy Deployment and
 	// LoadBalancer Service in the member; addresses come from the Service.
 	ModeManaged = "managed"
-	// ModeExternal: proxies run elsewhere; the parameters give the address.
+	// ModeExternal: proxies run elsewhere; the parameters give the
+	// addresses, or else each Gateway's proxies report where they answer.
 	ModeExternal = "external"
 )
 
 // ClassParameters are what a GatewayClass's parametersRef, a ConfigMap,
 // says. Keys: "mode" (managed or external) and, for external mode,
-// "addresses" (comma-separated IPs or hostnames the proxies answer on);
+// "addresses" (comma-separated IPs or hostnames the proxies answer on; when
+// empty, each Gateway gets the addresses its connected proxies advertise);
 // "clusterIssuer" or "issuer" name the cert-manager issuer of HTTPS
 // listeners without certificateRefs.
 type ClassParameters struct {
@@ -64,9 +66,6 @@ func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, st
 			typ = gwv1.IPAddressType
 		}
 		params.Addresses = append(params.Addresses, gwv1.GatewayStatusAddress{Type: &typ, Value: a})
-	}
-	if params.Mode == ModeExternal && len(params.Addresses) == 0 {
-		return params, fmt.Sprintf("ConfigMap %s/%s: external mode needs addresses (comma-separated IPs or hostnames)", cm.Namespace, cm.Name)
 	}
 	return params, ""
 }
