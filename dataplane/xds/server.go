@@ -114,8 +114,8 @@ type stream struct {
 	identity  string
 	node      string
 	addresses []string
-	sent     map[string]map[string]string // nonce → name → hash
-	acked    map[string]string            // name → hash
+	sent      map[string]map[string]string // nonce → name → hash
+	acked     map[string]string            // name → hash
 }
 
 // NewServer returns a server with no resources. auth may be nil to allow all.
