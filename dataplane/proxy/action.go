@@ -32,6 +32,9 @@ type weighted struct {
 	weight      uint32
 	reqHeaders  *mutation
 	respHeaders *mutation
+	// pathRewrite and hostRewrite, when set, replace the route's.
+	pathRewrite *routetable.PathRewrite
+	hostRewrite string
 }
 
 type retryPolicy struct {
@@ -103,7 +106,8 @@ func compileAction(rt *routetable.Route, backends map[string]*backend) (*action,
 	case *routetable.Route_Route:
 		ra := act.Route
 		for _, wb := range ra.Backends {
-			w := weighted{weight: wb.Weight, reqHeaders: compileMutation(wb.RequestHeaders), respHeaders: compileMutation(wb.ResponseHeaders)}
+			w := weighted{weight: wb.Weight, reqHeaders: compileMutation(wb.RequestHeaders), respHeaders: compileMutation(wb.ResponseHeaders),
+				pathRewrite: wb.PathRewrite, hostRewrite: wb.HostRewrite}
 			if wb.Backend != "" {
 				b, ok := backends[wb.Backend]
 				if !ok {

@@ -146,9 +146,16 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, a *action, rt *r
 	if share.backend == nil {
 		return respond(w, http.StatusInternalServerError, "the backend of this route is invalid")
 	}
-	d := &decision{action: a, share: share, host: r.Host, path: rewritePath(path, a.pathRewrite, rt.prefix), origin: r.Header.Get("Origin")}
-	if a.hostRewrite != "" {
-		d.host = a.hostRewrite
+	pathRW, hostRW := a.pathRewrite, a.hostRewrite
+	if share.pathRewrite != nil {
+		pathRW = share.pathRewrite
+	}
+	if share.hostRewrite != "" {
+		hostRW = share.hostRewrite
+	}
+	d := &decision{action: a, share: share, host: r.Host, path: rewritePath(path, pathRW, rt.prefix), origin: r.Header.Get("Origin")}
+	if hostRW != "" {
+		d.host = hostRW
 	}
 	if (a.retry != nil || len(a.mirrors) > 0 || len(share.backend.endpoints) > 1) && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength >= 0 && r.ContentLength <= maxReplayBody {

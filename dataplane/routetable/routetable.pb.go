@@ -1154,8 +1154,12 @@ type WeightedBackend struct {
 	// Filters of the backendRef itself, applied after the route's.
 	RequestHeaders  *HeaderMutation `protobuf:"bytes,4,opt,name=request_headers,json=requestHeaders,proto3" json:"request_headers,omitempty"`
 	ResponseHeaders *HeaderMutation `protobuf:"bytes,5,opt,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A URLRewrite of the backendRef: replaces the route's rewrite for this
+	// share of requests.
+	PathRewrite   *PathRewrite `protobuf:"bytes,6,opt,name=path_rewrite,json=pathRewrite,proto3" json:"path_rewrite,omitempty"`
+	HostRewrite   string       `protobuf:"bytes,7,opt,name=host_rewrite,json=hostRewrite,proto3" json:"host_rewrite,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WeightedBackend) Reset() {
@@ -1221,6 +1225,20 @@ func (x *WeightedBackend) GetResponseHeaders() *HeaderMutation {
 		return x.ResponseHeaders
 	}
 	return nil
+}
+
+func (x *WeightedBackend) GetPathRewrite() *PathRewrite {
+	if x != nil {
+		return x.PathRewrite
+	}
+	return nil
+}
+
+func (x *WeightedBackend) GetHostRewrite() string {
+	if x != nil {
+		return x.HostRewrite
+	}
+	return ""
 }
 
 type PathRewrite struct {
@@ -2094,13 +2112,15 @@ const file_dataplane_routetable_routetable_proto_rawDesc = "" +
 	"\x0frequest_timeout\x18\x04 \x01(\v2!.gatehouse.routetable.v1.DurationR\x0erequestTimeout\x12J\n" +
 	"\x0fbackend_timeout\x18\x05 \x01(\v2!.gatehouse.routetable.v1.DurationR\x0ebackendTimeout\x12:\n" +
 	"\x05retry\x18\x06 \x01(\v2$.gatehouse.routetable.v1.RetryPolicyR\x05retry\x12@\n" +
-	"\amirrors\x18\a \x03(\v2&.gatehouse.routetable.v1.RequestMirrorR\amirrors\"\x90\x02\n" +
+	"\amirrors\x18\a \x03(\v2&.gatehouse.routetable.v1.RequestMirrorR\amirrors\"\xfc\x02\n" +
 	"\x0fWeightedBackend\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\rR\x06weight\x12%\n" +
 	"\x0einvalid_reason\x18\x03 \x01(\tR\rinvalidReason\x12P\n" +
 	"\x0frequest_headers\x18\x04 \x01(\v2'.gatehouse.routetable.v1.HeaderMutationR\x0erequestHeaders\x12R\n" +
-	"\x10response_headers\x18\x05 \x01(\v2'.gatehouse.routetable.v1.HeaderMutationR\x0fresponseHeaders\"H\n" +
+	"\x10response_headers\x18\x05 \x01(\v2'.gatehouse.routetable.v1.HeaderMutationR\x0fresponseHeaders\x12G\n" +
+	"\fpath_rewrite\x18\x06 \x01(\v2$.gatehouse.routetable.v1.PathRewriteR\vpathRewrite\x12!\n" +
+	"\fhost_rewrite\x18\a \x01(\tR\vhostRewrite\"H\n" +
 	"\vPathRewrite\x12\x14\n" +
 	"\x04full\x18\x01 \x01(\tH\x00R\x04full\x12\x18\n" +
 	"\x06prefix\x18\x02 \x01(\tH\x00R\x06prefixB\t\n" +
@@ -2239,18 +2259,19 @@ var file_dataplane_routetable_routetable_proto_depIdxs = []int32{
 	19, // 23: gatehouse.routetable.v1.RouteAction.mirrors:type_name -> gatehouse.routetable.v1.RequestMirror
 	11, // 24: gatehouse.routetable.v1.WeightedBackend.request_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
 	11, // 25: gatehouse.routetable.v1.WeightedBackend.response_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
-	15, // 26: gatehouse.routetable.v1.RedirectAction.path:type_name -> gatehouse.routetable.v1.PathRewrite
-	21, // 27: gatehouse.routetable.v1.RetryPolicy.backoff:type_name -> gatehouse.routetable.v1.Duration
-	1,  // 28: gatehouse.routetable.v1.Backend.protocol:type_name -> gatehouse.routetable.v1.AppProtocol
-	23, // 29: gatehouse.routetable.v1.Backend.endpoints:type_name -> gatehouse.routetable.v1.Endpoint
-	24, // 30: gatehouse.routetable.v1.Backend.tls:type_name -> gatehouse.routetable.v1.BackendTLS
-	2,  // 31: gatehouse.routetable.v1.ProxyCache.tables:type_name -> gatehouse.routetable.v1.RouteTable
-	25, // 32: gatehouse.routetable.v1.ProxyCache.key_pairs:type_name -> gatehouse.routetable.v1.KeyPair
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	15, // 26: gatehouse.routetable.v1.WeightedBackend.path_rewrite:type_name -> gatehouse.routetable.v1.PathRewrite
+	15, // 27: gatehouse.routetable.v1.RedirectAction.path:type_name -> gatehouse.routetable.v1.PathRewrite
+	21, // 28: gatehouse.routetable.v1.RetryPolicy.backoff:type_name -> gatehouse.routetable.v1.Duration
+	1,  // 29: gatehouse.routetable.v1.Backend.protocol:type_name -> gatehouse.routetable.v1.AppProtocol
+	23, // 30: gatehouse.routetable.v1.Backend.endpoints:type_name -> gatehouse.routetable.v1.Endpoint
+	24, // 31: gatehouse.routetable.v1.Backend.tls:type_name -> gatehouse.routetable.v1.BackendTLS
+	2,  // 32: gatehouse.routetable.v1.ProxyCache.tables:type_name -> gatehouse.routetable.v1.RouteTable
+	25, // 33: gatehouse.routetable.v1.ProxyCache.key_pairs:type_name -> gatehouse.routetable.v1.KeyPair
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_routetable_routetable_proto_init() }

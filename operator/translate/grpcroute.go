@@ -68,7 +68,7 @@ func (c *ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
 		br := &rule.BackendRefs[i]
 		refs[i] = backendShare{ref: br.BackendObjectReference, weight: br.Weight}
 		for _, f := range br.Filters {
-			refs[i].filters = append(refs[i].filters, shareFilter{string(f.Type), f.RequestHeaderModifier, f.ResponseHeaderModifier})
+			refs[i].filters = append(refs[i].filters, shareFilter{typ: string(f.Type), req: f.RequestHeaderModifier, resp: f.ResponseHeaderModifier})
 		}
 	}
 	c.shares(a, refs)

@@ -196,7 +196,7 @@ func (c *ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) 
 		br := &rule.BackendRefs[i]
 		refs[i] = backendShare{ref: br.BackendObjectReference, weight: br.Weight}
 		for _, f := range br.Filters {
-			refs[i].filters = append(refs[i].filters, shareFilter{string(f.Type), f.RequestHeaderModifier, f.ResponseHeaderModifier})
+			refs[i].filters = append(refs[i].filters, shareFilter{string(f.Type), f.RequestHeaderModifier, f.ResponseHeaderModifier, f.URLRewrite})
 		}
 	}
 	c.shares(a, refs)
@@ -210,10 +210,12 @@ type backendShare struct {
 	filters []shareFilter
 }
 
-// shareFilter is a backendRef filter: only header modifiers apply there.
+// shareFilter is a backendRef filter: header modifiers and URL rewrites
+// apply there.
 type shareFilter struct {
 	typ       string
 	req, resp *gwv1.HTTPHeaderFilter
+	rewrite   *gwv1.HTTPURLRewriteFilter
 }
 
 // shares resolves a rule's backendRefs into weighted shares; with no weight
@@ -229,6 +231,16 @@ func (c *ruleCompiler) shares(a *ruleAction, refs []backendShare) {
 				wb.RequestHeaders = mergeMutation(wb.RequestHeaders, headerMutation(f.req))
 			case "ResponseHeaderModifier":
 				wb.ResponseHeaders = mergeMutation(wb.ResponseHeaders, headerMutation(f.resp))
+			case "URLRewrite":
+				if f.rewrite == nil {
+					c.unsupportedBackendFilter(wb, field, j, "URLRewrite without urlRewrite")
+					continue
+				}
+				if f.rewrite.Hostname != nil {
+					wb.HostRewrite = string(*f.rewrite.Hostname)
+				}
+				wb.PathRewrite = pathRewrite(f.rewrite.Path)
+				a.needsPrefix = a.needsPrefix || isPrefixReplace(f.rewrite.Path)
 			default:
 				c.unsupportedBackendFilter(wb, field, j, f.typ)
 			}
