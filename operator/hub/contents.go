@@ -30,10 +30,13 @@ func (w *worker) record(table, hash string, t *routetable.RouteTable, gw *gwv1.G
 		tc = &tableContents{sets: map[string]map[string]bool{}}
 		w.contents[table] = tc
 	}
-	if _, ok := tc.sets[hash]; ok {
-		return
+	// A change that leaves the table as it was (a Gateway's addresses, say)
+	// publishes the same hash: what the proxies acknowledged then carries
+	// the new generations too.
+	set, known := tc.sets[hash]
+	if !known {
+		set = map[string]bool{}
 	}
-	set := map[string]bool{}
 	if gw != nil {
 		set[objectKey("Gateway", gw.Namespace, gw.Name, gw.Generation)] = true
 	}
@@ -48,6 +51,9 @@ func (w *worker) record(table, hash string, t *routetable.RouteTable, gw *gwv1.G
 				}
 			}
 		}
+	}
+	if known {
+		return
 	}
 	tc.sets[hash] = set
 	tc.order = append(tc.order, hash)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -185,12 +186,24 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		if a, ok := provisioned[k]; ok && len(gw.Spec.Addresses) == 0 {
 			ours.Addresses = a
 		}
+		params := out.Parameters[string(gw.Spec.GatewayClassName)]
+		advertised := w.hub.push.Status(TableName(w.name, gw.Namespace, gw.Name)).Addresses
 		if len(ours.Addresses) == 0 && len(gw.Spec.Addresses) == 0 {
-			ours.Addresses = statusAddresses(w.hub.push.Status(TableName(w.name, gw.Namespace, gw.Name)).Addresses)
+			ours.Addresses = statusAddresses(advertised)
 		}
 		ours.Conditions = programmed(ours.Conditions, f, gw.Status.Conditions)
-		if len(ours.Addresses) == 0 && out.Parameters[string(gw.Spec.GatewayClassName)].Mode == translate.ModeExternal {
-			ours.Conditions = addressNotAssigned(ours.Conditions)
+		if params.Mode == translate.ModeExternal {
+			var unusable []string
+			ours.Addresses, unusable = usableAddresses(ours.Addresses, params.Addresses, advertised)
+			switch {
+			case len(unusable) > 0:
+				ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf(
+					"spec.addresses %s: neither the GatewayClass parameters list them nor does a proxy of this Gateway answer on them (its proxies advertise %s)",
+					strings.Join(unusable, ", "), orNone(advertised)))
+			case len(ours.Addresses) == 0:
+				ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotAssigned),
+					"no address: list addresses in the GatewayClass parameters, or start the Gateway's proxies with --advertise-address")
+			}
 		}
 		for i := range ours.Listeners {
 			var stored []metav1.Condition
@@ -421,15 +434,49 @@ func statusAddresses(advertised []string) []gwv1.GatewayStatusAddress {
 	return out
 }
 
-// addressNotAssigned turns a True Programmed into False/AddressNotAssigned:
-// an external Gateway whose class lists no addresses and whose proxies
-// advertise none cannot be reached, however well it is configured.
-func addressNotAssigned(conds []metav1.Condition) []metav1.Condition {
+// usableAddresses splits an external Gateway's addresses into those that
+// clients can use — listed in the class parameters or advertised by a
+// connected proxy — and the values of the others. While nothing is known
+// (no proxy connected, no addresses in the class), all are kept: the
+// Gateway is not programmed then anyway.
+func usableAddresses(addrs, class []gwv1.GatewayStatusAddress, advertised []string) ([]gwv1.GatewayStatusAddress, []string) {
+	known := map[string]bool{}
+	for _, a := range class {
+		known[a.Value] = true
+	}
+	for _, a := range advertised {
+		known[a] = true
+	}
+	if len(known) == 0 {
+		return addrs, nil
+	}
+	var usable []gwv1.GatewayStatusAddress
+	var unusable []string
+	for _, a := range addrs {
+		if known[a.Value] {
+			usable = append(usable, a)
+		} else {
+			unusable = append(unusable, a.Value)
+		}
+	}
+	return usable, unusable
+}
+
+// notProgrammed turns a True Programmed into False with the reason: an
+// external Gateway clients cannot reach is not programmed, however well it
+// is configured.
+func notProgrammed(conds []metav1.Condition, reason, message string) []metav1.Condition {
 	for i := range conds {
 		if c := &conds[i]; c.Type == conditionProgramed && c.Status == metav1.ConditionTrue {
-			c.Status, c.Reason = metav1.ConditionFalse, string(gwv1.GatewayReasonAddressNotAssigned)
-			c.Message = "no address: list addresses in the GatewayClass parameters, or start the Gateway's proxies with --advertise-address"
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, reason, message
 		}
 	}
 	return conds
+}
+
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	return strings.Join(list, ", ")
 }

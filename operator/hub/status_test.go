@@ -3,11 +3,14 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
@@ -99,5 +102,31 @@ func TestEveryReplicaMustServe(t *testing.T) {
 	}
 	if !w.allServe(node, []map[string]string{{node: "new"}, {node: "new"}}, route) {
 		t.Error("both replicas on the new table serve the route")
+	}
+}
+
+func TestUsableAddresses(t *testing.T) {
+	ip := func(v string) gwv1.GatewayStatusAddress {
+		return gwv1.GatewayStatusAddress{Type: ptr.To(gwv1.IPAddressType), Value: v}
+	}
+	for _, c := range []struct {
+		name         string
+		addrs, class []gwv1.GatewayStatusAddress
+		advertised   []string
+		wantUsable   int
+		wantUnusable []string
+	}{
+		{name: "nothing known yet keeps every address", addrs: []gwv1.GatewayStatusAddress{ip("10.0.0.1")}, wantUsable: 1},
+		{name: "an address a proxy advertises is usable", addrs: []gwv1.GatewayStatusAddress{ip("10.0.0.1")}, advertised: []string{"10.0.0.1"}, wantUsable: 1},
+		{name: "an address the class lists is usable", addrs: []gwv1.GatewayStatusAddress{ip("10.0.0.1")}, class: []gwv1.GatewayStatusAddress{ip("10.0.0.1")}, wantUsable: 1},
+		{name: "an address nobody serves is not", addrs: []gwv1.GatewayStatusAddress{ip("10.0.0.9"), ip("10.0.0.1")}, advertised: []string{"10.0.0.1"},
+			wantUsable: 1, wantUnusable: []string{"10.0.0.9"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			usable, unusable := usableAddresses(c.addrs, c.class, c.advertised)
+			if len(usable) != c.wantUsable || !slices.Equal(unusable, c.wantUnusable) {
+				t.Errorf("usable %v, unusable %v; want %d usable and %v unusable", usable, unusable, c.wantUsable, c.wantUnusable)
+			}
+		})
 	}
 }
