@@ -11,12 +11,12 @@ MEMBERS ?= 2
 
 CONTROLLER_TOOLS_VERSION := v0.23.0
 
-.PHONY: all tools build test unit bench bench-proxy bench-scale fuzz lint generate verify-generate demo clean
+.PHONY: all tools build test unit bench bench-proxy bench-scale fuzz lint generate verify-generate demo conformance clean
 
 all: build
 
-## tools: build etcd, kube-apiserver, kube-controller-manager, kubectl and the
-## cert-manager controller into bin/ (skips what is already built at the pinned version)
+## tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, the
+## cert-manager controller and helm into bin/ (skips what is already built at the pinned version)
 tools:
 	@BIN=$(BIN) bash test/tools/build.sh
 
@@ -72,12 +72,15 @@ generate: $(BIN)/controller-gen $(BIN)/protoc-gen-go
 	PATH=$(BIN):$$PATH protoc --proto_path=. --go_out=. --go_opt=paths=source_relative $$(git ls-files --cached --others --exclude-standard '*.proto')
 	@if [ -n "$$(git ls-files --cached --others --exclude-standard 'tenancy/api/*.go' 'policy/api/*.go')" ]; then \
 		$(BIN)/controller-gen object paths=./tenancy/api/... paths=./policy/api/... && \
-		$(BIN)/controller-gen crd paths=./tenancy/api/... paths=./policy/api/... output:crd:artifacts:config=charts/gatehouse/crds; \
+		$(BIN)/controller-gen crd paths=./tenancy/api/... paths=./policy/api/... output:crd:artifacts:config=charts/gatehouse/files/crds; \
 	else echo "generate: no API types yet"; fi
+	@# The charts carry the Gateway API standard CRDs of the version go.mod pins.
+	@gwapi=$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api) && for c in gatehouse gatehouse-member; do \
+		rm -rf charts/$$c/files/gateway-api && install -D -m 0644 -t charts/$$c/files/gateway-api $$gwapi/config/crd/standard/*.yaml; done
 
 ## verify-generate: generated code matches its sources (what CI checks)
 verify-generate: generate
-	@git diff --exit-code -- '*.pb.go' '*zz_generated.deepcopy.go' 'charts/gatehouse/crds' || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- '*.pb.go' '*zz_generated.deepcopy.go' 'charts/gatehouse/files/crds' 'charts/*/files/gateway-api' || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 
 $(BIN)/controller-gen:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
@@ -93,5 +96,19 @@ demo:
 	@$(GO) build -o $(BIN)/demo ./test/env/cmd/demo
 	$(BIN)/demo --bin $(BIN) --members $(MEMBERS) --dir $(CURDIR)/.demo
 
+## conformance: the official Gateway API conformance suite (profile
+## GATEWAY-HTTP) against the hub, a proxy per Gateway and the suite's echo
+## backends on one local cluster; writes the report to test/conformance/reports/
+## and prints a summary. Needs root (network namespaces). CONFORMANCE_FLAGS
+## passes the suite's flags, e.g. -run-test=HTTPRouteSimpleSameNamespace
+CONFORMANCE_ARTIFACTS ?= $(CURDIR)/.conformance
+conformance: tools build
+	cd test/conformance && $(GO) build -o $(BIN)/echo-basic sigs.k8s.io/gateway-api-conformance-images/echo-basic
+	@rm -rf $(CONFORMANCE_ARTIFACTS)
+	cd test/conformance && GATEHOUSE_BIN_DIR=$(BIN) CONFORMANCE_ARTIFACTS=$(CONFORMANCE_ARTIFACTS) \
+		$(GO) test -count=1 -timeout 75m -run '^TestConformance$$' . -args $(CONFORMANCE_FLAGS) > $(CONFORMANCE_ARTIFACTS).log 2>&1; \
+		status=$$?; cat $(CONFORMANCE_ARTIFACTS)/summary.txt 2>/dev/null || tail -50 $(CONFORMANCE_ARTIFACTS).log; \
+		echo "full output: $(CONFORMANCE_ARTIFACTS).log, logs of each part: $(CONFORMANCE_ARTIFACTS)/"; exit $$status
+
 clean:
-	rm -rf $(BIN) .demo
+	rm -rf $(BIN) .demo .conformance .conformance.log

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -35,6 +36,7 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -169,6 +171,9 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		return err
 	}
 	if err := provider.SetupWithManager(ctx, mgr); err != nil {
+		return err
+	}
+	if err := healthChecks(mgr.GetLocalManager()); err != nil {
 		return err
 	}
 
@@ -314,4 +319,22 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// healthChecks: /healthz answers while the process runs; /readyz only on
+// the elected replica (every replica when leader election is off). Only the
+// leader runs the controllers and has route tables to push, so the push and
+// webhook Services must send proxies and API servers to it alone.
+func healthChecks(mgr manager.Manager) error {
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("leader", func(*http.Request) error {
+		select {
+		case <-mgr.Elected():
+			return nil
+		default:
+			return errors.New("not the elected hub replica")
+		}
+	})
 }

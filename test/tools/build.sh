@@ -45,12 +45,19 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   kube_ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=37 -X $pkg.gitTreeState=clean"
 done
 
-want=${*:-kube etcd cert-manager}
+helm_version=v3.22.0
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=37"
+done
+
+want=${*:-kube etcd cert-manager helm}
 for t in $want; do
   case $t in
     kube) build kube kube kube-apiserver kube-controller-manager kubectl -- -ldflags "$kube_ldflags" -o "$bin/" tool ;;
     etcd) build etcd etcd etcd -- -ldflags "-s -w" -o "$bin/etcd" . ;;
     cert-manager) build cert-manager certmanager cert-manager-controller -- -ldflags "-s -w" -o "$bin/cert-manager-controller" . ;;
+    helm) build helm helm helm -- -ldflags "$helm_ldflags" -o "$bin/" tool ;;
     *) echo "tools: unknown tool $t" >&2; exit 2 ;;
   esac
 done

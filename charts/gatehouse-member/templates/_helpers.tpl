@@ -1,0 +1,88 @@
+{{/* Name of the chart, or nameOverride. */}}
+{{- define "gatehouse-member.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Prefix of every object's name: the release name, plus the chart name
+unless the release name already contains it. */}}
+{{- define "gatehouse-member.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+gatehouse-member.crds renders every YAML document of the chart files matching
+.glob, adding helm.sh/resource-policy: keep so that `helm uninstall` never
+deletes a CRD and with it every object of its kind. Rendering CRDs as
+templates (not from Helm's install-only crds/ directory) is what makes
+`helm upgrade` upgrade them.
+*/}}
+{{- define "gatehouse-member.crds" -}}
+{{- $root := .root }}
+{{- range $path, $_ := $root.Files.Glob .glob }}
+{{- range $doc := regexSplit "(?m)^---[ \t]*$" ($root.Files.Get $path) -1 }}
+{{- $obj := fromYaml $doc }}
+{{- if hasKey $obj "Error" }}
+{{- fail (printf "%s: %s" $path $obj.Error) }}
+{{- end }}
+{{- if $obj }}
+{{- $meta := $obj.metadata }}
+{{- $annotations := $meta.annotations | default dict }}
+{{- $_ := set $annotations "helm.sh/resource-policy" "keep" }}
+{{- $_ := set $meta "annotations" $annotations }}
+{{- $labels := $meta.labels | default dict }}
+{{- $_ := set $labels "app.kubernetes.io/part-of" "gatehouse" }}
+{{- $_ := set $labels "app.kubernetes.io/managed-by" $root.Release.Service }}
+{{- $_ := set $meta "labels" $labels }}
+---
+{{ toYaml $obj }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "gatehouse-member.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "gatehouse-member.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: gatehouse
+{{- end }}
+
+{{/* The ServiceAccount whose tokens a Gateway's proxies present to the hub:
+operator/hub.ProxyServiceAccount. */}}
+{{- define "gatehouse-member.proxyServiceAccount" -}}
+{{- printf "gatehouse-proxy-%s" . | trunc 253 | trimSuffix "-" | trimSuffix "." }}
+{{- end }}
+
+{{/* Selector of one Gateway's proxies; "." is (dict "root" $ "gateway" $gw). */}}
+{{- define "gatehouse-member.proxySelectorLabels" -}}
+app.kubernetes.io/name: gatehouse-proxy
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+gatehouse.dev/gateway: {{ .gateway.name }}
+{{- end }}
+
+{{/* The fields of a LoadBalancer Service, from a service values block. */}}
+{{- define "gatehouse-member.loadBalancer" -}}
+{{- if eq .type "LoadBalancer" }}
+{{- with .loadBalancerIP }}
+loadBalancerIP: {{ . }}
+{{- end }}
+{{- with .loadBalancerSourceRanges }}
+loadBalancerSourceRanges:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- if has .type (list "LoadBalancer" "NodePort") }}
+externalTrafficPolicy: {{ .externalTrafficPolicy }}
+{{- end }}
+{{- end }}
