@@ -90,7 +90,9 @@ func NewPolicy(p *v1alpha1.RoutePolicy) (*Policy, error) {
 	return out, nil
 }
 
-func (p *Policy) matches(tenant string, s Subject) bool {
+// Matches reports whether the policy applies to the subject, of tenant:
+// its spec.match names the tenant, the kind and the cluster, or leaves them out.
+func (p *Policy) Matches(tenant string, s Subject) bool {
 	if len(p.tenants) > 0 && !slices.Contains(p.tenants, tenant) {
 		return false
 	}
@@ -165,6 +167,30 @@ func (d *Decider) Decide(ctx context.Context, s Subject) Verdict {
 	v.Denials = append(v.Denials, p.Denials...)
 	v.Warnings, v.Violations = append(p.Warnings, ReferenceWarnings(s)...), p.Violations
 	return v
+}
+
+// TenantData is what policies see of Tenants under data.gatehouse.tenants
+// (Engine.SetData(ctx, "tenants", TenantData(view))): each tenant's
+// hostnames in effect, labels and annotations.
+func TenantData(v *tenancy.View) map[string]any {
+	out := map[string]any{}
+	for _, name := range v.Tenants() {
+		t := v.Tenant(name)
+		hs := make([]any, 0)
+		for _, h := range v.Hostnames(name) {
+			hs = append(hs, h)
+		}
+		out[name] = map[string]any{"hostnames": hs, "labels": anyMap(t.Labels), "annotations": anyMap(t.Annotations)}
+	}
+	return out
+}
+
+func anyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // ReferenceWarnings lists the backendRefs of a route that point into
@@ -415,7 +441,7 @@ func (d *Decider) Evaluate(ctx context.Context, tenant string, s Subject) Policy
 		Cluster: s.Cluster.Name, Tenant: tenant, Kind: rego.Kind{Group: gwv1.GroupName, Version: "v1", Kind: s.Kind}}
 	results := d.Engine.Evaluate(ctx, review, func(name string) bool {
 		p := d.Policies[name]
-		return p != nil && p.matches(tenant, s)
+		return p != nil && p.Matches(tenant, s)
 	})
 	for _, r := range results {
 		p := d.Policies[r.Policy]

@@ -117,7 +117,7 @@ func (d *Decisions) Rebuild(ctx context.Context) error {
 		items[i] = &tenants.Items[i]
 	}
 	view := tenancy.NewView(items, d.unassigned)
-	if err := d.engine.SetData(ctx, "tenants", tenantData(view)); err != nil {
+	if err := d.engine.SetData(ctx, "tenants", policy.TenantData(view)); err != nil {
 		return err
 	}
 
@@ -151,28 +151,6 @@ func (d *Decisions) Rebuild(ctx context.Context) error {
 	d.markDirty()
 	d.retrigger()
 	return nil
-}
-
-// tenantData is what policies see of Tenants under data.gatehouse.tenants.
-func tenantData(v *tenancy.View) map[string]any {
-	out := map[string]any{}
-	for _, name := range v.Tenants() {
-		t := v.Tenant(name)
-		hs := make([]any, 0)
-		for _, h := range v.Hostnames(name) {
-			hs = append(hs, h)
-		}
-		out[name] = map[string]any{"hostnames": hs, "labels": anyMap(t.Labels), "annotations": anyMap(t.Annotations)}
-	}
-	return out
-}
-
-func anyMap(m map[string]string) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func (d *Decisions) markDirty() {
