@@ -24,6 +24,7 @@ tools:
 build:
 	@mkdir -p $(BIN)
 	@if [ -n "$$($(GO) list ./cmd/... 2>/dev/null)" ]; then $(GO) build -o $(BIN)/ ./cmd/...; else echo "build: no commands under cmd/ yet"; fi
+	@if [ -x $(BIN)/gatehousectl ]; then ln -sf gatehousectl $(BIN)/kubectl-gatehouse; fi
 
 ## test: unit and integration tests (integration tests run real control planes from bin/)
 test: tools
@@ -64,6 +65,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd test/conformance && $(GO) vet ./...
 
 ## generate: protobuf Go code (protoc from Debian, protoc-gen-go at the version
 ## go.mod pins), then deepcopy and CRDs for our API types (controller-gen)
