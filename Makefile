@@ -107,6 +107,7 @@ CONFORMANCE_ARTIFACTS ?= $(CURDIR)/.conformance
 conformance: tools build
 	cd test/conformance && $(GO) build -o $(BIN)/echo-basic sigs.k8s.io/gateway-api-conformance-images/echo-basic
 	@rm -rf $(CONFORMANCE_ARTIFACTS)
+	cd test/conformance && $(GO) test -count=1 ./kubelet/
 	cd test/conformance && GATEHOUSE_BIN_DIR=$(BIN) CONFORMANCE_ARTIFACTS=$(CONFORMANCE_ARTIFACTS) \
 		$(GO) test -count=1 -timeout 75m -run '^TestConformance$$' . -args $(CONFORMANCE_FLAGS) > $(CONFORMANCE_ARTIFACTS).log 2>&1; \
 		status=$$?; cat $(CONFORMANCE_ARTIFACTS)/summary.txt 2>/dev/null || tail -50 $(CONFORMANCE_ARTIFACTS).log; \
