@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -425,11 +424,7 @@ func announceParents(r record.EventRecorder, obj runtime.Object, before, after [
 func statusAddresses(advertised []string) []gwv1.GatewayStatusAddress {
 	var out []gwv1.GatewayStatusAddress
 	for _, a := range advertised {
-		typ := gwv1.HostnameAddressType
-		if _, err := netip.ParseAddr(a); err == nil {
-			typ = gwv1.IPAddressType
-		}
-		out = append(out, gwv1.GatewayStatusAddress{Type: &typ, Value: a})
+		out = append(out, translate.StatusAddress(a))
 	}
 	return out
 }

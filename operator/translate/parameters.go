@@ -57,15 +57,19 @@ func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, st
 		return params, fmt.Sprintf("ConfigMap %s/%s: mode %q is not one of managed, external", cm.Namespace, cm.Name, mode)
 	}
 	for _, a := range strings.Split(cm.Data["addresses"], ",") {
-		a = strings.TrimSpace(a)
-		if a == "" {
-			continue
+		if a = strings.TrimSpace(a); a != "" {
+			params.Addresses = append(params.Addresses, StatusAddress(a))
 		}
-		typ := gwv1.HostnameAddressType
-		if _, err := netip.ParseAddr(a); err == nil {
-			typ = gwv1.IPAddressType
-		}
-		params.Addresses = append(params.Addresses, gwv1.GatewayStatusAddress{Type: &typ, Value: a})
 	}
 	return params, ""
+}
+
+// StatusAddress types an address for a Gateway's status: an IP address, or
+// else a hostname.
+func StatusAddress(value string) gwv1.GatewayStatusAddress {
+	typ := gwv1.HostnameAddressType
+	if _, err := netip.ParseAddr(value); err == nil {
+		typ = gwv1.IPAddressType
+	}
+	return gwv1.GatewayStatusAddress{Type: &typ, Value: value}
 }
