@@ -43,6 +43,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/migrate"
+	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/migrate/migratetest"
 	"github.com/gatehouse-dev/gatehouse/test/env"
 )
 
@@ -115,64 +116,11 @@ func TestMigrateIngress(t *testing.T) {
 	}
 }
 
-// migrationExpectations is the migrate package's testdata/expectations.yaml;
-// its header documents the fields.
-type migrationExpectations struct {
-	Gateway string `json:"gateway"`
-	Files   []struct {
-		File     string                 `json:"file"`
-		Requests []migrationExpectation `json:"requests"`
-	} `json:"files"`
-}
-
-type migrationExpectation struct {
-	Scheme              string            `json:"scheme,omitempty"`
-	Host                string            `json:"host"`
-	Path                string            `json:"path"`
-	Headers             map[string]string `json:"headers,omitempty"`
-	Why                 string            `json:"why,omitempty"`
-	WantStatus          int               `json:"wantStatus"`
-	WantService         string            `json:"wantService,omitempty"`
-	WantPort            int32             `json:"wantPort,omitempty"`
-	WantPath            string            `json:"wantPath,omitempty"`
-	WantSplit           []backendShare    `json:"wantSplit,omitempty"`
-	WantLocation        string            `json:"wantLocation,omitempty"`
-	WantResponseHeaders map[string]string `json:"wantResponseHeaders,omitempty"`
-}
-
-type backendShare struct {
-	Service string `json:"service"`
-	Port    int32  `json:"port"`
-	Weight  int32  `json:"weight"`
-}
-
-func (e migrationExpectation) String() string {
-	s := fmt.Sprintf("GET %s://%s%s", e.scheme(), e.Host, e.Path)
-	if len(e.Headers) > 0 {
-		s += fmt.Sprintf(" %v", e.Headers)
-	}
-	if e.Why != "" {
-		s += " (" + e.Why + ")"
-	}
-	return s
-}
-
-func (e migrationExpectation) scheme() string {
-	if e.Scheme == "" {
-		return "http"
-	}
-	return e.Scheme
-}
-
-func readExpectations(t *testing.T, file string) migrationExpectations {
+func readExpectations(t *testing.T, file string) migratetest.Expectations {
 	t.Helper()
-	data, err := os.ReadFile(file)
+	exp, err := migratetest.Load(file)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var exp migrationExpectations
-	if err := yaml.UnmarshalStrict(data, &exp); err != nil {
-		t.Fatalf("%s: %v", file, err)
 	}
 	if exp.Gateway != migrateGateway.String() {
 		t.Fatalf("%s is written for Gateway %s; this test bed has %s", file, exp.Gateway, migrateGateway)
@@ -618,7 +566,7 @@ func (a answer) String() string {
 }
 
 // check sends e through the proxy and compares the answer with it.
-func (b *migrationBed) check(t *testing.T, e migrationExpectation) {
+func (b *migrationBed) check(t *testing.T, e migratetest.Expectation) {
 	t.Helper()
 	if len(e.WantSplit) > 0 {
 		b.checkSplit(t, e)
@@ -629,7 +577,7 @@ func (b *migrationBed) check(t *testing.T, e migrationExpectation) {
 		t.Errorf("%s: %v", e, err)
 		return
 	}
-	if problems := e.compare(got, true); len(problems) > 0 {
+	if problems := compare(e, got, true); len(problems) > 0 {
 		t.Errorf("%s: %s; got %s", e, strings.Join(problems, "; "), got)
 	}
 }
@@ -637,7 +585,7 @@ func (b *migrationBed) check(t *testing.T, e migrationExpectation) {
 // checkSplit sends e splitRequests times; every answer must come from a
 // backend of the split, each share seen and within 5 standard deviations
 // of its weight.
-func (b *migrationBed) checkSplit(t *testing.T, e migrationExpectation) {
+func (b *migrationBed) checkSplit(t *testing.T, e migratetest.Expectation) {
 	t.Helper()
 	counts := map[string]int{}
 	for range splitRequests {
@@ -646,7 +594,7 @@ func (b *migrationBed) checkSplit(t *testing.T, e migrationExpectation) {
 			t.Errorf("%s: %v", e, err)
 			return
 		}
-		if problems := e.compare(got, false); len(problems) > 0 {
+		if problems := compare(e, got, false); len(problems) > 0 {
 			t.Errorf("%s: %s; got %s", e, strings.Join(problems, "; "), got)
 			return
 		}
@@ -673,7 +621,7 @@ func (b *migrationBed) checkSplit(t *testing.T, e migrationExpectation) {
 
 // compare lists how got differs from e; the backend's identity is checked
 // when withBackend (a split checks it over many answers).
-func (e migrationExpectation) compare(got answer, withBackend bool) []string {
+func compare(e migratetest.Expectation, got answer, withBackend bool) []string {
 	var problems []string
 	if got.status != e.WantStatus {
 		problems = append(problems, fmt.Sprintf("status %d, want %d", got.status, e.WantStatus))
@@ -707,7 +655,7 @@ func (e migrationExpectation) compare(got answer, withBackend bool) []string {
 // expectation wants) is retried for endpointsLag: Programmed says the proxy
 // serves the route, but the EndpointSlices of its Services reach the hub
 // through watches of their own, so a table may carry the route first.
-func (b *migrationBed) send(e migrationExpectation) (answer, error) {
+func (b *migrationBed) send(e migratetest.Expectation) (answer, error) {
 	deadline := time.Now().Add(endpointsLag)
 	for {
 		a, err := b.sendOnce(e)
@@ -718,12 +666,12 @@ func (b *migrationBed) send(e migrationExpectation) (answer, error) {
 	}
 }
 
-func (b *migrationBed) sendOnce(e migrationExpectation) (answer, error) {
+func (b *migrationBed) sendOnce(e migratetest.Expectation) (answer, error) {
 	port := "80"
-	if e.scheme() == "https" {
+	if e.RequestScheme() == "https" {
 		port = "443"
 	}
-	req, err := http.NewRequest(http.MethodGet, e.scheme()+"://"+net.JoinHostPort(migrateProxyIP, port)+e.Path, nil)
+	req, err := http.NewRequest(http.MethodGet, e.RequestScheme()+"://"+net.JoinHostPort(migrateProxyIP, port)+e.Path, nil)
 	if err != nil {
 		return answer{}, err
 	}
@@ -731,7 +679,7 @@ func (b *migrationBed) sendOnce(e migrationExpectation) (answer, error) {
 	for k, v := range e.Headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := b.clientFor(e.scheme(), e.Host).Do(req)
+	resp, err := b.clientFor(e.RequestScheme(), e.Host).Do(req)
 	if err != nil {
 		return answer{}, err
 	}

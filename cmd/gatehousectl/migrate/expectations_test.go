@@ -2,8 +2,6 @@ package migrate
 
 import (
 	"cmp"
-	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -14,50 +12,20 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
-	"sigs.k8s.io/yaml"
+
+	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/migrate/migratetest"
 )
 
-// expectations is testdata/expectations.yaml (its header documents it).
-type expectations struct {
-	Gateway string `json:"gateway"`
-	Files   []struct {
-		File     string        `json:"file"`
-		Requests []expectation `json:"requests"`
-	} `json:"files"`
-}
-
-type expectation struct {
-	Scheme              string            `json:"scheme,omitempty"`
-	Host                string            `json:"host"`
-	Path                string            `json:"path"`
-	Headers             map[string]string `json:"headers,omitempty"`
-	Why                 string            `json:"why,omitempty"`
-	WantStatus          int               `json:"wantStatus"`
-	WantService         string            `json:"wantService,omitempty"`
-	WantPort            int32             `json:"wantPort,omitempty"`
-	WantPath            string            `json:"wantPath,omitempty"`
-	WantSplit           []share           `json:"wantSplit,omitempty"`
-	WantLocation        string            `json:"wantLocation,omitempty"`
-	WantResponseHeaders map[string]string `json:"wantResponseHeaders,omitempty"`
-}
-
-type share struct {
-	Service string `json:"service"`
-	Port    int32  `json:"port"`
-	Weight  int32  `json:"weight"`
-}
+// share is one backend of a weighted split, as expectations.yaml names it.
+type share = migratetest.Share
 
 // TestExpectations sends every request of testdata/expectations.yaml through
 // a model of HTTPRoute matching over the routes converted from its file. The
 // expectations were written from the Ingress semantics; this keeps them and
 // the converter in agreement before the integration test runs them for real.
 func TestExpectations(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "expectations.yaml"))
+	exp, err := migratetest.Load(filepath.Join("testdata", "expectations.yaml"))
 	if err != nil {
-		t.Fatal(err)
-	}
-	var exp expectations
-	if err := yaml.UnmarshalStrict(data, &exp); err != nil {
 		t.Fatal(err)
 	}
 	ns, name, _ := strings.Cut(exp.Gateway, "/")
@@ -81,13 +49,13 @@ func TestExpectations(t *testing.T) {
 		}
 		routes := tc.convert().Routes
 		for _, e := range f.Requests {
-			if err := e.wellFormed(); err != nil {
+			if err := e.WellFormed(); err != nil {
 				t.Errorf("%s: %s%s: %v", f.File, e.Host, e.Path, err)
 				continue
 			}
-			got := serve(routes, sharedGateway, e.request())
-			if want := e.outcome(); !reflect.DeepEqual(got, want) {
-				t.Errorf("%s: %s://%s%s %v:\n got %+v\nwant %+v", f.File, e.request().scheme, e.Host, e.Path, e.Headers, got, want)
+			got := serve(routes, sharedGateway, requestOf(e))
+			if want := outcomeOf(e); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: %s:\n got %+v\nwant %+v", f.File, e, got, want)
 			}
 		}
 	}
@@ -98,29 +66,15 @@ func TestExpectations(t *testing.T) {
 	}
 }
 
-func (e expectation) wellFormed() error {
-	switch {
-	case e.Host == "" || !strings.HasPrefix(e.Path, "/"):
-		return fmt.Errorf("host and an absolute path are required")
-	case e.WantStatus == 200 && (e.WantService == "") == (len(e.WantSplit) == 0):
-		return fmt.Errorf("status 200 needs wantService or wantSplit")
-	case e.WantStatus == 200 && e.WantPath == "":
-		return fmt.Errorf("status 200 needs wantPath")
-	case e.WantStatus >= 300 && e.WantStatus < 400 && e.WantLocation == "":
-		return fmt.Errorf("a redirect needs wantLocation")
-	}
-	return nil
-}
-
-func (e expectation) request() request {
-	r := request{scheme: cmp.Or(e.Scheme, "http"), host: e.Host, path: e.Path, headers: map[string]string{}}
+func requestOf(e migratetest.Expectation) request {
+	r := request{scheme: e.RequestScheme(), host: e.Host, path: e.Path, headers: map[string]string{}}
 	for k, v := range e.Headers {
 		r.headers[strings.ToLower(k)] = v
 	}
 	return r
 }
 
-func (e expectation) outcome() outcome {
+func outcomeOf(e migratetest.Expectation) outcome {
 	o := outcome{status: e.WantStatus, service: e.WantService, port: e.WantPort, path: e.WantPath, split: e.WantSplit, location: e.WantLocation}
 	if len(e.WantResponseHeaders) > 0 {
 		o.headers = map[string]string{}
