@@ -50,7 +50,7 @@ func (w *worker) provision(ctx context.Context, in translate.Input, out translat
 		if !ok || params.Mode != translate.ModeManaged || out.Tables[k] == nil {
 			continue
 		}
-		a, err := w.provisionGateway(ctx, gw, p)
+		a, err := w.provisionGateway(ctx, gw, p, params)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("provisioning proxies of Gateway %s: %w", k, err))
 			continue
@@ -60,7 +60,7 @@ func (w *worker) provision(ctx context.Context, in translate.Input, out translat
 	return addrs, errors.Join(errs...)
 }
 
-func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provisioning) ([]gwv1.GatewayStatusAddress, error) {
+func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provisioning, params translate.ClassParameters) ([]gwv1.GatewayStatusAddress, error) {
 	c := w.cl.GetClient()
 	name := ProxyServiceAccount(gw.Name)
 	labels, annotations := infrastructure(gw)
@@ -103,11 +103,11 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 			Args: []string{
 				"--xds-address", p.XDSAddress, "--cluster", w.name, "--gateway", gw.Namespace + "/" + gw.Name,
 				"--token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token",
-				"--cache-dir", "/var/cache/gatehouse", "--admin-address", "0.0.0.0:9901",
+				"--cache-dir", "/var/cache/gatehouse", "--admin-address", params.AdminAddress(),
 			},
 			Ports: containerPorts,
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: "/readyz", Port: intstr.FromInt32(9901)}}},
+				Path: "/readyz", Port: intstr.FromInt32(params.ProxyAdminPort())}}},
 			VolumeMounts: []corev1.VolumeMount{{Name: "cache", MountPath: "/var/cache/gatehouse"}},
 		}}
 		dep.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}

@@ -29,6 +29,7 @@ type listener struct {
 
 	// problems found while validating; empty when the listener is fine.
 	unsupported  string // Accepted=False UnsupportedProtocol
+	reserved     string // Accepted=False PortUnavailable: the proxies bind this port themselves
 	invalidKinds string // ResolvedRefs=False InvalidRouteKinds
 	certReason   gwv1.ListenerConditionReason
 	certMessage  string
@@ -68,7 +69,10 @@ func (t *translator) newListener(gw *gateway, ls *listenerSet, name gwv1.Section
 		return l
 	}
 	l.kinds, l.invalidKinds = supportedKinds(asked)
-	if protocol == gwv1.HTTPSProtocolType {
+	// A listener on a port the proxies bind for themselves is never served,
+	// so it asks for no certificate.
+	l.reserved = t.out.Parameters[string(gw.obj.Spec.GatewayClassName)].reservedPort(port)
+	if protocol == gwv1.HTTPSProtocolType && l.reserved == "" {
 		t.listenerCertificates(l)
 	}
 	return l
@@ -175,7 +179,7 @@ func (l *listener) ref() string {
 // accepted reports whether routes may attach: the listener is supported and
 // distinct. Its references may still be broken.
 func (l *listener) accepted() bool {
-	return l.unsupported == "" && l.conflict == ""
+	return l.unsupported == "" && l.conflict == "" && l.reserved == ""
 }
 
 // usable reports whether the listener is served: accepted, with its
@@ -193,6 +197,8 @@ func (l *listener) finish() {
 	accepted, conflicted := string(gwv1.ListenerConditionAccepted), string(gwv1.ListenerConditionConflicted)
 	resolved, programmed := string(gwv1.ListenerConditionResolvedRefs), string(gwv1.ListenerConditionProgrammed)
 	switch {
+	case l.reserved != "":
+		l.conds.set(accepted, false, string(ReasonPortReserved), l.reserved, gen)
 	case l.conflict != "":
 		l.conds.set(accepted, false, string(l.conflict), l.conflictWith+": change the port or hostname", gen)
 	case l.unsupported != "":

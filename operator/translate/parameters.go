@@ -23,17 +23,21 @@ const (
 // "addresses" (comma-separated IPs or hostnames the proxies answer on; when
 // empty, each Gateway gets the addresses its connected proxies advertise);
 // "clusterIssuer" or "issuer" name the cert-manager issuer of HTTPS
-// listeners without certificateRefs.
+// listeners without certificateRefs; "adminPort" is the port of the
+// proxies' admin server, reserved for it (DefaultAdminPort when absent).
 type ClassParameters struct {
 	Mode      string
 	Addresses []gwv1.GatewayStatusAddress
+	// AdminPort is where the class's proxies serve /metrics, /healthz and
+	// /readyz; no listener may use it. Zero means DefaultAdminPort.
+	AdminPort int32
 	// ClusterIssuer and Issuer name a cert-manager issuer on the hub.
 	ClusterIssuer, Issuer string
 }
 
 // classParameters reads a GatewayClass's parameters, or says what is wrong.
 func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, string) {
-	params := ClassParameters{Mode: ModeManaged}
+	params := ClassParameters{Mode: ModeManaged, AdminPort: DefaultAdminPort}
 	p := gc.Spec.ParametersRef
 	if p == nil {
 		return params, ""
@@ -49,6 +53,11 @@ func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, st
 		return params, fmt.Sprintf("spec.parametersRef: ConfigMap %s/%s does not exist", *p.Namespace, p.Name)
 	}
 	params.ClusterIssuer, params.Issuer = strings.TrimSpace(cm.Data["clusterIssuer"]), strings.TrimSpace(cm.Data["issuer"])
+	if port, problem := parseAdminPort(cm.Data["adminPort"]); problem != "" {
+		return params, fmt.Sprintf("ConfigMap %s/%s: %s", cm.Namespace, cm.Name, problem)
+	} else if port != 0 {
+		params.AdminPort = port
+	}
 	switch mode := strings.TrimSpace(cm.Data["mode"]); mode {
 	case "", ModeManaged:
 	case ModeExternal:
