@@ -391,3 +391,23 @@ func (v *View) Limits(name string) *v1alpha1.TenantLimits {
 	}
 	return nil
 }
+
+// AllowsIssuer reports whether a tenant's listeners may name a cert-manager
+// issuer of the given kind and name (spec.certificates.issuers).
+func (v *View) AllowsIssuer(name string, issuer v1alpha1.IssuerReference) bool {
+	t := v.byName[name]
+	return t != nil && t.obj.Spec.Certificates != nil && slices.Contains(t.obj.Spec.Certificates.Issuers, issuer)
+}
+
+// DescribeIssuers says which issuers a tenant may name, for messages.
+func (v *View) DescribeIssuers(name string) string {
+	t := v.byName[name]
+	if t == nil || t.obj.Spec.Certificates == nil || len(t.obj.Spec.Certificates.Issuers) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(t.obj.Spec.Certificates.Issuers))
+	for i, is := range t.obj.Spec.Certificates.Issuers {
+		parts[i] = is.Kind + " " + is.Name
+	}
+	return strings.Join(parts, ", ")
+}

@@ -4,6 +4,11 @@
 // keeps a cert-manager Certificate in the hub — in a namespace of the
 // member cluster's own — and, once it is Ready, ships its key pair with the
 // Gateway's route table. No Secret is ever written into a member cluster.
+//
+// Before it asks cert-manager for anything, a pass asks its Authorizer
+// whether the listener's owner may have that certificate: an issuer the
+// platform team chose for the class or delegated to the owner's tenant,
+// for a hostname the owner holds. A refused listener gets no Certificate.
 package certificates
 
 import (
@@ -23,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,11 +39,16 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/tenancy"
+	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 )
 
-// Annotations of ours on a Gateway or ListenerSet. They differ from
-// cert-manager's own gateway-shim annotations, which would have
-// cert-manager write Secrets into the member.
+// Annotations of ours on a Gateway or ListenerSet, and keys of a
+// listener's tls.options. They differ from cert-manager's own gateway-shim
+// annotations, which would have cert-manager write Secrets into the
+// member. They may name only the class's issuer or, on a tenant's object,
+// one delegated to the tenant (policy.Decider.Certificate).
 const (
 	AnnotationClusterIssuer = "gatehouse.dev/cluster-issuer"
 	// AnnotationIssuer names an Issuer in the member's namespace on the hub.
@@ -93,44 +104,82 @@ type Pass struct {
 	ctx     context.Context
 	cluster string
 	ns      string
+	auth    Authorizer
 	wanted  map[string]*cmv1.Certificate
 }
 
-// ForPass starts a pass for a cluster.
-func (i *Issuer) ForPass(ctx context.Context, cluster string) *Pass {
-	return &Pass{i: i, ctx: ctx, cluster: cluster, ns: Namespace(cluster), wanted: map[string]*cmv1.Certificate{}}
+// ForPass starts a pass for a cluster. auth decides which certificates
+// listeners may have; nil: no tenants, and only the classes' issuers.
+func (i *Issuer) ForPass(ctx context.Context, cluster string, auth Authorizer) *Pass {
+	if auth == nil {
+		auth = noTenants{&policy.Decider{Tenancy: tenancy.NewView(nil, "")}}
+	}
+	return &Pass{i: i, ctx: ctx, cluster: cluster, ns: Namespace(cluster), auth: auth, wanted: map[string]*cmv1.Certificate{}}
 }
 
-// issuerFor finds the issuer a listener asks for: its tls.options, the
-// ListenerSet's annotations, the Gateway's, then the class parameters.
-func issuerFor(req translate.ListenerCertificateRequest) (cmmeta.IssuerReference, bool) {
-	var sources []map[string]string
+// Authorizer decides whether a listener may have the certificate it asks
+// for: the issuer and the hostname (policy.Decider.Certificate, with the
+// tenant of the listener's owner).
+type Authorizer interface {
+	AuthorizeCertificate(policy.CertificateRequest) []policy.Denial
+}
+
+// noTenants decides for a hub without tenancy: the class's issuer only,
+// any hostname.
+type noTenants struct{ d *policy.Decider }
+
+func (n noTenants) AuthorizeCertificate(r policy.CertificateRequest) []policy.Denial {
+	return n.d.Certificate("", r)
+}
+
+// request finds the issuer a listener asks for: its tls.options, the
+// ListenerSet's annotations, the Gateway's, then the class parameters; and
+// says who chose it, for the Authorizer.
+func request(cluster string, req translate.ListenerCertificateRequest) (policy.CertificateRequest, bool) {
+	r := policy.CertificateRequest{Cluster: tenancy.Cluster{Name: cluster}, Gateway: req.Gateway, ListenerSet: req.ListenerSet,
+		Listener: req.Listener, Hostname: req.Hostname, Class: string(req.Gateway.Spec.GatewayClassName)}
+	r.ClassIssuer, _ = named(req.Parameters.ClusterIssuer, req.Parameters.Issuer)
+	owner := fmt.Sprintf("Gateway %s/%s", req.Gateway.Namespace, req.Gateway.Name)
+	if req.ListenerSet != nil {
+		owner = fmt.Sprintf("ListenerSet %s/%s", req.ListenerSet.Namespace, req.ListenerSet.Name)
+	}
+	type source struct {
+		values map[string]string
+		by     string
+		field  *field.Path
+	}
+	var sources []source
 	if req.TLS != nil && len(req.TLS.Options) > 0 {
 		opts := map[string]string{}
 		for k, v := range req.TLS.Options {
 			opts[string(k)] = string(v)
 		}
-		sources = append(sources, opts)
+		sources = append(sources, source{opts, owner, r.ListenerPath().Child("tls", "options")})
 	}
 	if req.ListenerSet != nil {
-		sources = append(sources, req.ListenerSet.Annotations)
+		sources = append(sources, source{req.ListenerSet.Annotations, owner, field.NewPath("metadata", "annotations")})
 	}
-	sources = append(sources, req.Gateway.Annotations)
-	for _, a := range sources {
-		if n := a[AnnotationClusterIssuer]; n != "" {
-			return cmmeta.IssuerReference{Name: n, Kind: cmv1.ClusterIssuerKind, Group: "cert-manager.io"}, true
-		}
-		if n := a[AnnotationIssuer]; n != "" {
-			return cmmeta.IssuerReference{Name: n, Kind: cmv1.IssuerKind, Group: "cert-manager.io"}, true
+	sources = append(sources, source{req.Gateway.Annotations, fmt.Sprintf("Gateway %s/%s", req.Gateway.Namespace, req.Gateway.Name), field.NewPath("metadata", "annotations")})
+	for _, s := range sources {
+		if ref, key := named(s.values[AnnotationClusterIssuer], s.values[AnnotationIssuer]); key != "" {
+			r.Issuer, r.ChosenBy, r.Field = ref, s.by, s.field.Key(key)
+			return r, true
 		}
 	}
-	if n := req.Parameters.ClusterIssuer; n != "" {
-		return cmmeta.IssuerReference{Name: n, Kind: cmv1.ClusterIssuerKind, Group: "cert-manager.io"}, true
+	r.Issuer = r.ClassIssuer
+	return r, r.Issuer.Kind != ""
+}
+
+// named reads a pair of issuer keys, the ClusterIssuer first, and returns
+// the key that named it.
+func named(clusterIssuer, issuer string) (tenancyv1.IssuerReference, string) {
+	switch {
+	case clusterIssuer != "":
+		return tenancyv1.IssuerReference{Kind: cmv1.ClusterIssuerKind, Name: clusterIssuer}, AnnotationClusterIssuer
+	case issuer != "":
+		return tenancyv1.IssuerReference{Kind: cmv1.IssuerKind, Name: issuer}, AnnotationIssuer
 	}
-	if n := req.Parameters.Issuer; n != "" {
-		return cmmeta.IssuerReference{Name: n, Kind: cmv1.IssuerKind, Group: "cert-manager.io"}, true
-	}
-	return cmmeta.IssuerReference{}, false
+	return tenancyv1.IssuerReference{}, ""
 }
 
 // certificateName is readable and unique per listener of a cluster.
@@ -149,13 +198,19 @@ func certificateName(req translate.ListenerCertificateRequest) string {
 
 // ListenerCertificates implements translate.CertificateSource.
 func (p *Pass) ListenerCertificates(req translate.ListenerCertificateRequest) translate.CertificateResult {
-	ref, ok := issuerFor(req)
+	asked, ok := request(p.cluster, req)
 	if !ok {
 		return translate.CertificateResult{} // certificateRefs, then
 	}
+	ref := cmmeta.IssuerReference{Name: asked.Issuer.Name, Kind: asked.Issuer.Kind, Group: "cert-manager.io"}
 	if req.Hostname == "" {
 		return translate.CertificateResult{Reason: gwv1.ListenerReasonInvalidCertificateRef,
 			Message: fmt.Sprintf("%s %s asks for a certificate, but listener %q has no hostname to issue it for: set hostname", ref.Kind, ref.Name, req.Listener)}
+	}
+	if denials := p.auth.AuthorizeCertificate(asked); len(denials) > 0 {
+		v := policy.Verdict{Denials: denials}
+		return translate.CertificateResult{Reason: gwv1.ListenerConditionReason(v.Reason()),
+			Message: fmt.Sprintf("the hub issues no certificate for listener %q: %s", req.Listener, v.Message())}
 	}
 	name := certificateName(req)
 	want := p.certificate(name, req, ref)

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 	"github.com/gatehouse-dev/gatehouse/operator/certificates"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
+	"github.com/gatehouse-dev/gatehouse/policy"
 )
 
 type pushed map[string]*routetable.KeyPair
@@ -55,25 +57,30 @@ func request(annotations map[string]string, params translate.ClassParameters) tr
 	}
 }
 
-func TestIssuerLifecycle(t *testing.T) {
-	ctx := context.Background()
+// hubClient is a fake hub holding Certificates and Secrets.
+func hubClient() client.Client {
 	s := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(s)
 	_ = cmv1.AddToScheme(s)
-	c := fake.NewClientBuilder().WithScheme(s).WithStatusSubresource(&cmv1.Certificate{}).Build()
+	return fake.NewClientBuilder().WithScheme(s).WithStatusSubresource(&cmv1.Certificate{}).Build()
+}
+
+func TestIssuerLifecycle(t *testing.T) {
+	ctx := context.Background()
+	c := hubClient()
 	keys := pushed{}
 	iss := certificates.New(c, c, keys, nil)
 	ns := certificates.Namespace("member-1")
 	key := types.NamespacedName{Namespace: ns, Name: "gw.infra.shared.https"}
 
 	// No issuer named: the listener is left to certificateRefs.
-	p := iss.ForPass(ctx, "member-1")
+	p := iss.ForPass(ctx, "member-1", nil)
 	if res := p.ListenerCertificates(request(nil, translate.ClassParameters{})); res.Reason != "" || len(res.KeyPairs) > 0 {
 		t.Fatalf("no issuer: %+v", res)
 	}
 
 	// Named by the class: pending, and Apply creates the Certificate.
-	p = iss.ForPass(ctx, "member-1")
+	p = iss.ForPass(ctx, "member-1", nil)
 	res := p.ListenerCertificates(request(nil, translate.ClassParameters{ClusterIssuer: "ca"}))
 	if res.Reason != certificates.ReasonCertificatePending {
 		t.Fatalf("first pass: %+v", res)
@@ -89,13 +96,15 @@ func TestIssuerLifecycle(t *testing.T) {
 		t.Errorf("Certificate spec %+v", cert.Spec)
 	}
 
-	// The annotation wins over the class; the Certificate follows.
-	p = iss.ForPass(ctx, "member-1")
-	p.ListenerCertificates(request(map[string]string{certificates.AnnotationClusterIssuer: "other"}, translate.ClassParameters{ClusterIssuer: "ca"}))
+	// The annotation names the class's own issuer: the same Certificate.
+	p = iss.ForPass(ctx, "member-1", nil)
+	if res := p.ListenerCertificates(request(map[string]string{certificates.AnnotationClusterIssuer: "ca"}, translate.ClassParameters{ClusterIssuer: "ca"})); res.Reason != certificates.ReasonCertificatePending {
+		t.Fatalf("the class's issuer named again: %+v", res)
+	}
 	if err := p.Apply(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Get(ctx, key, &cert); err != nil || cert.Spec.IssuerRef.Name != "other" {
+	if err := c.Get(ctx, key, &cert); err != nil || cert.Spec.IssuerRef.Name != "ca" {
 		t.Fatalf("issuer after the annotation: %q (%v)", cert.Spec.IssuerRef.Name, err)
 	}
 
@@ -110,8 +119,8 @@ func TestIssuerLifecycle(t *testing.T) {
 	if err := c.Status().Update(ctx, &cert); err != nil {
 		t.Fatal(err)
 	}
-	annotated := request(map[string]string{certificates.AnnotationClusterIssuer: "other"}, translate.ClassParameters{})
-	p = iss.ForPass(ctx, "member-1")
+	annotated := request(nil, translate.ClassParameters{ClusterIssuer: "ca"})
+	p = iss.ForPass(ctx, "member-1", nil)
 	res = p.ListenerCertificates(annotated)
 	if len(res.KeyPairs) != 1 || res.KeyPairs[0] != "hub/member-1/gw.infra.shared.https" || keys[res.KeyPairs[0]] == nil {
 		t.Fatalf("ready: %+v, pushed %v", res, keys)
@@ -122,12 +131,12 @@ func TestIssuerLifecycle(t *testing.T) {
 	if err := c.Status().Update(ctx, &cert); err != nil {
 		t.Fatal(err)
 	}
-	if res := iss.ForPass(ctx, "member-1").ListenerCertificates(annotated); len(res.KeyPairs) != 1 || res.Reason != "" {
+	if res := iss.ForPass(ctx, "member-1", nil).ListenerCertificates(annotated); len(res.KeyPairs) != 1 || res.Reason != "" {
 		t.Errorf("during renewal: %+v", res)
 	}
 
 	// The listener goes away: its Certificate and Secret go too.
-	p = iss.ForPass(ctx, "member-1")
+	p = iss.ForPass(ctx, "member-1", nil)
 	if err := p.Apply(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +146,39 @@ func TestIssuerLifecycle(t *testing.T) {
 	var secrets corev1.SecretList
 	if err := c.List(ctx, &secrets, client.InNamespace(ns)); err != nil || len(secrets.Items) != 0 {
 		t.Errorf("secrets left: %d (%v)", len(secrets.Items), err)
+	}
+}
+
+// A Gateway of no tenant may not pick another issuer than its class's: the
+// listener says why, and the Certificate it had is deleted.
+func TestRefusedIssuerGetsNoCertificate(t *testing.T) {
+	ctx := context.Background()
+	c := hubClient()
+	iss := certificates.New(c, c, pushed{}, nil)
+	key := types.NamespacedName{Namespace: certificates.Namespace("member-1"), Name: "gw.infra.shared.https"}
+	class := translate.ClassParameters{ClusterIssuer: "ca"}
+
+	p := iss.ForPass(ctx, "member-1", nil)
+	p.ListenerCertificates(request(nil, class))
+	if err := p.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p = iss.ForPass(ctx, "member-1", nil)
+	res := p.ListenerCertificates(request(map[string]string{certificates.AnnotationClusterIssuer: "internal-mtls"}, class))
+	if res.Reason != policy.ReasonIssuerNotDelegated || len(res.KeyPairs) > 0 {
+		t.Fatalf("another issuer than the class's: %+v", res)
+	}
+	for _, want := range []string{`listener "https"`, `metadata.annotations[gatehouse.dev/cluster-issuer]`, `ClusterIssuer "internal-mtls"`, `names ClusterIssuer "ca"`} {
+		if !strings.Contains(res.Message, want) {
+			t.Errorf("message does not say %s: %s", want, res.Message)
+		}
+	}
+	if err := p.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var cert cmv1.Certificate
+	if err := c.Get(ctx, key, &cert); err == nil {
+		t.Errorf("the refused listener still has Certificate %s from %s", key, cert.Spec.IssuerRef.Name)
 	}
 }
 

@@ -328,6 +328,17 @@ func (p *pass) AuthorizeListenerSet(ls *gwv1.ListenerSet, gw *gwv1.Gateway) tran
 	return d
 }
 
+// AuthorizeCertificate implements certificates.Authorizer: the tenant is
+// that of the namespace of the listener's owner.
+func (p *pass) AuthorizeCertificate(r policy.CertificateRequest) []policy.Denial {
+	r.Cluster = p.cluster
+	ns := r.Gateway.Namespace
+	if r.ListenerSet != nil {
+		ns = r.ListenerSet.Namespace
+	}
+	return p.decider.Certificate(p.tenantOf[ns], r)
+}
+
 // report records what the pass found, for Tenant and RoutePolicy status.
 func (p *pass) report(in translate.Input, out translate.Output) {
 	r := &clusterReport{namespaces: map[string][]string{}, losers: map[string][]string{}, attached: map[string]int{}, violations: map[string][]tenancyv1.Violation{}, policies: map[string]int{}}

@@ -104,7 +104,11 @@ func (w *worker) sync(ctx context.Context) error {
 	}
 	var issuing *certificates.Pass
 	if i := w.hub.opts.Issuer; i != nil {
-		issuing = i.ForPass(ctx, w.name)
+		var auth certificates.Authorizer
+		if decisions != nil {
+			auth = decisions
+		}
+		issuing = i.ForPass(ctx, w.name, auth)
 		in.Certificates = issuing
 	}
 	out := translate.Translate(in)

@@ -59,3 +59,19 @@ func WildcardMatches(wildcard, host string) bool {
 	suffix := wildcard[1:] // ".suffix"
 	return len(host) > len(suffix) && strings.HasSuffix(host, suffix)
 }
+
+// CertificateCovers reports whether a certificate for dnsName (an exact
+// name, or a wildcard "*.suffix") is valid for host as TLS clients check it
+// (RFC 6125 section 6.4.3): unlike a listener's wildcard, a certificate's
+// stands for exactly one label. A wildcard host is covered only by the same
+// wildcard.
+func CertificateCovers(dnsName, host string) bool {
+	if dnsName == host {
+		return true
+	}
+	if !strings.HasPrefix(dnsName, "*.") || strings.HasPrefix(host, "*") {
+		return false
+	}
+	label, rest, ok := strings.Cut(host, ".")
+	return ok && label != "" && "."+rest == dnsName[1:]
+}

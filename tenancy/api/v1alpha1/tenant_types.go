@@ -61,6 +61,42 @@ type TenantSpec struct {
 	//
 	// +optional
 	Limits *TenantLimits `json:"limits,omitempty"`
+
+	// Certificates says which cert-manager issuers on the hub the tenant's
+	// listeners may name. Unset: only the GatewayClass's own issuer.
+	//
+	// +optional
+	Certificates *CertificateDelegation `json:"certificates,omitempty"`
+}
+
+// CertificateDelegation is what the tenant may choose for the certificates
+// the hub issues for its listeners. Whatever it chooses, a certificate
+// is issued only for hostnames the tenant holds.
+type CertificateDelegation struct {
+	// Issuers the tenant's ListenerSets (annotation
+	// gatehouse.dev/cluster-issuer or gatehouse.dev/issuer) and their
+	// listeners' tls.options may name, besides the GatewayClass's own. A
+	// listener naming any other issuer gets no certificate.
+	//
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Issuers []IssuerReference `json:"issuers,omitempty"`
+}
+
+// IssuerReference names a cert-manager issuer on the hub: a ClusterIssuer,
+// or an Issuer in the hub namespace that holds the member's certificates
+// (gatehouse-<cluster>).
+type IssuerReference struct {
+	// Kind is ClusterIssuer or Issuer.
+	//
+	// +kubebuilder:validation:Enum=ClusterIssuer;Issuer
+	Kind string `json:"kind"`
+	// Name of the issuer.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }
 
 // NamespaceDelegation selects namespaces by name or by label, optionally
