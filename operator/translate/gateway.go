@@ -78,10 +78,11 @@ func (t *translator) buildGateways() {
 	t.attachListenerSets()
 	for _, gw := range t.gatewayList {
 		settleConflicts(gw.listeners)
+		t.gatewayStatus(gw)
 		for _, l := range gw.listeners {
+			t.listenerCertificates(l)
 			l.finish()
 		}
-		t.gatewayStatus(gw)
 		for _, ls := range gw.sets {
 			t.listenerSetStatus(ls)
 		}

@@ -69,11 +69,9 @@ func (t *translator) newListener(gw *gateway, ls *listenerSet, name gwv1.Section
 		return l
 	}
 	l.kinds, l.invalidKinds = supportedKinds(asked)
-	// A listener on a port the proxies bind for themselves is never served,
-	// so it asks for no certificate.
 	l.reserved = t.out.Parameters[string(gw.obj.Spec.GatewayClassName)].reservedPort(port)
-	if protocol == gwv1.HTTPSProtocolType && l.reserved == "" {
-		t.listenerCertificates(l)
+	if protocol == gwv1.HTTPSProtocolType && tls != nil && tls.Mode != nil && *tls.Mode != gwv1.TLSModeTerminate {
+		l.unsupported = fmt.Sprintf("TLS mode %q is not supported on an HTTPS listener: use Terminate", *tls.Mode)
 	}
 	return l
 }
@@ -104,14 +102,22 @@ func supportedKinds(asked []gwv1.RouteGroupKind) ([]gwv1.RouteGroupKind, string)
 	return ok, fmt.Sprintf("route kinds %s are not supported on this listener: use HTTPRoute or GRPCRoute", strings.Join(bad, ", "))
 }
 
+// listenerCertificates resolves an HTTPS listener's certificates, once
+// conflicts are settled. Only a listener that will be served (accepted, of
+// an accepted Gateway) asks the issuing source: issuing is an effect, a
+// Certificate on the hub and a key pair in the proxies, and a listener that
+// lost a conflict must not get a key for a hostname another one serves.
+// Other listeners still have their certificateRefs checked, for status.
 func (t *translator) listenerCertificates(l *listener) {
+	if l.protocol != gwv1.HTTPSProtocolType {
+		return
+	}
+	if served := l.accepted() && l.gw.accepted; !served && (l.tls == nil || len(l.tls.CertificateRefs) == 0) {
+		return
+	}
 	req := ListenerCertificateRequest{Gateway: l.gw.obj, Listener: l.name, Hostname: l.hostname, TLS: l.tls, Parameters: t.out.Parameters[string(l.gw.obj.Spec.GatewayClassName)]}
 	if l.set != nil {
 		req.ListenerSet = l.set.obj
-	}
-	if l.tls != nil && l.tls.Mode != nil && *l.tls.Mode != gwv1.TLSModeTerminate {
-		l.unsupported = fmt.Sprintf("TLS mode %q is not supported on an HTTPS listener: use Terminate", *l.tls.Mode)
-		return
 	}
 	res := t.certs.ListenerCertificates(req)
 	l.certificates = res.KeyPairs

@@ -163,3 +163,60 @@ func TestCertificateSourceDecidesListenerTLS(t *testing.T) {
 		}
 	})
 }
+
+// asked records which listeners the issuing source was asked about.
+type asked []string
+
+func (a *asked) ListenerCertificates(req translate.ListenerCertificateRequest) translate.CertificateResult {
+	owner := req.Gateway.Name
+	if req.ListenerSet != nil {
+		owner = req.ListenerSet.Name
+	}
+	*a = append(*a, owner+"/"+string(req.Listener))
+	return translate.CertificateResult{KeyPairs: []string{"hub/" + owner + "/" + string(req.Listener)}}
+}
+
+// A certificate is an effect (a Certificate on the hub, a key pair in the
+// proxies): only listeners that will be served may ask for one, so a
+// listener that lost a conflict never gets a key for a hostname that
+// another listener serves.
+func TestCertificatesAreAskedForOnlyAfterConflictsAreSettled(t *testing.T) {
+	in := seamInput()
+	https := func(name gwv1.SectionName, host gwv1.Hostname) gwv1.Listener {
+		return gwv1.Listener{Name: name, Port: 443, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To(host)}
+	}
+	gw := in.Gateways[0]
+	gw.Spec.Listeners = append(gw.Spec.Listeners[:1], https("https", "shop.example.com"), https("twin-a", "twin.example.com"), https("twin-b", "twin.example.com"))
+	gw.Spec.AllowedListeners = &gwv1.AllowedListeners{Namespaces: &gwv1.ListenerNamespaces{From: ptr.To(gwv1.NamespacesFromAll)}}
+	entry := func(name gwv1.SectionName, host gwv1.Hostname) gwv1.ListenerEntry {
+		return gwv1.ListenerEntry{Name: name, Port: 443, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To(host)}
+	}
+	in.ListenerSets = []*gwv1.ListenerSet{{
+		ObjectMeta: metav1.ObjectMeta{Name: "grab", Namespace: "shop"},
+		Spec: gwv1.ListenerSetSpec{ParentRef: gwv1.ParentGatewayReference{Name: "shared", Namespace: ptr.To[gwv1.Namespace]("infra")},
+			Listeners: []gwv1.ListenerEntry{entry("taken", "shop.example.com"), entry("own", "own.example.com")}},
+	}}
+	broken := gw.DeepCopy()
+	broken.Name = "unaccepted"
+	broken.Spec.AllowedListeners = nil
+	broken.Spec.Addresses = []gwv1.GatewaySpecAddress{{Type: ptr.To(gwv1.IPAddressType), Value: "not-an-ip"}}
+	in.Gateways = append(in.Gateways, broken)
+	var a asked
+	in.Certificates = &a
+	out := translate.Translate(in)
+
+	slices.Sort(a)
+	if want := []string{"grab/own", "shared/https"}; !slices.Equal(a, want) {
+		t.Errorf("certificates asked for %v, want only %v", a, want)
+	}
+	conflicted := map[gwv1.SectionName]bool{}
+	for _, l := range out.Gateways[types.NamespacedName{Namespace: "infra", Name: "shared"}].Listeners {
+		conflicted[l.Name] = meta(l.Conditions, "Conflicted").Status == metav1.ConditionTrue
+	}
+	for _, l := range out.ListenerSets[types.NamespacedName{Namespace: "shop", Name: "grab"}].Listeners {
+		conflicted[l.Name] = meta(l.Conditions, "Conflicted").Status == metav1.ConditionTrue
+	}
+	if !conflicted["twin-a"] || !conflicted["twin-b"] || !conflicted["taken"] || conflicted["https"] || conflicted["own"] {
+		t.Errorf("conflicts were not what this test is about: %v", conflicted)
+	}
+}
