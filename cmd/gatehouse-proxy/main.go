@@ -38,7 +38,9 @@ func main() {
 		xdsAddr          = flag.String("xds-address", "", "host:port of the hub's push server")
 		cluster          = flag.String("cluster", "", "the member cluster this proxy serves, part of its node identity")
 		cacheDir         = flag.String("cache-dir", "", "keep the last applied tables here and serve them at start, before the hub answers")
-		tokenFile        = flag.String("token-file", "", "file with the bearer token presented to the hub")
+		tokenFile        = flag.String("token-file", "", "file with the bearer token presented to the hub: a projected ServiceAccount token with audience gatehouse, re-read on every connection")
+		caFile           = flag.String("xds-ca-file", "", "PEM CA bundle that signs the hub's push server certificate (required with --xds-address; re-read on every connection)")
+		serverName       = flag.String("xds-server-name", "", "name the hub's certificate must carry (default: the host of --xds-address)")
 		bind             = flag.String("bind-address", "", "IP address listeners bind to (default: all)")
 		advertise        = flag.String("advertise-address", "", "comma-separated addresses clients reach this proxy at, reported to the hub as the Gateway's addresses when its class lists none")
 		admin            = flag.String("admin-address", "127.0.0.1:9901", "address of /metrics, /healthz and /readyz")
@@ -57,7 +59,7 @@ func main() {
 	}
 	if err := run(log, options{
 		tables: tables, gateways: gateways, xdsAddr: *xdsAddr, cluster: *cluster, cacheDir: *cacheDir,
-		tokenFile: *tokenFile, bind: *bind, admin: *admin, accessLog: *accessLog, drain: *drain,
+		tokenFile: *tokenFile, caFile: *caFile, serverName: *serverName, bind: *bind, admin: *admin, accessLog: *accessLog, drain: *drain,
 		advertise: splitList(*advertise),
 	}); err != nil {
 		log.Error("gatehouse-proxy stopped", "error", err)
@@ -69,6 +71,7 @@ type options struct {
 	tables, gateways    []string
 	xdsAddr, cluster    string
 	cacheDir, tokenFile string
+	caFile, serverName  string
 	bind, admin         string
 	advertise           []string
 	accessLog           bool
@@ -103,13 +106,16 @@ func run(log *slog.Logger, o options) error {
 		if o.cluster == "" || len(o.gateways) == 0 {
 			return errors.New("--xds-address needs --cluster and at least one --gateway")
 		}
+		if o.caFile == "" {
+			return errors.New("--xds-address needs --xds-ca-file: the push channel is always TLS, verified against the hub's CA bundle")
+		}
 		names := make([]string, len(o.gateways))
 		for i, g := range o.gateways {
 			names[i] = o.cluster + "/" + g
 		}
 		client := &xds.Client{
 			Address: o.xdsAddr, NodeID: names[0], Tables: names, CacheDir: o.cacheDir,
-			TokenFile: o.tokenFile, Apply: p.Apply, Log: log, Registry: reg, Addresses: o.advertise,
+			TokenFile: o.tokenFile, CAFile: o.caFile, ServerName: o.serverName, Apply: p.Apply, Log: log, Registry: reg, Addresses: o.advertise,
 		}
 		go client.Run(ctx)
 	}

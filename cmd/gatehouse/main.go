@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,11 +24,13 @@ import (
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -60,7 +63,9 @@ import (
 func main() {
 	var (
 		namespace   = flag.String("namespace", "gatehouse-system", "hub namespace holding the members' kubeconfig Secrets")
-		xdsAddr     = flag.String("xds-address", ":18000", "address proxies connect to for their route tables")
+		xdsAddr     = flag.String("xds-address", ":18000", "address proxies connect to for their route tables (always TLS)")
+		xdsCertDir  = flag.String("xds-cert-dir", "", "directory with tls.crt, tls.key and ca.crt of the push server (e.g. a mounted cert-manager Secret); empty: a CA of the hub's own, kept in the Secret gatehouse-push-ca")
+		xdsHosts    = flag.String("xds-hosts", "", "comma-separated names and IPs of the push server's certificate (default: the hosts of --proxy-xds-address and --xds-address)")
 		metricsAddr = flag.String("metrics-address", "127.0.0.1:8080", `address of /metrics ("0" disables)`)
 		healthAddr  = flag.String("health-address", "127.0.0.1:8081", `address of /healthz and /readyz ("0" disables)`)
 		leaderElect = flag.Bool("leader-elect", false, "elect one active hub among replicas")
@@ -69,7 +74,6 @@ func main() {
 		logLevel    = flag.String("log-level", "info", "debug, info, warn or error")
 		proxyImage  = flag.String("proxy-image", "", "image of gatehouse-proxy for Gateways of managed-mode classes; empty: create no proxies")
 		proxyXDS    = flag.String("proxy-xds-address", "", "where proxies in member clusters reach the push server (default: --xds-address)")
-		proxyAuth   = flag.Bool("proxy-auth", true, "require proxies to present their Gateway's ServiceAccount token, checked with a TokenReview in their member cluster")
 		unassigned  = flag.String("unassigned-namespaces", "platform", `routes in namespaces of no tenant: "platform" (may use hostnames no tenant holds) or "deny"`)
 		whAddr      = flag.String("webhook-address", ":9443", `address of the admission webhook server ("0" disables the webhook)`)
 		whURL       = flag.String("webhook-url", "", "base URL members' API servers reach the webhook at (https://host:port); empty: do not register the webhook in members")
@@ -96,8 +100,8 @@ func main() {
 		os.Exit(2)
 	}
 	err := run(ctx, logger, options{
-		namespace: *namespace, xdsAddr: *xdsAddr, metricsAddr: *metricsAddr,
-		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace, proxyAuth: *proxyAuth,
+		namespace: *namespace, xdsAddr: *xdsAddr, xdsCertDir: *xdsCertDir, xdsHosts: *xdsHosts, metricsAddr: *metricsAddr,
+		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace,
 		provisioning: hub.Provisioning{Image: *proxyImage, XDSAddress: *proxyXDS},
 		unassigned:   tenancy.Unassigned(*unassigned),
 		certificates: *certs,
@@ -112,7 +116,8 @@ func main() {
 
 type options struct {
 	namespace, xdsAddr, metricsAddr, healthAddr string
-	leaderElect, proxyAuth                      bool
+	xdsCertDir, xdsHosts                        string
+	leaderElect                                 bool
 	debounce, grace                             time.Duration
 	provisioning                                hub.Provisioning
 	unassigned                                  tenancy.Unassigned
@@ -181,6 +186,11 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	if o.provisioning.XDSAddress == "" {
 		o.provisioning.XDSAddress = o.xdsAddr
 	}
+	pushCerts, err := pushCertificates(mgr, o)
+	if err != nil {
+		return err
+	}
+	o.provisioning.CABundle = pushCerts.CABundle
 	decisions := hub.NewDecisions(mgr.GetLocalManager().GetClient(), hub.DecisionsOptions{
 		Namespace: o.namespace, Unassigned: o.unassigned, Log: logger.With("component", "tenancy")})
 	hopts := hub.Options{Debounce: o.debounce, StartupGrace: o.grace, Provisioning: o.provisioning, Log: logger.With("component", "hub"), Decisions: decisions}
@@ -211,6 +221,8 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	if err := h.SetupWithManager(mgr); err != nil {
 		return err
 	}
+	go servingcert.PublishBundle(ctx, mgr.GetLocalManager().GetClient(), pushCerts,
+		types.NamespacedName{Namespace: o.namespace, Name: hub.PushCABundleName}, h.TriggerAll, logger.With("component", "push-certificates"))
 	if err := decisions.SetupWithManager(mgr.GetLocalManager(), h.TriggerAll); err != nil {
 		return err
 	}
@@ -224,17 +236,14 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 			return err
 		}
 	}
-	if o.proxyAuth {
-		push.SetAuthorizer(hub.NewProxyAuth(h))
-	} else {
-		logger.Warn("proxies are not authenticated: any client of the push server may read any route table and key pair")
-	}
+	push.SetAuthorizer(hub.NewProxyAuth(h))
 
 	ln, err := net.Listen("tcp", o.xdsAddr)
 	if err != nil {
 		return fmt.Errorf("push server: %w", err)
 	}
-	g := grpc.NewServer(grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: pushCerts.GetCertificate, MinVersion: tls.VersionTLS12})),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	push.Register(g)
 	go func() {
 		<-ctx.Done()
@@ -247,6 +256,42 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	}()
 	logger.Info("gatehouse hub starting", "namespace", o.namespace, "xds", ln.Addr().String())
 	return mgr.Start(ctx)
+}
+
+// pushCertificates returns the push server's certificate source: files (for
+// instance a cert-manager Secret) or a CA of the hub's own, kept in the
+// Secret gatehouse-push-ca.
+func pushCertificates(mgr mcmanager.Manager, o options) (servingcert.Source, error) {
+	log := slog.Default().With("component", "push-certificates")
+	if o.xdsCertDir != "" {
+		f, err := servingcert.NewFiles(o.xdsCertDir, log)
+		if err != nil {
+			return nil, fmt.Errorf("--xds-cert-dir: %w", err)
+		}
+		if len(f.CABundle()) == 0 {
+			return nil, fmt.Errorf("--xds-cert-dir %s has no ca.crt: proxies need the CA bundle that signs the push server's certificate", o.xdsCertDir)
+		}
+		return f, mgr.GetLocalManager().Add(f)
+	}
+	hosts := splitList(o.xdsHosts)
+	if len(hosts) == 0 {
+		for _, addr := range []string{o.provisioning.XDSAddress, o.xdsAddr} {
+			if host, _, err := net.SplitHostPort(addr); err == nil && host != "" && !slices.Contains(hosts, host) {
+				if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+					hosts = append(hosts, host)
+				}
+			}
+		}
+	}
+	if len(hosts) == 0 {
+		return nil, errors.New("the push server's certificate needs a name: give --xds-hosts (the names and IPs proxies dial) or --proxy-xds-address")
+	}
+	c, err := client.New(mgr.GetLocalManager().GetConfig(), client.Options{Scheme: mgr.GetLocalManager().GetScheme()})
+	if err != nil {
+		return nil, err
+	}
+	a := servingcert.NewAuthority(c, o.namespace, "gatehouse-push-ca", hosts, servingcert.AuthorityOptions{Log: log})
+	return a, mgr.GetLocalManager().Add(a)
 }
 
 // webhookCertificates returns the serving certificate source: files (for

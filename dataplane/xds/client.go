@@ -2,11 +2,14 @@ package xds
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -49,7 +52,16 @@ type Client struct {
 	Apply     ApplyFunc
 	Log       *slog.Logger
 	Registry  prometheus.Registerer
-	// DialOptions replace the default (plaintext) transport options.
+	// CAFile holds the PEM certificates that sign the hub's push server
+	// certificate; re-read on every connection so that a rotated bundle is
+	// picked up. The channel is always TLS: without a CA the client does
+	// not connect.
+	CAFile string
+	// ServerName is the name the hub's certificate must carry; default: the
+	// host of Address.
+	ServerName string
+	// DialOptions, when set, replace the TLS transport built from CAFile
+	// (tests that bring their own credentials).
 	DialOptions []grpc.DialOption
 
 	// state of the last applied version and of what arrived since
@@ -107,7 +119,11 @@ func (c *Client) Run(ctx context.Context) {
 func (c *Client) stream(ctx context.Context) error {
 	opts := c.DialOptions
 	if opts == nil {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		creds, err := c.transport()
+		if err != nil {
+			return err
+		}
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	}
 	conn, err := grpc.NewClient(c.Address, opts...)
 	if err != nil {
@@ -158,6 +174,28 @@ func (c *Client) stream(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// transport is TLS to the hub, verified against the CA bundle in CAFile.
+func (c *Client) transport() (credentials.TransportCredentials, error) {
+	if c.CAFile == "" {
+		return nil, errors.New("no CA bundle for the hub's push server: give --xds-ca-file (the push channel is always TLS)")
+	}
+	pem, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the hub's CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", c.CAFile)
+	}
+	name := c.ServerName
+	if name == "" {
+		if host, _, err := net.SplitHostPort(c.Address); err == nil {
+			name = host
+		}
+	}
+	return credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: name, MinVersion: tls.VersionTLS12}), nil
 }
 
 func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *core.Node, resp *discovery.DiscoveryResponse) error {
@@ -308,6 +346,11 @@ func (c *Client) saveCache(version string, tables []*routetable.RouteTable) {
 	data, err := proto.Marshal(cache)
 	if err == nil {
 		err = os.MkdirAll(c.CacheDir, 0o700)
+	}
+	if err == nil {
+		// The cache holds private keys: tighten a directory that existed
+		// before (an emptyDir is created world-readable).
+		err = os.Chmod(c.CacheDir, 0o700)
 	}
 	if err == nil {
 		// Written aside and renamed: a crash never leaves half a cache.

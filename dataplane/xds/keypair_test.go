@@ -40,7 +40,7 @@ func (a *applied) last() map[string]*rt.KeyPair {
 func TestTablesWaitForTheirKeyPairs(t *testing.T) {
 	hub := startHub(t)
 	a := &applied{}
-	c := &xds.Client{Address: hub.addr, NodeID: tableName, Tables: []string{tableName}, Apply: a.apply}
+	c := &xds.Client{Address: hub.addr, CAFile: hub.caFile, NodeID: tableName, Tables: []string{tableName}, Apply: a.apply}
 	go c.Run(t.Context())
 
 	table := &rt.RouteTable{Name: tableName, Gateway: "infra/shared", Listeners: []*rt.Listener{{

@@ -2,6 +2,7 @@ package xds_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	rt "github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
@@ -41,7 +43,7 @@ func TestPushToARealProxy(t *testing.T) {
 	hub := startHub(t)
 	proxyArgs := []string{
 		"--xds-address", hub.addr, "--cluster", "member-1", "--gateway", "infra/shared",
-		"--cache-dir", t.TempDir(), "--bind-address", "127.0.0.1",
+		"--cache-dir", t.TempDir(), "--bind-address", "127.0.0.1", "--xds-ca-file", hub.caFile,
 		"--admin-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--drain-timeout", "2s",
 	}
 	proxy := startProcess(t, bin, proxyArgs...)
@@ -115,6 +117,9 @@ type hubServer struct {
 	srv  *xds.Server
 	g    *grpc.Server
 	addr string
+	// caFile verifies the server's certificate: the channel is TLS, as in
+	// production.
+	caFile string
 }
 
 func startHub(t *testing.T) *hubServer {
@@ -122,7 +127,13 @@ func startHub(t *testing.T) *hubServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hubServer{srv: xds.NewServer(t.Context(), nil, nil), g: grpc.NewServer(), addr: ln.Addr().String()}
+	return serveHub(t, ln, xds.NewServer(t.Context(), nil, nil))
+}
+
+func serveHub(t *testing.T, ln net.Listener, srv *xds.Server) *hubServer {
+	cert, caFile := testCA(t)
+	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	h := &hubServer{srv: srv, g: grpc.NewServer(grpc.Creds(creds)), addr: ln.Addr().String(), caFile: caFile}
 	h.srv.Register(h.g)
 	go func() { _ = h.g.Serve(ln) }()
 	t.Cleanup(h.stop)

@@ -18,7 +18,7 @@ func TestReplicasAreReportedApart(t *testing.T) {
 	hub := startHub(t)
 	good, bad := &applied{}, &applied{fail: errors.New("port 8080 is taken")}
 	for _, a := range []*applied{good, bad} {
-		c := &xds.Client{Address: hub.addr, NodeID: tableName, Tables: []string{tableName}, Apply: a.apply}
+		c := &xds.Client{Address: hub.addr, CAFile: hub.caFile, NodeID: tableName, Tables: []string{tableName}, Apply: a.apply}
 		go c.Run(t.Context())
 	}
 	h := hub.set(t, &rt.RouteTable{Name: tableName, Gateway: "infra/shared"})
@@ -52,7 +52,7 @@ func TestAdvertisedAddresses(t *testing.T) {
 		ctx   context.Context
 		addrs []string
 	}{{t.Context(), []string{"10.0.0.2", "lb.example.test"}}, {gone, []string{"10.0.0.1", "10.0.0.2"}}} {
-		cl := &xds.Client{Address: hub.addr, NodeID: tableName, Tables: []string{tableName}, Apply: a.apply, Addresses: c.addrs}
+		cl := &xds.Client{Address: hub.addr, CAFile: hub.caFile, NodeID: tableName, Tables: []string{tableName}, Apply: a.apply, Addresses: c.addrs}
 		go cl.Run(c.ctx)
 	}
 	hub.set(t, &rt.RouteTable{Name: tableName, Gateway: "infra/shared"})

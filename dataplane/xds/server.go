@@ -19,6 +19,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	sotw "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -133,7 +134,10 @@ func NewServer(ctx context.Context, auth Authorizer, log *slog.Logger) *Server {
 		Classify: func(r *cachev3.Request) string { return r.GetTypeUrl() },
 		Caches:   map[string]cachev3.Cache{TableType: s.tables, KeyPairType: s.keys},
 	}
-	s.xds = serverv3.NewServer(ctx, mux, s)
+	// In legacy xDS an empty list of names asks for every resource of the
+	// type: every Gateway's table, every listener's key pair. A proxy names
+	// what it wants; nothing is ever sent to a request that names nothing.
+	s.xds = serverv3.NewServer(ctx, mux, s, sotw.DeactivateLegacyWildcard())
 	return s
 }
 
@@ -270,6 +274,11 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 			return errors.New("the first request must name the node")
 		}
 	}
+	if err := named(req.GetTypeUrl(), req.GetResourceNames()); err != nil {
+		s.mu.Unlock()
+		s.log.Warn("proxy refused", "node", node, "error", err)
+		return err
+	}
 	if s.auth != nil {
 		// Authorizing may ask a member cluster: not under the lock. A refused
 		// stream never counts as one of the node's replicas.
@@ -317,6 +326,22 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 	s.mu.Unlock()
 	if changed {
 		s.changed(node)
+	}
+	return nil
+}
+
+// named refuses wildcard subscriptions: a route table must be asked for by
+// name, and no request may name the wildcard "*". An empty list of key
+// pairs is allowed: it unsubscribes from all of them (legacy wildcard mode
+// is off, so it never means "all").
+func named(typeURL string, names []string) error {
+	if typeURL == TableType && len(names) == 0 {
+		return errors.New("a route table request must name the table: the wildcard (no names) is not served")
+	}
+	for _, n := range names {
+		if n == "" || n == "*" {
+			return fmt.Errorf("resource name %q is not served: name each resource", n)
+		}
 	}
 	return nil
 }

@@ -31,7 +31,21 @@ type Provisioning struct {
 	// XDSAddress is where proxies in member clusters reach the hub.
 	XDSAddress string
 	Replicas   int32
+	// CABundle returns the PEM certificates that sign the push server's
+	// certificate; the hub writes them beside each managed proxy.
+	CABundle func() []byte
 }
+
+// PushCABundleName is the ConfigMap (key ca.crt) holding the CA bundle
+// proxies verify the push server with: in the hub namespace for whoever
+// installs proxies, and beside each managed-mode proxy.
+const PushCABundleName = "gatehouse-push-ca"
+
+// Where a managed proxy finds its push credentials.
+const (
+	proxyTokenDir     = "/var/run/secrets/gatehouse"
+	proxyTokenSeconds = 3600
+)
 
 // provision creates or updates, for each accepted Gateway of a managed-mode
 // class, its proxies' ServiceAccount, Deployment and LoadBalancer Service in
@@ -76,6 +90,18 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 		return nil, err
 	}
 
+	if p.CABundle == nil || len(p.CABundle()) == 0 {
+		return nil, fmt.Errorf("the push server's CA bundle is not loaded yet")
+	}
+	ca := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: PushCABundleName, Namespace: gw.Namespace}}
+	if _, err := controllerutil.CreateOrPatch(ctx, c, ca, func() error {
+		owned(ca)
+		ca.Data = map[string]string{"ca.crt": string(p.CABundle())}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
 	var ports []corev1.ServicePort
 	var containerPorts []corev1.ContainerPort
 	seen := map[int32]bool{}
@@ -102,15 +128,22 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 			Image: p.Image,
 			Args: []string{
 				"--xds-address", p.XDSAddress, "--cluster", w.name, "--gateway", gw.Namespace + "/" + gw.Name,
-				"--token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token",
+				"--token-file", proxyTokenDir + "/token", "--xds-ca-file", proxyTokenDir + "/ca.crt",
 				"--cache-dir", "/var/cache/gatehouse", "--admin-address", params.AdminAddress(),
 			},
 			Ports: containerPorts,
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 				Path: "/readyz", Port: intstr.FromInt32(params.ProxyAdminPort())}}},
-			VolumeMounts: []corev1.VolumeMount{{Name: "cache", MountPath: "/var/cache/gatehouse"}},
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: "cache", MountPath: "/var/cache/gatehouse"},
+				{Name: "push", MountPath: proxyTokenDir, ReadOnly: true},
+			},
 		}}
-		dep.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		dep.Spec.Template.Spec.AutomountServiceAccountToken = ptr.To(false)
+		dep.Spec.Template.Spec.Volumes = []corev1.Volume{
+			{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			pushVolume(),
+		}
 		return nil
 	}); err != nil {
 		return nil, err
@@ -138,6 +171,19 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 		}
 	}
 	return out, nil
+}
+
+// pushVolume carries what a proxy presents to and verifies the hub with: a
+// short-lived ServiceAccount token bound to the pod for audience gatehouse
+// (the kubelet renews it), and the push server's CA bundle. The default
+// API-server token is not mounted.
+func pushVolume() corev1.Volume {
+	return corev1.Volume{Name: "push", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: ProxyTokenAudience, ExpirationSeconds: ptr.To[int64](proxyTokenSeconds), Path: "token"}},
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: PushCABundleName}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+		},
+	}}}
 }
 
 // infrastructure are the labels and annotations spec.infrastructure asks

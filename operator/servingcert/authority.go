@@ -116,7 +116,7 @@ func (a *Authority) Ready() bool { return a.current.Load() != nil }
 func (a *Authority) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	is := a.current.Load()
 	if is == nil {
-		return nil, fmt.Errorf("no webhook serving certificate yet: the CA in Secret %s has not been loaded or created", a.secret)
+		return nil, fmt.Errorf("no serving certificate yet: the CA in Secret %s has not been loaded or created", a.secret)
 	}
 	return is.cert, nil
 }
@@ -139,7 +139,7 @@ func (a *Authority) Changed() <-chan struct{} { return a.changed }
 // retried with backoff; until the first success GetCertificate fails.
 func (a *Authority) Start(ctx context.Context) error {
 	if len(a.hosts) == 0 || slices.Contains(a.hosts, "") {
-		return fmt.Errorf("webhook serving certificate needs one or more host names or IP addresses, not %q", a.hosts)
+		return fmt.Errorf("a serving certificate needs one or more host names or IP addresses, not %q", a.hosts)
 	}
 	retry := backoff{max: a.opts.Resync}
 	for {
@@ -149,7 +149,7 @@ func (a *Authority) Start(ctx context.Context) error {
 				return nil
 			}
 			wait = retry.next()
-			a.opts.Log.Error("webhook serving certificate not refreshed; retrying", "err", err, "retryIn", wait)
+			a.opts.Log.Error("serving certificate not refreshed; retrying", "secret", a.secret.String(), "err", err, "retryIn", wait)
 		} else {
 			retry.reset()
 		}

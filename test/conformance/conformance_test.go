@@ -160,10 +160,14 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = hub.Stop(10 * time.Second) })
+	caFile, err := env.PushCABundle(ctx, cluster, artifacts)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	proxies := &proxyFleet{
 		cluster: cluster, client: cl, class: className, binary: filepath.Join(bin, "gatehouse-proxy"),
-		xdsAddress: xdsAddr, dir: filepath.Join(artifacts, "proxies"), log: logFile("proxies.log"),
+		xdsAddress: xdsAddr, caFile: caFile, dir: filepath.Join(artifacts, "proxies"), log: logFile("proxies.log"),
 		next: netip.MustParseAddr(firstGatewayIP), last: netip.MustParseAddr(lastGatewayIP),
 		usable:  map[string]bool{usableAddress: true},
 		running: map[types.UID]*gatewayProxy{},

@@ -32,6 +32,7 @@ type proxyFleet struct {
 	class      string
 	binary     string
 	xdsAddress string
+	caFile     string
 	dir        string
 	log        io.Writer
 
@@ -132,6 +133,7 @@ func (f *proxyFleet) start(ctx context.Context, gw *gwv1.Gateway) (*gatewayProxy
 		"--xds-address", f.xdsAddress, "--cluster", memberName, "--gateway", key.String(),
 		"--bind-address", addr.String(), "--advertise-address", addr.String(),
 		"--admin-address", "127.0.0.1:0", "--cache-dir", dir, "--drain-timeout", "1s", "--token-file", token,
+		"--xds-ca-file", f.caFile,
 	}, f.log)
 	if err != nil {
 		return nil, err

@@ -61,7 +61,7 @@ func TestListenerCertificatesFromCertManager(t *testing.T) {
 	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
 		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "5s", "--webhook-address", "0")
 	m, err := env.SetUpSharedGateway(ctx, 1, fleet.Members[0], []env.Tenant{{Namespace: "shop", Hostname: "a.apps.example.test", Answer: "member-1"}},
-		env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CacheDir: t.TempDir(), Log: testLog{t}})
+		env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CAFile: pushCA(t, ctx, fleet), CacheDir: t.TempDir(), Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,8 +54,9 @@ func TestExplain(t *testing.T) {
 	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
 		"--metrics-address", "0", "--health-address", "0", "--webhook-address", "0", "--debounce", "20ms", "--startup-grace", "5s")
+	caFile := pushCA(t, ctx, fleet)
 	proxy := func() env.ProxyOptions {
-		return env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CacheDir: t.TempDir(), Log: testLog{t}}
+		return env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CAFile: caFile, CacheDir: t.TempDir(), Log: testLog{t}}
 	}
 	m1, err := env.SetUpSharedGateway(ctx, 1, fleet.Members[0], []env.Tenant{
 		{Namespace: "shop", Hostname: tenantHost, Answer: "shop-1"},

@@ -53,10 +53,11 @@ func TestHubServesTheFleet(t *testing.T) {
 		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "30s",
 		"--proxy-image", "gatehouse-proxy:e2e"}
 	hub := start(t, "hub", bins["gatehouse"], hubArgs...)
+	caFile := pushCA(t, ctx, fleet)
 
 	var members []*member
 	for i, c := range fleet.Members {
-		members = append(members, setUpMember(t, ctx, i+1, c, bins["gatehouse-proxy"], xdsAddr))
+		members = append(members, setUpMember(t, ctx, i+1, c, bins["gatehouse-proxy"], xdsAddr, caFile))
 	}
 
 	t.Run("routes are accepted, programmed and served in every member", func(t *testing.T) {
@@ -104,7 +105,7 @@ func TestHubServesTheFleet(t *testing.T) {
 		}
 		for i, c := range cases {
 			ip, token := fmt.Sprintf("10.244.1.%d", 30+i), c.token
-			p, err := env.StartProxy("member-1/impostor", env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CacheDir: t.TempDir(), Log: testLog{t}},
+			p, err := env.StartProxy("member-1/impostor", env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CAFile: caFile, CacheDir: t.TempDir(), Log: testLog{t}},
 				"member-1", ip, token)
 			if err != nil {
 				t.Fatal(err)
@@ -128,7 +129,7 @@ func TestHubServesTheFleet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := setUpMember(outer, ctx, 4, c, bins["gatehouse-proxy"], xdsAddr)
+		m := setUpMember(outer, ctx, 4, c, bins["gatehouse-proxy"], xdsAddr, caFile)
 		members = append(members, m)
 		waitServed(t, m, "member-4")
 		waitProgrammed(t, ctx, m)
@@ -181,11 +182,11 @@ func TestHubServesTheFleet(t *testing.T) {
 	})
 }
 
-func setUpMember(t *testing.T, ctx context.Context, i int, c *env.Cluster, proxyBin, xdsAddr string) *member {
+func setUpMember(t *testing.T, ctx context.Context, i int, c *env.Cluster, proxyBin, xdsAddr, caFile string) *member {
 	t.Helper()
 	g, err := env.SetUpSharedGateway(ctx, i, c,
 		[]env.Tenant{{Namespace: "shop", Hostname: tenantHost, Answer: fmt.Sprintf("member-%d", i)}},
-		env.ProxyOptions{Binary: proxyBin, XDSAddress: xdsAddr, CacheDir: t.TempDir(), Log: testLog{t}})
+		env.ProxyOptions{Binary: proxyBin, XDSAddress: xdsAddr, CAFile: caFile, CacheDir: t.TempDir(), Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,6 +318,17 @@ func get(addr, host string) string {
 		return ""
 	}
 	return string(body)
+}
+
+// pushCA waits for the hub's push CA bundle and returns the file proxies
+// verify the hub with.
+func pushCA(t *testing.T, ctx context.Context, fleet *env.Fleet) string {
+	t.Helper()
+	path, err := env.PushCABundle(ctx, fleet.Hub, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func start(t *testing.T, name, bin string, args ...string) *env.Process {

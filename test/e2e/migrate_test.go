@@ -91,7 +91,7 @@ func TestMigrateIngress(t *testing.T) {
 	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
 		"--metrics-address", "0", "--health-address", "0", "--webhook-address", "0", "--debounce", "20ms", "--startup-grace", "5s")
-	bed := setUpMigrationBed(t, ctx, fleet.Members[0], bins["gatehouse-proxy"], xdsAddr)
+	bed := setUpMigrationBed(t, ctx, fleet.Members[0], bins["gatehouse-proxy"], xdsAddr, pushCA(t, ctx, fleet))
 
 	covered := map[string]bool{}
 	for _, f := range exp.Files {
@@ -211,7 +211,7 @@ type migrationBed struct {
 	clients  map[string]*http.Client         // by scheme and host
 }
 
-func setUpMigrationBed(t *testing.T, ctx context.Context, c *env.Cluster, proxyBin, xdsAddr string) *migrationBed {
+func setUpMigrationBed(t *testing.T, ctx context.Context, c *env.Cluster, proxyBin, xdsAddr, caFile string) *migrationBed {
 	t.Helper()
 	cl, err := client.New(c.Config, client.Options{Scheme: env.Scheme()})
 	if err != nil {
@@ -232,7 +232,7 @@ func setUpMigrationBed(t *testing.T, ctx context.Context, c *env.Cluster, proxyB
 	}
 	start(t, "proxy", proxyBin, "--xds-address", xdsAddr, "--cluster", c.Name, "--gateway", migrateGateway.String(),
 		"--bind-address", migrateProxyIP, "--admin-address", "127.0.0.1:0", "--cache-dir", t.TempDir(), "--drain-timeout", "2s",
-		"--token-file", token)
+		"--token-file", token, "--xds-ca-file", caFile)
 	b.waitGatewayProgrammed(t, ctx)
 	return b
 }

@@ -82,8 +82,9 @@ func TestTenancyAdmissionAndOwnership(t *testing.T) {
 		"--webhook-address", whAddr, "--webhook-url", "https://" + whAddr, "--webhook-failure-policy", "Ignore"}
 	hubProc := start(t, "hub", bins["gatehouse"], hubArgs...)
 
+	caFile := pushCA(t, ctx, fleet)
 	proxy := func() env.ProxyOptions {
-		return env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CacheDir: t.TempDir(), Log: testLog{t}}
+		return env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CAFile: caFile, CacheDir: t.TempDir(), Log: testLog{t}}
 	}
 	m1, err := env.SetUpSharedGateway(ctx, 1, fleet.Members[0], []env.Tenant{
 		{Namespace: "shop", Hostname: "*.apps.example.test", Answer: "platform-1"},

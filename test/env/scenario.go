@@ -59,7 +59,9 @@ type SharedGateway struct {
 // ProxyOptions say how to run the member's proxy.
 type ProxyOptions struct {
 	Binary, XDSAddress, CacheDir string
-	Log                          io.Writer
+	// CAFile verifies the hub's push server (see PushCABundle).
+	CAFile string
+	Log    io.Writer
 }
 
 // SetUpSharedGateway creates the scenario's objects in member number index
@@ -121,13 +123,14 @@ func StartProxy(name string, proxy ProxyOptions, cluster, ip, tokenFile string) 
 	return StartProcess(name, proxy.Binary, []string{
 		"--xds-address", proxy.XDSAddress, "--cluster", cluster, "--gateway", GatewayNamespace + "/" + GatewayName,
 		"--bind-address", ip, "--admin-address", "127.0.0.1:0", "--cache-dir", proxy.CacheDir, "--drain-timeout", "2s",
-		"--token-file", tokenFile,
+		"--token-file", tokenFile, "--xds-ca-file", proxy.CAFile,
 	}, proxy.Log)
 }
 
 // ProxyToken creates the proxy ServiceAccount of a Gateway in its cluster,
-// as the hub's managed mode does, mints a token for it and writes it to a
-// file in dir.
+// as the hub's managed mode does, mints a token for it with the audience the
+// hub accepts (as a projected token volume would) and writes it to a file in
+// dir.
 func ProxyToken(ctx context.Context, c *Cluster, namespace, gateway, dir string) (string, error) {
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
@@ -139,7 +142,7 @@ func ProxyToken(ctx context.Context, c *Cluster, namespace, gateway, dir string)
 		return "", fmt.Errorf("%s: creating ServiceAccount %s/%s: %w", c.Name, namespace, sa, err)
 	}
 	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, &authnv1.TokenRequest{
-		Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
+		Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600), Audiences: []string{"gatehouse"}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		return "", fmt.Errorf("%s: requesting a token for %s/%s: %w", c.Name, namespace, sa, err)

@@ -121,7 +121,11 @@ func TestGuides(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			p, err := env.StartProxy("proxy", env.ProxyOptions{Binary: filepath.Join(bins, "gatehouse-proxy"), XDSAddress: xdsAddr, CacheDir: dir, Log: testLog{t}},
+			ca, err := env.PushCABundle(ctx, fleet.Hub, dir)
+			if err != nil {
+				return err
+			}
+			p, err := env.StartProxy("proxy", env.ProxyOptions{Binary: filepath.Join(bins, "gatehouse-proxy"), XDSAddress: xdsAddr, CAFile: ca, CacheDir: dir, Log: testLog{t}},
 				clusterName, gatewayAddress, token)
 			if err != nil {
 				return err

@@ -76,11 +76,15 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 		return err
 	}
 	defer hub.Stop(10 * time.Second)
+	caFile, err := env.PushCABundle(ctx, fleet.Hub, dir)
+	if err != nil {
+		return err
+	}
 
 	var gws []*env.SharedGateway
 	for i, c := range fleet.Members {
 		g, err := env.SetUpSharedGateway(ctx, i+1, c, []env.Tenant{{Namespace: "shop", Hostname: "r-0.apps.example.test", Answer: "ok"}},
-			env.ProxyOptions{Binary: filepath.Join(binDir, "gatehouse-proxy"), XDSAddress: xdsAddr, CacheDir: filepath.Join(dir, c.Name), Log: logFile})
+			env.ProxyOptions{Binary: filepath.Join(binDir, "gatehouse-proxy"), XDSAddress: xdsAddr, CAFile: caFile, CacheDir: filepath.Join(dir, c.Name), Log: logFile})
 		if err != nil {
 			return err
 		}

@@ -84,6 +84,10 @@ func run(ctx context.Context, binDir, dir string, members int) error {
 		return err
 	}
 	defer hub.Stop(10 * time.Second)
+	caFile, err := env.PushCABundle(ctx, fleet.Hub, dir)
+	if err != nil {
+		return err
+	}
 
 	var gws []*env.SharedGateway
 	for i, c := range fleet.Members {
@@ -93,7 +97,7 @@ func run(ctx context.Context, binDir, dir string, members int) error {
 			ts[j] = t
 		}
 		g, err := env.SetUpSharedGateway(ctx, i+1, c, ts, env.ProxyOptions{
-			Binary: filepath.Join(binDir, "gatehouse-proxy"), XDSAddress: xdsAddr, CacheDir: filepath.Join(dir, c.Name, "proxy-cache"), Log: logFile,
+			Binary: filepath.Join(binDir, "gatehouse-proxy"), XDSAddress: xdsAddr, CAFile: caFile, CacheDir: filepath.Join(dir, c.Name, "proxy-cache"), Log: logFile,
 		})
 		if err != nil {
 			return err
