@@ -52,6 +52,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
 	"github.com/gatehouse-dev/gatehouse/operator/certificates"
 	"github.com/gatehouse-dev/gatehouse/operator/hub"
+	"github.com/gatehouse-dev/gatehouse/operator/members"
 	"github.com/gatehouse-dev/gatehouse/operator/servingcert"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
 	"github.com/gatehouse-dev/gatehouse/policy/admission"
@@ -156,7 +157,9 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		// Status writes are one request per object: a client-side limit of
 		// tens per second would take minutes for thousands of routes. The
 		// members' API Priority and Fairness protects them.
-		RESTOptions: []func(*rest.Config) error{func(c *rest.Config) error { c.QPS, c.Burst = 1000, 2000; return nil }},
+		// A forged member Secret must not make the hub send its own files
+		// or run commands: only credentials written in the kubeconfig.
+		RESTOptions: []func(*rest.Config) error{members.CheckConfig, func(c *rest.Config) error { c.QPS, c.Burst = 1000, 2000; return nil }},
 	})
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{
 		Scheme:                  s,
@@ -193,7 +196,7 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	o.provisioning.CABundle = pushCerts.CABundle
 	decisions := hub.NewDecisions(mgr.GetLocalManager().GetClient(), hub.DecisionsOptions{
 		Namespace: o.namespace, Unassigned: o.unassigned, Log: logger.With("component", "tenancy")})
-	hopts := hub.Options{Debounce: o.debounce, StartupGrace: o.grace, Provisioning: o.provisioning, Log: logger.With("component", "hub"), Decisions: decisions}
+	hopts := hub.Options{Namespace: o.namespace, Debounce: o.debounce, StartupGrace: o.grace, Provisioning: o.provisioning, Log: logger.With("component", "hub"), Decisions: decisions}
 	var certs servingcert.Source
 	if o.webhook.address != "0" {
 		if certs, err = webhookCertificates(mgr, o); err != nil {

@@ -64,8 +64,7 @@ func (e *engager) Start(ctx context.Context) error {
 }
 
 func (e *engager) Engage(ctx context.Context, name multicluster.ClusterName, cl cluster.Cluster) error {
-	e.hub.Engage(ctx, string(name), cl)
-	return nil
+	return e.hub.Engage(ctx, string(name), cl)
 }
 
 // ClusterCache limits what member caches hold: of Secrets, only TLS ones,

@@ -8,6 +8,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
 	"github.com/gatehouse-dev/gatehouse/operator/certificates"
+	"github.com/gatehouse-dev/gatehouse/operator/members"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
 )
 
@@ -30,6 +32,9 @@ type Cluster interface {
 
 // Options configure the hub.
 type Options struct {
+	// Namespace is the hub's namespace, holding the members' Secrets; no
+	// member may be named so that its certificates would live there.
+	Namespace string
 	// Debounce gathers bursts of changes into one translation.
 	Debounce time.Duration
 	// StartupGrace keeps stored Programmed conditions while proxies
@@ -106,8 +111,15 @@ func New(push *xds.Server, opts Options) *Hub {
 }
 
 // Engage starts the worker of a cluster; it stops when ctx ends, and the
-// cluster's tables are withdrawn.
-func (h *Hub) Engage(ctx context.Context, name string, cl Cluster) {
+// cluster's tables are withdrawn. A cluster whose name collides with a name
+// the hub derives (members.ValidateName) is refused: it gets no worker, no
+// tables, no key pairs and no webhook.
+func (h *Hub) Engage(ctx context.Context, name string, cl Cluster) error {
+	if err := members.ValidateName(name, h.opts.Namespace); err != nil {
+		h.opts.Log.Error("member cluster refused: rename its Secret in the hub namespace (gatehousectl leave, then join under another name)",
+			"cluster", name, "error", err)
+		return fmt.Errorf("refusing member cluster %q: %w", name, err)
+	}
 	w := &worker{hub: h, name: name, cl: cl, kick: make(chan struct{}, 1), tables: map[string]string{}}
 	h.mu.Lock()
 	if old := h.clusters[name]; old != nil {
@@ -120,6 +132,7 @@ func (h *Hub) Engage(ctx context.Context, name string, cl Cluster) {
 	h.mu.Unlock()
 	go w.run(wctx)
 	w.trigger()
+	return nil
 }
 
 // Trigger asks for the cluster to be translated again.

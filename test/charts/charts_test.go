@@ -219,6 +219,7 @@ func TestBadValuesFail(t *testing.T) {
 		{"gateway without ports", memberChart, []string{"proxyFleet.gateways[0].namespace=infra", "proxyFleet.gateways[0].name=shared"}, "missing property 'ports'", true},
 		{"managed proxies without a push address", hubChart, []string{"managedProxies.enabled=true"}, "set push.externalAddress", false},
 		{"fleet without a hub address", memberChart, []string{"proxyFleet.enabled=true", "gatewayClass.parameters.mode=external", "proxyFleet.cluster=member-1"}, "proxyFleet.hubAddress", false},
+		{"fleet without the hub's CA bundle", memberChart, []string{"proxyFleet.enabled=true", "gatewayClass.parameters.mode=external", "proxyFleet.cluster=member-1", "proxyFleet.hubAddress=hub:18000"}, "proxyFleet.hubCABundle", false},
 		{"fleet of a managed-mode class", memberChart, []string{"proxyFleet.enabled=true", "proxyFleet.hubAddress=hub:18000", "proxyFleet.cluster=member-1"}, "set gatewayClass.parameters.mode=external", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {

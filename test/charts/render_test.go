@@ -129,8 +129,9 @@ func TestHubChartRenders(t *testing.T) {
 		dep := find(t, objs, "Deployment", "test-gatehouse")
 		a := args(t, dep, "hub")
 		wantArgs(t, a, "--namespace="+hubNamespace, "--leader-elect=false", "--health-address=:8081", "--metrics-address=:8080",
-			"--webhook-address=:9443", "--xds-address=:18000", "--certificates=true", "--proxy-auth=true")
-		refuseArgs(t, a, "--proxy-image", "--webhook-cert-dir", "--webhook-url")
+			"--webhook-address=:9443", "--xds-address=:18000", "--certificates=true",
+			"--xds-hosts=test-gatehouse-push,test-gatehouse-push."+hubNamespace+",test-gatehouse-push."+hubNamespace+".svc")
+		refuseArgs(t, a, "--proxy-image", "--webhook-cert-dir", "--webhook-url", "--proxy-auth")
 		for _, kind := range []string{"PodDisruptionBudget", "ServiceMonitor", "Certificate", "Issuer", "ConfigMap"} {
 			if n := len(ofKind(objs, kind)); n != 0 {
 				t.Errorf("defaults render %d %s", n, kind)
@@ -300,7 +301,8 @@ func TestMemberChartRenders(t *testing.T) {
 				t.Errorf("proxies of %s/%s run as %q, the hub accepts %q", gw.namespace, gw.name, got, name)
 			}
 			wantArgs(t, args(t, dep, "proxy"), "--cluster=member-1", "--gateway="+gw.namespace+"/"+gw.name,
-				"--xds-address=hub.example.test:18000", "--token-file=/var/run/secrets/kubernetes.io/serviceaccount/token")
+				"--xds-address=hub.example.test:18000", "--token-file=/var/run/secrets/gatehouse/token", "--xds-ca-file=/var/run/secrets/gatehouse/ca.crt")
+			checkHubCredentials(t, objs, dep, name)
 			svc := find(t, objs, "Service", name)
 			sel, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
 			labels, _, _ := unstructured.NestedStringMap(dep.Object, "spec", "template", "metadata", "labels")
@@ -311,6 +313,36 @@ func TestMemberChartRenders(t *testing.T) {
 		find(t, objs, "PodDisruptionBudget", hub.ProxyServiceAccount("shared"))
 		wantArgs(t, args(t, find(t, objs, "Deployment", hub.ProxyServiceAccount("shared")), "proxy"), "--advertise-address=192.0.2.1", "--access-log")
 	})
+}
+
+// checkHubCredentials: the proxies present a projected token for the hub's
+// audience, not the API server's token, and verify the hub with the CA
+// bundle the values gave.
+func checkHubCredentials(t *testing.T, objs []*unstructured.Unstructured, dep *unstructured.Unstructured, name string) {
+	t.Helper()
+	spec, _, _ := unstructured.NestedMap(dep.Object, "spec", "template", "spec")
+	if spec["automountServiceAccountToken"] != false {
+		t.Errorf("%s mounts the API server's token", name)
+	}
+	var audience, caMap string
+	for _, v := range spec["volumes"].([]any) {
+		sources, _, _ := unstructured.NestedSlice(v.(map[string]any), "projected", "sources")
+		for _, s := range sources {
+			if a, ok, _ := unstructured.NestedString(s.(map[string]any), "serviceAccountToken", "audience"); ok {
+				audience = a
+			}
+			if n, ok, _ := unstructured.NestedString(s.(map[string]any), "configMap", "name"); ok {
+				caMap = n
+			}
+		}
+	}
+	if audience != hub.ProxyTokenAudience {
+		t.Errorf("%s's projected token is for audience %q, the hub accepts %q", name, audience, hub.ProxyTokenAudience)
+	}
+	cm := find(t, objs, "ConfigMap", caMap)
+	if ca, _, _ := unstructured.NestedString(cm.Object, "data", "ca.crt"); !strings.Contains(ca, "BEGIN CERTIFICATE") {
+		t.Errorf("%s's CA bundle ConfigMap %s holds %q", name, caMap, ca)
+	}
 }
 
 func mountedSecret(dep *unstructured.Unstructured, path string) string {

@@ -107,3 +107,17 @@ loadBalancerSourceRanges:
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Host names and IPs of the push server's certificate, comma-separated:
+push.hosts, or the push Service's names and the host of push.externalAddress. */}}
+{{- define "gatehouse.pushHosts" -}}
+{{- $hosts := .Values.push.hosts }}
+{{- if not $hosts }}
+{{- $svc := printf "%s-push" (include "gatehouse.fullname" .) }}
+{{- $hosts = list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) }}
+{{- with .Values.push.externalAddress }}
+{{- $hosts = append $hosts (regexReplaceAll ":[0-9]+$" . "" | trimPrefix "[" | trimSuffix "]") }}
+{{- end }}
+{{- end }}
+{{- $hosts | uniq | join "," }}
+{{- end }}

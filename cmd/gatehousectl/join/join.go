@@ -30,6 +30,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 	"sigs.k8s.io/yaml"
+
+	"github.com/gatehouse-dev/gatehouse/operator/members"
 )
 
 const (
@@ -86,16 +88,21 @@ type Options struct {
 // Validate checks the options that need no cluster.
 func (o Options) Validate() error {
 	var errs []error
-	for _, n := range []struct{ flag, value string }{{"CLUSTER", o.Cluster}, {"--hub-namespace", o.HubNamespace}, {"--member-namespace", o.MemberNamespace}} {
+	for _, n := range []struct{ flag, value string }{{"--hub-namespace", o.HubNamespace}, {"--member-namespace", o.MemberNamespace}} {
 		if msgs := validation.IsDNS1123Label(n.value); len(msgs) > 0 {
 			errs = append(errs, fmt.Errorf("%s %q: %s", n.flag, n.value, strings.Join(msgs, "; ")))
 		}
 	}
+	if err := members.ValidateName(o.Cluster, o.HubNamespace); err != nil {
+		errs = append(errs, fmt.Errorf("CLUSTER: %w", err))
+	}
 	if !o.TokenSecret && o.TokenDuration < MinTokenDuration {
 		errs = append(errs, fmt.Errorf("--token-duration %v: the TokenRequest API issues tokens of at least %v", o.TokenDuration, MinTokenDuration))
 	}
-	if o.Server != "" && !strings.HasPrefix(o.Server, "https://") && !strings.HasPrefix(o.Server, "http://") {
-		errs = append(errs, fmt.Errorf("--server %q: give a URL, e.g. https://10.0.0.1:6443", o.Server))
+	if o.Server != "" {
+		if err := members.CheckServer(o.Server); err != nil {
+			errs = append(errs, fmt.Errorf("--server: %w", err))
+		}
 	}
 	if _, err := labels.Set(o.Labels).AsValidatedSelector(); err != nil {
 		errs = append(errs, fmt.Errorf("--labels: %w", err))
