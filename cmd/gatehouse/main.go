@@ -55,6 +55,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/operator/members"
 	"github.com/gatehouse-dev/gatehouse/operator/servingcert"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
+	"github.com/gatehouse-dev/gatehouse/operator/webhooktoken"
 	"github.com/gatehouse-dev/gatehouse/policy/admission"
 	policyv1 "github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/tenancy"
@@ -198,12 +199,16 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		Namespace: o.namespace, Unassigned: o.unassigned, Log: logger.With("component", "tenancy")})
 	hopts := hub.Options{Namespace: o.namespace, Debounce: o.debounce, StartupGrace: o.grace, Provisioning: o.provisioning, Log: logger.With("component", "hub"), Decisions: decisions}
 	var certs servingcert.Source
+	var tokens *webhooktoken.Keyring
 	if o.webhook.address != "0" {
 		if certs, err = webhookCertificates(mgr, o); err != nil {
 			return err
 		}
+		if tokens, err = webhookTokens(mgr, o); err != nil {
+			return err
+		}
 		if o.webhook.url != "" {
-			hopts.Webhook = &hub.WebhookRegistration{URL: o.webhook.url, CABundle: certs.CABundle, FailurePolicy: o.webhook.failurePolicy,
+			hopts.Webhook = &hub.WebhookRegistration{URL: o.webhook.url, CABundle: certs.CABundle, Token: tokens.Token, FailurePolicy: o.webhook.failurePolicy,
 				ExcludeNamespaces: []string{"kube-system", "kube-public", "kube-node-lease", o.namespace}}
 		}
 	}
@@ -224,7 +229,12 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	if err := h.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	go servingcert.PublishBundle(ctx, mgr.GetLocalManager().GetClient(), pushCerts,
+	// Uncached: a cache would watch every ConfigMap of the hub cluster.
+	direct, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return err
+	}
+	go servingcert.PublishBundle(ctx, direct, pushCerts,
 		types.NamespacedName{Namespace: o.namespace, Name: hub.PushCABundleName}, h.TriggerAll, logger.With("component", "push-certificates"))
 	if err := decisions.SetupWithManager(mgr.GetLocalManager(), h.TriggerAll); err != nil {
 		return err
@@ -235,7 +245,7 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		}
 	}
 	if certs != nil {
-		if err := serveWebhook(ctx, mgr, h, certs, s, o, logger); err != nil {
+		if err := serveWebhook(ctx, mgr, h, certs, tokens, s, o, logger); err != nil {
 			return err
 		}
 	}
@@ -259,6 +269,38 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	}()
 	logger.Info("gatehouse hub starting", "namespace", o.namespace, "xds", ln.Addr().String())
 	return mgr.Start(ctx)
+}
+
+// webhookCertificates returns the serving certificate source: files (for
+// instance a cert-manager Secret) or a CA of the hub's own.
+func webhookCertificates(mgr mcmanager.Manager, o options) (servingcert.Source, error) {
+	log := slog.Default().With("component", "webhook-certificates")
+	if o.webhook.certDir != "" {
+		f, err := servingcert.NewFiles(o.webhook.certDir, log)
+		if err != nil {
+			return nil, err
+		}
+		return f, mgr.GetLocalManager().Add(f)
+	}
+	hosts := splitList(o.webhook.hosts)
+	if len(hosts) == 0 && o.webhook.url != "" {
+		u, err := url.Parse(o.webhook.url)
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-url: %w", err)
+		}
+		hosts = []string{u.Hostname()}
+	}
+	if len(hosts) == 0 {
+		hosts = []string{"localhost"}
+	}
+	// Uncached: replicas race to create and rotate the CA and must read
+	// each other's writes at once.
+	c, err := client.New(mgr.GetLocalManager().GetConfig(), client.Options{Scheme: mgr.GetLocalManager().GetScheme()})
+	if err != nil {
+		return nil, err
+	}
+	a := servingcert.NewAuthority(c, o.namespace, "gatehouse-webhook-ca", hosts, servingcert.AuthorityOptions{Log: log})
+	return a, mgr.GetLocalManager().Add(a)
 }
 
 // pushCertificates returns the push server's certificate source: files (for
@@ -297,41 +339,22 @@ func pushCertificates(mgr mcmanager.Manager, o options) (servingcert.Source, err
 	return a, mgr.GetLocalManager().Add(a)
 }
 
-// webhookCertificates returns the serving certificate source: files (for
-// instance a cert-manager Secret) or a CA of the hub's own.
-func webhookCertificates(mgr mcmanager.Manager, o options) (servingcert.Source, error) {
-	log := slog.Default().With("component", "webhook-certificates")
-	if o.webhook.certDir != "" {
-		f, err := servingcert.NewFiles(o.webhook.certDir, log)
-		if err != nil {
-			return nil, err
-		}
-		return f, mgr.GetLocalManager().Add(f)
-	}
-	hosts := splitList(o.webhook.hosts)
-	if len(hosts) == 0 && o.webhook.url != "" {
-		u, err := url.Parse(o.webhook.url)
-		if err != nil {
-			return nil, fmt.Errorf("--webhook-url: %w", err)
-		}
-		hosts = []string{u.Hostname()}
-	}
-	if len(hosts) == 0 {
-		hosts = []string{"localhost"}
-	}
-	// Uncached: replicas race to create and rotate the CA and must read
-	// each other's writes at once.
+// webhookTokens returns the key that members' tokens are made from, kept in
+// the Secret gatehouse-webhook-key.
+func webhookTokens(mgr mcmanager.Manager, o options) (*webhooktoken.Keyring, error) {
+	// Uncached, as for the CA: replicas race to create the key.
 	c, err := client.New(mgr.GetLocalManager().GetConfig(), client.Options{Scheme: mgr.GetLocalManager().GetScheme()})
 	if err != nil {
 		return nil, err
 	}
-	a := servingcert.NewAuthority(c, o.namespace, "gatehouse-webhook-ca", hosts, servingcert.AuthorityOptions{Log: log})
-	return a, mgr.GetLocalManager().Add(a)
+	k := webhooktoken.New(c, o.namespace, "gatehouse-webhook-key", webhooktoken.Options{Log: slog.Default().With("component", "webhook-key")})
+	return k, mgr.GetLocalManager().Add(k)
 }
 
-// serveWebhook runs the admission webhook server and re-registers the
-// webhook in every member when the CA bundle changes.
-func serveWebhook(ctx context.Context, mgr mcmanager.Manager, h *hub.Hub, certs servingcert.Source, s *runtime.Scheme, o options, logger *slog.Logger) error {
+// serveWebhook runs the admission webhook server, which answers only
+// members' API servers, and re-registers the webhook in every member when
+// the CA bundle or the members' tokens change.
+func serveWebhook(ctx context.Context, mgr mcmanager.Manager, h *hub.Hub, certs servingcert.Source, tokens *webhooktoken.Keyring, s *runtime.Scheme, o options, logger *slog.Logger) error {
 	host, portText, err := net.SplitHostPort(o.webhook.address)
 	if err != nil {
 		return fmt.Errorf("--webhook-address: %w", err)
@@ -344,7 +367,7 @@ func serveWebhook(ctx context.Context, mgr mcmanager.Manager, h *hub.Hub, certs 
 		c.GetCertificate = certs.GetCertificate
 		c.MinVersion = tls.VersionTLS12
 	}}})
-	srv.Register(admission.PathPrefix, admission.New(h.AdmissionFleet(), s, admission.Options{
+	srv.Register(admission.PathPrefix, admission.New(h.AdmissionFleet(), tokens, s, admission.Options{
 		Controller: translate.ControllerName, Log: logger.With("component", "admission")}))
 	go func() {
 		for {
@@ -352,6 +375,8 @@ func serveWebhook(ctx context.Context, mgr mcmanager.Manager, h *hub.Hub, certs 
 			case <-ctx.Done():
 				return
 			case <-certs.Changed():
+				h.TriggerAll()
+			case <-tokens.Changed():
 				h.TriggerAll()
 			}
 		}
