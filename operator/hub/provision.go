@@ -51,11 +51,13 @@ const (
 // class, its proxies' ServiceAccount, Deployment and LoadBalancer Service in
 // the member, all owned by the Gateway so that they go with it. It returns
 // the addresses each Service's load balancer was given.
-func (w *worker) provision(ctx context.Context, in translate.Input, out translate.Output) (map[types.NamespacedName][]gwv1.GatewayStatusAddress, error) {
+// Proxies it refuses to provision (refusedNamespace, claiming) are returned
+// with the reason, for the Gateway's status.
+func (w *worker) provision(ctx context.Context, in translate.Input, out translate.Output) (map[types.NamespacedName][]gwv1.GatewayStatusAddress, map[types.NamespacedName]string, error) {
 	p := w.hub.opts.Provisioning
-	addrs := map[types.NamespacedName][]gwv1.GatewayStatusAddress{}
+	addrs, refusals := map[types.NamespacedName][]gwv1.GatewayStatusAddress{}, map[types.NamespacedName]string{}
 	if p.Image == "" {
-		return addrs, nil
+		return addrs, refusals, nil
 	}
 	var errs []error
 	for _, gw := range in.Gateways {
@@ -64,18 +66,26 @@ func (w *worker) provision(ctx context.Context, in translate.Input, out translat
 		if !ok || params.Mode != translate.ModeManaged || out.Tables[k] == nil {
 			continue
 		}
+		if why := refusedNamespace(gw.Namespace, w.hub.opts.Namespace); why != "" {
+			refusals[k] = why
+			continue
+		}
 		a, err := w.provisionGateway(ctx, gw, p, params)
+		if why, ok := refused(err); ok {
+			refusals[k] = why
+			continue
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("provisioning proxies of Gateway %s: %w", k, err))
 			continue
 		}
 		addrs[k] = a
 	}
-	return addrs, errors.Join(errs...)
+	return addrs, refusals, errors.Join(errs...)
 }
 
 func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provisioning, params translate.ClassParameters) ([]gwv1.GatewayStatusAddress, error) {
-	c := w.cl.GetClient()
+	c := claiming{w.cl.GetClient()}
 	name := ProxyServiceAccount(gw.Name)
 	labels, annotations := infrastructure(gw)
 	selector := map[string]string{LabelGateway: gw.Name}
@@ -123,6 +133,7 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 		dep.Spec.Template.Labels = merge(dep.Spec.Template.Labels, labels, selector)
 		dep.Spec.Template.Annotations = merge(dep.Spec.Template.Annotations, annotations)
 		dep.Spec.Template.Spec.ServiceAccountName = name
+		dep.Spec.Template.Spec.SecurityContext = proxyPodSecurity()
 		dep.Spec.Template.Spec.Containers = []corev1.Container{{
 			Name:  "proxy",
 			Image: p.Image,
@@ -131,7 +142,8 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 				"--token-file", proxyTokenDir + "/token", "--xds-ca-file", proxyTokenDir + "/ca.crt",
 				"--cache-dir", "/var/cache/gatehouse", "--admin-address", params.AdminAddress(),
 			},
-			Ports: containerPorts,
+			Ports:           containerPorts,
+			SecurityContext: proxySecurity(),
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 				Path: "/readyz", Port: intstr.FromInt32(params.ProxyAdminPort())}}},
 			VolumeMounts: []corev1.VolumeMount{
@@ -209,4 +221,26 @@ func merge(into map[string]string, from ...map[string]string) map[string]string 
 		maps.Copy(into, m)
 	}
 	return into
+}
+
+// proxyPodSecurity and proxySecurity meet the restricted Pod Security
+// Standard, as the member chart's proxies do: non-root, no privilege
+// escalation, no capabilities, the runtime's seccomp profile, a read-only
+// root filesystem (the cache is an emptyDir). Listeners below 1024 bind
+// through the namespaced sysctl, which the standard allows, not through a
+// capability.
+func proxyPodSecurity() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](65532), FSGroup: ptr.To[int64](65532),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		Sysctls:        []corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "0"}},
+	}
+}
+
+func proxySecurity() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot: ptr.To(true), AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
+		Capabilities:   &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
 }

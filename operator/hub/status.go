@@ -133,7 +133,7 @@ func programmed(conds []metav1.Condition, f fleet, stored []metav1.Condition) []
 // writes those that changed. Errors are collected: one object's conflict
 // does not stop the others.
 func (w *worker) writeStatus(ctx context.Context, in translate.Input, out translate.Output, hashes map[types.NamespacedName]string,
-	provisioned map[types.NamespacedName][]gwv1.GatewayStatusAddress) error {
+	provisioned map[types.NamespacedName][]gwv1.GatewayStatusAddress, refusals map[types.NamespacedName]string) error {
 	c := w.cl.GetClient()
 	now := status.Now()
 	controller := gwv1.GatewayController(w.hub.opts.Controller)
@@ -191,6 +191,9 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 			ours.Addresses = statusAddresses(advertised)
 		}
 		ours.Conditions = programmed(ours.Conditions, f, gw.Status.Conditions)
+		if why, ok := refusals[k]; ok {
+			ours.Conditions = notServed(ours.Conditions, why)
+		}
 		if params.Mode == translate.ModeExternal {
 			var unusable []string
 			ours.Addresses, unusable = usableAddresses(ours.Addresses, params.Addresses, advertised)

@@ -116,12 +116,12 @@ func (w *worker) sync(ctx context.Context) error {
 		decisions.report(in, out)
 	}
 	hashes := w.push(in, out)
-	addrs, perr := w.provision(ctx, in, out)
+	addrs, refusals, perr := w.provision(ctx, in, out)
 	var cerr error
 	if issuing != nil {
 		cerr = issuing.Apply(ctx)
 	}
-	return errors.Join(perr, cerr, w.writeStatus(ctx, in, out, hashes, addrs), w.ensureWebhook(ctx))
+	return errors.Join(perr, cerr, w.writeStatus(ctx, in, out, hashes, addrs, refusals), w.ensureWebhook(ctx))
 }
 
 // snapshot reads every input of translate from the cluster's cache.
