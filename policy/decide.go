@@ -429,6 +429,10 @@ type PolicyResult struct {
 	Denials    []Denial
 	Warnings   []string
 	Violations map[string]int
+	// Unsettled: a policy could not be evaluated (an error, or a timeout
+	// under load). A deny policy then refuses, but only for now: the result
+	// is not a verdict on the object and must not be kept as one.
+	Unsettled bool
 }
 
 // Evaluate runs the policies that match the object.
@@ -446,6 +450,7 @@ func (d *Decider) Evaluate(ctx context.Context, tenant string, s Subject) Policy
 	for _, r := range results {
 		p := d.Policies[r.Policy]
 		if r.Err != nil {
+			out.Unsettled = true
 			switch p.Enforcement {
 			case v1alpha1.Deny:
 				// A deny policy that cannot decide refuses: a tenant must not

@@ -220,3 +220,20 @@ func TestReferenceWarnings(t *testing.T) {
 		t.Errorf("granted, yet warned: %q", w)
 	}
 }
+
+// TestEvaluateErrorIsUnsettled: a deny policy that cannot be evaluated (a
+// timeout under load, here a cancelled evaluation) refuses, and says the
+// refusal is no verdict on the route, so that nobody keeps it as one.
+func TestEvaluateErrorIsUnsettled(t *testing.T) {
+	d := decider(t, tenancy.Platform)
+	s := policy.Subject{Cluster: tenancy.Cluster{Name: "member-1"}, Kind: "HTTPRoute", Object: httpRoute("web", "shop", nil, "a.web.example.com")}
+	if r := d.Evaluate(context.Background(), "web", s); r.Unsettled {
+		t.Fatalf("an evaluated route is unsettled: %+v", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := d.Evaluate(ctx, "web", s)
+	if !r.Unsettled || len(r.Denials) == 0 {
+		t.Errorf("a policy that was not evaluated: %+v, want a denial marked unsettled", r)
+	}
+}

@@ -194,7 +194,15 @@ type pass struct {
 	verdicts map[string]*routeVerdict
 	cache    map[string]cachedPolicy
 	next     map[string]cachedPolicy
+	// unsettled: some policy could not be evaluated in this pass; the
+	// cluster must be translated again soon (Unsettled).
+	unsettled bool
 }
+
+// Unsettled says whether a policy could not be evaluated in this pass
+// (policy.PolicyResult.Unsettled): the cluster needs another pass soon,
+// whether or not anything changes.
+func (p *pass) Unsettled() bool { return p.unsettled }
 
 type routeVerdict struct {
 	tenant  string
@@ -288,7 +296,12 @@ func (p *pass) verdict(kind string, o client.Object) *routeVerdict {
 	} else {
 		v.result = p.decider.Evaluate(p.ctx, tenant, s)
 	}
-	p.next[id] = cachedPolicy{uid: o.GetUID(), generation: o.GetGeneration(), labels: o.GetLabels(), annots: o.GetAnnotations(), decider: p.decider, result: v.result, tenant: tenant}
+	if v.result.Unsettled {
+		// A timeout is not a verdict: evaluate again on the next pass.
+		p.unsettled = true
+	} else {
+		p.next[id] = cachedPolicy{uid: o.GetUID(), generation: o.GetGeneration(), labels: o.GetLabels(), annots: o.GetAnnotations(), decider: p.decider, result: v.result, tenant: tenant}
+	}
 	v.denials = append(v.denials, v.result.Denials...)
 	p.verdicts[id] = v
 	return v

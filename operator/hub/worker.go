@@ -90,6 +90,10 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
+// unsettledRetry: how soon a cluster is translated again after a policy
+// could not be evaluated (a timeout under load).
+const unsettledRetry = time.Second
+
 // sync is one pass: snapshot, translate, push, status.
 func (w *worker) sync(ctx context.Context) error {
 	in, err := w.snapshot(ctx)
@@ -114,6 +118,9 @@ func (w *worker) sync(ctx context.Context) error {
 	out := translate.Translate(in)
 	if decisions != nil {
 		decisions.report(in, out)
+		if decisions.Unsettled() {
+			time.AfterFunc(unsettledRetry, w.trigger)
+		}
 	}
 	hashes := w.push(in, out)
 	addrs, refusals, perr := w.provision(ctx, in, out)

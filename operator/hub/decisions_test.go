@@ -1,0 +1,59 @@
+package hub
+
+import (
+	"context"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
+	"github.com/gatehouse-dev/gatehouse/policy/rego"
+	"github.com/gatehouse-dev/gatehouse/tenancy"
+)
+
+// TestUnsettledPolicyIsNotCached: a Rego evaluation that did not finish
+// (under load) refuses the route for this pass only; the next pass
+// evaluates again instead of reusing the refusal until the route changes.
+func TestUnsettledPolicyIsNotCached(t *testing.T) {
+	rp := &v1alpha1.RoutePolicy{ObjectMeta: metav1.ObjectMeta{Name: "team-label"}, Spec: v1alpha1.RoutePolicySpec{
+		Enforcement: v1alpha1.Deny,
+		Rego: `package p.team
+violation contains {"msg": "label team is required"} if { not input.review.object.metadata.labels.team }`,
+	}}
+	compiled, err := policy.NewPolicy(rp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := rego.New(rego.Options{})
+	if errs := engine.Load([]rego.Module{{Name: rp.Name, Source: rp.Spec.Rego}}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	decider := &policy.Decider{Tenancy: tenancy.NewView(nil, tenancy.Platform), Routes: tenancy.NewRoutes(), Engine: engine,
+		Policies: map[string]*policy.Policy{rp.Name: compiled}}
+	route := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "web", UID: "u1", Generation: 1,
+		Labels: map[string]string{"team": "shop"}}}
+	newPass := func(ctx context.Context, cache map[string]cachedPolicy) *pass {
+		return &pass{decider: decider, ctx: ctx, cluster: tenancy.Cluster{Name: "member-1"}, tenantOf: map[string]string{},
+			verdicts: map[string]*routeVerdict{}, cache: cache, next: map[string]cachedPolicy{}}
+	}
+
+	overloaded, cancel := context.WithCancel(context.Background())
+	cancel()
+	first := newPass(overloaded, nil)
+	if v := first.verdict("HTTPRoute", route); len(v.denials) == 0 {
+		t.Fatalf("an unevaluated deny policy admitted the route")
+	}
+	if !first.Unsettled() || len(first.next) != 0 {
+		t.Fatalf("unsettled %v, cached %d results: a timeout was kept as a verdict", first.Unsettled(), len(first.next))
+	}
+
+	second := newPass(context.Background(), first.next)
+	if v := second.verdict("HTTPRoute", route); len(v.denials) != 0 {
+		t.Errorf("the next pass still refuses the route: %+v", v.denials)
+	}
+	if second.Unsettled() || len(second.next) != 1 {
+		t.Errorf("unsettled %v, cached %d: a settled result is cached", second.Unsettled(), len(second.next))
+	}
+}
