@@ -68,8 +68,11 @@ func (e *engager) Engage(ctx context.Context, name multicluster.ClusterName, cl 
 }
 
 // ClusterCache limits what member caches hold: of Secrets, only TLS ones,
-// which listeners may reference. Pass it in the provider's ClusterOptions.
+// which listeners may reference; of every object, only what the hub reads,
+// within MaxCachedData for ConfigMaps and Secrets (see trimMemberObject).
+// Pass it in the provider's ClusterOptions.
 func ClusterCache(o *cluster.Options) {
+	o.Cache.DefaultTransform = trimMemberObject
 	if o.Cache.ByObject == nil {
 		o.Cache.ByObject = map[client.Object]cache.ByObject{}
 	}

@@ -131,6 +131,9 @@ func validCABundle(cm *corev1.ConfigMap) string {
 	if cm == nil {
 		return "does not exist"
 	}
+	if why := dataDropped(cm); why != "" {
+		return why + ": keep only the CA certificates in ca.crt"
+	}
 	data, ok := cm.Data["ca.crt"]
 	if !ok {
 		return `has no key "ca.crt"`

@@ -73,6 +73,9 @@ func validKeyPair(s *corev1.Secret) string {
 	if s == nil {
 		return "does not exist"
 	}
+	if why := dataDropped(s); why != "" {
+		return why + ": keep only the certificate chain and key in tls.crt and tls.key"
+	}
 	if s.Type != corev1.SecretTypeTLS {
 		return fmt.Sprintf("has type %q: it must be %q", s.Type, corev1.SecretTypeTLS)
 	}

@@ -52,6 +52,9 @@ func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, st
 	if cm == nil {
 		return params, fmt.Sprintf("spec.parametersRef: ConfigMap %s/%s does not exist", *p.Namespace, p.Name)
 	}
+	if why := dataDropped(cm); why != "" {
+		return params, fmt.Sprintf("spec.parametersRef: ConfigMap %s/%s %s: keep only the parameters in it", *p.Namespace, p.Name, why)
+	}
 	params.ClusterIssuer, params.Issuer = strings.TrimSpace(cm.Data["clusterIssuer"]), strings.TrimSpace(cm.Data["issuer"])
 	if port, problem := parseAdminPort(cm.Data["adminPort"]); problem != "" {
 		return params, fmt.Sprintf("ConfigMap %s/%s: %s", cm.Namespace, cm.Name, problem)
