@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -26,10 +27,13 @@ const WebhookConfigurationName = "gatehouse-routes"
 // WebhookRegistration is how members reach the hub's admission webhook.
 type WebhookRegistration struct {
 	// URL is the webhook server's base URL as members reach it; the path
-	// /validate/<cluster> is appended.
+	// /validate/<cluster>/<token> is appended.
 	URL string
 	// CABundle returns the CA certificates members must trust.
 	CABundle func() []byte
+	// Token returns the token that authenticates a member's API server to
+	// the webhook, "" while there is none yet.
+	Token func(cluster string) string
 	// FailurePolicy when the hub cannot be reached.
 	FailurePolicy admissionregistrationv1.FailurePolicyType
 	// ExcludeNamespaces are never sent to the webhook (system namespaces).
@@ -41,8 +45,8 @@ type WebhookRegistration struct {
 const webhookReapply = 5 * time.Minute
 
 // desired is the member's ValidatingWebhookConfiguration.
-func (r *WebhookRegistration) desired(cluster string) *admissionregistrationv1.ValidatingWebhookConfiguration {
-	url := strings.TrimSuffix(r.URL, "/") + admission.PathPrefix + cluster
+func (r *WebhookRegistration) desired(cluster, token string) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	url := strings.TrimSuffix(r.URL, "/") + admission.Path(cluster, token)
 	rule := func(resources ...string) admissionregistrationv1.RuleWithOperations {
 		return admissionregistrationv1.RuleWithOperations{
 			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
@@ -70,19 +74,28 @@ func (r *WebhookRegistration) desired(cluster string) *admissionregistrationv1.V
 }
 
 // ensureWebhook applies the member's registration when it changed (a new
-// CA bundle) or has not been applied for a while.
+// CA bundle or token) or has not been applied for a while.
 func (w *worker) ensureWebhook(ctx context.Context) error {
 	r := w.hub.opts.Webhook
 	if r == nil || len(r.CABundle()) == 0 {
 		return nil
 	}
-	want := r.desired(w.name)
-	sum := sha256.Sum256(fmt.Appendf(nil, "%v", want.Webhooks))
+	token := r.Token(w.name)
+	if token == "" {
+		return nil
+	}
+	want := r.desired(w.name, token)
+	// JSON, not %v: %v prints the URL's pointer, not the URL.
+	data, err := json.Marshal(want.Webhooks)
+	if err != nil {
+		return fmt.Errorf("registering the admission webhook: %w", err)
+	}
+	sum := sha256.Sum256(data)
 	hash := hex.EncodeToString(sum[:])
 	if hash == w.webhookHash && time.Since(w.webhookAt) < webhookReapply {
 		return nil
 	}
-	err := w.cl.GetClient().Patch(ctx, want, client.Apply, client.FieldOwner("gatehouse"), client.ForceOwnership)
+	err = w.cl.GetClient().Patch(ctx, want, client.Apply, client.FieldOwner("gatehouse"), client.ForceOwnership)
 	if err != nil {
 		return fmt.Errorf("registering the admission webhook: %w", err)
 	}

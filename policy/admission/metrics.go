@@ -10,4 +10,9 @@ var denialsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Objects the admission webhook refused, by member cluster and reason.",
 }, []string{"cluster", "reason"})
 
-func init() { metrics.Registry.MustRegister(denialsTotal) }
+var unauthenticatedTotal = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "gatehouse_admission_unauthenticated_total",
+	Help: "Calls to the admission webhook refused because their path did not carry the token of the member it names.",
+})
+
+func init() { metrics.Registry.MustRegister(denialsTotal, unauthenticatedTotal) }

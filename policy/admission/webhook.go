@@ -28,9 +28,20 @@ import (
 	"github.com/gatehouse-dev/gatehouse/tenancy"
 )
 
-// PathPrefix is followed by the member cluster's name: a member's API
-// server calls the hub by URL, and the path tells the hub who calls.
+// PathPrefix is followed by the member cluster's name and that member's
+// token (see Path): a member's API server calls the hub by URL, and the
+// token, which only the hub can compute, proves which member calls.
 const PathPrefix = "/validate/"
+
+// Path is the path member's API server calls the webhook at, with token as
+// Authenticator knows it.
+func Path(member, token string) string { return PathPrefix + member + "/" + token }
+
+// Authenticator tells the members' API servers from everyone else.
+type Authenticator interface {
+	// Authentic reports whether token is the one the hub gave member.
+	Authentic(member, token string) bool
+}
 
 // Fleet is what the webhook needs of the hub.
 type Fleet interface {
@@ -52,8 +63,11 @@ type Options struct {
 
 type clusterKey struct{}
 
-// New returns the handler of PathPrefix.
-func New(fleet Fleet, scheme *runtime.Scheme, opts Options) http.Handler {
+// New returns the handler of PathPrefix. It answers only callers whose path
+// carries the token of the member it names; the member's name is taken from
+// that path alone, and whoever made the change from the AdmissionReview
+// that member's API server sent.
+func New(fleet Fleet, auth Authenticator, scheme *runtime.Scheme, opts Options) http.Handler {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
@@ -61,16 +75,31 @@ func New(fleet Fleet, scheme *runtime.Scheme, opts Options) http.Handler {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	v := &validator{fleet: fleet, decoder: admission.NewDecoder(scheme), opts: opts}
-	return &admission.Webhook{
-		Handler:      v,
-		RecoverPanic: ptrTrue(),
-		WithContextFunc: func(ctx context.Context, r *http.Request) context.Context {
-			return context.WithValue(ctx, clusterKey{}, strings.TrimPrefix(r.URL.Path, PathPrefix))
-		},
-	}
+	return &authenticated{auth: auth, log: opts.Log, next: &admission.Webhook{Handler: v, RecoverPanic: ptrTrue()}}
 }
 
 func ptrTrue() *bool { b := true; return &b }
+
+// authenticated passes on only the calls of members' API servers.
+type authenticated struct {
+	auth Authenticator
+	log  *slog.Logger
+	next http.Handler
+}
+
+// ServeHTTP refuses every caller without the token of the member its path
+// names before reading anything else of the request, with the same answer
+// whatever was wrong, so that a refusal tells nothing about the fleet.
+func (a *authenticated) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	member, token, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, PathPrefix), "/")
+	if !ok || member == "" || !strings.HasPrefix(r.URL.Path, PathPrefix) || !a.auth.Authentic(member, token) {
+		unauthenticatedTotal.Inc()
+		a.log.Debug("refused an admission call without its member's token", "remote", r.RemoteAddr, "path", PathPrefix+member)
+		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+		return
+	}
+	a.next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clusterKey{}, member)))
+}
 
 type validator struct {
 	fleet   Fleet

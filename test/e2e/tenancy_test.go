@@ -139,7 +139,7 @@ func TestTenancyAdmissionAndOwnership(t *testing.T) {
 					return false
 				}
 				w := vwc.Webhooks[0]
-				return len(w.ClientConfig.CABundle) > 0 && w.ClientConfig.URL != nil && strings.HasSuffix(*w.ClientConfig.URL, "/validate/"+m.Cluster.Name)
+				return len(w.ClientConfig.CABundle) > 0 && w.ClientConfig.URL != nil && strings.Contains(*w.ClientConfig.URL, "/validate/"+m.Cluster.Name+"/")
 			})
 		}
 	})
