@@ -33,19 +33,7 @@ func TestListenerCertificatesFromCertManager(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	bins := build(t, "gatehouse", "gatehouse-proxy")
-	fleet, err := env.Start(ctx, env.Options{Members: 1, CertManager: true, AdvertiseAddress: env.AdvertiseAddress})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fleet.Stop() })
-	s := env.Scheme()
-	if err := cmv1.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	hubClient, err := client.New(fleet.Hub.Config, client.Options{Scheme: s})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fleet, hubClient := fleetWithCertManager(t, ctx)
 	roots, err := env.CAClusterIssuer(ctx, hubClient, "ca")
 	if err != nil {
 		t.Fatal(err)
@@ -68,15 +56,26 @@ func TestListenerCertificatesFromCertManager(t *testing.T) {
 	t.Cleanup(func() { _ = m.Close() })
 
 	// The platform team asks for a certificate: an HTTPS listener without
-	// certificateRefs, and our annotation naming the CA ClusterIssuer.
+	// certificateRefs, and the class's parameters naming the CA
+	// ClusterIssuer. First an issuer that does not exist: the listener
+	// waits and says so.
+	setClassIssuer := func(name string) {
+		var params corev1.ConfigMap
+		if err := m.Client.Get(ctx, types.NamespacedName{Namespace: env.ParamsNamespace, Name: "gatehouse-external"}, &params); err != nil {
+			t.Fatal(err)
+		}
+		params.Data["clusterIssuer"] = name
+		if err := m.Client.Update(ctx, &params); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setClassIssuer("not-there")
 	var gw gwv1.Gateway
 	gwKey := types.NamespacedName{Namespace: env.GatewayNamespace, Name: env.GatewayName}
 	if err := m.Client.Get(ctx, gwKey, &gw); err != nil {
 		t.Fatal(err)
 	}
 	all := gwv1.NamespacesFromAll
-	// First an issuer that does not exist: the listener waits and says so.
-	gw.Annotations = map[string]string{certificates.AnnotationClusterIssuer: "not-there"}
 	gw.Spec.Listeners = append(gw.Spec.Listeners, gwv1.Listener{
 		Name: "https", Port: httpsPort, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To[gwv1.Hostname]("*.apps.example.test"),
 		AllowedRoutes: &gwv1.AllowedRoutes{Namespaces: &gwv1.RouteNamespaces{From: &all}},
@@ -107,13 +106,7 @@ func TestListenerCertificatesFromCertManager(t *testing.T) {
 		if c := listenerCondition("Programmed"); c == nil || c.Status != metav1.ConditionFalse {
 			t.Errorf("https Programmed = %+v, want False", c)
 		}
-		if err := m.Client.Get(ctx, gwKey, &gw); err != nil {
-			t.Fatal(err)
-		}
-		gw.Annotations[certificates.AnnotationClusterIssuer] = "ca"
-		if err := m.Client.Update(ctx, &gw); err != nil {
-			t.Fatal(err)
-		}
+		setClassIssuer("ca")
 	})
 
 	certKey := types.NamespacedName{Namespace: certificates.Namespace("member-1"), Name: "gw.infra.shared.https"}
@@ -241,6 +234,26 @@ func TestListenerCertificatesFromCertManager(t *testing.T) {
 	})
 }
 
+// fleetWithCertManager starts a hub running cert-manager and one member,
+// and returns a hub client that knows cert-manager's types.
+func fleetWithCertManager(t *testing.T, ctx context.Context) (*env.Fleet, client.Client) {
+	t.Helper()
+	fleet, err := env.Start(ctx, env.Options{Members: 1, CertManager: true, AdvertiseAddress: env.AdvertiseAddress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Stop() })
+	s := env.Scheme()
+	if err := cmv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	hubClient, err := client.New(fleet.Hub.Config, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fleet, hubClient
+}
+
 func slices0(s []string) string {
 	if len(s) != 1 {
 		return fmt.Sprint(s)
@@ -272,4 +285,170 @@ func tlsGet(c *http.Client, addr, host string) (body, serial string, reused bool
 		serial = resp.TLS.PeerCertificates[0].SerialNumber.String()
 	}
 	return string(b), serial, reused, nil
+}
+
+// TestCertificatesFollowTenancy acts as a tenant and as a member admin who
+// each ask the hub for a certificate that is not theirs. Each attack used to
+// get a cert-manager Certificate on the hub (and so a key pair for the
+// attacker's proxies); now the listener says why not and no Certificate
+// exists, while a tenant's legitimate listener, in the same pass, gets one.
+func TestCertificatesFollowTenancy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	bins := build(t, "gatehouse")
+	fleet, hubClient := fleetWithCertManager(t, ctx)
+	// The platform's CA for listeners, and the internal mTLS CA no tenant
+	// may use.
+	for _, issuer := range []string{"ca", "internal-mtls"} {
+		if _, err := env.CAClusterIssuer(ctx, hubClient, issuer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tn := range []*tenancyv1.Tenant{
+		{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tenancyv1.TenantSpec{
+			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"web"}}}, Hostnames: []gwv1.Hostname{"*.apps.example.test"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "payments"}, Spec: tenancyv1.TenantSpec{
+			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"payments"}}}, Hostnames: []gwv1.Hostname{"pay.apps.example.test"}}},
+	} {
+		if err := hubClient.Create(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "5s", "--webhook-address", "0")
+	m, err := env.SetUpSharedGateway(ctx, 1, fleet.Members[0], nil, env.ProxyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	member := m.Client
+
+	// The platform team's class issues from "ca"; the shared Gateway takes
+	// ListenerSets from every namespace.
+	var params corev1.ConfigMap
+	if err := member.Get(ctx, types.NamespacedName{Namespace: env.ParamsNamespace, Name: "gatehouse-external"}, &params); err != nil {
+		t.Fatal(err)
+	}
+	params.Data["clusterIssuer"] = "ca"
+	if err := member.Update(ctx, &params); err != nil {
+		t.Fatal(err)
+	}
+	var shared gwv1.Gateway
+	if err := member.Get(ctx, types.NamespacedName{Namespace: env.GatewayNamespace, Name: env.GatewayName}, &shared); err != nil {
+		t.Fatal(err)
+	}
+	shared.Spec.AllowedListeners = &gwv1.AllowedListeners{Namespaces: &gwv1.ListenerNamespaces{From: ptr.To(gwv1.NamespacesFromAll)}}
+	if err := member.Update(ctx, &shared); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"web", "payments", "admin"} {
+		if err := member.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listenerSet := func(name, hostname string, annotations map[string]string) *gwv1.ListenerSet {
+		return &gwv1.ListenerSet{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "web", Annotations: annotations},
+			Spec: gwv1.ListenerSetSpec{
+				ParentRef: gwv1.ParentGatewayReference{Name: env.GatewayName, Namespace: ptr.To[gwv1.Namespace](env.GatewayNamespace)},
+				Listeners: []gwv1.ListenerEntry{{Name: "tls", Port: httpsPort, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To(gwv1.Hostname(hostname))}},
+			},
+		}
+	}
+	objects := []client.Object{
+		// The control: a tenant's listener for its own hostname.
+		listenerSet("store", "store.apps.example.test", nil),
+		// (1) A tenant picks the internal mTLS CA.
+		listenerSet("pick", "shop.apps.example.test", map[string]string{certificates.AnnotationClusterIssuer: "internal-mtls"}),
+		// (2) A tenant's wildcard, valid for payments' hostname too.
+		listenerSet("wide", "*.apps.example.test", nil),
+		// (3) A member admin's own Gateway for payments' hostname.
+		&gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "own", Namespace: "admin"}, Spec: gwv1.GatewaySpec{GatewayClassName: "gatehouse",
+			Listeners: []gwv1.Listener{{Name: "https", Port: httpsPort, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To[gwv1.Hostname]("pay.apps.example.test")}}}},
+	}
+	for _, o := range objects {
+		if err := member.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	certNamespace := certificates.Namespace("member-1")
+	waitFor(t, 60*time.Second, "the tenant's own listener to get its Certificate", func() bool {
+		var c cmv1.Certificate
+		return hubClient.Get(ctx, types.NamespacedName{Namespace: certNamespace, Name: "ls.web.store.tls"}, &c) == nil &&
+			c.Spec.IssuerRef.Name == "ca" && slices0(c.Spec.DNSNames) == "store.apps.example.test"
+	})
+
+	resolvedRefs := func(o client.Object, listener gwv1.SectionName) *metav1.Condition {
+		if member.Get(ctx, client.ObjectKeyFromObject(o), o) != nil {
+			return nil
+		}
+		var conds []metav1.Condition
+		switch o := o.(type) {
+		case *gwv1.ListenerSet:
+			for _, l := range o.Status.Listeners {
+				if l.Name == listener {
+					conds = l.Conditions
+				}
+			}
+		case *gwv1.Gateway:
+			for _, l := range o.Status.Listeners {
+				if l.Name == listener {
+					conds = l.Conditions
+				}
+			}
+		}
+		return meta.FindStatusCondition(conds, "ResolvedRefs")
+	}
+	attacks := []struct {
+		name        string
+		object      client.Object
+		listener    gwv1.SectionName
+		certificate string
+		reason      string
+		says        []string
+	}{
+		{"a tenant's ListenerSet picks another ClusterIssuer", &gwv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "pick"}}, "tls",
+			"ls.web.pick.tls", "IssuerNotDelegated",
+			[]string{`metadata.annotations[gatehouse.dev/cluster-issuer]: Forbidden: ClusterIssuer "internal-mtls", chosen by ListenerSet web/pick, is not delegated to tenant "web"`, `names ClusterIssuer "ca"`}},
+		{"a tenant's wildcard covers another tenant's hostname", &gwv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "wide"}}, "tls",
+			"ls.web.wide.tls", "CertificateCoversOtherTenant",
+			[]string{`a certificate for "*.apps.example.test" would be valid for "pay.apps.example.test", which is delegated to tenant "payments"`}},
+		{"a member admin's Gateway names a tenant's hostname", &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "admin", Name: "own"}}, "https",
+			"gw.admin.own.https", "HostnameOwnedByOtherTenant",
+			[]string{`spec.listeners[0].hostname: Forbidden: "pay.apps.example.test" is delegated to tenant "payments"`}},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			var msg string
+			waitFor(t, 30*time.Second, "the listener to say why it gets no certificate", func() bool {
+				c := resolvedRefs(a.object, a.listener)
+				if c == nil {
+					return false
+				}
+				msg = c.Message
+				return c.Status == metav1.ConditionFalse && c.Reason == a.reason
+			})
+			for _, want := range a.says {
+				if !strings.Contains(msg, want) {
+					t.Errorf("ResolvedRefs message does not say %s: %s", want, msg)
+				}
+			}
+			var c cmv1.Certificate
+			if err := hubClient.Get(ctx, types.NamespacedName{Namespace: certNamespace, Name: a.certificate}, &c); err == nil {
+				t.Errorf("the hub keeps Certificate %s from %s %s for %v", a.certificate, c.Spec.IssuerRef.Kind, c.Spec.IssuerRef.Name, c.Spec.DNSNames)
+			}
+		})
+	}
+	t.Run("no Certificate on the hub names the internal CA or another tenant's hostname", func(t *testing.T) {
+		var list cmv1.CertificateList
+		if err := hubClient.List(ctx, &list, client.InNamespace(certNamespace)); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range list.Items {
+			if c.Spec.IssuerRef.Name != "ca" || slices0(c.Spec.DNSNames) != "store.apps.example.test" {
+				t.Errorf("Certificate %s: %s %s for %v", c.Name, c.Spec.IssuerRef.Kind, c.Spec.IssuerRef.Name, c.Spec.DNSNames)
+			}
+		}
+	})
 }
