@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
+	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"k8s.io/client-go/kubernetes"
@@ -124,6 +125,10 @@ func MemberObjects(o Options) []any {
 				WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("ClusterRole").WithName(ServiceAccount)).
 				WithSubjects(rbacv1ac.Subject().WithKind("ServiceAccount").WithName(ServiceAccount).WithNamespace(o.MemberNamespace)),
 		)
+		if o.ManagedProxies {
+			policy, binding := ProxyObjectsGuard(o.MemberNamespace, ServiceAccount)
+			out = append(out, policy, binding)
+		}
 	}
 	if o.TokenSecret {
 		out = append(out, tokenSecret(o))
@@ -257,6 +262,12 @@ func applyMember(ctx context.Context, mc kubernetes.Interface, o Options) error 
 		case *corev1ac.SecretApplyConfiguration:
 			what = "Secret " + *x.Namespace + "/" + *x.Name
 			_, err = mc.CoreV1().Secrets(*x.Namespace).Apply(ctx, x, applyOpts)
+		case *admissionregistrationv1ac.ValidatingAdmissionPolicyApplyConfiguration:
+			what = "ValidatingAdmissionPolicy " + *x.Name
+			_, err = mc.AdmissionregistrationV1().ValidatingAdmissionPolicies().Apply(ctx, x, applyOpts)
+		case *admissionregistrationv1ac.ValidatingAdmissionPolicyBindingApplyConfiguration:
+			what = "ValidatingAdmissionPolicyBinding " + *x.Name
+			_, err = mc.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Apply(ctx, x, applyOpts)
 		default:
 			return fmt.Errorf("internal error: cannot apply %T", obj)
 		}
@@ -354,11 +365,11 @@ func applyHubSecret(ctx context.Context, hub kubernetes.Interface, o Options, da
 
 // Leave deletes the member's Secret on the hub and, with a member client,
 // what join and the hub made there: the webhook registration (the hub no
-// longer answers for this cluster), the ClusterRoleBinding, ClusterRole,
-// token Secret and ServiceAccount — each only when it carries the label join
-// or the hub sets, so that what charts/gatehouse-member installed stays. The
-// namespace stays too: other things may live in it. Missing objects are not
-// an error.
+// longer answers for this cluster), the managed-proxy guard policy and its
+// binding, the ClusterRoleBinding, ClusterRole, token Secret and
+// ServiceAccount — each only when it carries the label join or the hub
+// sets, so that what charts/gatehouse-member installed stays. The namespace
+// stays too: other things may live in it. Missing objects are not an error.
 func Leave(ctx context.Context, hub, member kubernetes.Interface, o Options) error {
 	if msgs := validation.IsDNS1123Label(o.Cluster); len(msgs) > 0 {
 		return fmt.Errorf("CLUSTER %q: %s", o.Cluster, strings.Join(msgs, "; "))
@@ -389,6 +400,20 @@ func Leave(ctx context.Context, hub, member kubernetes.Interface, o Options) err
 			},
 			func() error {
 				return member.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, WebhookConfigurationName, bg)
+			}},
+		{"ValidatingAdmissionPolicyBinding " + ProxyObjectsPolicy, LabelJoined, FieldManager,
+			func() (object, error) {
+				return member.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, ProxyObjectsPolicy, metav1.GetOptions{})
+			},
+			func() error {
+				return member.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, ProxyObjectsPolicy, bg)
+			}},
+		{"ValidatingAdmissionPolicy " + ProxyObjectsPolicy, LabelJoined, FieldManager,
+			func() (object, error) {
+				return member.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, ProxyObjectsPolicy, metav1.GetOptions{})
+			},
+			func() error {
+				return member.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, ProxyObjectsPolicy, bg)
 			}},
 		{"ClusterRoleBinding " + ServiceAccount, LabelJoined, FieldManager,
 			func() (object, error) {
