@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -282,7 +283,8 @@ func TestMemberChartRenders(t *testing.T) {
 		objs := renderings()[3].render(t)
 		cm := find(t, objs, "ConfigMap", "shared-external-parameters")
 		data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
-		want := map[string]string{"mode": translate.ModeExternal, "addresses": "192.0.2.1,proxy.example.test", "clusterIssuer": "ca"}
+		want := map[string]string{"mode": translate.ModeExternal, "addresses": "192.0.2.1,proxy.example.test", "clusterIssuer": "ca",
+			"adminPort": strconv.Itoa(int(translate.DefaultAdminPort))}
 		if !equalMaps(data, want) {
 			t.Errorf("class parameters %v, want %v", data, want)
 		}
