@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	gatehousehub "github.com/gatehouse-dev/gatehouse/operator/hub"
 	"github.com/gatehouse-dev/gatehouse/test/env"
 )
 
@@ -435,6 +436,7 @@ func testManagedMode(t *testing.T, ctx context.Context, m *member) {
 	if dep.Spec.Template.Spec.ServiceAccountName != name.Name || dep.Spec.Template.Spec.Containers[0].Image != "gatehouse-proxy:e2e" {
 		t.Errorf("Deployment pod: %+v", dep.Spec.Template.Spec)
 	}
+	checkPushCredentials(t, ctx, c, &dep)
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "10.244.1.99"}}
 	if err := c.Status().Update(ctx, &svc); err != nil {
 		t.Fatal(err)
@@ -444,4 +446,36 @@ func testManagedMode(t *testing.T, ctx context.Context, m *member) {
 		return c.Get(ctx, client.ObjectKeyFromObject(gw), &got) == nil &&
 			len(got.Status.Addresses) == 1 && got.Status.Addresses[0].Value == "10.244.1.99"
 	})
+}
+
+// checkPushCredentials: a managed proxy presents a projected token for the
+// audience gatehouse, not the API server's token, and verifies the hub with
+// the bundle the hub wrote beside it.
+func checkPushCredentials(t *testing.T, ctx context.Context, c client.Client, dep *appsv1.Deployment) {
+	t.Helper()
+	pod := dep.Spec.Template.Spec
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Error("managed proxies mount the API server's token")
+	}
+	var audience, bundle string
+	for _, v := range pod.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, s := range v.Projected.Sources {
+			if s.ServiceAccountToken != nil {
+				audience = s.ServiceAccountToken.Audience
+			}
+			if s.ConfigMap != nil {
+				bundle = s.ConfigMap.Name
+			}
+		}
+	}
+	if audience != gatehousehub.ProxyTokenAudience {
+		t.Errorf("managed proxies' token is for audience %q", audience)
+	}
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: dep.Namespace, Name: bundle}, &cm); err != nil || !strings.Contains(cm.Data["ca.crt"], "BEGIN CERTIFICATE") {
+		t.Errorf("managed proxies' CA bundle ConfigMap %q: %v %v", bundle, err, cm.Data)
+	}
 }
