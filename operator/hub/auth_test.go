@@ -24,8 +24,10 @@ import (
 
 type fakeCluster struct{ c client.Client }
 
-func (f fakeCluster) GetClient() client.Client                         { return f.c }
-func (f fakeCluster) GetEventRecorderFor(string) record.EventRecorder { return record.NewFakeRecorder(10) }
+func (f fakeCluster) GetClient() client.Client { return f.c }
+func (f fakeCluster) GetEventRecorderFor(string) record.EventRecorder {
+	return record.NewFakeRecorder(10)
+}
 
 // member answers TokenReviews from tokens: token → (username, audiences).
 // A token it does not know is not authenticated.
@@ -67,15 +69,17 @@ func member(t *testing.T, tokens map[string]authnv1.TokenReviewStatus, reviews *
 	return fakeCluster{c}
 }
 
-func jwt(exp time.Time) string {
-	payload := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"exp":%d}`, exp.Unix()))
+// jwt is a token-shaped string that expires at exp; sub keeps tokens of the
+// same expiry apart.
+func jwt(sub string, exp time.Time) string {
+	payload := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"sub":%q,"exp":%d}`, sub, exp.Unix()))
 	return "eyJhbGciOiJSUzI1NiJ9." + payload + ".c2ln"
 }
 
 func TestProxyAuthorization(t *testing.T) {
 	proxySA := authnv1.UserInfo{Username: "system:serviceaccount:infra:gatehouse-proxy-shared"}
 	tenantSA := authnv1.UserInfo{Username: "system:serviceaccount:shop:gatehouse-proxy-anything"}
-	good, apiServer, tenant := jwt(time.Now().Add(time.Hour)), jwt(time.Now().Add(2*time.Hour)), jwt(time.Now().Add(3*time.Hour))
+	good, apiServer, tenant := jwt("good", time.Now().Add(time.Hour)), jwt("api-server", time.Now().Add(time.Hour)), jwt("tenant", time.Now().Add(time.Hour))
 	tokens := map[string]authnv1.TokenReviewStatus{
 		good:      {Authenticated: true, User: proxySA, Audiences: []string{ProxyTokenAudience}},
 		apiServer: {Authenticated: true, User: proxySA, Audiences: []string{"https://kubernetes.default.svc"}},
@@ -128,7 +132,7 @@ func TestProxyAuthorization(t *testing.T) {
 	}
 
 	t.Run("a Gateway of another class", func(t *testing.T) {
-		foreign := jwt(time.Now().Add(time.Hour))
+		foreign := jwt("foreign", time.Now().Add(time.Hour))
 		tokens[foreign] = authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{ProxyTokenAudience},
 			User: authnv1.UserInfo{Username: "system:serviceaccount:shop:gatehouse-proxy-foreign"}}
 		if err := a.Authorize(foreign, "member-1/shop/foreign", xds.TableType, []string{"member-1/shop/foreign"}); err == nil || !strings.Contains(err.Error(), "does not control") {
@@ -137,7 +141,7 @@ func TestProxyAuthorization(t *testing.T) {
 	})
 
 	t.Run("an answer is not reused past the token's expiry", func(t *testing.T) {
-		short := jwt(time.Now().Add(10 * time.Second))
+		short := jwt("short", time.Now().Add(10*time.Second))
 		tokens[short] = tokens[good]
 		before := reviews
 		_ = a.Authorize(short, node, xds.TableType, []string{node})
