@@ -378,6 +378,7 @@ func wantHubAccess(t *testing.T, cfg *rest.Config, chart string) {
 		checks = []access{
 			{hubNamespace, "", "secrets", "watch", "", true},
 			{hubNamespace, "", "secrets", "update", "gatehouse-webhook-ca", true},
+			{hubNamespace, "", "secrets", "update", "member-1", false}, // would redirect a member
 			{hubNamespace, "coordination.k8s.io", "leases", "update", "gatehouse-hub", true},
 			{"", "tenancy.gatehouse.dev", "tenants", "watch", "", true},
 			{"", "policy.gatehouse.dev", "routepolicies/status", "update", "", true},
