@@ -95,7 +95,7 @@ func (o Options) Validate() error {
 		}
 	}
 	if err := members.ValidateName(o.Cluster, o.HubNamespace); err != nil {
-		errs = append(errs, fmt.Errorf("CLUSTER: %w", err))
+		errs = append(errs, fmt.Errorf("CLUSTER %q: %w", o.Cluster, err))
 	}
 	if !o.TokenSecret && o.TokenDuration < MinTokenDuration {
 		errs = append(errs, fmt.Errorf("--token-duration %v: the TokenRequest API issues tokens of at least %v", o.TokenDuration, MinTokenDuration))
