@@ -75,7 +75,7 @@ func TestExplain(t *testing.T) {
 	explainRoute := func(t *testing.T, cluster, ns, name, format string) string {
 		t.Helper()
 		var out bytes.Buffer
-		if err := explain.Route(ctx, explain.Options{Hub: hubClient, HubNamespace: env.HubNamespace, Cluster: cluster,
+		if err := explain.Route(ctx, explain.Options{Hub: hubClient, HubNamespace: env.HubNamespace, HubCredentials: true, Cluster: cluster,
 			Route: types.NamespacedName{Namespace: ns, Name: name}, Format: format, Out: &out}); err != nil {
 			t.Fatalf("explain %s/%s: %v\n%s", ns, name, err, out.String())
 		}
@@ -120,7 +120,7 @@ func TestExplain(t *testing.T) {
 			}
 		}
 
-		err := explain.Route(ctx, explain.Options{Hub: hubClient, HubNamespace: env.HubNamespace,
+		err := explain.Route(ctx, explain.Options{Hub: hubClient, HubNamespace: env.HubNamespace, HubCredentials: true,
 			Route: types.NamespacedName{Namespace: "shop", Name: "nowhere"}, Out: &bytes.Buffer{}})
 		if want := "HTTPRoute shop/nowhere exists in no member cluster (looked in: member-1, member-2)"; err == nil || err.Error() != want {
 			t.Errorf("explaining a route no member has: %v, want %q", err, want)

@@ -15,17 +15,22 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
+	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/explain"
 	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/join"
 	"github.com/gatehouse-dev/gatehouse/test/env"
 )
@@ -202,6 +207,10 @@ func TestHubLeastPrivilege(t *testing.T) {
 		}
 	})
 
+	t.Run("explain reads members with the caller's credentials", func(t *testing.T) {
+		testExplainAsTenant(t, ctx, fleet, m, admin)
+	})
+
 	t.Run("forged member Secrets are refused", func(t *testing.T) {
 		// A server that records the credentials presented to it. A forged
 		// Secret with the token written in it does reach it (the check below
@@ -325,4 +334,78 @@ func (l *lockedBuffer) contains(s string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return bytes.Contains(l.b.Bytes(), []byte(s))
+}
+
+// testExplainAsTenant: a developer of namespace shop explains routes with
+// their own credentials: their route is explained; a route in another
+// namespace is not shown, although the hub's credentials (which explain no
+// longer uses unless asked) would read it.
+func testExplainAsTenant(t *testing.T, ctx context.Context, fleet *env.Fleet, m *env.Cluster, admin client.Client) {
+	parent := []gwv1.ParentReference{{Namespace: ptr.To(gwv1.Namespace("infra")), Name: "shared"}}
+	for _, r := range []*gwv1.HTTPRoute{
+		{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parent}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "internal", Namespace: "infra"}, Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parent},
+			Hostnames: []gwv1.Hostname{"payroll.internal.example"}}},
+	} {
+		if err := admin.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The developer may read routes in shop, and nothing else.
+	if err := admin.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "dev", Namespace: "shop"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "routes", Namespace: "shop"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{gwv1.GroupName}, Resources: []string{"httproutes"}, Verbs: []string{"get", "list"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "dev", Namespace: "shop"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "routes"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "dev", Namespace: "shop"}}}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := kubernetes.NewForConfigOrDie(m.Config).CoreV1().ServiceAccounts("shop").CreateToken(ctx, "dev", &authnv1.TokenRequest{
+		Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := rest.AnonymousClientConfig(m.Config)
+	dev.BearerToken = tr.Status.Token
+	// On the hub the developer has no rights at all.
+	nobody, err := client.New(rest.AnonymousClientConfig(fleet.Hub.Config), client.Options{Scheme: env.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asDev := func(ns, name string) (string, error) {
+		var out bytes.Buffer
+		err := explain.Route(ctx, explain.Options{Hub: nobody, HubNamespace: env.HubNamespace, Members: []explain.Member{{Name: m.Name, Config: dev}},
+			Route: types.NamespacedName{Namespace: ns, Name: name}, Out: &out})
+		return out.String(), err
+	}
+
+	out, err := asDev("shop", "web")
+	if err != nil || !strings.Contains(out, "cluster "+m.Name+" (generation 1)") || !strings.Contains(out, "labels could not be read from the hub") {
+		t.Errorf("the developer's own route: %v\n%s", err, out)
+	}
+	out, err = asDev("infra", "internal")
+	if err == nil || !strings.Contains(out, "forbidden") || strings.Contains(out, "payroll") {
+		t.Errorf("a route of another namespace, explained with the developer's credentials: %v\n%s", err, out)
+	}
+	// The same request with the hub's credentials does read it: what
+	// refused above is the developer's own RBAC, not a missing route.
+	var hubOut bytes.Buffer
+	hubAdmin, err := client.New(fleet.Hub.Config, client.Options{Scheme: env.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := explain.Route(ctx, explain.Options{Hub: hubAdmin, HubNamespace: env.HubNamespace, HubCredentials: true, Cluster: m.Name,
+		Route: types.NamespacedName{Namespace: "infra", Name: "internal"}, Out: &hubOut}); err != nil {
+		t.Errorf("explain with the hub's credentials: %v\n%s", err, hubOut.String())
+	}
+	// Without --hub-credentials and without members named, explain refuses
+	// rather than fall back to the hub's credentials.
+	if err := explain.Route(ctx, explain.Options{Hub: hubAdmin, HubNamespace: env.HubNamespace,
+		Route: types.NamespacedName{Namespace: "infra", Name: "internal"}, Out: io.Discard}); err == nil || !strings.Contains(err.Error(), "--hub-credentials") {
+		t.Errorf("explain with no member named: %v, want a refusal naming --hub-credentials", err)
+	}
 }

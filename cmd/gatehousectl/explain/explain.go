@@ -19,10 +19,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -40,6 +42,16 @@ type Options struct {
 	Hub client.Client
 	// HubNamespace holds the members' kubeconfig Secrets.
 	HubNamespace string
+	// Members are the member clusters to read, each with the caller's own
+	// credentials, so that the explanation shows only what the caller may
+	// see. Their labels (which Tenants select clusters by) are read from
+	// the hub when the caller may; the members' kubeconfigs on the hub are
+	// not used.
+	Members []Member
+	// HubCredentials reads every member with the credentials the hub holds
+	// (its kubeconfig Secrets), instead of Members: for platform admins,
+	// who may read those Secrets; never offer it to tenants.
+	HubCredentials bool
 	// Cluster is the member to look in; "" looks in every member and
 	// explains the route wherever it exists.
 	Cluster string
@@ -63,7 +75,7 @@ func Route(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	members, err := readMembers(ctx, o.Hub, o.HubNamespace, o.Cluster)
+	members, err := o.members(ctx)
 	if err != nil {
 		return err
 	}
@@ -77,6 +89,9 @@ func Route(ctx context.Context, o Options) error {
 			continue
 		}
 		cr, err := explainCluster(ctx, c, hub, m.cluster(), o.Kind, o.Route)
+		if err == nil && m.labelsUnknown != "" {
+			cr.Warnings = append(cr.Warnings, m.labelsUnknown)
+		}
 		switch {
 		case apierrors.IsNotFound(err):
 			missing = append(missing, m.name)
@@ -136,12 +151,60 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// member is a member cluster as the hub registers it: a kubeconfig Secret
-// in the hub namespace, whose other labels are the cluster's labels.
+// Member is a member cluster the caller reads with credentials of their
+// own: a context of their kubeconfig, or a kubeconfig file of that member.
+type Member struct {
+	// Name is the cluster's name on the hub.
+	Name   string
+	Config *rest.Config
+}
+
+// member is a member cluster to read: with the caller's config, or with
+// the kubeconfig Secret the hub registers it by, whose other labels are the
+// cluster's labels.
 type member struct {
 	name       string
 	labels     map[string]string
 	kubeconfig []byte
+	config     *rest.Config
+	// labelsUnknown says why the cluster's labels could not be read.
+	labelsUnknown string
+}
+
+// members are the clusters to read: the caller's, or with HubCredentials
+// the hub's registrations.
+func (o Options) members(ctx context.Context) ([]member, error) {
+	if o.HubCredentials {
+		return readMembers(ctx, o.Hub, o.HubNamespace, o.Cluster)
+	}
+	if len(o.Members) == 0 {
+		return nil, errors.New("name the member clusters to read with your own credentials (--member-kubeconfig NAME=PATH, or --member-context NAME=CONTEXT " +
+			"of your kubeconfig); platform admins may read every member with the hub's credentials instead (--hub-credentials)")
+	}
+	// The labels live on the hub's registrations; a tenant usually may not
+	// read those Secrets, and then the labels stay unknown.
+	labels := map[string]map[string]string{}
+	var unknown string
+	var regs metav1.PartialObjectMetadataList
+	regs.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := o.Hub.List(ctx, &regs, client.InNamespace(o.HubNamespace), client.MatchingLabels{kubeconfig.DefaultKubeconfigSecretLabel: "true"}); err != nil {
+		unknown = fmt.Sprintf("the cluster's labels could not be read from the hub (%v): tenancy is explained as if the cluster had none, "+
+			"so a Tenant that selects clusters by label may be judged wrongly here; the route's status above is the hub's own verdict", err)
+	}
+	for _, r := range regs.Items {
+		labels[r.Name] = r.Labels
+	}
+	var out []member
+	for _, m := range o.Members {
+		if o.Cluster != "" && m.Name != o.Cluster {
+			continue
+		}
+		out = append(out, member{name: m.Name, labels: labels[m.Name], config: m.Config, labelsUnknown: unknown})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("cluster %q is not among the members you named", o.Cluster)
+	}
+	return out, nil
 }
 
 func readMembers(ctx context.Context, hub client.Client, namespace, only string) ([]member, error) {
@@ -176,8 +239,14 @@ func readMembers(ctx context.Context, hub client.Client, namespace, only string)
 
 func (m member) cluster() tenancy.Cluster { return tenancy.Cluster{Name: m.name, Labels: m.labels} }
 
-// client connects to the member with the credentials the hub holds.
+// client connects to the member with the caller's credentials or, with
+// HubCredentials, those the hub holds.
 func (m member) client() (client.Client, error) {
+	if m.config != nil {
+		cfg := rest.CopyConfig(m.config)
+		cfg.Timeout = memberTimeout
+		return newMemberClient(cfg)
+	}
 	if len(m.kubeconfig) == 0 {
 		return nil, fmt.Errorf("its Secret on the hub has no %q key: re-register the cluster", kubeconfig.DefaultKubeconfigSecretKey)
 	}
@@ -186,7 +255,15 @@ func (m member) client() (client.Client, error) {
 		return nil, fmt.Errorf("its kubeconfig on the hub is unusable: %w", err)
 	}
 	cfg.Timeout = memberTimeout
-	return client.New(cfg, client.Options{Scheme: memberScheme})
+	return newMemberClient(cfg)
+}
+
+func newMemberClient(cfg *rest.Config) (client.Client, error) {
+	c, err := client.New(cfg, client.Options{Scheme: memberScheme})
+	if err != nil {
+		return nil, err
+	}
+	return listGetter{c}, nil
 }
 
 var memberScheme = func() *runtime.Scheme {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -479,14 +480,21 @@ func TestRouteRefusesWhatItCannotExplain(t *testing.T) {
 		wantErr string
 		wantOut string
 	}{
-		{"no member", nil, Options{Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
+		{"no member", nil, Options{HubCredentials: true, Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
 			"no member cluster is registered on the hub", ""},
-		{"unknown member", []client.Object{member}, Options{Cluster: "member-9", Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
+		{"unknown member", []client.Object{member}, Options{HubCredentials: true, Cluster: "member-9", Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
 			`cluster "member-9" is not a member of the fleet (members: member-1)`, ""},
 		{"unknown kind", nil, Options{Kind: "TCPRoute", Route: types.NamespacedName{Name: "web"}},
 			`unknown route kind "TCPRoute"`, ""},
-		{"unusable kubeconfig", []client.Object{member}, Options{Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
+		{"unusable kubeconfig", []client.Object{member}, Options{HubCredentials: true, Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
 			"no member cluster could be read", "cluster member-1: its kubeconfig on the hub is unusable"},
+		// Without --hub-credentials, the hub's member Secrets are never read:
+		// a caller names the members it reads with its own credentials.
+		{"no member of the caller's", []client.Object{member}, Options{Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
+			"name the member clusters to read with your own credentials", ""},
+		{"a member the caller did not name", []client.Object{member}, Options{Cluster: "member-1", Members: []Member{{Name: "member-2", Config: &rest.Config{Host: "https://127.0.0.1:1"}}},
+			Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
+			`cluster "member-1" is not among the members you named`, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

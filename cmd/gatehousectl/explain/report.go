@@ -24,8 +24,10 @@ type ClusterReport struct {
 	Generation int64  `json:"generation,omitempty"`
 	// OtherControllers are status entries of controllers other than
 	// Gatehouse, which explain does not interpret.
-	OtherControllers []string       `json:"otherControllers,omitempty"`
-	Parents          []ParentReport `json:"parents,omitempty"`
+	OtherControllers []string `json:"otherControllers,omitempty"`
+	// Warnings say what the explanation could not know.
+	Warnings []string       `json:"warnings,omitempty"`
+	Parents  []ParentReport `json:"parents,omitempty"`
 }
 
 // ParentReport explains one parentRef of the route.
@@ -112,6 +114,9 @@ func (r *Report) write(w io.Writer, format string) error {
 			continue
 		}
 		fmt.Fprintf(&b, "cluster %s (generation %d)\n", c.Cluster, c.Generation)
+		for _, w := range c.Warnings {
+			fmt.Fprintf(&b, "  warning: %s\n", w)
+		}
 		if len(c.OtherControllers) > 0 {
 			fmt.Fprintf(&b, "  other controllers also report on this route (not explained here): %s\n", strings.Join(c.OtherControllers, "; "))
 		}
