@@ -19,13 +19,23 @@ type config struct {
 	ports    map[uint32]*portConfig
 	backends map[string]*backend
 	certs    map[string]*tls.Certificate
+	// badKeys are key pairs that did not load, with why.
+	badKeys map[string]error
+	// failed are the listeners this version cannot serve, with why and
+	// what to do; the others are served.
+	failed map[listenerID]string
 }
+
+// listenerID names a listener of a route table: the table's push name (its
+// Gateway's when it has none) and the listener's name in it.
+type listenerID struct{ table, listener string }
 
 // portConfig holds the listeners that share one port, indexed by hostname.
 type portConfig struct {
-	port  uint32
-	https bool
-	hosts hostIndex[*listenerConfig]
+	port      uint32
+	https     bool
+	hosts     hostIndex[*listenerConfig]
+	listeners []listenerID
 }
 
 type listenerConfig struct {
@@ -33,6 +43,10 @@ type listenerConfig struct {
 	hostname string
 	certs    []*tls.Certificate
 	vhosts   hostIndex[*vhost]
+	// notServed, when set, says why this listener is not served: it holds
+	// its hostname on the port so that its requests and handshakes fail
+	// instead of reaching a less specific listener.
+	notServed string
 }
 
 // hostIndex finds the most specific entry for a hostname: exact names, then
@@ -101,12 +115,18 @@ func (h *hostIndex[T]) lookup(host string) (T, bool) {
 
 // compile turns route tables and key pairs into a config, or says why it
 // cannot (the version is then NACKed and the previous one keeps serving).
+// A listener that cannot be served (its port, its certificate) costs only
+// that listener: it is listed in failed. A route or backend that does not
+// compile still fails the version, since failing its listener instead would
+// let one route take down every route sharing the listener.
 func compile(tables []*routetable.RouteTable, keyPairs map[string]*routetable.KeyPair) (*config, error) {
-	c := &config{ports: map[uint32]*portConfig{}, backends: map[string]*backend{}, certs: map[string]*tls.Certificate{}}
+	c := &config{ports: map[uint32]*portConfig{}, backends: map[string]*backend{}, certs: map[string]*tls.Certificate{},
+		badKeys: map[string]error{}, failed: map[listenerID]string{}}
 	for name, kp := range keyPairs {
 		cert, err := tls.X509KeyPair(kp.CertificateChain, kp.PrivateKey)
 		if err != nil {
-			return nil, fmt.Errorf("key pair %s: %w", name, err)
+			c.badKeys[name] = err
+			continue
 		}
 		c.certs[name] = &cert
 	}
@@ -131,9 +151,23 @@ func compile(tables []*routetable.RouteTable, keyPairs map[string]*routetable.Ke
 	return c, nil
 }
 
+// tableName is the name listeners are reported under: the push name the
+// hub gives a table, or its Gateway for a table read from a file.
+func tableName(t *routetable.RouteTable) string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return t.Gateway
+}
+
+// addListener compiles a listener onto its port. It returns an error only
+// for what fails the whole version (its routes); a listener that cannot be
+// served is recorded in c.failed.
 func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, regexes map[string]*regexp.Regexp) error {
+	id := listenerID{table: tableName(t), listener: l.Name}
 	if l.Port == 0 || l.Port > 65535 {
-		return fmt.Errorf("port %d is out of range", l.Port)
+		c.failed[id] = fmt.Sprintf("port %d is out of range: use a port from 1 to 65535", l.Port)
+		return nil
 	}
 	https := l.Protocol == routetable.Protocol_HTTPS
 	pc := c.ports[l.Port]
@@ -141,21 +175,10 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 		pc = &portConfig{port: l.Port, https: https}
 		c.ports[l.Port] = pc
 	} else if pc.https != https {
-		return fmt.Errorf("port %d is used for both HTTP and HTTPS", l.Port)
+		c.failed[id] = fmt.Sprintf("port %d is used for both HTTP and HTTPS: give this listener another port", l.Port)
+		return nil
 	}
 	lc := &listenerConfig{name: t.Gateway + "/" + l.Name, hostname: l.Hostname}
-	if https {
-		for _, name := range l.GetTls().GetCertificates() {
-			cert, ok := c.certs[name]
-			if !ok {
-				return fmt.Errorf("key pair %s has not been received", name)
-			}
-			lc.certs = append(lc.certs, cert)
-		}
-		if len(lc.certs) == 0 {
-			return fmt.Errorf("an HTTPS listener needs a certificate")
-		}
-	}
 	for _, vh := range l.VirtualHosts {
 		v, err := compileVhost(vh, c.backends, regexes)
 		if err != nil {
@@ -163,6 +186,34 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 		}
 		lc.vhosts.add(vh.Domain, v)
 	}
+	if https {
+		lc.certs, lc.notServed = c.certificates(l)
+	}
+	if lc.notServed != "" {
+		c.failed[id] = lc.notServed
+	} else {
+		pc.listeners = append(pc.listeners, id)
+	}
 	pc.hosts.add(l.Hostname, lc)
 	return nil
+}
+
+// certificates are an HTTPS listener's loaded key pairs, or why it cannot
+// be served.
+func (c *config) certificates(l *routetable.Listener) ([]*tls.Certificate, string) {
+	var certs []*tls.Certificate
+	for _, name := range l.GetTls().GetCertificates() {
+		if err, bad := c.badKeys[name]; bad {
+			return nil, fmt.Sprintf("key pair %s does not load: %v: the certificate Secret must hold a PEM certificate chain and its matching private key", name, err)
+		}
+		cert, ok := c.certs[name]
+		if !ok {
+			return nil, fmt.Sprintf("key pair %s has not been received: the hub sends it once the certificate Secret exists and is valid", name)
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, "an HTTPS listener needs a certificate: give it certificateRefs or an issuer"
+	}
+	return certs, ""
 }

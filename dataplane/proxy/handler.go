@@ -106,6 +106,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 	if !ok {
 		return respond(w, http.StatusNotFound, "")
 	}
+	if l.notServed != "" {
+		return respond(w, http.StatusServiceUnavailable, "this listener is not served")
+	}
 	vh, ok := l.vhosts.lookup(host)
 	if !ok {
 		return respond(w, http.StatusNotFound, "")

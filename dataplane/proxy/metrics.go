@@ -17,6 +17,7 @@ type metrics struct {
 	upstreamErrors prometheus.Counter
 	mirrorErrors   prometheus.Counter
 	applyErrors    prometheus.Counter
+	notServed      prometheus.Gauge
 	appliedAt      prometheus.Gauge
 	version        *prometheus.GaugeVec
 }
@@ -33,6 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		upstreamErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_upstream_errors_total", Help: "Requests whose backend could not answer."}),
 		mirrorErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_mirror_errors_total", Help: "Mirrored requests that failed."}),
 		applyErrors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_apply_errors_total", Help: "Route table versions that could not be applied."}),
+		notServed:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_listeners_not_served", Help: "Listeners of the applied version that are not served (a port held by something else, a key pair that does not load)."}),
 		appliedAt:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_timestamp_seconds", Help: "When the serving version was applied."}),
 		version:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_version", Help: "1 for the version being served."}, []string{"version"}),
 	}
@@ -43,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.requests[i] = requests.WithLabelValues(class)
 	}
 	if reg != nil {
-		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.appliedAt, m.version)
+		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.appliedAt, m.version)
 	}
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,12 +35,18 @@ type Options struct {
 	// DrainTimeout bounds how long a removed listener lets its requests
 	// finish; 30s when zero.
 	DrainTimeout time.Duration
+	// RetryInterval is how often ports that could not be bound are tried
+	// again; 5s when zero.
+	RetryInterval time.Duration
 }
 
 // Proxy serves route tables. Apply swaps in a new version: the listeners it
 // needs are bound first, then the compiled config is published with one
 // atomic store, then listeners no longer needed are drained. Requests in
-// flight finish on the config they started with.
+// flight finish on the config they started with. A listener that cannot be
+// served (a port something else holds, a key pair that does not load) costs
+// only that listener: NotServed reports it, and ports are bound again
+// every RetryInterval until they are free.
 type Proxy struct {
 	opts        Options
 	cfg         atomic.Pointer[config]
@@ -49,8 +57,13 @@ type Proxy struct {
 	accessLog   *slog.Logger
 	mirrorSlots slots
 
-	mu      sync.Mutex // serializes Apply and Close
+	mu      sync.Mutex // serializes Apply, retries and Close
 	servers map[uint32]*portServer
+	// unbound are the ports of the applied version that could not be
+	// bound, with the last error; retry binds them again.
+	unbound map[uint32]error
+	retry   *time.Timer
+	changed chan struct{}
 	version string
 	closed  bool
 }
@@ -61,6 +74,9 @@ type portServer struct {
 	ln    net.Listener
 	srv   *http.Server
 	done  chan struct{}
+	// released: the port was given up for a listener of the other
+	// protocol; its listener was closed on purpose.
+	released atomic.Bool
 }
 
 // New returns a proxy that serves nothing until the first Apply.
@@ -68,7 +84,11 @@ func New(opts Options) *Proxy {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
-	p := &Proxy{opts: opts, log: opts.Log, accessLog: opts.AccessLog, servers: map[uint32]*portServer{}}
+	if opts.RetryInterval == 0 {
+		opts.RetryInterval = 5 * time.Second
+	}
+	p := &Proxy{opts: opts, log: opts.Log, accessLog: opts.AccessLog, servers: map[uint32]*portServer{},
+		unbound: map[uint32]error{}, changed: make(chan struct{}, 1)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -89,7 +109,8 @@ func (p *Proxy) Version() string {
 func (p *Proxy) Ready() bool { return p.cfg.Load() != nil }
 
 // Apply compiles and serves a new version of the tables. When it returns an
-// error nothing changed: the previous version keeps serving.
+// error nothing changed: the previous version keeps serving. Otherwise the
+// version is served, except the listeners NotServed lists.
 func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs map[string]*routetable.KeyPair) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -101,25 +122,28 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 		p.metrics.applyErrors.Inc()
 		return err
 	}
-	// Bind what is new before anything changes, so that a port that cannot
-	// be bound leaves the old version serving.
+	// Bind what is new before the config changes; a port that cannot be
+	// bound leaves its listeners out, and the rest is served.
 	var bound []*portServer
+	unbound := map[uint32]error{}
 	for port, pc := range cfg.ports {
-		if s, ok := p.servers[port]; ok && s.https == pc.https {
+		s, ok := p.servers[port]
+		if ok && s.https == pc.https {
 			continue
 		}
-		if s, ok := p.servers[port]; ok && s.https != pc.https {
-			p.closeBound(bound)
-			p.metrics.applyErrors.Inc()
-			return fmt.Errorf("port %d changes between HTTP and HTTPS: remove the listener in one version and add it in the next", port)
+		if ok {
+			// From HTTP to HTTPS or back: release the port to bind it anew.
+			delete(p.servers, port)
+			s.released.Store(true)
+			s.ln.Close()
+			go p.drain(s)
 		}
-		s, err := p.bind(port, pc.https)
+		ns, err := p.bind(port, pc.https)
 		if err != nil {
-			p.closeBound(bound)
-			p.metrics.applyErrors.Inc()
-			return err
+			unbound[port] = err
+			continue
 		}
-		bound = append(bound, s)
+		bound = append(bound, ns)
 	}
 	// Keep connection pools of backends reached the same way.
 	for _, b := range cfg.backends {
@@ -136,10 +160,101 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 			go p.drain(s)
 		}
 	}
+	p.unbound = unbound
+	p.scheduleRetry()
 	p.version = version
 	p.metrics.applied(version)
-	p.log.Info("route tables applied", "version", version, "tables", len(tables), "ports", len(cfg.ports), "backends", len(cfg.backends))
+	notServed := p.notServed()
+	p.metrics.notServed.Set(float64(len(notServed)))
+	p.log.Info("route tables applied", "version", version, "tables", len(tables), "ports", len(cfg.ports), "backends", len(cfg.backends), "notServed", len(notServed))
+	for id, why := range notServed {
+		p.log.Warn("listener not served; the others are", "table", id.table, "listener", id.listener, "error", why)
+	}
 	return nil
+}
+
+// NotServed lists the listeners of the applied version that are not
+// served, by table and listener name, with why and what to do.
+func (p *Proxy) NotServed() map[string]map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]map[string]string{}
+	for id, why := range p.notServed() {
+		if out[id.table] == nil {
+			out[id.table] = map[string]string{}
+		}
+		out[id.table][id.listener] = why
+	}
+	return out
+}
+
+// NotServedChanged receives a value when NotServed changed other than by
+// Apply: a port bound on a retry.
+func (p *Proxy) NotServedChanged() <-chan struct{} { return p.changed }
+
+func (p *Proxy) notServed() map[listenerID]string {
+	cfg := p.cfg.Load()
+	if cfg == nil {
+		return nil
+	}
+	out := maps.Clone(cfg.failed)
+	for port, err := range p.unbound {
+		why := p.bindAdvice(err)
+		for _, id := range cfg.ports[port].listeners {
+			out[id] = why
+		}
+	}
+	return out
+}
+
+// bindAdvice says what to do about a port that could not be bound.
+func (p *Proxy) bindAdvice(err error) string {
+	fix := "something else where the proxy runs holds the port: free it, or move the listener to another port"
+	if errors.Is(err, syscall.EACCES) {
+		fix = "the proxy may not bind this port: use a port above 1023, or grant the proxy NET_BIND_SERVICE"
+	}
+	return fmt.Sprintf("%v: %s (the proxy tries again every %s)", err, fix, p.opts.RetryInterval)
+}
+
+// scheduleRetry binds the unbound ports again after RetryInterval; p.mu
+// is held.
+func (p *Proxy) scheduleRetry() {
+	if len(p.unbound) == 0 || p.retry != nil || p.closed {
+		return
+	}
+	p.retry = time.AfterFunc(p.opts.RetryInterval, p.retryBinds)
+}
+
+func (p *Proxy) retryBinds() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.retry = nil
+	cfg := p.cfg.Load()
+	if p.closed || cfg == nil {
+		return
+	}
+	changed := false
+	for port, prev := range p.unbound {
+		s, err := p.bind(port, cfg.ports[port].https)
+		if err != nil {
+			changed = changed || err.Error() != prev.Error()
+			p.unbound[port] = err
+			continue
+		}
+		delete(p.unbound, port)
+		p.servers[port] = s
+		go p.run(s)
+		changed = true
+		p.log.Info("listener port bound on retry: its listeners are served", "port", port)
+	}
+	if changed {
+		p.metrics.notServed.Set(float64(len(p.notServed())))
+		select {
+		case p.changed <- struct{}{}:
+		default:
+		}
+	}
+	p.scheduleRetry()
 }
 
 func (p *Proxy) bind(port uint32, https bool) (*portServer, error) {
@@ -180,14 +295,8 @@ func (p *Proxy) run(s *portServer) {
 	} else {
 		err = s.srv.Serve(s.ln)
 	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !s.released.Load() {
 		p.log.Error("listener stopped", "port", s.port, "error", err)
-	}
-}
-
-func (p *Proxy) closeBound(ss []*portServer) {
-	for _, s := range ss {
-		s.ln.Close()
 	}
 }
 
@@ -211,7 +320,7 @@ func (p *Proxy) certificate(port uint32, hello *tls.ClientHelloInfo) (*tls.Certi
 	name := strings.ToLower(hello.ServerName)
 	l, ok := cfg.ports[port].hosts.lookup(name)
 	if !ok || len(l.certs) == 0 {
-		return nil, fmt.Errorf("no listener for %q", name)
+		return nil, fmt.Errorf("no listener served for %q", name)
 	}
 	for _, c := range l.certs {
 		if hello.SupportsCertificate(c) == nil {
@@ -225,6 +334,9 @@ func (p *Proxy) certificate(port uint32, hello *tls.ClientHelloInfo) (*tls.Certi
 func (p *Proxy) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
+	if p.retry != nil {
+		p.retry.Stop()
+	}
 	servers := p.servers
 	p.servers = map[uint32]*portServer{}
 	p.mu.Unlock()

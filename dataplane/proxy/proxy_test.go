@@ -291,28 +291,6 @@ func TestRetriesTimeoutsAndWeights(t *testing.T) {
 	}
 }
 
-func TestApplyKeepsServingWhenPortIsTaken(t *testing.T) {
-	v1 := newEcho(t, "v1")
-	port := freePort(t)
-	p := start(t, table(t, port, `{"gateway":"infra/gw","listeners":[{"name":"http","port":PORT,"protocol":"HTTP","virtualHosts":[{"domain":"*","routes":[{"match":{"prefix":"/"},"route":{"backends":[{"backend":"v1","weight":1}]}}]}]}]}`, v1))
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	busy := uint32(taken.Addr().(*net.TCPAddr).Port)
-	v2 := table(t, port, `{"gateway":"infra/gw","listeners":[{"name":"http","port":PORT,"protocol":"HTTP"},{"name":"other","port":`+strconv.Itoa(int(busy))+`,"protocol":"HTTP"}]}`, v1)
-	if err := p.Apply("v2", []*rt.RouteTable{v2}, nil); err == nil || !strings.Contains(err.Error(), strconv.Itoa(int(busy))) {
-		t.Fatalf("applying a table whose port is taken: err = %v", err)
-	}
-	if p.Version() != "v1" {
-		t.Errorf("version is %q after a failed apply", p.Version())
-	}
-	if r := do(t, port, "GET", "x", "/", nil); r.code != 200 {
-		t.Errorf("v1 stopped serving: %d", r.code)
-	}
-}
-
 func TestMetricsCountByRouteBackendAndCode(t *testing.T) {
 	v1 := newEcho(t, "v1")
 	port := freePort(t)

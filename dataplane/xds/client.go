@@ -63,13 +63,25 @@ type Client struct {
 	// DialOptions, when set, replace the TLS transport built from CAFile
 	// (tests that bring their own credentials).
 	DialOptions []grpc.DialOption
+	// NotServed, when set, lists the listeners of the applied version that
+	// the proxy does not serve (table → listener → why). It travels to the
+	// hub as node metadata on every request, so that an acknowledgement
+	// says what of the version is served.
+	NotServed func() map[string]map[string]string
+	// NotServedChanged, when set, signals that NotServed changed between
+	// versions (a listener's port bound on a retry): the client tells the
+	// hub at once.
+	NotServedChanged <-chan struct{}
 
 	// state of the last applied version and of what arrived since
-	tables      map[string]*routetable.RouteTable
-	keys        map[string]*routetable.KeyPair
-	applied     string
-	tableVer    string
-	keyVer      string
+	tables   map[string]*routetable.RouteTable
+	keys     map[string]*routetable.KeyPair
+	applied  string
+	tableVer string
+	keyVer   string
+	// tableNonce answers the last table response acknowledged or
+	// rejected, for a request that only reports NotServed.
+	tableNonce  string
 	waiting     *pending
 	acks, nacks prometheus.Counter
 }
@@ -143,37 +155,86 @@ func (c *Client) stream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	node := &core.Node{Id: c.NodeID}
+	c.tableNonce = ""
+	// Resuming: tell the hub what we serve so it resends only what changed.
+	if err := c.send(s, &discovery.DiscoveryRequest{TypeUrl: TableType, ResourceNames: c.Tables, VersionInfo: c.tableVer}); err != nil {
+		return err
+	}
+	if names := c.keyNames(); len(names) > 0 {
+		if err := c.send(s, &discovery.DiscoveryRequest{TypeUrl: KeyPairType, ResourceNames: names, VersionInfo: c.keyVer}); err != nil {
+			return err
+		}
+	}
+	c.Log.Info("push stream open", "address", c.Address, "node", c.NodeID, "tables", c.Tables)
+	// Responses are received aside so that a change of what is served can
+	// be reported between them; every Send stays on this goroutine.
+	responses, failed := make(chan *discovery.DiscoveryResponse), make(chan error, 1)
+	go func() {
+		for {
+			resp, err := s.Recv()
+			if err != nil {
+				failed <- err
+				return
+			}
+			select {
+			case responses <- resp:
+			case <-sctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case err := <-failed:
+			return err
+		case resp := <-responses:
+			if err := c.handle(s, resp); err != nil {
+				return err
+			}
+		case <-c.NotServedChanged:
+			// Answering the last table response again carries the new
+			// metadata and asks for nothing new; the hub reads the node's
+			// metadata on every request.
+			if err := c.send(s, &discovery.DiscoveryRequest{TypeUrl: TableType, ResourceNames: c.Tables, VersionInfo: c.tableVer, ResponseNonce: c.tableNonce}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// send sends a request with the node's identity and metadata: the addresses
+// the proxy answers on and the listeners it does not serve.
+func (c *Client) send(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, req *discovery.DiscoveryRequest) error {
+	req.Node = &core.Node{Id: c.NodeID}
+	md := map[string]any{}
 	if len(c.Addresses) > 0 {
 		values := make([]any, len(c.Addresses))
 		for i, a := range c.Addresses {
 			values[i] = a
 		}
-		md, err := structpb.NewStruct(map[string]any{MetadataAddresses: values})
+		md[MetadataAddresses] = values
+	}
+	if c.NotServed != nil {
+		if ns := c.NotServed(); len(ns) > 0 {
+			tables := make(map[string]any, len(ns))
+			for table, listeners := range ns {
+				l := make(map[string]any, len(listeners))
+				for name, why := range listeners {
+					l[name] = why
+				}
+				tables[table] = l
+			}
+			md[MetadataNotServed] = tables
+		}
+	}
+	if len(md) > 0 {
+		st, err := structpb.NewStruct(md)
 		if err != nil {
 			return err
 		}
-		node.Metadata = md
+		req.Node.Metadata = st
 	}
-	// Resuming: tell the hub what we serve so it resends only what changed.
-	if err := s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: TableType, ResourceNames: c.Tables, VersionInfo: c.tableVer}); err != nil {
-		return err
-	}
-	if names := c.keyNames(); len(names) > 0 {
-		if err := s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: KeyPairType, ResourceNames: names, VersionInfo: c.keyVer}); err != nil {
-			return err
-		}
-	}
-	c.Log.Info("push stream open", "address", c.Address, "node", c.NodeID, "tables", c.Tables)
-	for {
-		resp, err := s.Recv()
-		if err != nil {
-			return err
-		}
-		if err := c.handle(s, node, resp); err != nil {
-			return err
-		}
-	}
+	return s.Send(req)
 }
 
 // transport is TLS to the hub, verified against the CA bundle in CAFile.
@@ -198,7 +259,7 @@ func (c *Client) transport() (credentials.TransportCredentials, error) {
 	return credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: name, MinVersion: tls.VersionTLS12}), nil
 }
 
-func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *core.Node, resp *discovery.DiscoveryResponse) error {
+func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, resp *discovery.DiscoveryResponse) error {
 	if len(resp.GetResources()) == 0 {
 		// The hub has nothing (yet) for the names asked: an answer, not a
 		// deletion, which state-of-the-world cannot express for these types.
@@ -208,7 +269,10 @@ func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedR
 		if resp.GetTypeUrl() == KeyPairType {
 			names = c.keyNames()
 		}
-		return c.ack(s, node, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), names)
+		if resp.GetTypeUrl() == TableType && c.waiting == nil {
+			c.tableNonce = resp.GetNonce()
+		}
+		return c.ack(s, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), names)
 	}
 	switch resp.GetTypeUrl() {
 	case TableType:
@@ -216,7 +280,7 @@ func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedR
 		for _, a := range resp.GetResources() {
 			t := &routetable.RouteTable{}
 			if err := a.UnmarshalTo(t); err != nil {
-				return c.nack(s, node, TableType, c.tableVer, resp.GetNonce(), c.Tables, fmt.Errorf("decoding a route table: %w", err))
+				return c.nack(s, TableType, c.tableVer, resp.GetNonce(), c.Tables, fmt.Errorf("decoding a route table: %w", err))
 			}
 			c.tables[t.Name] = t
 		}
@@ -224,20 +288,22 @@ func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedR
 			// Ask for the key pairs first; acknowledge the tables once served.
 			c.waiting = &pending{version: resp.GetVersionInfo(), nonce: resp.GetNonce()}
 			c.Log.Info("waiting for key pairs before applying", "version", resp.GetVersionInfo(), "missing", missing)
-			return s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: KeyPairType, ResourceNames: c.keyNames(), VersionInfo: c.keyVer})
+			return c.send(s, &discovery.DiscoveryRequest{TypeUrl: KeyPairType, ResourceNames: c.keyNames(), VersionInfo: c.keyVer})
 		}
+		c.waiting = nil
+		c.tableNonce = resp.GetNonce()
 		if err := c.apply(resp.GetVersionInfo(), c.keyVer); err != nil {
 			c.tables = prev
-			return c.nack(s, node, TableType, c.tableVer, resp.GetNonce(), c.Tables, err)
+			return c.nack(s, TableType, c.tableVer, resp.GetNonce(), c.Tables, err)
 		}
 		c.tableVer = resp.GetVersionInfo()
-		return c.ack(s, node, TableType, c.tableVer, resp.GetNonce(), c.Tables)
+		return c.ack(s, TableType, c.tableVer, resp.GetNonce(), c.Tables)
 	case KeyPairType:
 		prev := maps.Clone(c.keys)
 		for _, a := range resp.GetResources() {
 			kp := &routetable.KeyPair{}
 			if err := a.UnmarshalTo(kp); err != nil {
-				return c.nack(s, node, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames(), fmt.Errorf("decoding a key pair: %w", err))
+				return c.nack(s, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames(), fmt.Errorf("decoding a key pair: %w", err))
 			}
 			c.keys[kp.Name] = kp
 		}
@@ -248,18 +314,20 @@ func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedR
 		if len(c.missingKeys()) == 0 {
 			if err := c.apply(tableVer, resp.GetVersionInfo()); err != nil {
 				c.keys = prev
-				return c.nack(s, node, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames(), err)
+				return c.nack(s, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames(), err)
 			}
 		}
 		c.keyVer = resp.GetVersionInfo()
-		if err := c.ack(s, node, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames()); err != nil {
-			return err
-		}
+		// The tables first: what is not served of them travels with this
+		// acknowledgement, and must not be read against the tables before.
 		if p := c.waiting; p != nil && len(c.missingKeys()) == 0 {
 			c.waiting = nil
-			c.tableVer = p.version
-			return c.ack(s, node, TableType, c.tableVer, p.nonce, c.Tables)
+			c.tableVer, c.tableNonce = p.version, p.nonce
+			if err := c.ack(s, TableType, c.tableVer, p.nonce, c.Tables); err != nil {
+				return err
+			}
 		}
+		return c.ack(s, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames())
 	}
 	return nil
 }
@@ -281,16 +349,16 @@ func (c *Client) apply(tableVer, keyVer string) error {
 	return nil
 }
 
-func (c *Client) ack(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *core.Node, typeURL, version, nonce string, names []string) error {
+func (c *Client) ack(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, typeURL, version, nonce string, names []string) error {
 	c.acks.Inc()
-	return s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names})
+	return c.send(s, &discovery.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names})
 }
 
-func (c *Client) nack(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *core.Node, typeURL, version, nonce string, names []string, cause error) error {
+func (c *Client) nack(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, typeURL, version, nonce string, names []string, cause error) error {
 	c.nacks.Inc()
 	c.Log.Error("rejecting pushed version; the previous one keeps serving", "type", typeURL, "error", cause)
-	return s.Send(&discovery.DiscoveryRequest{
-		Node: node, TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names,
+	return c.send(s, &discovery.DiscoveryRequest{
+		TypeUrl: typeURL, VersionInfo: version, ResponseNonce: nonce, ResourceNames: names,
 		ErrorDetail: &statuspb.Status{Code: 3, Message: cause.Error()},
 	})
 }

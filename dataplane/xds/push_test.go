@@ -74,22 +74,43 @@ func TestPushToARealProxy(t *testing.T) {
 		waitFor(t, 5*time.Second, "v2 acknowledged", func() bool { return hub.srv.Status(tableName).Acked[tableName] == h2 })
 	})
 
-	t.Run("a table that cannot be applied is rejected and the old one serves", func(t *testing.T) {
+	t.Run("a listener whose port is taken costs only that listener", func(t *testing.T) {
 		taken, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer taken.Close()
 		busy := uint32(taken.Addr().(*net.TCPAddr).Port)
-		bad := routeTo(listenPort, v1)
-		bad.Listeners = append(bad.Listeners, &rt.Listener{Name: "extra", Port: busy, Protocol: rt.Protocol_HTTP})
+		tbl := routeTo(listenPort, v1)
+		tbl.Listeners = append(tbl.Listeners, &rt.Listener{Name: "extra", Port: busy, Protocol: rt.Protocol_HTTP, VirtualHosts: tbl.Listeners[0].VirtualHosts})
+		h := hub.set(t, tbl)
+		waitFor(t, 5*time.Second, "the version acknowledged, with the listener not served", func() bool {
+			r := hub.srv.Status(tableName).Replicas
+			return len(r) == 1 && r[0].Acked[tableName] == h && strings.Contains(r[0].NotServed[tableName]["extra"], fmt.Sprintf("binding listener port %d", busy))
+		})
+		if n := hub.srv.Status(tableName).Nack; n != nil {
+			t.Errorf("the version was rejected: %s", n.Message)
+		}
+		if got := get(listenPort); got != "v1" {
+			t.Errorf("the other listener serves %q, want the new version's v1", got)
+		}
+		taken.Close()
+		waitFor(t, 15*time.Second, "the freed port bound and reported", func() bool {
+			r := hub.srv.Status(tableName).Replicas
+			return len(r) == 1 && len(r[0].NotServed) == 0 && get(busy) == "v1"
+		})
+	})
+
+	t.Run("a table that cannot be applied is rejected and the old one serves", func(t *testing.T) {
+		bad := routeTo(listenPort, v2)
+		bad.Listeners[0].VirtualHosts[0].Routes[0].Match.Path = &rt.RouteMatch_Regex{Regex: "/(unclosed"}
 		hub.set(t, bad)
 		waitFor(t, 5*time.Second, "the rejection recorded", func() bool {
 			n := hub.srv.Status(tableName).Nack
-			return n != nil && strings.Contains(n.Message, strconv.Itoa(int(busy)))
+			return n != nil && strings.Contains(n.Message, "unclosed")
 		})
-		if got := get(listenPort); got != "v2" {
-			t.Errorf("after the rejection the proxy serves %q, want v2", got)
+		if got := get(listenPort); got != "v1" {
+			t.Errorf("after the rejection the proxy serves %q, want v1", got)
 		}
 	})
 
@@ -109,7 +130,7 @@ func TestPushToARealProxy(t *testing.T) {
 			t.Fatal("the old proxy still answers")
 		}
 		startProcess(t, bin, proxyArgs...)
-		waitFor(t, 10*time.Second, "cached table served", func() bool { return get(listenPort) == "v2" })
+		waitFor(t, 10*time.Second, "cached table served", func() bool { return get(listenPort) == "v1" })
 	})
 }
 

@@ -29,7 +29,7 @@ func TestReplicasAreReportedApart(t *testing.T) {
 	s := hub.srv.Status(tableName)
 	served := 0
 	for _, r := range s.Replicas {
-		if r[tableName] == h {
+		if r.Acked[tableName] == h {
 			served++
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,8 +39,20 @@ const (
 // Gateway's addresses when nothing else gives any.
 const MetadataAddresses = "gatehouse.dev/addresses"
 
-// maxAdvertised bounds what one stream may advertise.
-const maxAdvertised = 16
+// MetadataNotServed is the node metadata key under which a proxy lists the
+// listeners of the version it serves that it could not serve: a struct of
+// table name → struct of listener name → why. It is sent with every
+// request, acknowledgements included, so that an acknowledgement says what
+// of the version is served: a listener that cannot be served costs only
+// that listener, and the rest of the version is acknowledged.
+const MetadataNotServed = "gatehouse.dev/listener-errors"
+
+// Bounds of what one stream may advertise and report.
+const (
+	maxAdvertised    = 16
+	maxNotServed     = 256
+	maxNotServedText = 1024
+)
 
 // Hash identifies a resource's content: the SHA-256 of its deterministic
 // encoding, which is also what the stream carries.
@@ -67,7 +80,7 @@ type NodeStatus struct {
 	// Replicas holds, for each open stream of the node (one per proxy
 	// replica), what that stream acknowledged: all must serve a table for
 	// the Gateway to be served.
-	Replicas []map[string]string
+	Replicas []Replica
 	// Nack is the last rejection, while the replica that rejected is
 	// connected and has not acknowledged the same resources since. Another
 	// replica's acknowledgement does not take it back.
@@ -76,6 +89,15 @@ type NodeStatus struct {
 	// answer (sorted, without repeats).
 	Addresses []string
 	Updated   time.Time
+}
+
+// Replica is what one stream of a node serves.
+type Replica struct {
+	// Acked maps resource names to the hash the stream last acknowledged.
+	Acked map[string]string
+	// NotServed lists the listeners of those tables the proxy does not
+	// serve: table name → listener name → why, as the proxy reports it.
+	NotServed map[string]map[string]string
 }
 
 // Nack is a rejected push.
@@ -117,6 +139,7 @@ type stream struct {
 	addresses []string
 	sent      map[string]map[string]string // nonce → name → hash
 	acked     map[string]string            // name → hash
+	notServed map[string]map[string]string // table → listener → why
 }
 
 // NewServer returns a server with no resources. auth may be nil to allow all.
@@ -203,7 +226,7 @@ func (s *Server) Status(node string) NodeStatus {
 	out.Acked = maps.Clone(n.Acked)
 	for _, st := range s.streams {
 		if st.node == node {
-			out.Replicas = append(out.Replicas, maps.Clone(st.acked))
+			out.Replicas = append(out.Replicas, Replica{Acked: maps.Clone(st.acked), NotServed: st.notServed})
 			out.Addresses = append(out.Addresses, st.addresses...)
 		}
 	}
@@ -304,6 +327,14 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 		n.Streams++
 	}
 	changed := false
+	// What is not served is read from every request: it changes with an
+	// acknowledgement, and between versions when a listener comes up.
+	// The map is replaced, never changed, so Status may share it.
+	if ns := notServed(req.GetNode()); !equalNotServed(st.notServed, ns) {
+		st.notServed = ns
+		s.nodes[node].Updated = time.Now()
+		changed = true
+	}
 	if nonce := req.GetResponseNonce(); nonce != "" {
 		if sent, ok := st.sent[nonce]; ok {
 			delete(st.sent, nonce)
@@ -356,6 +387,40 @@ func advertised(n *core.Node) []string {
 		}
 	}
 	return out
+}
+
+// notServed reads the listeners a proxy reports it does not serve from its
+// node metadata, within bounds; what does not have the expected shape is
+// ignored.
+func notServed(n *core.Node) map[string]map[string]string {
+	tables := n.GetMetadata().GetFields()[MetadataNotServed].GetStructValue().GetFields()
+	if len(tables) == 0 {
+		return nil
+	}
+	out := map[string]map[string]string{}
+	count := 0
+	for _, table := range slices.Sorted(maps.Keys(tables)) {
+		listeners := tables[table].GetStructValue().GetFields()
+		for _, name := range slices.Sorted(maps.Keys(listeners)) {
+			why := listeners[name].GetStringValue()
+			if why == "" || count == maxNotServed {
+				continue
+			}
+			if len(why) > maxNotServedText {
+				why = strings.ToValidUTF8(why[:maxNotServedText], "") + "…"
+			}
+			if out[table] == nil {
+				out[table] = map[string]string{}
+			}
+			out[table][name] = why
+			count++
+		}
+	}
+	return out
+}
+
+func equalNotServed(a, b map[string]map[string]string) bool {
+	return maps.EqualFunc(a, b, func(x, y map[string]string) bool { return maps.Equal(x, y) })
 }
 
 // covers reports whether an acknowledgement names every resource a

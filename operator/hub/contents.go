@@ -15,6 +15,9 @@ const keptVersions = 8
 type tableContents struct {
 	order []string                   // hashes, oldest first
 	sets  map[string]map[string]bool // hash → objectKeys
+	// on: hash → listener name → objectKeys of the routes it carries, to
+	// tell which routes a listener that is not served takes with it.
+	on map[string]map[string]map[string]bool
 }
 
 // record notes what the table with this hash carries: its routes as their
@@ -27,7 +30,7 @@ func (w *worker) record(table, hash string, t *routetable.RouteTable, gw *gwv1.G
 	}
 	tc := w.contents[table]
 	if tc == nil {
-		tc = &tableContents{sets: map[string]map[string]bool{}}
+		tc = &tableContents{sets: map[string]map[string]bool{}, on: map[string]map[string]map[string]bool{}}
 		w.contents[table] = tc
 	}
 	// A change that leaves the table as it was (a Gateway's addresses, say)
@@ -43,22 +46,27 @@ func (w *worker) record(table, hash string, t *routetable.RouteTable, gw *gwv1.G
 	for _, ls := range sets {
 		set[objectKey("ListenerSet", ls.Namespace, ls.Name, ls.Generation)] = true
 	}
+	on := map[string]map[string]bool{}
 	for _, l := range t.Listeners {
+		routes := map[string]bool{}
 		for _, vh := range l.VirtualHosts {
 			for _, r := range vh.Routes {
 				if s := r.Source; s != nil {
-					set[objectKey(s.Kind, s.Namespace, s.Name, s.Generation)] = true
+					k := objectKey(s.Kind, s.Namespace, s.Name, s.Generation)
+					set[k], routes[k] = true, true
 				}
 			}
 		}
+		on[l.Name] = routes
 	}
 	if known {
 		return
 	}
-	tc.sets[hash] = set
+	tc.sets[hash], tc.on[hash] = set, on
 	tc.order = append(tc.order, hash)
 	if len(tc.order) > keptVersions {
 		delete(tc.sets, tc.order[0])
+		delete(tc.on, tc.order[0])
 		tc.order = tc.order[1:]
 	}
 }
@@ -69,4 +77,13 @@ func (w *worker) carries(table, hash, obj string) bool {
 	defer w.keysMu.Unlock()
 	tc := w.contents[table]
 	return tc != nil && tc.sets[hash][obj]
+}
+
+// carriesOn reports whether listener carries obj in the table version with
+// this hash.
+func (w *worker) carriesOn(table, hash, listener, obj string) bool {
+	w.keysMu.Lock()
+	defer w.keysMu.Unlock()
+	tc := w.contents[table]
+	return tc != nil && tc.on[hash][listener][obj]
 }

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
 	"github.com/gatehouse-dev/gatehouse/operator/status"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
 )
@@ -82,12 +83,12 @@ func (w *worker) fleetState(gw types.NamespacedName, hash, obj string) fleet {
 
 // allServe reports whether every connected replica acknowledged a table
 // that carries obj.
-func (w *worker) allServe(node string, replicas []map[string]string, obj string) bool {
+func (w *worker) allServe(node string, replicas []xds.Replica, obj string) bool {
 	if len(replicas) == 0 {
 		return false
 	}
-	for _, acked := range replicas {
-		if !w.carries(node, acked[node], obj) {
+	for _, r := range replicas {
+		if !w.carries(node, r.Acked[node], obj) {
 			return false
 		}
 	}
@@ -186,11 +187,12 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 			ours.Addresses = a
 		}
 		params := out.Parameters[string(gw.Spec.GatewayClassName)]
-		advertised := w.hub.push.Status(TableName(w.name, gw.Namespace, gw.Name)).Addresses
+		node := w.hub.push.Status(TableName(w.name, gw.Namespace, gw.Name))
+		advertised, failed := node.Addresses, unserved(node.Node, node)
 		if len(ours.Addresses) == 0 && len(gw.Spec.Addresses) == 0 {
 			ours.Addresses = statusAddresses(advertised)
 		}
-		ours.Conditions = programmed(ours.Conditions, f, gw.Status.Conditions)
+		ours.Conditions = partlyServed(programmed(ours.Conditions, f, gw.Status.Conditions), failed)
 		if why, ok := refusals[k]; ok {
 			ours.Conditions = notServed(ours.Conditions, why)
 		}
@@ -215,6 +217,9 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 				}
 			}
 			ours.Listeners[i].Conditions = programmed(ours.Listeners[i].Conditions, f, stored)
+			if why, ok := failed[string(ours.Listeners[i].Name)]; ok {
+				ours.Listeners[i].Conditions = listenerNotServed(ours.Listeners[i].Conditions, why)
+			}
 		}
 		next := status.MergeGatewayStatus(&gw.Status, ours, now)
 		if !equality.Semantic.DeepEqual(&gw.Status, next) {
@@ -234,7 +239,9 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		ours = ours.DeepCopy()
 		gw := parentOf(ls)
 		lf := w.fleetState(gw, hashes[gw], objectKey("ListenerSet", ls.Namespace, ls.Name, ls.Generation))
-		ours.Conditions = programmed(ours.Conditions, lf, ls.Status.Conditions)
+		node := TableName(w.name, gw.Namespace, gw.Name)
+		failed := ofListenerSet(unserved(node, w.hub.push.Status(node)), ls.Namespace, ls.Name)
+		ours.Conditions = partlyServed(programmed(ours.Conditions, lf, ls.Status.Conditions), failed)
 		next := ls.Status.DeepCopy()
 		next.Conditions = status.MergeConditions(ls.Status.Conditions, ours.Conditions, now)
 		next.Listeners = nil
@@ -245,7 +252,11 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 					prev = s.Conditions
 				}
 			}
-			l.Conditions = status.MergeConditions(prev, programmed(l.Conditions, lf, prev), now)
+			l.Conditions = programmed(l.Conditions, lf, prev)
+			if why, ok := failed[ls.Namespace+"/"+ls.Name+"/"+string(l.Name)]; ok {
+				l.Conditions = listenerNotServed(l.Conditions, why)
+			}
+			l.Conditions = status.MergeConditions(prev, l.Conditions, now)
 			next.Listeners = append(next.Listeners, l)
 		}
 		if !equality.Semantic.DeepEqual(&ls.Status, next) {
@@ -279,7 +290,14 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 					prev = s.Conditions
 				}
 			}
-			out[i].Conditions = programmed(append(out[i].Conditions, cond), w.fleetState(gw, hashes[gw], key), prev)
+			f := w.fleetState(gw, hashes[gw], key)
+			if f.ok {
+				node := TableName(w.name, gw.Namespace, gw.Name)
+				if l, why, found := w.routeNotServed(node, w.hub.push.Status(node), key, onParent(routeNS, p.ParentRef)); found {
+					f = fleet{reason: ReasonProxyRejected, message: routeOnUnservedListener(l, why)}
+				}
+			}
+			out[i].Conditions = programmed(append(out[i].Conditions, cond), f, prev)
 		}
 		return out
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,6 +14,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
 )
 
 func TestProgrammedConditionAlwaysHasAReason(t *testing.T) {
@@ -97,11 +99,71 @@ func TestEveryReplicaMustServe(t *testing.T) {
 	if w.allServe(node, nil, route) {
 		t.Error("no replica connected cannot serve")
 	}
-	if w.allServe(node, []map[string]string{{node: "new"}, {node: "old"}}, route) {
+	if w.allServe(node, []xds.Replica{{Acked: map[string]string{node: "new"}}, {Acked: map[string]string{node: "old"}}}, route) {
 		t.Error("a replica still on the old table does not serve the route")
 	}
-	if !w.allServe(node, []map[string]string{{node: "new"}, {node: "new"}}, route) {
+	if !w.allServe(node, []xds.Replica{{Acked: map[string]string{node: "new"}}, {Acked: map[string]string{node: "new"}}}, route) {
 		t.Error("both replicas on the new table serve the route")
+	}
+}
+
+// A listener a proxy does not serve takes the routes it carries with it,
+// for the parents that attach to it, and nothing else.
+func TestARouteOnAListenerNotServed(t *testing.T) {
+	w := &worker{}
+	const node = "c/infra/gw"
+	route := func(name string) *routetable.Route {
+		return &routetable.Route{Source: &routetable.RouteSource{Kind: "HTTPRoute", Namespace: "shop", Name: name, Generation: 1}}
+	}
+	listener := func(name string, routes ...*routetable.Route) *routetable.Listener {
+		return &routetable.Listener{Name: name, VirtualHosts: []*routetable.VirtualHost{{Routes: routes}}}
+	}
+	w.record(node, "h", &routetable.RouteTable{Listeners: []*routetable.Listener{
+		listener("http", route("web"), route("both")),
+		listener("held", route("held"), route("both")),
+		listener("shop/extra/held", route("set")),
+	}}, nil, nil)
+	const why = "binding listener port 8090: address already in use: free it, or move the listener to another port"
+	st := xds.NodeStatus{Node: node, Replicas: []xds.Replica{
+		{Acked: map[string]string{node: "h"}},
+		{Acked: map[string]string{node: "h"}, NotServed: map[string]map[string]string{node: {"held": why, "shop/extra/held": why}}},
+	}}
+	gateway := gwv1.ParentReference{Name: "gw", Namespace: ptr.To[gwv1.Namespace]("infra")}
+	section := func(p gwv1.ParentReference, s string) gwv1.ParentReference {
+		p.SectionName = ptr.To(gwv1.SectionName(s))
+		return p
+	}
+	set := gwv1.ParentReference{Kind: ptr.To[gwv1.Kind]("ListenerSet"), Name: "extra"}
+	for _, c := range []struct {
+		name      string
+		route     string
+		parent    gwv1.ParentReference
+		wantFound string
+	}{
+		{"a route on a served listener only", "web", gateway, ""},
+		{"a route on the held listener", "held", gateway, "held"},
+		{"a route on both, through the Gateway", "both", gateway, "held"},
+		{"a route on both, through the served section", "both", section(gateway, "http"), ""},
+		{"a route of the ListenerSet's held listener", "set", set, "shop/extra/held"},
+		{"the ListenerSet's listener is not the Gateway's", "set", section(gateway, "held"), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l, msg, found := w.routeNotServed(node, st, objectKey("HTTPRoute", "shop", c.route, 1), onParent("shop", c.parent))
+			if l != c.wantFound || found != (c.wantFound != "") {
+				t.Fatalf("found %q (%v), want %q", l, found, c.wantFound)
+			}
+			if found && msg != why {
+				t.Errorf("message %q, want the proxy's", msg)
+			}
+		})
+	}
+	if m := routeOnUnservedListener("shop/extra/held", why); !strings.HasPrefix(m, "binding listener port 8090") || !strings.Contains(m, `listener "held" of ListenerSet shop/extra`) {
+		t.Errorf("route message %q: want the proxy's words first, then the listener named as its owner knows it", m)
+	}
+	conds := partlyServed([]metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Message: "served by the Gateway's proxies (2 connected)"}}, unserved(node, st))
+	if c := conds[0]; c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, `not served: listener "held": binding listener port 8090`) ||
+		!strings.Contains(c.Message, `listener "held" of ListenerSet shop/extra: binding`) {
+		t.Errorf("the Gateway's Programmed: %s %q; want True, naming both listeners and why", c.Status, c.Message)
 	}
 }
 
