@@ -346,6 +346,9 @@ gatehousectl join edge-1 --member-kubeconfig edge-1.kubeconfig --dry-run`,
 		fs.BoolVar(&o.Webhook, "webhook", true, "let the hub register its admission webhook (ValidatingWebhookConfiguration gatehouse-routes)")
 		fs.BoolVar(&o.ManagedProxies, "managed-proxies", true, "let the hub create managed-mode Gateways' proxies (ServiceAccounts, Deployments, Services)")
 		fs.Var(&lbls, "labels", "the cluster's `labels`, e.g. env=prod,region=eu, which Tenants and RoutePolicies select clusters by (replaces the labels an earlier join set)")
+		fs.StringVar(&o.HubServiceAccount, "hub-service-account", "gatehouse", "the hub's ServiceAccount on the hub cluster, in --hub-namespace (empty: bind nothing on the hub)")
+		fs.StringVar(&o.HubCertificatesRole, "hub-certificates-role", "gatehouse-certificates",
+			"the hub chart's ClusterRole for the key pairs cert-manager issues; join binds it in this member's certificate namespace (empty: bind nothing)")
 		fs.BoolVar(&dryRun, "dry-run", false, "print the objects instead of applying them")
 		return func(ctx context.Context, c *cli, args []string) error {
 			if len(args) != 1 {

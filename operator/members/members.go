@@ -36,12 +36,20 @@ func ValidateName(name, hubNamespace string) error {
 		return fmt.Errorf("member name %q is reserved: the hub names the key pairs it issues %s/<cluster>/<certificate>; choose another name, e.g. %q",
 			name, ReservedName, "hub-cluster")
 	}
+	if max := validation.DNS1123LabelMaxLength - len(certificatePrefix); len(name) > max {
+		return fmt.Errorf("member name %q is longer than %d characters: the namespace of its certificates on the hub, %s<name>, must be a DNS-1123 label; choose a shorter name",
+			name, max, certificatePrefix)
+	}
 	if certificatePrefix+name == hubNamespace {
 		return fmt.Errorf("member name %q: the hub keeps a member's certificates in the namespace %s%s, which is the hub's own namespace; choose another name",
 			name, certificatePrefix, name)
 	}
 	return nil
 }
+
+// CertificateNamespace is the hub namespace that holds a valid member's
+// certificates (operator/certificates.Namespace; the test checks they agree).
+func CertificateNamespace(name string) string { return certificatePrefix + name }
 
 func suggest(name string) string {
 	s := strings.Map(func(r rune) rune {

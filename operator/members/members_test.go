@@ -22,6 +22,7 @@ func TestValidateName(t *testing.T) {
 		{"Member", "without dots"},
 		{"", "without dots"},
 		{strings.Repeat("a", 64), "without dots"},
+		{strings.Repeat("a", 54), "longer than 53"},
 	} {
 		err := members.ValidateName(c.name, hubNamespace)
 		switch {
@@ -38,13 +39,16 @@ func TestValidateName(t *testing.T) {
 // holds for certificates.Namespace as it is, not a copy of it.
 func TestValidNamesKeepCertificateNamespacesApart(t *testing.T) {
 	const hubNamespace = "gatehouse-system"
-	names := []string{"a-b", "a", "b", "system-1", "member-1", "member-10", strings.Repeat("x", 63), strings.Repeat("x", 62) + "y"}
+	names := []string{"a-b", "a", "b", "system-1", "member-1", "member-10", strings.Repeat("x", 53), strings.Repeat("x", 52) + "y"}
 	seen := map[string]string{}
 	for _, n := range names {
 		if err := members.ValidateName(n, hubNamespace); err != nil {
 			t.Fatalf("%q: %v", n, err)
 		}
 		ns := certificates.Namespace(n)
+		if got := members.CertificateNamespace(n); got != ns {
+			t.Errorf("member %q: members.CertificateNamespace says %s, certificates.Namespace %s", n, got, ns)
+		}
 		if ns == hubNamespace {
 			t.Errorf("member %q keeps its certificates in the hub namespace", n)
 		}

@@ -23,12 +23,16 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
+	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/join"
 	"github.com/gatehouse-dev/gatehouse/operator/hub"
 	"github.com/gatehouse-dev/gatehouse/test/env"
 )
@@ -375,6 +379,9 @@ func wantHubAccess(t *testing.T, cfg *rest.Config, chart string) {
 	var checks []access
 	if chart == hubChart {
 		namespace, user = hubNamespace, "gh-gatehouse"
+		// What join does on the hub for member-1: bind the chart's
+		// certificates role in that member's certificate namespace only.
+		bindCertificates(t, cfg, join.Options{Cluster: "member-1", HubNamespace: hubNamespace, HubServiceAccount: user, HubCertificatesRole: user + "-certificates"})
 		checks = []access{
 			{hubNamespace, "", "secrets", "watch", "", true},
 			{hubNamespace, "", "secrets", "update", "gatehouse-webhook-ca", true},
@@ -384,6 +391,9 @@ func wantHubAccess(t *testing.T, cfg *rest.Config, chart string) {
 			{"", "policy.gatehouse.dev", "routepolicies/status", "update", "", true},
 			{"gatehouse-member-1", "cert-manager.io", "certificates", "create", "", true},
 			{"gatehouse-member-1", "", "secrets", "get", "", true},
+			{"gatehouse-member-2", "", "secrets", "get", "", false}, // a member not joined here
+			{"default", "", "secrets", "get", "", false},
+			{hubNamespace, "", "secrets", "delete", "member-1", false},
 			{"", "", "namespaces", "create", "", true},
 			{"kube-system", "", "secrets", "list", "", false},
 		}
@@ -417,6 +427,27 @@ func wantHubAccess(t *testing.T, cfg *rest.Config, chart string) {
 		if sar.Status.Allowed != a.allowed {
 			t.Errorf("%s may %s %s/%s %q in namespace %q: %v, want %v (%s)", user, a.verb, a.group, a.resource, a.name, a.namespace,
 				sar.Status.Allowed, a.allowed, sar.Status.Reason)
+		}
+	}
+}
+
+// bindCertificates applies, as join does, the hub's objects for a member.
+func bindCertificates(t *testing.T, cfg *rest.Config, o join.Options) {
+	t.Helper()
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	opts := metav1.ApplyOptions{FieldManager: join.FieldManager, Force: true}
+	for _, obj := range join.HubObjects(o) {
+		var err error
+		switch x := obj.(type) {
+		case *corev1ac.NamespaceApplyConfiguration:
+			_, err = cs.CoreV1().Namespaces().Apply(context.Background(), x, opts)
+		case *rbacv1ac.RoleBindingApplyConfiguration:
+			_, err = cs.RbacV1().RoleBindings(*x.Namespace).Apply(context.Background(), x, opts)
+		default:
+			t.Fatalf("join.HubObjects: unexpected %T", obj)
+		}
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }

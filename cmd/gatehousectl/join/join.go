@@ -79,6 +79,12 @@ type Options struct {
 	// Webhook and ManagedProxies add the rules of the admission webhook's
 	// registration and of managed-mode proxies.
 	Webhook, ManagedProxies bool
+	// HubServiceAccount (in HubNamespace) is the hub's identity on its own
+	// cluster, and HubCertificatesRole the ClusterRole of the hub chart that
+	// reads and deletes the key pairs cert-manager issues for a member: join
+	// binds it in that member's certificate namespace only, so that the hub
+	// needs no Secret access across its cluster. Either empty: no binding.
+	HubServiceAccount, HubCertificatesRole string
 	// Labels are the cluster's labels (on its hub Secret), which Tenants and
 	// RoutePolicies select clusters by.
 	Labels map[string]string
@@ -135,6 +141,30 @@ func MemberObjects(o Options) []any {
 	}
 	return out
 }
+
+// HubCertificatesBinding is the RoleBinding join makes in a member's
+// certificate namespace on the hub.
+const HubCertificatesBinding = "gatehouse-hub-certificates"
+
+// HubObjects are the objects join applies on the hub before the member's
+// Secret: the member's certificate namespace and, in it, the binding that
+// lets the hub read the key pairs issued there.
+func HubObjects(o Options) []any {
+	if o.HubServiceAccount == "" || o.HubCertificatesRole == "" {
+		return nil
+	}
+	ns := members.CertificateNamespace(o.Cluster)
+	return []any{
+		corev1ac.Namespace(ns).WithLabels(map[string]string{LabelCluster: o.Cluster}),
+		rbacv1ac.RoleBinding(HubCertificatesBinding, ns).WithLabels(managedBy()).
+			WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("ClusterRole").WithName(o.HubCertificatesRole)).
+			WithSubjects(rbacv1ac.Subject().WithKind("ServiceAccount").WithName(o.HubServiceAccount).WithNamespace(o.HubNamespace)),
+	}
+}
+
+// LabelCluster marks the hub namespace of a member's certificates
+// (operator/certificates.LabelCluster).
+const LabelCluster = "gatehouse.dev/cluster"
 
 // managedBy marks what join makes, so that leave deletes only that. It is
 // not app.kubernetes.io/managed-by: the ServiceAccount may be Helm's too.
@@ -212,8 +242,8 @@ func Join(ctx context.Context, hub kubernetes.Interface, member *rest.Config, o 
 	if err != nil {
 		return err
 	}
-	if err := applyMember(ctx, mc, o); err != nil {
-		return err
+	if err := apply(ctx, mc, o.Cluster, MemberObjects(o), o); err != nil {
+		return fmt.Errorf("member: %w", err)
 	}
 	token, expires, err := mint(ctx, mc, o)
 	if err != nil {
@@ -231,6 +261,9 @@ func Join(ctx context.Context, hub kubernetes.Interface, member *rest.Config, o 
 	if err != nil {
 		return err
 	}
+	if err := apply(ctx, hub, "hub", HubObjects(o), o); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
 	return applyHubSecret(ctx, hub, o, data, expires, endpoint.Server)
 }
 
@@ -242,8 +275,10 @@ func (o Options) printf(format string, args ...any) {
 
 var applyOpts = metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 
-func applyMember(ctx context.Context, mc kubernetes.Interface, o Options) error {
-	for _, obj := range MemberObjects(o) {
+// apply server-side applies objs in one cluster, where being its name in
+// what is printed.
+func apply(ctx context.Context, mc kubernetes.Interface, where string, objs []any, o Options) error {
+	for _, obj := range objs {
 		var err error
 		var what string
 		switch x := obj.(type) {
@@ -259,6 +294,9 @@ func applyMember(ctx context.Context, mc kubernetes.Interface, o Options) error 
 		case *rbacv1ac.ClusterRoleBindingApplyConfiguration:
 			what = "ClusterRoleBinding " + *x.Name
 			_, err = mc.RbacV1().ClusterRoleBindings().Apply(ctx, x, applyOpts)
+		case *rbacv1ac.RoleBindingApplyConfiguration:
+			what = "RoleBinding " + *x.Namespace + "/" + *x.Name
+			_, err = mc.RbacV1().RoleBindings(*x.Namespace).Apply(ctx, x, applyOpts)
 		case *corev1ac.SecretApplyConfiguration:
 			what = "Secret " + *x.Namespace + "/" + *x.Name
 			_, err = mc.CoreV1().Secrets(*x.Namespace).Apply(ctx, x, applyOpts)
@@ -272,9 +310,9 @@ func applyMember(ctx context.Context, mc kubernetes.Interface, o Options) error 
 			return fmt.Errorf("internal error: cannot apply %T", obj)
 		}
 		if err != nil {
-			return fmt.Errorf("member: applying %s: %w", what, err)
+			return fmt.Errorf("applying %s: %w", what, err)
 		}
-		o.printf("%s: applied %s", o.Cluster, what)
+		o.printf("%s: applied %s", where, what)
 	}
 	return nil
 }
@@ -479,14 +517,15 @@ func DryRun(w io.Writer, member *rest.Config, o Options) error {
 	secret := HubSecret(o, nil, expires)
 	secret.Data = nil
 	secret.WithStringData(map[string]string{kubeconfig.DefaultKubeconfigSecretKey: string(data)})
-	objs := append(MemberObjects(o), secret)
+	memberObjs := MemberObjects(o)
+	objs := append(append(memberObjs, HubObjects(o)...), secret)
 	for i, obj := range objs {
 		b, err := yaml.Marshal(obj)
 		if err != nil {
 			return err
 		}
 		switch i {
-		case len(objs) - 1:
+		case len(memberObjs):
 			fmt.Fprintf(w, "---\n# on the hub, applied with field manager %s:\n%s", FieldManager, b)
 		case 0:
 			fmt.Fprintf(w, "---\n# in the member (%s), applied with field manager %s:\n%s", member.Host, FieldManager, b)

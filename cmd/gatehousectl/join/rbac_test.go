@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 
 	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/join"
@@ -115,5 +116,28 @@ func TestMemberObjectsGuardManagedWrites(t *testing.T) {
 	}
 	if got := *policy.Spec.MatchConditions[0].Expression; got != `request.userInfo.username == "system:serviceaccount:gatehouse-system:gatehouse-hub"` {
 		t.Errorf("the guard policy applies to %s", got)
+	}
+}
+
+// TestHubObjectsBindCertificatesInOneNamespace: on the hub, join lets the
+// hub read issued key pairs in the member's certificate namespace only.
+func TestHubObjectsBindCertificatesInOneNamespace(t *testing.T) {
+	o := join.Options{Cluster: "member-1", HubNamespace: "gatehouse-system", HubServiceAccount: "gatehouse", HubCertificatesRole: "gatehouse-certificates"}
+	objs := join.HubObjects(o)
+	if len(objs) != 2 {
+		t.Fatalf("join applies %d objects on the hub, want a namespace and a RoleBinding", len(objs))
+	}
+	ns, ok := objs[0].(*corev1ac.NamespaceApplyConfiguration)
+	if !ok || *ns.Name != "gatehouse-member-1" || ns.Labels[join.LabelCluster] != "member-1" {
+		t.Errorf("namespace %+v, want gatehouse-member-1 labelled with its cluster", objs[0])
+	}
+	rb, ok := objs[1].(*rbacv1ac.RoleBindingApplyConfiguration)
+	if !ok || *rb.Namespace != "gatehouse-member-1" || *rb.RoleRef.Kind != "ClusterRole" || *rb.RoleRef.Name != "gatehouse-certificates" ||
+		len(rb.Subjects) != 1 || *rb.Subjects[0].Name != "gatehouse" || *rb.Subjects[0].Namespace != "gatehouse-system" {
+		t.Errorf("RoleBinding %+v, want gatehouse-certificates bound to gatehouse-system/gatehouse in gatehouse-member-1", objs[1])
+	}
+	o.HubServiceAccount = ""
+	if objs := join.HubObjects(o); len(objs) != 0 {
+		t.Errorf("without a hub ServiceAccount join applies %d objects on the hub", len(objs))
 	}
 }
