@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,28 +35,11 @@ import (
 func TestTenantCannotFreezeSharedGateway(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bins := build(t, "gatehouse", "gatehouse-proxy")
-	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	fleet := startMemberAndHub(t, ctx, bins["gatehouse"], xdsAddr, "0")
-	caFile := pushCA(t, ctx, fleet)
-	m, err := env.SetUpSharedGateway(ctx, 1, fleet.Members[0], []env.Tenant{
-		{Namespace: "shop", Hostname: tenantHost, Answer: "shop-1"},
-		{Namespace: "team-b", Hostname: "b.apps.example.test", Answer: "team-b-1"},
-	}, env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CAFile: caFile, CacheDir: t.TempDir(), Log: testLog{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	waitAnswer(t, m.Address, tenantHost, "shop-1")
+	m := twoTenantsOnOneMember(t, ctx)
 
 	// What a managed proxy's admin server holds: port 9901 where the
 	// proxy's listeners bind.
-	proxyIP, _, _ := net.SplitHostPort(m.Address)
-	admin, err := net.Listen("tcp", net.JoinHostPort(proxyIP, "9901"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	holdPort(t, m, 9901)
 
 	// The platform team lets tenants add listeners to the shared Gateway.
 	all := gwv1.NamespacesFromAll
