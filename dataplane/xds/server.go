@@ -224,8 +224,11 @@ func (s *Server) Status(node string) NodeStatus {
 	}
 	out := *n
 	out.Acked = maps.Clone(n.Acked)
-	for _, st := range s.streams {
-		if st.node == node {
+	// In the order streams opened, so that what is read from the replicas
+	// (the first one's reason, say) does not change from one call to the
+	// next.
+	for _, id := range slices.Sorted(maps.Keys(s.streams)) {
+		if st := s.streams[id]; st.node == node {
 			out.Replicas = append(out.Replicas, Replica{Acked: maps.Clone(st.acked), NotServed: st.notServed})
 			out.Addresses = append(out.Addresses, st.addresses...)
 		}
