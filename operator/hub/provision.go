@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"sort"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -36,10 +37,22 @@ type Provisioning struct {
 	CABundle func() []byte
 }
 
-// PushCABundleName is the ConfigMap (key ca.crt) holding the CA bundle
-// proxies verify the push server with: in the hub namespace for whoever
-// installs proxies, and beside each managed-mode proxy.
+// PushCABundleName is the ConfigMap (key ca.crt) in the hub namespace
+// holding the CA bundle proxies verify the push server with, for whoever
+// installs proxies; each managed-mode proxy gets a copy of its own
+// (proxyCABundle).
 const PushCABundleName = "gatehouse-push-ca"
+
+// proxyCABundle names a Gateway's copy of the push CA bundle. Each Gateway
+// has its own, owned by it: one shared by the Gateways of a namespace would
+// go with whichever Gateway owned it.
+func proxyCABundle(gateway string) string {
+	name := ProxyServiceAccount(gateway)
+	if len(name) > 249 {
+		name = strings.TrimRight(name[:249], "-.")
+	}
+	return name + "-ca"
+}
 
 // Where a managed proxy finds its push credentials.
 const (
@@ -103,7 +116,7 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 	if p.CABundle == nil || len(p.CABundle()) == 0 {
 		return nil, fmt.Errorf("the push server's CA bundle is not loaded yet")
 	}
-	ca := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: PushCABundleName, Namespace: gw.Namespace}}
+	ca := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: proxyCABundle(gw.Name), Namespace: gw.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, c, ca, func() error {
 		owned(ca)
 		ca.Data = map[string]string{"ca.crt": string(p.CABundle())}
@@ -154,7 +167,7 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 		dep.Spec.Template.Spec.AutomountServiceAccountToken = ptr.To(false)
 		dep.Spec.Template.Spec.Volumes = []corev1.Volume{
 			{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			pushVolume(),
+			pushVolume(proxyCABundle(gw.Name)),
 		}
 		return nil
 	}); err != nil {
@@ -189,11 +202,11 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 // short-lived ServiceAccount token bound to the pod for audience gatehouse
 // (the kubelet renews it), and the push server's CA bundle. The default
 // API-server token is not mounted.
-func pushVolume() corev1.Volume {
+func pushVolume(caBundle string) corev1.Volume {
 	return corev1.Volume{Name: "push", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 		Sources: []corev1.VolumeProjection{
 			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: ProxyTokenAudience, ExpirationSeconds: ptr.To[int64](proxyTokenSeconds), Path: "token"}},
-			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: PushCABundleName}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: caBundle}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
 		},
 	}}}
 }

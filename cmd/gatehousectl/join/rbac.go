@@ -13,11 +13,6 @@ import (
 // keeps in every member (operator/hub.WebhookConfigurationName).
 const WebhookConfigurationName = "gatehouse-routes"
 
-// PushCABundle is the ConfigMap the hub writes beside each managed proxy:
-// the CA bundle the proxy verifies the push server with
-// (operator/hub.PushCABundleName).
-const PushCABundle = "gatehouse-push-ca"
-
 // ProxyObjectsPolicy is the ValidatingAdmissionPolicy (and its binding) that
 // confines the hub's managed-mode writes; see ProxyObjectsGuard.
 const ProxyObjectsPolicy = "gatehouse-hub-proxy-objects"
@@ -118,8 +113,8 @@ func ProxyObjectsGuard(memberNamespace, serviceAccount string) (*admissionregist
 			WithValidations(
 				v(fmt.Sprintf("!(request.namespace in [%s])", strings.Join(quoted, ", ")),
 					"the Gatehouse hub creates proxies only in namespaces of the Gateways it serves, never in "+strings.Join(forbidden, ", ")),
-				v(fmt.Sprintf("object.metadata.name.startsWith('gatehouse-proxy-') || (request.resource.resource == 'configmaps' && object.metadata.name == %q)", PushCABundle),
-					"the Gatehouse hub writes only its proxies' objects, named gatehouse-proxy-<gateway>, and their ConfigMap "+PushCABundle),
+				v("object.metadata.name.startsWith('gatehouse-proxy-')",
+					"the Gatehouse hub writes only its proxies' objects, named gatehouse-proxy-<gateway> (and gatehouse-proxy-<gateway>-ca)"),
 				v("has(object.metadata.labels) && "+label+" in object.metadata.labels",
 					"the Gatehouse hub's objects carry the label gatehouse.dev/gateway"),
 				v("request.operation != 'UPDATE' || (has(oldObject.metadata.labels) && "+label+" in oldObject.metadata.labels)",
