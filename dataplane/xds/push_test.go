@@ -154,7 +154,7 @@ func startHub(t *testing.T) *hubServer {
 func serveHub(t *testing.T, ln net.Listener, srv *xds.Server) *hubServer {
 	cert, caFile := testCA(t)
 	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	h := &hubServer{srv: srv, g: grpc.NewServer(grpc.Creds(creds)), addr: ln.Addr().String(), caFile: caFile}
+	h := &hubServer{srv: srv, g: grpc.NewServer(xds.ServerOptions(creds)...), addr: ln.Addr().String(), caFile: caFile}
 	h.srv.Register(h.g)
 	go func() { _ = h.g.Serve(ln) }()
 	t.Cleanup(h.stop)

@@ -22,7 +22,9 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	sotw "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
@@ -111,10 +113,36 @@ type Nack struct {
 // Authorizer decides which proxies may connect and what they may read. The
 // hub fills it with token checks against member clusters.
 type Authorizer interface {
-	// Authenticate returns who opened the stream (ctx carries its gRPC metadata).
-	Authenticate(ctx context.Context) (string, error)
+	// Authenticate returns who opened the stream (ctx carries its gRPC
+	// metadata and peer).
+	Authenticate(ctx context.Context) (Identity, error)
 	// Authorize checks that identity may read these resources as this node.
-	Authorize(identity, node string, typeURL string, names []string) error
+	Authorize(identity Identity, node string, typeURL string, names []string) error
+}
+
+// Identity is what a stream presented when it opened.
+type Identity struct {
+	// Token is the bearer token.
+	Token string
+	// Peer is the client's network address (host only), to bound what one
+	// client can make the hub do.
+	Peer string
+}
+
+// Bounds on what any client of the push port can make the server hold.
+const (
+	maxStreams    = 10000
+	maxNodeID     = 512
+	changeEvery   = time.Second // at most one status change a second per stream from metadata alone
+	changeBurst   = 5
+	maxRecvBytes  = 1 << 20
+	maxStreamsPer = 16 // concurrent streams on one connection
+)
+
+// ServerOptions are the gRPC options the push server needs: TLS with
+// creds, and bounds on what one connection may send.
+func ServerOptions(creds credentials.TransportCredentials) []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.Creds(creds), grpc.MaxRecvMsgSize(maxRecvBytes), grpc.MaxConcurrentStreams(maxStreamsPer)}
 }
 
 // Server serves tables and key pairs to proxies.
@@ -134,7 +162,11 @@ type Server struct {
 }
 
 type stream struct {
-	identity  string
+	identity Identity
+	// changes bounds the status changes metadata alone may cause; pending
+	// is set while one waits for the bound.
+	changes   *rate.Limiter
+	pending   bool
 	node      string
 	addresses []string
 	sent      map[string]map[string]string // nonce → name → hash
@@ -251,7 +283,7 @@ func (s *Server) Nodes() []string {
 
 // OnStreamOpen authenticates the proxy that opens a stream.
 func (s *Server) OnStreamOpen(ctx context.Context, id int64, typeURL string) error {
-	identity := ""
+	var identity Identity
 	if s.auth != nil {
 		var err error
 		if identity, err = s.auth.Authenticate(ctx); err != nil {
@@ -260,8 +292,13 @@ func (s *Server) OnStreamOpen(ctx context.Context, id int64, typeURL string) err
 		}
 	}
 	s.mu.Lock()
-	s.streams[id] = &stream{identity: identity, sent: map[string]map[string]string{}, acked: map[string]string{}}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if len(s.streams) >= maxStreams {
+		s.log.Warn("proxy refused: too many streams open", "stream", id, "open", len(s.streams))
+		return errors.New("the hub has too many streams open; retry later")
+	}
+	s.streams[id] = &stream{identity: identity, changes: rate.NewLimiter(rate.Every(changeEvery), changeBurst),
+		sent: map[string]map[string]string{}, acked: map[string]string{}}
 	return nil
 }
 
@@ -295,9 +332,9 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 	}
 	node, identity := st.node, st.identity
 	if node == "" {
-		if node = req.GetNode().GetId(); node == "" {
+		if node = req.GetNode().GetId(); node == "" || len(node) > maxNodeID {
 			s.mu.Unlock()
-			return errors.New("the first request must name the node")
+			return fmt.Errorf("the first request must name the node, in at most %d bytes", maxNodeID)
 		}
 	}
 	if err := named(req.GetTypeUrl(), req.GetResourceNames()); err != nil {
@@ -336,7 +373,7 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 	if ns := notServed(req.GetNode()); !equalNotServed(st.notServed, ns) {
 		st.notServed = ns
 		s.nodes[node].Updated = time.Now()
-		changed = true
+		changed = s.allowChange(st, node)
 	}
 	if nonce := req.GetResponseNonce(); nonce != "" {
 		if sent, ok := st.sent[nonce]; ok {
@@ -454,6 +491,26 @@ func (s *Server) OnStreamResponse(_ context.Context, id int64, _ *discovery.Disc
 		}
 	}
 	st.sent[resp.GetNonce()] = sent
+}
+
+// allowChange bounds how often a stream's metadata alone makes the hub
+// recompute its cluster: a proxy flipping its report on every request
+// would otherwise translate the member again and again. A change over the
+// bound is reported once the bound allows (called with s.mu held).
+func (s *Server) allowChange(st *stream, node string) bool {
+	if st.changes.Allow() {
+		return true
+	}
+	if !st.pending {
+		st.pending = true
+		time.AfterFunc(st.changes.Reserve().Delay(), func() {
+			s.mu.Lock()
+			st.pending = false
+			s.mu.Unlock()
+			s.changed(node)
+		})
+	}
+	return false
 }
 
 func (s *Server) changed(node string) {

@@ -7,13 +7,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/authentication/serviceaccount"
@@ -42,14 +47,21 @@ func ProxyServiceAccount(gateway string) string {
 
 // How long a TokenReview answer is reused: never past the token's expiry.
 const (
-	reviewTTL       = time.Minute
-	refusedTTL      = 5 * time.Second
-	reviewTimeout   = 10 * time.Second
-	reviewRate      = 20 // TokenReviews per second and member, for tokens not cached
-	reviewBurst     = 40
-	maxTokenLength  = 16 << 10
-	maxReviewsCache = 4096
+	reviewTTL      = time.Minute
+	refusedTTL     = 5 * time.Second
+	reviewTimeout  = 10 * time.Second
+	memberRate     = 20 // TokenReviews per second and member, for tokens not cached
+	memberBurst    = 40
+	peerRate       = 5 // TokenReviews per second one client address may cause
+	peerBurst      = 20
+	maxTokenLength = 16 << 10
+	maxCached      = 4096 // review answers, and client addresses tracked
 )
+
+// errRefused is all a client learns until its identity is proven: which
+// members exist, and how their API servers answer, is not for anyone who
+// reaches the push port. The hub's log has the reason.
+var errRefused = status.Error(codes.Unauthenticated, "the hub does not accept these credentials for this node; its log says why")
 
 // ProxyAuth checks that a proxy is one of its Gateway's: it presents a
 // token of the Gateway's proxy ServiceAccount for the audience "gatehouse",
@@ -64,58 +76,98 @@ type ProxyAuth struct {
 	mu sync.Mutex
 	// reviews caches TokenReview answers by cluster and token hash.
 	reviews map[string]review
-	// limits bounds the TokenReviews sent to each member: whoever reaches
-	// the push port cannot make the hub flood a member's API server.
-	limits map[string]*rate.Limiter
+	// members and peers bound the TokenReviews sent to each member and
+	// caused by each client address: whoever reaches the push port cannot
+	// make the hub flood a member's API server, nor starve the proxies.
+	members, peers map[string]*rate.Limiter
 }
 
 type review struct {
 	username string
 	err      error
-	until    time.Time
+	// until the answer is reused; expires is when the token itself ends.
+	until, expires time.Time
 }
 
 var _ xds.Authorizer = (*ProxyAuth)(nil)
 
 // NewProxyAuth returns the authorizer for the hub's push server.
 func NewProxyAuth(h *Hub) *ProxyAuth {
-	return &ProxyAuth{hub: h, now: time.Now, reviews: map[string]review{}, limits: map[string]*rate.Limiter{}}
+	return &ProxyAuth{hub: h, now: time.Now, reviews: map[string]review{},
+		members: map[string]*rate.Limiter{}, peers: map[string]*rate.Limiter{}}
 }
 
-// Authenticate reads the bearer token; it is checked once the node is known.
-func (a *ProxyAuth) Authenticate(ctx context.Context) (string, error) {
+// Authenticate reads the bearer token and the client's address; the token
+// is checked once the node is known.
+func (a *ProxyAuth) Authenticate(ctx context.Context) (xds.Identity, error) {
+	var id xds.Identity
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		id.Peer = p.Addr.String()
+		if host, _, err := net.SplitHostPort(id.Peer); err == nil {
+			id.Peer = host
+		}
+	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get("authorization") {
 		if token, ok := strings.CutPrefix(v, "Bearer "); ok && token != "" && len(token) <= maxTokenLength {
-			return token, nil
+			id.Token = token
+			return id, nil
 		}
 	}
-	return "", errors.New("no bearer token: a proxy presents a token of its Gateway's ServiceAccount with audience " + ProxyTokenAudience + " (--token-file)")
+	return id, errors.New("no bearer token: a proxy presents a token of its Gateway's ServiceAccount with audience " + ProxyTokenAudience + " (--token-file)")
 }
 
 // Authorize checks the token against the node's cluster, that the node's
-// Gateway is one the hub serves, and the names asked.
-func (a *ProxyAuth) Authorize(token, node, typeURL string, names []string) error {
+// Gateway is one the hub serves, and the names asked. Until the member has
+// confirmed the token, a refusal says nothing about the fleet.
+func (a *ProxyAuth) Authorize(id xds.Identity, node, typeURL string, names []string) error {
 	cluster, ns, gw, err := splitNode(node)
 	if err != nil {
 		return err
 	}
-	cl := a.hub.cluster(cluster)
-	if cl == nil {
-		return fmt.Errorf("cluster %q is not a member of this hub", cluster)
-	}
-	username, err := a.review(cl, cluster, token)
-	if err != nil {
+	want := serviceaccount.MakeUsername(ns, ProxyServiceAccount(gw))
+	if err := precheck(id.Token, want, a.now()); err != nil {
 		return err
 	}
-	want := serviceaccount.MakeUsername(ns, ProxyServiceAccount(gw))
+	cl := a.hub.cluster(cluster)
+	if cl == nil {
+		return a.refuse(node, id, fmt.Errorf("cluster %q is not a member of this hub", cluster))
+	}
+	username, err := a.review(cl, cluster, id)
+	if err != nil {
+		return a.refuse(node, id, err)
+	}
 	if username != want {
-		return fmt.Errorf("%s may not serve Gateway %s/%s of %s: its proxies use ServiceAccount %s", username, ns, gw, cluster, want)
+		return a.refuse(node, id, fmt.Errorf("%s may not serve Gateway %s/%s of %s: its proxies use ServiceAccount %s", username, ns, gw, cluster, want))
 	}
 	if err := a.hub.servesGateway(cl, ns, gw); err != nil {
 		return fmt.Errorf("%s: %w", cluster, err)
 	}
 	return authorizeNames(node, typeURL, names, a.hub.keyPairsOf(node))
+}
+
+func (a *ProxyAuth) refuse(node string, id xds.Identity, err error) error {
+	a.hub.opts.Log.Warn("proxy refused", "node", node, "peer", id.Peer, "error", err)
+	return errRefused
+}
+
+// precheck refuses, without asking a member, a token that cannot be the
+// node's: not a ServiceAccount token, expired, for another audience or of
+// another ServiceAccount. Claims are read unverified: passing proves
+// nothing (the TokenReview does), failing saves the member a review.
+func precheck(token, username string, now time.Time) error {
+	c, ok := tokenClaims(token)
+	switch {
+	case !ok:
+		return errors.New("the token is not a ServiceAccount token: mount a projected ServiceAccount token with audience " + ProxyTokenAudience)
+	case !slices.Contains(c.Audiences, ProxyTokenAudience):
+		return fmt.Errorf("the token is not for audience %s: mount a projected ServiceAccount token with audience %s", ProxyTokenAudience, ProxyTokenAudience)
+	case c.Expiry != nil && !now.Before(time.Unix(*c.Expiry, 0)):
+		return errors.New("the token has expired")
+	case c.Subject != username:
+		return fmt.Errorf("the token is of %s; this node's proxies use ServiceAccount %s", c.Subject, username)
+	}
+	return nil
 }
 
 // splitNode parses "cluster/namespace/gateway"; no part may be empty.
@@ -177,29 +229,32 @@ func (h *Hub) servesGateway(cl Cluster, ns, name string) error {
 }
 
 // review asks the member cluster who the token is, reusing an answer for at
-// most a minute and never past the token's expiry.
-func (a *ProxyAuth) review(cl Cluster, cluster, token string) (string, error) {
-	sum := sha256.Sum256([]byte(token))
+// most a minute and never past the token's expiry. Over the review bounds,
+// a token the member confirmed before keeps its answer while it lives, so
+// a flood of reviews does not cut off the proxies already connected.
+func (a *ProxyAuth) review(cl Cluster, cluster string, id xds.Identity) (string, error) {
+	sum := sha256.Sum256([]byte(id.Token))
 	key := cluster + "/" + string(sum[:])
 	now := a.now()
 	a.mu.Lock()
-	if r, ok := a.reviews[key]; ok && now.Before(r.until) {
+	r, cached := a.reviews[key]
+	if cached && now.Before(r.until) {
 		a.mu.Unlock()
 		return r.username, r.err
 	}
-	lim := a.limits[cluster]
-	if lim == nil {
-		lim = rate.NewLimiter(reviewRate, reviewBurst)
-		a.limits[cluster] = lim
-	}
+	byPeer := limiter(a.peers, id.Peer, peerRate, peerBurst)
+	byMember := limiter(a.members, cluster, memberRate, memberBurst)
 	a.mu.Unlock()
-	if !lim.Allow() {
-		return "", fmt.Errorf("too many token reviews for %s at once; retry", cluster)
+	if !byPeer.Allow() || !byMember.Allow() {
+		if cached && r.err == nil && now.Before(r.expires) {
+			return r.username, nil
+		}
+		return "", fmt.Errorf("too many token reviews (from %s, or for %s) at once; retry", id.Peer, cluster)
 	}
 
-	r := review{until: now.Add(refusedTTL)}
+	r = review{until: now.Add(refusedTTL)}
 	ctx, cancel := context.WithTimeout(context.Background(), reviewTimeout)
-	tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: []string{ProxyTokenAudience}}}
+	tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: id.Token, Audiences: []string{ProxyTokenAudience}}}
 	err := cl.GetClient().Create(ctx, tr)
 	cancel()
 	switch {
@@ -211,44 +266,87 @@ func (a *ProxyAuth) review(cl Cluster, cluster, token string) (string, error) {
 		r.err = fmt.Errorf("the token is not for audience %s: mount a projected ServiceAccount token with audience %s", ProxyTokenAudience, ProxyTokenAudience)
 	default:
 		r.username = tr.Status.User.Username
-		r.until = now.Add(reviewTTL)
-		if exp, ok := tokenExpiry(token); ok && exp.Before(r.until) {
-			r.until = exp
+		r.until, r.expires = now.Add(reviewTTL), now.Add(reviewTTL)
+		if c, ok := tokenClaims(id.Token); ok && c.Expiry != nil {
+			r.expires = time.Unix(*c.Expiry, 0)
+			if r.expires.Before(r.until) {
+				r.until = r.expires
+			}
 		}
 	}
 	a.mu.Lock()
-	if len(a.reviews) >= maxReviewsCache {
-		for k, old := range a.reviews {
-			if !now.Before(old.until) {
-				delete(a.reviews, k)
-			}
-		}
-		if len(a.reviews) >= maxReviewsCache {
-			clear(a.reviews)
-		}
-	}
-	a.reviews[key] = r
+	a.remember(key, r, now)
 	a.mu.Unlock()
 	return r.username, r.err
 }
 
-// tokenExpiry reads the exp claim of a JWT. Only the member's TokenReview
-// says whether the token is valid; this only bounds how long that answer is
-// reused.
-func tokenExpiry(token string) (time.Time, bool) {
+// remember keeps an answer; when the cache is full it forgets, in order,
+// answers past use, refusals, and only then everything (called with a.mu).
+func (a *ProxyAuth) remember(key string, r review, now time.Time) {
+	if len(a.reviews) >= maxCached {
+		maps.DeleteFunc(a.reviews, func(_ string, old review) bool { return !now.Before(old.expires) && !now.Before(old.until) })
+	}
+	if len(a.reviews) >= maxCached {
+		maps.DeleteFunc(a.reviews, func(_ string, old review) bool { return old.err != nil })
+	}
+	if len(a.reviews) >= maxCached {
+		clear(a.reviews)
+	}
+	a.reviews[key] = r
+}
+
+// limiter returns the rate limiter of key in m, made on first use; a map
+// that has grown past maxCached starts again (called with a.mu).
+func limiter(m map[string]*rate.Limiter, key string, r rate.Limit, burst int) *rate.Limiter {
+	l := m[key]
+	if l == nil {
+		if len(m) >= maxCached {
+			clear(m)
+		}
+		l = rate.NewLimiter(r, burst)
+		m[key] = l
+	}
+	return l
+}
+
+// claims are what the hub reads of a token before a member confirms it.
+type claims struct {
+	Subject   string    `json:"sub"`
+	Expiry    *int64    `json:"exp"`
+	Audiences audiences `json:"aud"`
+}
+
+// audiences is a JWT aud claim: one string or a list.
+type audiences []string
+
+func (a *audiences) UnmarshalJSON(b []byte) error {
+	var one string
+	if json.Unmarshal(b, &one) == nil {
+		*a = audiences{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
+// tokenClaims reads a JWT's claims without verifying it: only the member's
+// TokenReview says whether the token is valid.
+func tokenClaims(token string) (claims, bool) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return time.Time{}, false
+		return claims{}, false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return time.Time{}, false
+		return claims{}, false
 	}
-	var claims struct {
-		Exp *int64 `json:"exp"`
+	var c claims
+	if json.Unmarshal(payload, &c) != nil {
+		return claims{}, false
 	}
-	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
-		return time.Time{}, false
-	}
-	return time.Unix(*claims.Exp, 0), true
+	return c, true
 }

@@ -69,21 +69,39 @@ func member(t *testing.T, tokens map[string]authnv1.TokenReviewStatus, reviews *
 	return fakeCluster{c}
 }
 
-// jwt is a token-shaped string that expires at exp; sub keeps tokens of the
-// same expiry apart.
-func jwt(sub string, exp time.Time) string {
-	payload := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"sub":%q,"exp":%d}`, sub, exp.Unix()))
+// token is a JWT-shaped ServiceAccount token (unsigned: the fake member
+// decides whether it is valid); nonce keeps tokens otherwise alike apart.
+type token struct {
+	sub, aud, nonce string
+	exp             time.Time
+}
+
+const (
+	proxyUser  = "system:serviceaccount:infra:gatehouse-proxy-shared"
+	tenantUser = "system:serviceaccount:shop:gatehouse-proxy-anything"
+	node       = "member-1/infra/shared"
+)
+
+func (t token) String() string {
+	if t.aud == "" {
+		t.aud = ProxyTokenAudience
+	}
+	if t.exp.IsZero() {
+		t.exp = time.Now().Add(time.Hour)
+	}
+	payload := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"sub":%q,"aud":[%q],"exp":%d,"jti":%q}`, t.sub, t.aud, t.exp.Unix(), t.nonce))
 	return "eyJhbGciOiJSUzI1NiJ9." + payload + ".c2ln"
 }
 
+func id(t token) xds.Identity { return xds.Identity{Token: t.String(), Peer: "10.0.0.1"} }
+
 func TestProxyAuthorization(t *testing.T) {
-	proxySA := authnv1.UserInfo{Username: "system:serviceaccount:infra:gatehouse-proxy-shared"}
-	tenantSA := authnv1.UserInfo{Username: "system:serviceaccount:shop:gatehouse-proxy-anything"}
-	good, apiServer, tenant := jwt("good", time.Now().Add(time.Hour)), jwt("api-server", time.Now().Add(time.Hour)), jwt("tenant", time.Now().Add(time.Hour))
+	good, apiServer := token{sub: proxyUser}, token{sub: proxyUser, aud: "https://kubernetes.default.svc"}
+	tenant, forged := token{sub: tenantUser}, token{sub: proxyUser, nonce: "forged"}
 	tokens := map[string]authnv1.TokenReviewStatus{
-		good:      {Authenticated: true, User: proxySA, Audiences: []string{ProxyTokenAudience}},
-		apiServer: {Authenticated: true, User: proxySA, Audiences: []string{"https://kubernetes.default.svc"}},
-		tenant:    {Authenticated: true, User: tenantSA, Audiences: []string{ProxyTokenAudience}},
+		good.String():      {Authenticated: true, User: authnv1.UserInfo{Username: proxyUser}, Audiences: []string{ProxyTokenAudience}},
+		apiServer.String(): {Authenticated: true, User: authnv1.UserInfo{Username: proxyUser}, Audiences: []string{"https://kubernetes.default.svc"}},
+		tenant.String():    {Authenticated: true, User: authnv1.UserInfo{Username: tenantUser}, Audiences: []string{ProxyTokenAudience}},
 	}
 	objs := []client.Object{
 		&gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "gatehouse"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}},
@@ -94,34 +112,36 @@ func TestProxyAuthorization(t *testing.T) {
 	var reviews int
 	h := New(xds.NewServer(t.Context(), nil, nil), Options{})
 	w := &worker{hub: h, name: "member-1", cl: member(t, tokens, &reviews, objs...), keys: map[string]map[string]bool{
-		"member-1/infra/shared": {"member-1/infra/shared-tls": true},
+		node: {"member-1/infra/shared-tls": true},
 	}}
 	h.clusters["member-1"] = w
 	a := NewProxyAuth(h)
+	const refused = "does not accept these credentials"
 
-	const node = "member-1/infra/shared"
 	for _, c := range []struct {
-		name, token, node, typeURL string
-		names                      []string
-		refused                    string // part of the error; "" allows
+		name, node, typeURL string
+		token               token
+		names               []string
+		refused             string // part of the error; "" allows
 	}{
-		{"its own table", good, node, xds.TableType, []string{node}, ""},
-		{"its own key pair", good, node, xds.KeyPairType, []string{"member-1/infra/shared-tls"}, ""},
-		{"unsubscribing from key pairs", good, node, xds.KeyPairType, nil, ""},
-		{"tables without names", good, node, xds.TableType, nil, "must name their route table"},
-		{"another table", good, node, xds.TableType, []string{"member-2/infra/shared"}, "only their own route table"},
-		{"the wildcard", good, node, xds.TableType, []string{"*"}, "only their own route table"},
-		{"a key pair its table does not name", good, node, xds.KeyPairType, []string{"member-2/infra/shared-tls"}, "not named by the route table"},
-		{"an API-server token", apiServer, node, xds.TableType, []string{node}, "audience"},
-		{"a tenant's ServiceAccount for the Gateway", tenant, node, xds.TableType, []string{node}, "may not serve Gateway infra/shared"},
-		{"a tenant's ServiceAccount for a Gateway that does not exist", tenant, "member-1/shop/anything", xds.KeyPairType, nil, "does not exist"},
-		{"an unknown token", "not-a-token", node, xds.TableType, []string{node}, "does not accept the token"},
-		{"a cluster that is not a member", good, "member-9/infra/shared", xds.TableType, []string{"member-9/infra/shared"}, "not a member"},
-		{"a node ID with an empty part", good, "member-1//shared", xds.TableType, []string{node}, "not cluster/namespace/gateway"},
-		{"an unknown resource type", good, node, "type.googleapis.com/envoy.config.listener.v3.Listener", []string{node}, "not served"},
+		{"its own table", node, xds.TableType, good, []string{node}, ""},
+		{"its own key pair", node, xds.KeyPairType, good, []string{"member-1/infra/shared-tls"}, ""},
+		{"unsubscribing from key pairs", node, xds.KeyPairType, good, nil, ""},
+		{"tables without names", node, xds.TableType, good, nil, "must name their route table"},
+		{"another table", node, xds.TableType, good, []string{"member-2/infra/shared"}, "only their own route table"},
+		{"the wildcard", node, xds.TableType, good, []string{"*"}, "only their own route table"},
+		{"a key pair its table does not name", node, xds.KeyPairType, good, []string{"member-2/infra/shared-tls"}, "not named by the route table"},
+		{"an API-server token", node, xds.TableType, apiServer, []string{node}, "audience"},
+		{"a tenant's ServiceAccount for the Gateway", node, xds.TableType, tenant, []string{node}, "this node's proxies use ServiceAccount " + proxyUser},
+		{"a tenant's ServiceAccount for a Gateway that does not exist", "member-1/shop/anything", xds.KeyPairType, tenant, nil, "does not exist"},
+		{"a forged token the member does not know", node, xds.TableType, forged, []string{node}, refused},
+		{"an expired token", node, xds.TableType, token{sub: proxyUser, exp: time.Now().Add(-time.Minute)}, []string{node}, "expired"},
+		{"a cluster that is not a member", "member-9/infra/shared", xds.TableType, good, []string{"member-9/infra/shared"}, refused},
+		{"a node ID with an empty part", "member-1//shared", xds.TableType, good, []string{node}, "not cluster/namespace/gateway"},
+		{"an unknown resource type", node, "type.googleapis.com/envoy.config.listener.v3.Listener", good, []string{node}, "not served"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := a.Authorize(c.token, c.node, c.typeURL, c.names)
+			err := a.Authorize(id(c.token), c.node, c.typeURL, c.names)
 			switch {
 			case c.refused == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -131,41 +151,73 @@ func TestProxyAuthorization(t *testing.T) {
 		})
 	}
 
+	t.Run("before the member confirms a token, a refusal names no member", func(t *testing.T) {
+		for _, n := range []string{"member-9/infra/shared", node} {
+			err := a.Authorize(id(forged), n, xds.TableType, []string{n})
+			if err == nil || strings.Contains(err.Error(), "member-") {
+				t.Fatalf("node %s: %v", n, err)
+			}
+		}
+	})
+
 	t.Run("a Gateway of another class", func(t *testing.T) {
-		foreign := jwt("foreign", time.Now().Add(time.Hour))
-		tokens[foreign] = authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{ProxyTokenAudience},
-			User: authnv1.UserInfo{Username: "system:serviceaccount:shop:gatehouse-proxy-foreign"}}
-		if err := a.Authorize(foreign, "member-1/shop/foreign", xds.TableType, []string{"member-1/shop/foreign"}); err == nil || !strings.Contains(err.Error(), "does not control") {
+		foreign := token{sub: "system:serviceaccount:shop:gatehouse-proxy-foreign"}
+		tokens[foreign.String()] = authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{ProxyTokenAudience},
+			User: authnv1.UserInfo{Username: foreign.sub}}
+		if err := a.Authorize(id(foreign), "member-1/shop/foreign", xds.TableType, []string{"member-1/shop/foreign"}); err == nil || !strings.Contains(err.Error(), "does not control") {
 			t.Fatalf("got %v", err)
 		}
 	})
 
 	t.Run("an answer is not reused past the token's expiry", func(t *testing.T) {
-		short := jwt("short", time.Now().Add(10*time.Second))
-		tokens[short] = tokens[good]
+		short := token{sub: proxyUser, nonce: "short", exp: time.Now().Add(10 * time.Second)}
+		tokens[short.String()] = tokens[good.String()]
 		before := reviews
-		_ = a.Authorize(short, node, xds.TableType, []string{node})
-		_ = a.Authorize(short, node, xds.TableType, []string{node})
+		_ = a.Authorize(id(short), node, xds.TableType, []string{node})
+		_ = a.Authorize(id(short), node, xds.TableType, []string{node})
 		if reviews != before+1 {
 			t.Fatalf("%d reviews for two requests within the token's life, want 1", reviews-before)
 		}
 		a.now = func() time.Time { return time.Now().Add(20 * time.Second) }
 		defer func() { a.now = time.Now }()
-		delete(tokens, short) // expired: the member no longer accepts it
-		if err := a.Authorize(short, node, xds.TableType, []string{node}); err == nil {
+		delete(tokens, short.String()) // expired: the member no longer accepts it
+		if err := a.Authorize(id(short), node, xds.TableType, []string{node}); err == nil {
 			t.Fatal("an expired token was still accepted from the cache")
 		}
 	})
 
-	t.Run("token reviews per member are bounded", func(t *testing.T) {
-		refused := 0
-		for i := range 200 {
-			if err := a.Authorize(fmt.Sprintf("junk-%d", i), node, xds.TableType, []string{node}); err != nil && strings.Contains(err.Error(), "too many token reviews") {
-				refused++
-			}
+	t.Run("a flood of forged tokens neither reaches the member nor cuts off a connected proxy", func(t *testing.T) {
+		connected := token{sub: proxyUser, nonce: "connected"}
+		tokens[connected.String()] = tokens[good.String()]
+		if err := a.Authorize(id(connected), node, xds.TableType, []string{node}); err != nil {
+			t.Fatal(err)
 		}
-		if refused == 0 {
-			t.Fatal("200 unknown tokens at once all reached the member's API server")
+		// A minute on, its answer is due for a review, in the middle of a
+		// flood from many addresses.
+		a.now = func() time.Time { return time.Now().Add(61 * time.Second) }
+		defer func() { a.now = time.Now }()
+		before := reviews
+		for i := range 400 {
+			flood := xds.Identity{Token: token{sub: proxyUser, nonce: fmt.Sprint(i)}.String(), Peer: fmt.Sprintf("10.1.%d.%d", i/250, i%250)}
+			_ = a.Authorize(flood, node, xds.TableType, []string{node})
+		}
+		if sent := reviews - before; sent > memberBurst+memberRate {
+			t.Errorf("400 forged tokens caused %d reviews in the member", sent)
+		}
+		if err := a.Authorize(id(connected), node, xds.TableType, []string{node}); err != nil {
+			t.Fatalf("the connected proxy was cut off by the flood: %v", err)
+		}
+	})
+
+	t.Run("one client address causes at most its own share of reviews", func(t *testing.T) {
+		fresh := NewProxyAuth(h)
+		before := reviews
+		for i := range 100 {
+			flood := xds.Identity{Token: token{sub: proxyUser, nonce: fmt.Sprint("one-", i)}.String(), Peer: "10.2.0.1"}
+			_ = fresh.Authorize(flood, node, xds.TableType, []string{node})
+		}
+		if sent := reviews - before; sent > peerBurst+peerRate {
+			t.Errorf("100 forged tokens from one address caused %d reviews", sent)
 		}
 	})
 }
