@@ -2,8 +2,10 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -22,6 +24,9 @@ const (
 	// ReasonCertificateCoversOtherTenant: a wildcard certificate for the
 	// listener would be valid for a hostname delegated to another tenant.
 	ReasonCertificateCoversOtherTenant = "CertificateCoversOtherTenant"
+	// ReasonHostnameInvalid: the listener's hostname is not one a
+	// certificate can be issued for.
+	ReasonHostnameInvalid = "HostnameInvalid"
 )
 
 // CertificateRequest is a listener's request for a certificate the hub
@@ -43,6 +48,11 @@ type CertificateRequest struct {
 	// parameters name (Kind "" for none).
 	Class       string
 	ClassIssuer tenancyv1.IssuerReference
+	// Offered are the issuers the hub lets GatewayClasses name (its
+	// --class-issuers). A class's parameters live in the member cluster,
+	// where its admin may write them: only the hub's list makes an issuer
+	// the platform team's.
+	Offered []tenancyv1.IssuerReference
 }
 
 // owner is the object that holds the listener.
@@ -92,6 +102,9 @@ func (d *Decider) Certificate(tenant string, r CertificateRequest) []Denial {
 		out = append(out, *deny)
 	}
 	p := r.ListenerPath().Child("hostname")
+	if deny := certificateHostname(r.Hostname, p); deny != nil {
+		return append(out, *deny)
+	}
 	s := Subject{Cluster: r.Cluster, Kind: "Gateway", Object: r.owner()}
 	if r.ListenerSet != nil {
 		s.Kind = "ListenerSet"
@@ -105,7 +118,7 @@ func (d *Decider) Certificate(tenant string, r CertificateRequest) []Denial {
 
 func (d *Decider) certificateIssuer(tenant string, r CertificateRequest) *Denial {
 	if r.Field == nil || r.Issuer == r.ClassIssuer {
-		return nil
+		return classIssuer(r)
 	}
 	if tenant != "" && d.Tenancy.AllowsIssuer(tenant, r.Issuer) {
 		return nil
@@ -125,6 +138,36 @@ func (d *Decider) certificateIssuer(tenant string, r CertificateRequest) *Denial
 		asked, tenant, class, d.Tenancy.DescribeIssuers(tenant)))}
 }
 
+// classIssuer refuses a class's issuer the hub does not offer to classes.
+func classIssuer(r CertificateRequest) *Denial {
+	if r.ClassIssuer.Kind == "" || slices.Contains(r.Offered, r.ClassIssuer) {
+		return nil
+	}
+	offered := "none"
+	if len(r.Offered) > 0 {
+		names := make([]string, len(r.Offered))
+		for i, o := range r.Offered {
+			names[i] = o.Kind + "/" + o.Name
+		}
+		offered = strings.Join(names, ", ")
+	}
+	return &Denial{ReasonIssuerNotDelegated, field.Forbidden(field.NewPath("spec", "gatewayClassName"), fmt.Sprintf(
+		"GatewayClass %q names %s %q in its parameters, which the hub does not offer to GatewayClasses (offered: %s): a class's parameters are written in the member cluster, so the platform team lists on the hub (--class-issuers) the issuers a class may name; name one of those, or ask the platform team to offer this one",
+		r.Class, r.ClassIssuer.Kind, r.ClassIssuer.Name, offered))}
+}
+
+// certificateHostname refuses a hostname no certificate should be issued
+// for, whatever a member's CRDs let through: one name or one wildcard
+// label, lower case, no trailing dot.
+func certificateHostname(h string, p *field.Path) *Denial {
+	name := strings.TrimPrefix(h, "*.")
+	if h != strings.ToLower(h) || len(validation.IsDNS1123Subdomain(name)) > 0 || strings.Contains(name, "*") {
+		return &Denial{ReasonHostnameInvalid, field.Invalid(p, h,
+			"a certificate is issued only for a DNS name or a wildcard of one label (*.example.com), in lower case and without a trailing dot")}
+	}
+	return nil
+}
+
 // certificateCovers refuses a wildcard that TLS clients would accept for a
 // hostname delegated to a tenant other than the requester's.
 func (d *Decider) certificateCovers(tenant string, r CertificateRequest, p *field.Path) []Denial {
@@ -137,11 +180,11 @@ func (d *Decider) certificateCovers(tenant string, r CertificateRequest, p *fiel
 		if owner == tenant || !hostnames.CertificateCovers(r.Hostname, h) {
 			continue
 		}
-		if tenant == "" && r.ListenerSet == nil && d.Tenancy.AllowsGateway(owner, r.Cluster, r.Gateway, r.Listener) {
+		if tenant == "" && r.ListenerSet == nil && d.Tenancy.NamesGateway(owner, r.Cluster, r.Gateway, r.Listener) {
 			continue // the platform's shared listener, which serves that tenant's routes
 		}
 		who := fmt.Sprintf("namespace %q belongs to no tenant and listener %q of %s is not delegated to tenant %q", r.owner().GetNamespace(), r.Listener, r.ownerName(), owner)
-		fix := "use a hostname no tenant holds within it, or have the platform team delegate this listener to the tenant in its spec.gateways"
+		fix := "use a hostname no tenant holds within it, or have the platform team name this Gateway (namespace and name) in the tenant's spec.gateways"
 		if tenant != "" {
 			who = fmt.Sprintf("this namespace belongs to tenant %q", tenant)
 			fix = fmt.Sprintf("use hostnames within the tenant's delegation that no other tenant holds (delegated: %s)", d.delegated(tenant))

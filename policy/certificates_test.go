@@ -43,7 +43,7 @@ func onGateway(ns, name, hostname string, chosen string) policy.CertificateReque
 	gw := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: gwv1.GatewaySpec{GatewayClassName: "gatehouse",
 		Listeners: []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}, {Name: "https", Port: 443, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To(gwv1.Hostname(hostname))}}}}
 	r := policy.CertificateRequest{Cluster: tenancy.Cluster{Name: "member-1"}, Gateway: gw, Listener: "https", Hostname: hostname,
-		Class: "gatehouse", ClassIssuer: classCA, Issuer: classCA}
+		Class: "gatehouse", ClassIssuer: classCA, Issuer: classCA, Offered: []tenancyv1.IssuerReference{classCA}}
 	if chosen != "" {
 		r.Issuer, r.ChosenBy, r.Field = tenancyv1.IssuerReference{Kind: "ClusterIssuer", Name: chosen}, "Gateway "+ns+"/"+name, field.NewPath("metadata", "annotations").Key("gatehouse.dev/cluster-issuer")
 	}
@@ -74,7 +74,17 @@ func TestCertificate(t *testing.T) {
 		reason string
 		says   []string
 	}{
-		{name: "the platform's shared wildcard covers the tenants it is delegated to", req: onGateway("infra", "shared", "*.apps.example.test", "")},
+		{name: "the platform's shared wildcard covers the tenants that name it, not those allowed any Gateway", req: onGateway("infra", "shared", "*.apps.example.test", ""),
+			reason: policy.ReasonCertificateCoversOtherTenant,
+			says:   []string{`"shop.apps.example.test", which is delegated to tenant "payments"`, "name this Gateway (namespace and name) in the tenant's spec.gateways"}},
+		{name: "a class issuer the hub does not offer", req: func() policy.CertificateRequest {
+			r := onGateway("admin", "own", "*.example.test", "")
+			r.Offered = nil
+			return r
+		}(), reason: policy.ReasonIssuerNotDelegated, says: []string{`GatewayClass "gatehouse" names ClusterIssuer "ca" in its parameters, which the hub does not offer`, "offered: none", "--class-issuers"}},
+		{name: "a hostname with a trailing dot", req: onGateway("admin", "own", "shop.apps.example.test.", ""), reason: policy.ReasonHostnameInvalid},
+		{name: "a hostname in upper case", req: onGateway("admin", "own", "SHOP.apps.example.test", ""), reason: policy.ReasonHostnameInvalid},
+		{name: "a wildcard deeper than one label", req: onGateway("admin", "own", "*.*.example.test", ""), reason: policy.ReasonHostnameInvalid},
 		{name: "a member admin's wildcard covers a tenant that was not delegated that Gateway", req: onGateway("admin", "own", "*.apps.example.test", ""),
 			reason: policy.ReasonCertificateCoversOtherTenant,
 			says:   []string{`spec.listeners[1].hostname`, `"store.apps.example.test", which is delegated to tenant "web"`, `namespace "admin" belongs to no tenant`, "spec.gateways"}},
@@ -97,7 +107,7 @@ func TestCertificate(t *testing.T) {
 			reason: policy.ReasonIssuerNotDelegated, says: []string{"chosen by Gateway infra/shared"}},
 		{name: "a Gateway of no tenant choosing another issuer than its class's", req: onGateway("infra", "shared", "*.apps.example.test", "internal-mtls"),
 			reason: policy.ReasonIssuerNotDelegated, says: []string{`namespace "infra" of Gateway infra/shared belongs to no tenant`, "GatewayClass whose parameters name this one"}},
-		{name: "a Gateway naming its class's issuer", req: onGateway("infra", "shared", "*.apps.example.test", "ca")},
+		{name: "a Gateway naming its class's issuer", req: onGateway("infra", "shared", "*.example.test", "ca")},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -109,6 +119,36 @@ func TestCertificate(t *testing.T) {
 				if !strings.Contains(v.Message(), s) {
 					t.Errorf("message does not say %q: %s", s, v.Message())
 				}
+			}
+		})
+	}
+}
+
+// The platform's shared wildcard listener may cover the hostnames of the
+// tenants that name its Gateway in spec.gateways (it serves their routes),
+// but not of a tenant allowed "any Gateway": any member admin's Gateway of
+// that name would do as well.
+func TestSharedWildcardCoversOnlyTenantsThatNameIt(t *testing.T) {
+	named := tenancyv1.TenantSpec{Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"web"}}},
+		Hostnames: []gwv1.Hostname{"store.apps.example.test"}, Gateways: []tenancyv1.GatewayDelegation{{Namespace: "infra", Name: "shared"}}}
+	for _, c := range []struct {
+		name     string
+		gateways []tenancyv1.GatewayDelegation
+		covered  bool
+	}{
+		{"names the Gateway", named.Gateways, true},
+		{"any Gateway", nil, false},
+		{"Gateways by label", []tenancyv1.GatewayDelegation{{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"shared": "true"}}}}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			spec := named
+			spec.Gateways = c.gateways
+			d := &policy.Decider{Tenancy: tenancy.NewView([]*tenancyv1.Tenant{tenant("web", 0, spec)}, tenancy.Platform)}
+			r := onGateway("infra", "shared", "*.apps.example.test", "")
+			r.Gateway.Labels = map[string]string{"shared": "true"}
+			denials := d.Certificate("", r)
+			if covered := len(denials) == 0; covered != c.covered {
+				t.Fatalf("covered %v, want %v: %v", covered, c.covered, denials)
 			}
 		})
 	}

@@ -330,14 +330,29 @@ func (v *View) Delegated(pattern string) [][2]string {
 // Gateway in a cluster; listener "" asks about the Gateway as a whole (a
 // ListenerSet's parent).
 func (v *View) AllowsGateway(name string, cl Cluster, gw *gwv1.Gateway, listener gwv1.SectionName) bool {
+	return v.allowsGateway(name, cl, gw, listener, false)
+}
+
+// NamesGateway reports whether the tenant's spec.gateways names this
+// Gateway by namespace and name (not "any Gateway", not a label selector,
+// which the Gateway's owner could satisfy by labelling it) and, when
+// listeners are listed, this listener.
+func (v *View) NamesGateway(name string, cl Cluster, gw *gwv1.Gateway, listener gwv1.SectionName) bool {
+	return v.allowsGateway(name, cl, gw, listener, true)
+}
+
+func (v *View) allowsGateway(name string, cl Cluster, gw *gwv1.Gateway, listener gwv1.SectionName, byName bool) bool {
 	t := v.byName[name]
 	if t == nil {
 		return false
 	}
 	if len(t.obj.Spec.Gateways) == 0 {
-		return true
+		return !byName
 	}
 	for _, g := range t.gateways {
+		if byName && (g.namespace == "" || g.name == "" || g.selector != nil) {
+			continue
+		}
 		if g.clusters != nil && !g.clusters.Matches(labels.Set(cl.Labels)) {
 			continue
 		}

@@ -82,6 +82,7 @@ func main() {
 		whHosts     = flag.String("webhook-hosts", "", "comma-separated names and IPs of the serving certificate (default: the host of --webhook-url)")
 		whCertDir   = flag.String("webhook-cert-dir", "", "directory with tls.crt, tls.key and ca.crt (e.g. a mounted cert-manager Secret); empty: a CA of the hub's own, kept in the Secret gatehouse-webhook-ca")
 		certs       = flag.Bool("certificates", true, "issue certificates of HTTPS listeners through cert-manager on the hub (needs its CRDs on the hub)")
+		classIssuer = flag.String("class-issuers", "", "comma-separated cert-manager issuers on the hub (ClusterIssuer/NAME or Issuer/NAME) that GatewayClass parameters may name; a class naming another gets no certificates")
 		whFailure   = flag.String("webhook-failure-policy", "Ignore", "what members do when the hub cannot be reached: Ignore (status still refuses) or Fail")
 	)
 	// --kubeconfig (the hub cluster) is controller-runtime's own flag.
@@ -101,12 +102,17 @@ func main() {
 		logger.Error(`--webhook-failure-policy must be "Ignore" or "Fail"`, "value", *whFailure)
 		os.Exit(2)
 	}
-	err := run(ctx, logger, options{
+	offered, err := certificates.ParseIssuers(splitList(*classIssuer))
+	if err != nil {
+		logger.Error("--class-issuers", "error", err)
+		os.Exit(2)
+	}
+	err = run(ctx, logger, options{
 		namespace: *namespace, xdsAddr: *xdsAddr, xdsCertDir: *xdsCertDir, xdsHosts: *xdsHosts, metricsAddr: *metricsAddr,
 		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace,
 		provisioning: hub.Provisioning{Image: *proxyImage, XDSAddress: *proxyXDS},
 		unassigned:   tenancy.Unassigned(*unassigned),
-		certificates: *certs,
+		certificates: *certs, classIssuers: offered,
 		webhook: webhookOptions{address: *whAddr, url: *whURL, hosts: *whHosts, certDir: *whCertDir,
 			failurePolicy: admissionregistrationv1.FailurePolicyType(*whFailure)},
 	})
@@ -120,6 +126,7 @@ type options struct {
 	namespace, xdsAddr, metricsAddr, healthAddr string
 	xdsCertDir, xdsHosts                        string
 	leaderElect                                 bool
+	classIssuers                                []tenancyv1.IssuerReference
 	debounce, grace                             time.Duration
 	provisioning                                hub.Provisioning
 	unassigned                                  tenancy.Unassigned
@@ -223,7 +230,8 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		if err != nil {
 			return err
 		}
-		hopts.Issuer = certificates.New(mgr.GetLocalManager().GetClient(), secrets, push, logger.With("component", "certificates"))
+		hopts.Issuer = certificates.New(mgr.GetLocalManager().GetClient(), secrets, push, logger.With("component", "certificates")).
+			OfferToClasses(o.classIssuers...)
 	}
 	h := hub.New(push, hopts)
 	if err := h.SetupWithManager(mgr); err != nil {
@@ -255,8 +263,8 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	if err != nil {
 		return fmt.Errorf("push server: %w", err)
 	}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: pushCerts.GetCertificate, MinVersion: tls.VersionTLS12})),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
+	g := grpc.NewServer(append(xds.ServerOptions(credentials.NewTLS(&tls.Config{GetCertificate: pushCerts.GetCertificate, MinVersion: tls.VersionTLS12})),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))...)
 	push.Register(g)
 	go func() {
 		<-ctx.Done()

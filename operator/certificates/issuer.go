@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -73,6 +74,9 @@ type Issuer struct {
 	keys   KeyPairs
 	log    *slog.Logger
 
+	// classIssuers are the issuers GatewayClasses may name (OfferToClasses).
+	classIssuers []tenancyv1.IssuerReference
+
 	mu sync.Mutex
 	// published: the key pair last published for each Certificate, by the
 	// Certificate's uid and revision, so a Secret is read once per issue.
@@ -85,6 +89,26 @@ func New(c client.Client, secrets client.Reader, keys KeyPairs, log *slog.Logger
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Issuer{c: c, secret: secrets, keys: keys, log: log, published: map[string]string{}}
+}
+
+// OfferToClasses sets the issuers GatewayClasses' parameters may name; a
+// class naming any other gets no certificates. Call before the first pass.
+func (i *Issuer) OfferToClasses(refs ...tenancyv1.IssuerReference) *Issuer {
+	i.classIssuers = slices.Clone(refs)
+	return i
+}
+
+// ParseIssuers reads "ClusterIssuer/NAME" and "Issuer/NAME" items.
+func ParseIssuers(items []string) ([]tenancyv1.IssuerReference, error) {
+	var out []tenancyv1.IssuerReference
+	for _, item := range items {
+		kind, name, ok := strings.Cut(item, "/")
+		if !ok || name == "" || (kind != cmv1.ClusterIssuerKind && kind != cmv1.IssuerKind) {
+			return nil, fmt.Errorf("issuer %q: want ClusterIssuer/NAME or Issuer/NAME", item)
+		}
+		out = append(out, tenancyv1.IssuerReference{Kind: kind, Name: name})
+	}
+	return out, nil
 }
 
 // Namespace is the hub namespace that holds a member's Certificates.
@@ -135,9 +159,9 @@ func (n noTenants) AuthorizeCertificate(r policy.CertificateRequest) []policy.De
 // request finds the issuer a listener asks for: its tls.options, the
 // ListenerSet's annotations, the Gateway's, then the class parameters; and
 // says who chose it, for the Authorizer.
-func request(cluster string, req translate.ListenerCertificateRequest) (policy.CertificateRequest, bool) {
+func request(cluster string, req translate.ListenerCertificateRequest, offered []tenancyv1.IssuerReference) (policy.CertificateRequest, bool) {
 	r := policy.CertificateRequest{Cluster: tenancy.Cluster{Name: cluster}, Gateway: req.Gateway, ListenerSet: req.ListenerSet,
-		Listener: req.Listener, Hostname: req.Hostname, Class: string(req.Gateway.Spec.GatewayClassName)}
+		Listener: req.Listener, Hostname: req.Hostname, Class: string(req.Gateway.Spec.GatewayClassName), Offered: offered}
 	r.ClassIssuer, _ = named(req.Parameters.ClusterIssuer, req.Parameters.Issuer)
 	owner := fmt.Sprintf("Gateway %s/%s", req.Gateway.Namespace, req.Gateway.Name)
 	if req.ListenerSet != nil {
@@ -198,7 +222,7 @@ func certificateName(req translate.ListenerCertificateRequest) string {
 
 // ListenerCertificates implements translate.CertificateSource.
 func (p *Pass) ListenerCertificates(req translate.ListenerCertificateRequest) translate.CertificateResult {
-	asked, ok := request(p.cluster, req)
+	asked, ok := request(p.cluster, req, p.i.classIssuers)
 	if !ok {
 		return translate.CertificateResult{} // certificateRefs, then
 	}

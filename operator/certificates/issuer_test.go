@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/operator/certificates"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
 	"github.com/gatehouse-dev/gatehouse/policy"
+	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 )
 
 type pushed map[string]*routetable.KeyPair
@@ -69,7 +70,7 @@ func TestIssuerLifecycle(t *testing.T) {
 	ctx := context.Background()
 	c := hubClient()
 	keys := pushed{}
-	iss := certificates.New(c, c, keys, nil)
+	iss := certificates.New(c, c, keys, nil).OfferToClasses(tenancyv1.IssuerReference{Kind: "ClusterIssuer", Name: "ca"})
 	ns := certificates.Namespace("member-1")
 	key := types.NamespacedName{Namespace: ns, Name: "gw.infra.shared.https"}
 
@@ -154,7 +155,7 @@ func TestIssuerLifecycle(t *testing.T) {
 func TestRefusedIssuerGetsNoCertificate(t *testing.T) {
 	ctx := context.Background()
 	c := hubClient()
-	iss := certificates.New(c, c, pushed{}, nil)
+	iss := certificates.New(c, c, pushed{}, nil).OfferToClasses(tenancyv1.IssuerReference{Kind: "ClusterIssuer", Name: "ca"})
 	key := types.NamespacedName{Namespace: certificates.Namespace("member-1"), Name: "gw.infra.shared.https"}
 	class := translate.ClassParameters{ClusterIssuer: "ca"}
 
@@ -187,5 +188,25 @@ func TestNamespaceFitsALabel(t *testing.T) {
 		if n := certificates.Namespace(cluster); len(n) > 63 || n == "" {
 			t.Errorf("Namespace(%q) = %q", cluster, n)
 		}
+	}
+}
+
+// A GatewayClass's parameters live in the member: a class naming an issuer
+// the hub does not offer to classes gets no Certificate.
+func TestClassIssuerMustBeOffered(t *testing.T) {
+	ctx := context.Background()
+	c := hubClient()
+	iss := certificates.New(c, c, pushed{}, nil).OfferToClasses(tenancyv1.IssuerReference{Kind: "ClusterIssuer", Name: "ca"})
+	p := iss.ForPass(ctx, "member-1", nil)
+	res := p.ListenerCertificates(request(nil, translate.ClassParameters{ClusterIssuer: "internal-mtls"}))
+	if res.Reason != policy.ReasonIssuerNotDelegated || !strings.Contains(res.Message, "offered: ClusterIssuer/ca") {
+		t.Fatalf("a class naming an issuer the hub does not offer: %+v", res)
+	}
+	if err := p.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var list cmv1.CertificateList
+	if err := c.List(ctx, &list); err != nil || len(list.Items) != 0 {
+		t.Fatalf("Certificates: %v %v", list.Items, err)
 	}
 }

@@ -109,6 +109,7 @@ func TestGuides(t *testing.T) {
 			return start(t, "hub", filepath.Join(bins, "gatehouse"), "--kubeconfig", fleet.Hub.KubeconfigPath,
 				"--xds-address", xdsAddr, "--metrics-address", "0", "--health-address", "0",
 				"--webhook-address", webhook, "--webhook-url", "https://"+webhook,
+				"--class-issuers", "ClusterIssuer/gatehouse-ca",
 				"--debounce", "20ms", "--startup-grace", "5s")
 		}},
 		{after: "helm install gatehouse-member charts/gatehouse-member ", what: "run the proxy the member chart's proxyFleet describes", do: func() error {
