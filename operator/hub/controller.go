@@ -3,9 +3,12 @@ package hub
 import (
 	"context"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -68,13 +71,23 @@ func (e *engager) Engage(ctx context.Context, name multicluster.ClusterName, cl 
 }
 
 // ClusterCache limits what member caches hold: of Secrets, only TLS ones,
-// which listeners may reference; of every object, only what the hub reads,
-// within MaxCachedData for ConfigMaps and Secrets (see trimMemberObject).
-// Pass it in the provider's ClusterOptions.
+// which listeners may reference; of ServiceAccounts and Deployments, which
+// the hub reads only when provisioning proxies, only those labelled
+// LabelGateway (one of the same name without it is refused as not ours, see
+// claiming); of every object, only what the hub reads, within
+// MaxCachedObject (see trimMemberObject). Pass it in the provider's
+// ClusterOptions.
 func ClusterCache(o *cluster.Options) {
 	o.Cache.DefaultTransform = trimMemberObject
 	if o.Cache.ByObject == nil {
 		o.Cache.ByObject = map[client.Object]cache.ByObject{}
 	}
 	o.Cache.ByObject[&corev1.Secret{}] = cache.ByObject{Field: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS))}
+	ours, err := labels.NewRequirement(LabelGateway, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant key
+	}
+	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &appsv1.Deployment{}} {
+		o.Cache.ByObject[obj] = cache.ByObject{Label: labels.NewSelector().Add(*ours)}
+	}
 }

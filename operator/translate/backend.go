@@ -79,6 +79,16 @@ func (t *translator) resolveBackend(k backendKey, hasPort bool) resolvedBackend 
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonBackendNotFound,
 			message: fmt.Sprintf("Service %s does not exist", svcKey)}
 	}
+	if why := tooLarge(svc); why != "" {
+		return resolvedBackend{service: svcKey, reason: ReasonTooLarge,
+			message: fmt.Sprintf("Service %s %s: trim its labels, annotations and ports", svcKey, why)}
+	}
+	for _, es := range t.slices[svcKey] {
+		if why := tooLarge(es); why != "" {
+			return resolvedBackend{service: svcKey, reason: ReasonTooLarge,
+				message: fmt.Sprintf("EndpointSlice %s/%s of Service %s %s: its endpoints are not known, split them over smaller slices", es.Namespace, es.Name, svcKey, why)}
+		}
+	}
 	if !hasPort {
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonBackendNotFound,
 			message: fmt.Sprintf("a port is required for Service %s", svcKey)}

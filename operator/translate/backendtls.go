@@ -73,6 +73,11 @@ func (t *translator) indexTLSPolicies() {
 func (t *translator) validateTLSPolicy(p *gwv1.BackendTLSPolicy) *tlsPolicy {
 	v := p.Spec.Validation
 	tp := &tlsPolicy{obj: p, tls: &routetable.BackendTLS{Sni: string(v.Hostname)}}
+	if why := tooLarge(p); why != "" {
+		// The hub kept only its targets: connections to them fail rather
+		// than go out unverified.
+		return tp.invalid(gwv1.PolicyReasonInvalid, "", fmt.Sprintf("BackendTLSPolicy %s/%s %s: trim its labels and annotations", p.Namespace, p.Name, why))
+	}
 	for _, san := range v.SubjectAltNames {
 		switch san.Type {
 		case gwv1.HostnameSubjectAltNameType:
@@ -131,7 +136,7 @@ func validCABundle(cm *corev1.ConfigMap) string {
 	if cm == nil {
 		return "does not exist"
 	}
-	if why := dataDropped(cm); why != "" {
+	if why := tooLarge(cm); why != "" {
 		return why + ": keep only the CA certificates in ca.crt"
 	}
 	data, ok := cm.Data["ca.crt"]

@@ -73,7 +73,7 @@ func validKeyPair(s *corev1.Secret) string {
 	if s == nil {
 		return "does not exist"
 	}
-	if why := dataDropped(s); why != "" {
+	if why := tooLarge(s); why != "" {
 		return why + ": keep only the certificate chain and key in tls.crt and tls.key"
 	}
 	if s.Type != corev1.SecretTypeTLS {

@@ -114,20 +114,23 @@ func (t *translator) attachListenerSets() {
 		}
 		ls := &listenerSet{obj: s, key: key(s.Namespace, s.Name), gw: gw}
 		t.listenerSets[ls.key] = ls
-		if !t.allowsListenerSet(gw, s.Namespace) {
-			ls.conds.set(string(gwv1.ListenerSetConditionAccepted), false, string(gwv1.ListenerSetReasonNotAllowed),
-				fmt.Sprintf("Gateway %s does not allow ListenerSets from namespace %q: see its spec.allowedListeners", gw.key, s.Namespace), s.Generation)
-			ls.conds.set(string(gwv1.ListenerSetConditionProgrammed), false, string(gwv1.ListenerSetReasonNotAllowed),
-				"the ListenerSet is not attached to its parent Gateway", s.Generation)
+		refuse := func(reason, message string) {
+			ls.conds.set(string(gwv1.ListenerSetConditionAccepted), false, reason, message, s.Generation)
+			ls.conds.set(string(gwv1.ListenerSetConditionProgrammed), false, reason, "the ListenerSet is not attached to its parent Gateway", s.Generation)
 			t.out.ListenerSets[ls.key] = &gwv1.ListenerSetStatus{Conditions: ls.conds}
+		}
+		if why := tooLarge(s); why != "" {
+			refuse(ReasonTooLarge, fmt.Sprintf("ListenerSet %s %s: split its listeners over several ListenerSets, or trim its labels and annotations", ls.key, why))
+			continue
+		}
+		if !t.allowsListenerSet(gw, s.Namespace) {
+			refuse(string(gwv1.ListenerSetReasonNotAllowed),
+				fmt.Sprintf("Gateway %s does not allow ListenerSets from namespace %q: see its spec.allowedListeners", gw.key, s.Namespace))
 			continue
 		}
 		if lsa, ok := t.in.Authorizer.(ListenerSetAuthorizer); ok {
 			if d := lsa.AuthorizeListenerSet(s, gw.obj); !d.Allowed {
-				reason := cmp.Or(d.Reason, ReasonNotAuthorized)
-				ls.conds.set(string(gwv1.ListenerSetConditionAccepted), false, reason, d.Message, s.Generation)
-				ls.conds.set(string(gwv1.ListenerSetConditionProgrammed), false, reason, "the ListenerSet is not attached to its parent Gateway", s.Generation)
-				t.out.ListenerSets[ls.key] = &gwv1.ListenerSetStatus{Conditions: ls.conds}
+				refuse(cmp.Or(d.Reason, ReasonNotAuthorized), d.Message)
 				continue
 			}
 		}
@@ -180,6 +183,8 @@ func (t *translator) gatewayStatus(gw *gateway) {
 	accepted := string(gwv1.GatewayConditionAccepted)
 	programmed := string(gwv1.GatewayConditionProgrammed)
 	switch {
+	case tooLarge(g) != "":
+		gw.conds.set(accepted, false, ReasonTooLarge, fmt.Sprintf("Gateway %s %s: move listeners to ListenerSets, or trim its labels and annotations", gw.key, tooLarge(g)), g.Generation)
 	case addrErr != "":
 		gw.conds.set(accepted, false, string(gwv1.GatewayReasonUnsupportedAddress), addrErr, g.Generation)
 	case len(gw.own) > 0 && valid == 0:

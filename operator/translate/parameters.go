@@ -52,7 +52,7 @@ func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, st
 	if cm == nil {
 		return params, fmt.Sprintf("spec.parametersRef: ConfigMap %s/%s does not exist", *p.Namespace, p.Name)
 	}
-	if why := dataDropped(cm); why != "" {
+	if why := tooLarge(cm); why != "" {
 		return params, fmt.Sprintf("spec.parametersRef: ConfigMap %s/%s %s: keep only the parameters in it", *p.Namespace, p.Name, why)
 	}
 	params.ClusterIssuer, params.Issuer = strings.TrimSpace(cm.Data["clusterIssuer"]), strings.TrimSpace(cm.Data["issuer"])

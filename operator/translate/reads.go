@@ -2,7 +2,6 @@ package translate
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // ConfigMapKeys are the only keys of ConfigMaps translate reads: the class
@@ -15,15 +14,18 @@ var ConfigMapKeys = []string{"mode", "addresses", "clusterIssuer", "issuer", "ad
 // listeners' certificateRefs.
 var SecretKeys = []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey}
 
-// AnnotationDataDropped marks a ConfigMap or Secret whose data a cache did
-// not keep because it was too large. Its value says so in words ("holds N
-// bytes …"); translate reports it wherever the object is referenced.
-const AnnotationDataDropped = "gatehouse.dev/data-dropped"
+// AnnotationTooLarge marks an object a cache kept only a stub of because
+// it was too large: its name, what it refers to and its status. Its value
+// says so in words ("is N bytes …, more than the M it keeps of one
+// object"); translate reports it wherever the object is referenced, and
+// never serves the stub as if it were the object.
+const AnnotationTooLarge = "gatehouse.dev/too-large"
 
-// dataDropped says why obj's data is missing, or "" when it is whole.
-func dataDropped(obj metav1.Object) string {
-	if obj == nil {
-		return ""
-	}
-	return obj.GetAnnotations()[AnnotationDataDropped]
+// ReasonTooLarge is the reason of a condition about an object the hub's
+// cache kept only a stub of.
+const ReasonTooLarge = "TooLarge"
+
+// tooLarge says why obj (not nil) is only a stub, or "" when it is whole.
+func tooLarge(obj interface{ GetAnnotations() map[string]string }) string {
+	return obj.GetAnnotations()[AnnotationTooLarge]
 }

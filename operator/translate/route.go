@@ -142,6 +142,12 @@ func (t *translator) mayConcernUs(ns string, parents []gwv1.ParentReference) boo
 // returns our entries of its status.parents, in parentRef order.
 func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 	var out []gwv1.RouteParentStatus
+	big := tooLarge(r.obj)
+	if big != "" {
+		// The hub kept only the route's parentRefs: it can say why, not serve it.
+		big = fmt.Sprintf("%s %s %s: split its rules over several routes, or trim its labels and annotations", r.kind, r.key, big)
+		r.unresolved(ReasonTooLarge, "the hub did not keep the route's rules: see Accepted")
+	}
 	for _, p := range r.parents {
 		kind, pk := parentKind(r.key.Namespace, p)
 		var candidates []*listener
@@ -170,10 +176,12 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		accepted := string(gwv1.RouteConditionAccepted)
 		var reason, message string
 		allInvalid := len(r.invalidRules) > 0 && len(r.entries) == 0
-		if notAttached == "" && !allInvalid {
+		if notAttached == "" && !allInvalid && big == "" {
 			reason, message = t.bind(r, p, gw, candidates)
 		}
 		switch {
+		case big != "":
+			conds.set(accepted, false, ReasonTooLarge, big, gen)
 		case notAttached != "":
 			conds.set(accepted, false, string(gwv1.RouteReasonNotAllowedByListeners), notAttached, gen)
 		case allInvalid:

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -110,11 +111,18 @@ func updateSharedGateway(t *testing.T, ctx context.Context, m *env.SharedGateway
 // routes in its own namespace, which it gets) and a client acting as it.
 func tenantClient(t *testing.T, ctx context.Context, m *env.SharedGateway, user string) client.Client {
 	t.Helper()
+	if err := m.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: user}}); err != nil {
+		t.Fatal(err)
+	}
+	return actAs(t, ctx, m, user, user, rbacv1.PolicyRule{APIGroups: []string{gwv1.GroupName}, Resources: []string{"listenersets", "httproutes"}, Verbs: []string{"*"}})
+}
+
+// actAs gives user the rules in namespace ns only, and a client acting as it.
+func actAs(t *testing.T, ctx context.Context, m *env.SharedGateway, user, ns string, rules ...rbacv1.PolicyRule) client.Client {
+	t.Helper()
 	objs := []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: user}},
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: user}, Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{gwv1.GroupName}, Resources: []string{"listenersets", "httproutes"}, Verbs: []string{"*"}}}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: user},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns}, Rules: rules},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tenant"},
 			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}},
 	}
@@ -153,12 +161,16 @@ func waitListenerSetListener(t *testing.T, ctx context.Context, c client.Client,
 	return found
 }
 
-// TestMemberFloodDoesNotExhaustHub: a tenant of a member with ConfigMap and
-// Secret rights creates 40 ConfigMaps of 900 KiB (half in the key the hub
-// reads for CA bundles, half in another) and 20 TLS Secrets with a 900 KiB
-// certificate: 54 MiB the hub used to hold in its cache. The hub's heap in
-// use grows by far less, and where a dropped object is referenced (a
-// listener's certificateRef, a BackendTLSPolicy's CA) the status says why.
+// TestMemberFloodDoesNotExhaustHub: a member fills its API server with
+// large objects the hub caches: 40 ConfigMaps of 900 KiB (half in the key
+// the hub reads for CA bundles, half in another) and 20 TLS Secrets with a
+// 900 KiB certificate; then a tenant with rights on Services and HTTPRoutes
+// in its namespace only adds 40 Services with 200 KiB of annotations and
+// 60 KiB of labels, labelled as the hub's own objects, one Service with
+// 3,000 ports, and 40 HTTPRoutes of about 1 MiB each. The hub's heap in
+// use grows by far less than the objects' size, and wherever a stubbed
+// object is referenced (a listener's certificateRef, a BackendTLSPolicy's
+// CA, a route's backend) and on every oversized route the status says why.
 func TestMemberFloodDoesNotExhaustHub(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -218,7 +230,7 @@ func TestMemberFloodDoesNotExhaustHub(t *testing.T) {
 			return false
 		}
 		c := meta.FindStatusCondition(p.Status.Ancestors[0].Conditions, "ResolvedRefs")
-		return c != nil && strings.Contains(c.Message, "ConfigMap shop/flood-38 holds") && strings.Contains(c.Message, "more than the 131072 it keeps")
+		return c != nil && strings.Contains(c.Message, "ConfigMap shop/flood-38 is ") && strings.Contains(c.Message, "more than the 131072 it keeps")
 	})
 	waitFor(t, 30*time.Second, "the listener to report its dropped Secret", func() bool {
 		var g gwv1.Gateway
@@ -227,21 +239,109 @@ func TestMemberFloodDoesNotExhaustHub(t *testing.T) {
 		}
 		for _, l := range g.Status.Listeners {
 			if c := meta.FindStatusCondition(l.Conditions, "ResolvedRefs"); l.Name == "https" && c != nil && c.Status == metav1.ConditionFalse &&
-				strings.Contains(c.Message, "Secret shop/flood-19 holds") {
+				strings.Contains(c.Message, "Secret shop/flood-19 is ") {
 				return true
 			}
 		}
 		return false
 	})
 
+	flooded := int64(n*size+n/2*size) + floodAsTenant(t, ctx, m)
+
 	after := settledHeap(t, metrics)
-	flooded := int64(n*size + n/2*size)
-	t.Logf("hub heap in use: %d MiB before, %d MiB after %d MiB of ConfigMaps and Secrets in the member", before>>20, after>>20, flooded>>20)
+	t.Logf("hub heap in use: %d MiB before, %d MiB after %d MiB of ConfigMaps, Secrets, Services and HTTPRoutes in the member", before>>20, after>>20, flooded>>20)
 	// Holding the objects would cost at least their size; the bound leaves
 	// room for the objects' metadata and the heap's own movement.
 	if grown := after - before; grown > 16<<20 {
 		t.Errorf("the hub's heap in use grew by %d MiB after the member was flooded with %d MiB: its caches hold what they need not", grown>>20, flooded>>20)
 	}
+}
+
+// floodAsTenant acts as a tenant of namespace shop, allowed to write
+// Services and HTTPRoutes there and nothing else, and returns how many bytes
+// of objects it created. It waits until the hub reports the oversized
+// objects: a route to the Service with 3,000 ports says ResolvedRefs=False,
+// TooLarge, and every large route Accepted=False, TooLarge, naming its size
+// and the limit.
+func floodAsTenant(t *testing.T, ctx context.Context, m *env.SharedGateway) int64 {
+	t.Helper()
+	tenant := actAs(t, ctx, m, "shop-team", "shop",
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"*"}},
+		rbacv1.PolicyRule{APIGroups: []string{gwv1.GroupName}, Resources: []string{"httproutes"}, Verbs: []string{"*"}})
+	var created int64
+	create := func(o client.Object) {
+		t.Helper()
+		if err := tenant.Create(ctx, o); err != nil {
+			t.Fatalf("the tenant creating %T %s: %v", o, o.GetName(), err)
+		}
+		b, _ := json.Marshal(o)
+		created += int64(len(b))
+	}
+
+	// Services labelled as the hub's own, with as much metadata as the API
+	// server takes (annotations: 256 KiB in all; label values: 63 bytes).
+	const services = 40
+	for i := range services {
+		labels := map[string]string{"gatehouse.dev/gateway": env.GatewayName}
+		for j := range 1000 {
+			labels[fmt.Sprintf("flood.example/l%d", j)] = strings.Repeat("v", 50)
+		}
+		create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("flood-%d", i), Namespace: "shop", Labels: labels,
+			Annotations: map[string]string{"flood.example/a": strings.Repeat("A", 200<<10)}},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}})
+	}
+	ports := make([]corev1.ServicePort, 3000)
+	for i := range ports {
+		ports[i] = corev1.ServicePort{Name: fmt.Sprintf("p%d", i), Port: int32(1000 + i)}
+	}
+	create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "many-ports", Namespace: "shop"}, Spec: corev1.ServiceSpec{Ports: ports}})
+	toManyPorts := env.TenantRoute("shop", "to-many-ports", "ports."+tenantHost)
+	toManyPorts.Spec.Rules[0].BackendRefs[0].Name = "many-ports"
+	toManyPorts.Spec.Rules[0].BackendRefs[0].Port = ptr.To[gwv1.PortNumber](1000)
+	create(toManyPorts)
+
+	// Routes of about 1 MiB: 16 rules of 15 header matches of 4,000 bytes,
+	// the most each field takes.
+	const routes = 40
+	for i := range routes {
+		r := env.TenantRoute("shop", fmt.Sprintf("flood-%d", i), fmt.Sprintf("flood-%d.%s", i, tenantHost))
+		rule := r.Spec.Rules[0]
+		r.Spec.Rules = nil
+		for k := range 16 {
+			match := gwv1.HTTPRouteMatch{Path: &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To(fmt.Sprintf("/%d", k))}}
+			for h := range 15 {
+				match.Headers = append(match.Headers, gwv1.HTTPHeaderMatch{Name: gwv1.HTTPHeaderName(fmt.Sprintf("x-flood-%d", h)), Value: strings.Repeat("h", 4000)})
+			}
+			rule.Matches = []gwv1.HTTPRouteMatch{match}
+			r.Spec.Rules = append(r.Spec.Rules, *rule.DeepCopy())
+		}
+		create(r)
+	}
+
+	waitParentCondition(t, ctx, m.Client, "shop", "to-many-ports", "ResolvedRefs", metav1.ConditionFalse, "TooLarge")
+	var r gwv1.HTTPRoute
+	if err := m.Client.Get(ctx, types.NamespacedName{Namespace: "shop", Name: "to-many-ports"}, &r); err != nil {
+		t.Fatal(err)
+	}
+	if c := meta.FindStatusCondition(r.Status.Parents[0].Conditions, "ResolvedRefs"); !strings.Contains(c.Message, "Service shop/many-ports is ") ||
+		!strings.Contains(c.Message, "more than the 131072 it keeps") {
+		t.Errorf("the route to the Service with 3,000 ports says %q; want its size and the limit", c.Message)
+	}
+	for i := range routes {
+		name := fmt.Sprintf("flood-%d", i)
+		waitParentCondition(t, ctx, m.Client, "shop", name, "Accepted", metav1.ConditionFalse, "TooLarge")
+		if i == routes-1 {
+			if err := m.Client.Get(ctx, types.NamespacedName{Namespace: "shop", Name: name}, &r); err != nil {
+				t.Fatal(err)
+			}
+			c := meta.FindStatusCondition(r.Status.Parents[0].Conditions, "Accepted")
+			if !strings.Contains(c.Message, "HTTPRoute shop/"+name+" is ") || !strings.Contains(c.Message, "more than the 131072 it keeps") {
+				t.Errorf("a large route says %q; want its size and the limit", c.Message)
+			}
+			t.Logf("route %s says: %s", name, c.Message)
+		}
+	}
+	return created
 }
 
 // settledHeap is the smallest go_memstats_heap_inuse_bytes the hub reports
