@@ -178,7 +178,9 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		LeaderElectionNamespace: o.namespace,
 		// Only the members' Secrets in the hub namespace are read.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.namespace: {}}},
+			// A member kubeconfig that names files or commands never reaches the
+			// kubeconfig provider, which would read those files as it parses.
+			&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.namespace: {}}, Transform: members.GuardSecrets(logger.With("component", "members"))},
 		}},
 		// One member that cannot be reached must not hold up the others.
 		Controller: config.Controller{GroupKindConcurrency: map[string]int{"Secret": 4}},

@@ -8,11 +8,15 @@ package members
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net/url"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // ReservedName qualifies the key pairs the hub issues itself
@@ -107,8 +111,78 @@ func CheckConfig(c *rest.Config) error {
 			bad(f.key+" "+f.path, "the hub reads no files for a member: use "+f.key+"-data")
 		}
 	}
+	if c.Insecure {
+		bad("insecure-skip-tls-verify", "the hub would send its token to whoever answers at the member's address: give the member's certificate-authority-data")
+	}
+	if c.Proxy != nil {
+		bad("proxy-url", "the hub reaches members directly; remove proxy-url")
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("refusing the member kubeconfig: %w", err)
 	}
 	return nil
+}
+
+// CheckKubeconfig applies CheckConfig's rules to a kubeconfig before it is
+// turned into a client configuration, which already reads the files it
+// names (a tokenFile of /dev/zero, or a FIFO, would hold the hub up). It
+// only parses: it reads no file and runs nothing.
+func CheckKubeconfig(data []byte) error {
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return fmt.Errorf("the kubeconfig does not parse: %w", err)
+	}
+	var errs []error
+	bad := func(where, what, fix string) {
+		errs = append(errs, fmt.Errorf("%s uses %s; %s", where, what, fix))
+	}
+	for name, u := range cfg.AuthInfos {
+		where := fmt.Sprintf("user %q", name)
+		switch {
+		case u.TokenFile != "":
+			bad(where, "tokenFile", "the hub reads no files for a member: write the token itself into the kubeconfig")
+		case u.ClientCertificate != "" || u.ClientKey != "":
+			bad(where, "client-certificate or client-key files", "use client-certificate-data and client-key-data")
+		case u.Exec != nil:
+			bad(where, "an exec plugin", "the hub runs no commands for a member: write a token into the kubeconfig, as gatehousectl join does")
+		case u.AuthProvider != nil:
+			bad(where, "an auth provider", "write a token into the kubeconfig, as gatehousectl join does")
+		}
+	}
+	for name, c := range cfg.Clusters {
+		if c.CertificateAuthority != "" {
+			bad(fmt.Sprintf("cluster %q", name), "a certificate-authority file", "use certificate-authority-data")
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("refusing the member kubeconfig: %w", err)
+	}
+	return nil
+}
+
+// SecretKey is the key of a member Secret that holds its kubeconfig (the
+// kubeconfig provider's default).
+const SecretKey = "kubeconfig"
+
+// GuardSecrets is a cache transform for the hub namespace's Secrets: a
+// member Secret whose kubeconfig CheckKubeconfig refuses reaches the
+// kubeconfig provider without it, so the provider never parses it (and
+// logs the member as unusable); the reason is logged here.
+func GuardSecrets(log *slog.Logger) func(any) (any, error) {
+	return func(obj any) (any, error) {
+		s, ok := obj.(*corev1.Secret)
+		if !ok {
+			return obj, nil
+		}
+		data, ok := s.Data[SecretKey]
+		if !ok {
+			return obj, nil
+		}
+		if err := CheckKubeconfig(data); err != nil {
+			log.Error("member Secret refused", "secret", s.Namespace+"/"+s.Name, "error", err)
+			s.Data = maps.Clone(s.Data)
+			delete(s.Data, SecretKey)
+		}
+		return s, nil
+	}
 }

@@ -1,11 +1,15 @@
 package members_test
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/gatehouse-dev/gatehouse/operator/certificates"
@@ -102,11 +106,18 @@ users:
 		{"an auth provider", "https://10.0.0.1:6443", "    auth-provider:\n      name: oidc\n      config: {idp-issuer-url: https://idp.example}\n", "auth provider"},
 		{"a CA file", "https://10.0.0.1:6443", "    token: abc\n", "certificate-authority " + ca},
 		{"a plain-http server", "http://10.0.0.1:8080", "    token: abc\n", "https only"},
+		{"TLS verification off", "https://10.0.0.1:6443", "    token: abc\n", "insecure-skip-tls-verify"},
+		{"a proxy", "https://10.0.0.1:6443", "    token: abc\n", "proxy-url"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := strings.Replace(head, "%s", c.server, 1)
-			if strings.HasPrefix(c.want, "certificate-authority") {
+			switch {
+			case strings.HasPrefix(c.want, "certificate-authority"):
 				h = strings.Replace(h, `certificate-authority-data: ""`, "certificate-authority: "+ca, 1)
+			case c.want == "insecure-skip-tls-verify":
+				h = strings.Replace(h, `certificate-authority-data: ""`, "insecure-skip-tls-verify: true", 1)
+			case c.want == "proxy-url":
+				h = strings.Replace(h, `certificate-authority-data: ""`, "proxy-url: http://proxy.example:3128", 1)
 			}
 			data := []byte(h + c.user)
 			cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
@@ -119,6 +130,46 @@ users:
 				t.Errorf("refused: %v", err)
 			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 				t.Errorf("CheckConfig() = %v, want an error saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+// A member Secret naming a file or a command is refused before the
+// kubeconfig is parsed into a client configuration, which would already
+// read the file: here a FIFO nobody writes to, which would hold the hub
+// up for good.
+func TestMemberSecretsNamingFilesNeverReachTheProvider(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFO here:", err)
+	}
+	kubeconfig := func(user string) []byte {
+		return []byte("apiVersion: v1\nkind: Config\nclusters:\n- name: m\n  cluster: {server: https://10.0.0.1:6443}\n" +
+			"contexts:\n- name: m\n  context: {cluster: m, user: u}\ncurrent-context: m\nusers:\n- name: u\n  user:\n" + user)
+	}
+	guard := members.GuardSecrets(slog.New(slog.DiscardHandler))
+	for _, c := range []struct {
+		name, user string
+		kept       bool
+	}{
+		{"a token", "    token: abc\n", true},
+		{"a token file that never ends", "    tokenFile: " + fifo + "\n", false},
+		{"a client key file", "    client-certificate: /etc/hub.crt\n    client-key: /etc/hub.key\n", false},
+		{"an exec plugin", "    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, interactiveMode: Never}\n", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &corev1.Secret{Data: map[string][]byte{members.SecretKey: kubeconfig(c.user)}}
+			done := make(chan any, 1)
+			go func() { out, _ := guard(s); done <- out }()
+			select {
+			case out := <-done:
+				_, kept := out.(*corev1.Secret).Data[members.SecretKey]
+				if kept != c.kept {
+					t.Fatalf("kubeconfig kept: %v, want %v", kept, c.kept)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("checking the Secret read the file it names")
 			}
 		})
 	}

@@ -253,8 +253,9 @@ func Join(ctx context.Context, hub kubernetes.Interface, member *rest.Config, o 
 		return err
 	}
 	if endpoint.Insecure {
-		o.printf("%s: warning: the member kubeconfig skips TLS verification, and so will the hub's", o.Cluster)
-	} else if len(endpoint.CAData) == 0 {
+		return fmt.Errorf("%s: the member kubeconfig skips TLS verification (insecure-skip-tls-verify): the hub would send its token to whoever answers at %s; give a kubeconfig with the member's certificate-authority-data", o.Cluster, endpoint.Server)
+	}
+	if len(endpoint.CAData) == 0 {
 		o.printf("%s: note: the member kubeconfig names no certificate authority; the hub will trust its system roots for %s", o.Cluster, endpoint.Server)
 	}
 	data, err := Kubeconfig(o.Cluster, endpoint, token)
