@@ -22,7 +22,7 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 		secrets[s.Namespace+"/"+s.Name] = s
 	}
 	hashes := make(map[types.NamespacedName]string, len(out.Tables))
-	seen := map[string]bool{}
+	seen, keyPairs := map[string]bool{}, map[string]bool{}
 	gateways := map[types.NamespacedName]*gwv1.Gateway{}
 	for _, g := range in.Gateways {
 		gateways[types.NamespacedName{Namespace: g.Namespace, Name: g.Name}] = g
@@ -30,7 +30,7 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 	for gw, table := range out.Tables {
 		name := TableName(w.name, gw.Namespace, gw.Name)
 		table.Name = name
-		w.setKeys(name, w.qualifyKeyPairs(table, secrets, log))
+		w.setKeys(name, w.qualifyKeyPairs(table, secrets, keyPairs, log))
 		h, err := w.hub.push.SetTable(table)
 		if err != nil {
 			log.Error("publishing a route table failed", "table", name, "error", err)
@@ -56,15 +56,31 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 				log.Error("withdrawing a route table failed", "table", name, "error", err)
 			}
 			delete(w.tables, name)
+			w.setKeys(name, nil)
 		}
 	}
+	w.withdrawKeyPairs(keyPairs, log)
 	return hashes
+}
+
+// withdrawKeyPairs removes from the push server the key pairs this cluster
+// published before and no table names now: a private key stays in the
+// hub's memory no longer than a listener needs it.
+func (w *worker) withdrawKeyPairs(keep map[string]bool, log *slog.Logger) {
+	for name := range w.keyPairs {
+		if !keep[name] {
+			if err := w.hub.push.DeleteKeyPair(name); err != nil {
+				log.Error("withdrawing a key pair failed", "name", name, "error", err)
+			}
+		}
+	}
+	w.keyPairs = keep
 }
 
 // qualifyKeyPairs renames the key pairs a table names from "ns/secret" to
 // "cluster/ns/secret" and publishes them: two clusters' Secrets of the same
 // name are different key pairs.
-func (w *worker) qualifyKeyPairs(t *routetable.RouteTable, secrets map[string]*corev1.Secret, log *slog.Logger) map[string]bool {
+func (w *worker) qualifyKeyPairs(t *routetable.RouteTable, secrets map[string]*corev1.Secret, published map[string]bool, log *slog.Logger) map[string]bool {
 	names := map[string]bool{}
 	for _, l := range t.Listeners {
 		if l.Tls == nil {
@@ -85,7 +101,9 @@ func (w *worker) qualifyKeyPairs(t *routetable.RouteTable, secrets map[string]*c
 			kp := &routetable.KeyPair{Name: qualified, CertificateChain: s.Data[corev1.TLSCertKey], PrivateKey: s.Data[corev1.TLSPrivateKeyKey]}
 			if _, err := w.hub.push.SetKeyPair(kp); err != nil {
 				log.Error("publishing a key pair failed", "name", qualified, "error", err)
+				continue
 			}
+			published[qualified] = true
 		}
 	}
 	return names
@@ -96,6 +114,10 @@ func (w *worker) setKeys(table string, names map[string]bool) {
 	defer w.keysMu.Unlock()
 	if w.keys == nil {
 		w.keys = map[string]map[string]bool{}
+	}
+	if names == nil {
+		delete(w.keys, table)
+		return
 	}
 	w.keys[table] = names
 }
@@ -108,6 +130,7 @@ func (w *worker) withdraw(log *slog.Logger) {
 			log.Error("withdrawing a route table failed", "table", name, "error", err)
 		}
 	}
-	log.Info("cluster left: its route tables are withdrawn", "tables", len(w.tables))
+	w.withdrawKeyPairs(nil, log)
+	log.Info("cluster left: its route tables and key pairs are withdrawn", "tables", len(w.tables))
 	w.tables = map[string]string{}
 }

@@ -31,6 +31,9 @@ type worker struct {
 	// keys: the key pairs each pushed table names, for proxy authorization.
 	keysMu sync.Mutex
 	keys   map[string]map[string]bool
+	// keyPairs published from this cluster's listener Secrets: withdrawn
+	// from the push server once no table names them.
+	keyPairs map[string]bool
 	// contents of recent table versions, to tell what proxies serve.
 	contents map[string]*tableContents
 	// webhookHash: the registration last applied, and when.
