@@ -87,7 +87,7 @@ func (t token) String() string {
 		t.aud = ProxyTokenAudience
 	}
 	if t.exp.IsZero() {
-		t.exp = time.Now().Add(time.Hour)
+		t.exp = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC) // fixed: the same token every time
 	}
 	payload := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"sub":%q,"aud":[%q],"exp":%d,"jti":%q}`, t.sub, t.aud, t.exp.Unix(), t.nonce))
 	return "eyJhbGciOiJSUzI1NiJ9." + payload + ".c2ln"
