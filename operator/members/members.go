@@ -140,7 +140,7 @@ func CheckKubeconfig(data []byte) error {
 		where := fmt.Sprintf("user %q", name)
 		switch {
 		case u.TokenFile != "":
-			bad(where, "tokenFile", "the hub reads no files for a member: write the token itself into the kubeconfig")
+			bad(where, "tokenFile "+u.TokenFile, "the hub reads no files for a member: write the token itself into the kubeconfig")
 		case u.ClientCertificate != "" || u.ClientKey != "":
 			bad(where, "client-certificate or client-key files", "use client-certificate-data and client-key-data")
 		case u.Exec != nil:

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -229,9 +231,10 @@ func TestHubLeastPrivilege(t *testing.T) {
 		if err := os.WriteFile(secretFile, []byte("the-hubs-own-token"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		ca := base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
 		forge := func(name, user string) {
-			kc := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: %q, insecure-skip-tls-verify: true}\n"+
-				"contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: %s\n", srv.URL, user)
+			kc := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: %q, certificate-authority-data: %s}\n"+
+				"contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: %s\n", srv.URL, ca, user)
 			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: env.HubNamespace,
 				Labels: map[string]string{kubeconfig.DefaultKubeconfigSecretLabel: "true"}},
 				Data: map[string][]byte{kubeconfig.DefaultKubeconfigSecretKey: []byte(kc)}}
