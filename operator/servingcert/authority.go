@@ -192,14 +192,14 @@ func (a *Authority) refresh(cas caSet, now time.Time) (*issued, error) {
 	} else {
 		cert, err := newServing(cas.current, a.hosts, now, a.opts.ServingValidity)
 		if err != nil {
-			return nil, fmt.Errorf("issuing webhook serving certificate: %w", err)
+			return nil, fmt.Errorf("issuing the serving certificate: %w", err)
 		}
 		next.cert, next.signer = cert, cas.current.cert
-		a.opts.Log.Info("issued webhook serving certificate", append(describe(cert.Leaf), "hosts", a.hosts, "caSerial", cas.current.cert.SerialNumber.Text(16))...)
+		a.opts.Log.Info("issued serving certificate", append(describe(cert.Leaf), "hosts", a.hosts, "caSerial", cas.current.cert.SerialNumber.Text(16))...)
 	}
 	bundleChanged := old == nil || !bytes.Equal(old.bundle, next.bundle)
 	if bundleChanged {
-		a.opts.Log.Info("webhook CA bundle changed", "cas", len(next.trusted), "currentCASerial", cas.current.cert.SerialNumber.Text(16))
+		a.opts.Log.Info("CA bundle changed", "cas", len(next.trusted), "currentCASerial", cas.current.cert.SerialNumber.Text(16))
 	}
 	if bundleChanged || old.cert != next.cert {
 		a.current.Store(next)

@@ -76,7 +76,7 @@ func (a *Authority) syncSecretOnce(ctx context.Context, now time.Time) (caSet, e
 }
 
 func (a *Authority) createSecret(ctx context.Context, now time.Time) (caSet, error) {
-	ca, err := newCA(now, a.opts.CAValidity)
+	ca, err := newCA(a.secret.Name, now, a.opts.CAValidity)
 	if err != nil {
 		return caSet{}, fmt.Errorf("creating CA: %w", err)
 	}
@@ -90,20 +90,20 @@ func (a *Authority) createSecret(ctx context.Context, now time.Time) (caSet, err
 	}
 	err = a.client.Create(ctx, s)
 	if apierrors.IsAlreadyExists(err) {
-		a.opts.Log.Info("another replica created the webhook CA first; using theirs", "secret", a.secret)
+		a.opts.Log.Info("another replica created the CA first; using theirs", "secret", a.secret)
 		return caSet{}, errRaced
 	}
 	if err != nil {
 		return caSet{}, fmt.Errorf("creating CA Secret %s: %w", a.secret, err)
 	}
-	a.opts.Log.Info("created webhook CA", append(describe(ca.cert), "secret", a.secret)...)
+	a.opts.Log.Info("created CA", append(describe(ca.cert), "secret", a.secret)...)
 	return caSet{current: ca}, nil
 }
 
 // rotate replaces the CA of s, which was read at its current
 // resourceVersion, keeping the old CA's certificate as the previous one.
 func (a *Authority) rotate(ctx context.Context, s *corev1.Secret, old caSet, now time.Time) (caSet, error) {
-	ca, err := newCA(now, a.opts.CAValidity)
+	ca, err := newCA(a.secret.Name, now, a.opts.CAValidity)
 	if err != nil {
 		return caSet{}, fmt.Errorf("creating CA: %w", err)
 	}
@@ -115,13 +115,13 @@ func (a *Authority) rotate(ctx context.Context, s *corev1.Secret, old caSet, now
 	}
 	err = a.client.Update(ctx, s)
 	if apierrors.IsConflict(err) {
-		a.opts.Log.Info("another replica changed the webhook CA Secret during rotation; re-reading", "secret", a.secret)
+		a.opts.Log.Info("another replica changed the CA Secret during rotation; re-reading", "secret", a.secret)
 		return caSet{}, errRaced
 	}
 	if err != nil {
 		return caSet{}, fmt.Errorf("writing rotated CA to Secret %s: %w", a.secret, err)
 	}
-	a.opts.Log.Info("rotated webhook CA", append(describe(ca.cert), "secret", a.secret, "previousSerial", old.current.cert.SerialNumber.Text(16))...)
+	a.opts.Log.Info("rotated CA", append(describe(ca.cert), "secret", a.secret, "previousSerial", old.current.cert.SerialNumber.Text(16))...)
 	return caSet{current: ca, previous: old.current.cert}, nil
 }
 

@@ -29,7 +29,7 @@ type keyPair struct {
 }
 
 // newCA creates a self-signed CA valid for validity from now.
-func newCA(now time.Time, validity time.Duration) (keyPair, error) {
+func newCA(name string, now time.Time, validity time.Duration) (keyPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return keyPair{}, err
@@ -42,7 +42,7 @@ func newCA(now time.Time, validity time.Duration) (keyPair, error) {
 		SerialNumber: serial,
 		// The serial in the name tells the CAs of successive rotations apart
 		// when both sit in a bundle.
-		Subject:               pkix.Name{CommonName: "gatehouse-webhook-ca-" + serial.Text(16)},
+		Subject:               pkix.Name{CommonName: name + "-" + serial.Text(16)},
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,

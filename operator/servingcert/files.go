@@ -73,7 +73,7 @@ func NewFiles(dir string, log *slog.Logger, opts ...FilesOptions) (*Files, error
 	}
 	l, err := contents.load()
 	if err != nil {
-		return nil, fmt.Errorf("webhook serving certificate in %s: %w", dir, err)
+		return nil, fmt.Errorf("serving certificate in %s: %w", dir, err)
 	}
 	f.seen = contents.digest()
 	f.current.Store(l)
@@ -113,7 +113,7 @@ func (f *Files) Start(ctx context.Context) error {
 func (f *Files) reload() {
 	contents, err := f.read()
 	if err != nil {
-		f.log.Error("reading webhook serving certificate; keeping the previous one", "dir", f.dir, "err", err)
+		f.log.Error("reading the serving certificate; keeping the previous one", "dir", f.dir, "err", err)
 		return
 	}
 	digest := contents.digest()
