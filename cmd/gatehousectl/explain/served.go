@@ -50,8 +50,12 @@ func (in *inspection) programmedReason(k parentKey, info parentInfo, attached bo
 		if !strings.HasPrefix(msg, rejectedPrefix) {
 			msg = rejectedPrefix + msg
 		}
+		after := "the proxies keep serving the last table they accepted, without this change"
+		if strings.Contains(c.Message, "which serve its other listeners") {
+			after = "the proxies serve the Gateway's other listeners, and this one once it can be served"
+		}
 		return problem(checkProgrammed, in.rejectionFix(gw, info, c.Message),
-			"%s (Programmed=False, reason Invalid); the proxies keep serving the last table they accepted, without this change", msg)
+			"%s (Programmed=False, reason Invalid); %s", msg, after)
 	}
 	return problem(checkProgrammed, fmt.Sprintf("the owner of %s must fix what the message names", gw),
 		"Programmed=False (%s): %s", c.Reason, c.Message)
