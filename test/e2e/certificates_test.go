@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/operator/certificates"
+	"github.com/gatehouse-dev/gatehouse/operator/translate"
 	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/test/env"
 )
@@ -348,6 +350,18 @@ func TestCertificatesFollowTenancy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// (4) A member admin's own GatewayClass, whose parameters (in the
+	// member) name the internal CA the hub does not offer to classes.
+	adminParams := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "admins-params", Namespace: env.ParamsNamespace}, Data: maps.Clone(params.Data)}
+	adminParams.Data["clusterIssuer"] = "internal-mtls"
+	adminClass := &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "admins-class"}, Spec: gwv1.GatewayClassSpec{
+		ControllerName: translate.ControllerName, ParametersRef: &gwv1.ParametersReference{
+			Kind: "ConfigMap", Name: adminParams.Name, Namespace: ptr.To(gwv1.Namespace(env.ParamsNamespace))}}}
+	for _, o := range []client.Object{adminParams, adminClass} {
+		if err := member.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
 	listenerSet := func(name, hostname string, annotations map[string]string) *gwv1.ListenerSet {
 		return &gwv1.ListenerSet{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "web", Annotations: annotations},
@@ -367,6 +381,9 @@ func TestCertificatesFollowTenancy(t *testing.T) {
 		// (3) A member admin's own Gateway for payments' hostname.
 		&gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "own", Namespace: "admin"}, Spec: gwv1.GatewaySpec{GatewayClassName: "gatehouse",
 			Listeners: []gwv1.Listener{{Name: "https", Port: httpsPort, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To[gwv1.Hostname]("pay.apps.example.test")}}}},
+		// (4) ... and a Gateway of that class, for a hostname no tenant holds.
+		&gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "mine", Namespace: "admin"}, Spec: gwv1.GatewaySpec{GatewayClassName: "admins-class",
+			Listeners: []gwv1.Listener{{Name: "https", Port: httpsPort, Protocol: gwv1.HTTPSProtocolType, Hostname: ptr.To[gwv1.Hostname]("mtls.admin.example.test")}}}},
 	}
 	for _, o := range objects {
 		if err := member.Create(ctx, o); err != nil {
@@ -419,6 +436,9 @@ func TestCertificatesFollowTenancy(t *testing.T) {
 		{"a member admin's Gateway names a tenant's hostname", &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "admin", Name: "own"}}, "https",
 			"gw.admin.own.https", "HostnameOwnedByOtherTenant",
 			[]string{`spec.listeners[0].hostname: Forbidden: "pay.apps.example.test" is delegated to tenant "payments"`}},
+		{"a member admin's GatewayClass names the internal CA", &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "admin", Name: "mine"}}, "https",
+			"gw.admin.mine.https", "IssuerNotDelegated",
+			[]string{`GatewayClass "admins-class" names ClusterIssuer "internal-mtls" in its parameters, which the hub does not offer`, "offered: ClusterIssuer/ca"}},
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
