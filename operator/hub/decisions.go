@@ -411,11 +411,12 @@ func (p *pass) report(in translate.Input, out translate.Output) {
 	p.d.markDirty()
 }
 
-// ours reports whether a reason is one of tenancy's or policy's.
+// ours reports whether a reason is one a Tenant's violations list: tenancy's,
+// policy's, or a route too large for the hub to read.
 func ours(reason string) bool {
 	switch reason {
 	case policy.ReasonNamespaceNotDelegated, policy.ReasonHostnameNotDelegated, policy.ReasonHostnameOwnedByOtherTenant,
-		policy.ReasonGatewayNotDelegated, policy.ReasonTenantQuotaExceeded, policy.ReasonPolicyViolation:
+		policy.ReasonGatewayNotDelegated, policy.ReasonTenantQuotaExceeded, policy.ReasonPolicyViolation, translate.ReasonTooLarge:
 		return true
 	}
 	return false

@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/gatehouse-dev/gatehouse/operator/translate"
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/policy/rego"
@@ -55,5 +57,26 @@ violation contains {"msg": "label team is required"} if { not input.review.objec
 	}
 	if second.Unsettled() || len(second.next) != 1 {
 		t.Errorf("unsettled %v, cached %d: a settled result is cached", second.Unsettled(), len(second.next))
+	}
+}
+
+// A route too large for the hub to read is listed among its Tenant's
+// violations with the reason translate gave, not judged by what a policy
+// makes of its stub.
+func TestATooLargeRouteIsATenantViolation(t *testing.T) {
+	d := NewDecisions(nil, DecisionsOptions{})
+	decider := &policy.Decider{Tenancy: tenancy.NewView(nil, tenancy.Platform), Routes: tenancy.NewRoutes()}
+	p := &pass{d: d, decider: decider, ctx: context.Background(), cluster: tenancy.Cluster{Name: "member-1"},
+		tenantOf: map[string]string{"web": "web"}, verdicts: map[string]*routeVerdict{}, next: map[string]cachedPolicy{}}
+	route := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "huge", Namespace: "web", UID: "u1", Generation: 1}}
+	tooLarge := metav1.Condition{Type: string(gwv1.RouteConditionAccepted), Status: metav1.ConditionFalse,
+		Reason: translate.ReasonTooLarge, Message: "HTTPRoute web/huge is 974856 bytes"}
+	in := translate.Input{HTTPRoutes: []*gwv1.HTTPRoute{route}}
+	out := translate.Output{HTTPRoutes: map[types.NamespacedName][]gwv1.RouteParentStatus{
+		{Namespace: "web", Name: "huge"}: {{Conditions: []metav1.Condition{tooLarge}}}}}
+	p.report(in, out)
+	got := d.reports["member-1"].violations["web"]
+	if len(got) != 1 || got[0].Reason != translate.ReasonTooLarge || got[0].Message != tooLarge.Message {
+		t.Fatalf("tenant web's violations: %+v", got)
 	}
 }
