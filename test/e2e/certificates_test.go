@@ -47,12 +47,9 @@ func TestListenerCertificatesFromCertManager(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
-		"--class-issuers", "ClusterIssuer/ca,ClusterIssuer/not-there",
-		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "5s", "--webhook-address", "0")
+	h := startHub(t, ctx, fleet, bins["gatehouse"], "--class-issuers", "ClusterIssuer/ca,ClusterIssuer/not-there")
 	m, err := env.SetUpSharedGateway(ctx, 1, fleet.Members[0], []env.Tenant{{Namespace: "shop", Hostname: "a.apps.example.test", Answer: "member-1"}},
-		env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CAFile: pushCA(t, ctx, fleet), CacheDir: t.TempDir(), Log: testLog{t}})
+		env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: h.xdsAddr, CAFile: h.caFile, CacheDir: t.TempDir(), Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,9 +314,7 @@ func TestCertificatesFollowTenancy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"--class-issuers", "ClusterIssuer/ca",
-		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "5s", "--webhook-address", "0")
+	startHub(t, ctx, fleet, bins["gatehouse"], "--class-issuers", "ClusterIssuer/ca")
 	m, err := env.SetUpSharedGateway(ctx, 1, fleet.Members[0], nil, env.ProxyOptions{})
 	if err != nil {
 		t.Fatal(err)

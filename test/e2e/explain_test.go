@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -51,10 +50,8 @@ func TestExplain(t *testing.T) {
 
 	// No webhook: routes that tenancy refuses must reach the cluster, to
 	// be refused in status.
-	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
-		"--metrics-address", "0", "--health-address", "0", "--webhook-address", "0", "--debounce", "20ms", "--startup-grace", "5s")
-	caFile := pushCA(t, ctx, fleet)
+	h := startHub(t, ctx, fleet, bins["gatehouse"])
+	xdsAddr, caFile := h.xdsAddr, h.caFile
 	proxy := func() env.ProxyOptions {
 		return env.ProxyOptions{Binary: bins["gatehouse-proxy"], XDSAddress: xdsAddr, CAFile: caFile, CacheDir: t.TempDir(), Log: testLog{t}}
 	}

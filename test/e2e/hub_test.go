@@ -321,6 +321,27 @@ func get(addr, host string) string {
 	return string(body)
 }
 
+// runningHub is the hub binary running against a fleet: where proxies reach
+// its push server, and the CA bundle they verify it with.
+type runningHub struct {
+	xdsAddr, caFile string
+	proc            *env.Process
+}
+
+// startHub runs the hub against fleet with the test bed's flags — the push
+// server on a free loopback port, no metrics, health or webhook server, a
+// short debounce and startup grace — then extra, whose flags win over
+// those (the last of a repeated flag counts).
+func startHub(t *testing.T, ctx context.Context, fleet *env.Fleet, bin string, extra ...string) runningHub {
+	t.Helper()
+	h := runningHub{xdsAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	args := append([]string{"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", h.xdsAddr, "--metrics-address", "0",
+		"--health-address", "0", "--webhook-address", "0", "--debounce", "20ms", "--startup-grace", "5s"}, extra...)
+	h.proc = start(t, "hub", bin, args...)
+	h.caFile = pushCA(t, ctx, fleet)
+	return h
+}
+
 // pushCA waits for the hub's push CA bundle and returns the file proxies
 // verify the hub with.
 func pushCA(t *testing.T, ctx context.Context, fleet *env.Fleet) string {

@@ -86,8 +86,7 @@ func startMemberAndHub(t *testing.T, ctx context.Context, hubBin, xdsAddr, metri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fleet.Stop() })
-	start(t, "hub", hubBin, "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
-		"--metrics-address", metricsAddr, "--health-address", "0", "--webhook-address", "0", "--debounce", "20ms", "--startup-grace", "5s")
+	startHub(t, ctx, fleet, hubBin, "--xds-address", xdsAddr, "--metrics-address", metricsAddr)
 	return fleet
 }
 

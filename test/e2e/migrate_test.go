@@ -88,10 +88,8 @@ func TestMigrateIngress(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fleet.Stop() })
-	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
-		"--metrics-address", "0", "--health-address", "0", "--webhook-address", "0", "--debounce", "20ms", "--startup-grace", "5s")
-	bed := setUpMigrationBed(t, ctx, fleet.Members[0], bins["gatehouse-proxy"], xdsAddr, pushCA(t, ctx, fleet))
+	h := startHub(t, ctx, fleet, bins["gatehouse"])
+	bed := setUpMigrationBed(t, ctx, fleet.Members[0], bins["gatehouse-proxy"], h.xdsAddr, h.caFile)
 
 	covered := map[string]bool{}
 	for _, f := range exp.Files {

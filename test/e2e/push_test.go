@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -51,10 +50,8 @@ func TestPushChannelRefusesAttackers(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = fleet.Stop() })
 
-	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,
-		"--metrics-address", "0", "--health-address", "0", "--webhook-address", "0", "--debounce", "20ms", "--startup-grace", "5s")
-	caFile := pushCA(t, ctx, fleet)
+	h := startHub(t, ctx, fleet, bins["gatehouse"])
+	xdsAddr, caFile := h.xdsAddr, h.caFile
 	var members []*env.SharedGateway
 	for i, c := range fleet.Members {
 		g, err := env.SetUpSharedGateway(ctx, i+1, c, []env.Tenant{{Namespace: "shop", Hostname: tenantHost, Answer: c.Name}},

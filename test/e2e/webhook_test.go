@@ -70,9 +70,7 @@ func TestWebhookAnswersOnlyMembers(t *testing.T) {
 	}
 
 	whAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"--metrics-address", "0", "--health-address", "0", "--debounce", "20ms", "--startup-grace", "5s",
-		"--webhook-address", whAddr, "--webhook-url", "https://"+whAddr, "--webhook-failure-policy", "Ignore")
+	startHub(t, ctx, fleet, bins["gatehouse"], "--webhook-address", whAddr, "--webhook-url", "https://"+whAddr, "--webhook-failure-policy", "Ignore")
 	registered := func(member, not string) string {
 		t.Helper()
 		var url string
