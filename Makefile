@@ -11,7 +11,7 @@ MEMBERS ?= 2
 
 CONTROLLER_TOOLS_VERSION := v0.23.0
 
-.PHONY: all tools build test unit bench bench-proxy bench-scale fuzz lint generate verify-generate demo conformance clean
+.PHONY: all tools build test unit adversarial bench bench-proxy bench-scale fuzz lint generate verify-generate demo conformance clean
 
 all: build
 
@@ -33,6 +33,13 @@ test: tools
 ## unit: the tests that need no control plane
 unit:
 	$(GO) test -short ./...
+
+## adversarial: hostile clients and backends against the real proxy binary
+## (test/adversarial, docs/adversarial.md); one line per case
+adversarial:
+	@$(GO) test -count=1 -v -timeout 5m ./test/adversarial/ > .adversarial.log 2>&1; status=$$?; \
+		grep -E '^(PASS|FAIL|SKIP)  ' .adversarial.log; \
+		if [ $$status -ne 0 ]; then grep -E '^(--- FAIL|FAIL|panic:)' .adversarial.log; echo "full output: .adversarial.log"; fi; exit $$status
 
 ## bench: the Go benchmarks of the hot paths (figures go to docs/benchmarks.md)
 bench:
@@ -114,4 +121,4 @@ conformance: tools build
 		echo "full output: $(CONFORMANCE_ARTIFACTS).log, logs of each part: $(CONFORMANCE_ARTIFACTS)/"; exit $$status
 
 clean:
-	rm -rf $(BIN) .demo .conformance .conformance.log
+	rm -rf $(BIN) .demo .conformance .conformance.log .adversarial.log

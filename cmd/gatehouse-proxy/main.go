@@ -8,10 +8,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -35,6 +37,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 func main() {
 	var (
 		tables, gateways listFlag
+		keyPairs         = flag.String("key-pairs", "", "with --table: directory of the key pairs HTTPS listeners name; each directory under it holding tls.crt and tls.key (a kubernetes.io/tls Secret mounted as a volume) is the key pair named by its path, e.g. DIR/infra/web-cert is \"infra/web-cert\"")
 		xdsAddr          = flag.String("xds-address", "", "host:port of the hub's push server")
 		cluster          = flag.String("cluster", "", "the member cluster this proxy serves, part of its node identity")
 		cacheDir         = flag.String("cache-dir", "", "keep the last applied tables here and serve them at start, before the hub answers")
@@ -58,7 +61,7 @@ func main() {
 		debug.SetGCPercent(*gcPercent)
 	}
 	if err := run(log, options{
-		tables: tables, gateways: gateways, xdsAddr: *xdsAddr, cluster: *cluster, cacheDir: *cacheDir,
+		tables: tables, keyPairs: *keyPairs, gateways: gateways, xdsAddr: *xdsAddr, cluster: *cluster, cacheDir: *cacheDir,
 		tokenFile: *tokenFile, caFile: *caFile, serverName: *serverName, bind: *bind, admin: *admin, accessLog: *accessLog, drain: *drain,
 		advertise: splitList(*advertise),
 	}); err != nil {
@@ -69,6 +72,7 @@ func main() {
 
 type options struct {
 	tables, gateways    []string
+	keyPairs            string
 	xdsAddr, cluster    string
 	cacheDir, tokenFile string
 	caFile, serverName  string
@@ -81,6 +85,9 @@ type options struct {
 func run(log *slog.Logger, o options) error {
 	if len(o.tables) == 0 && o.xdsAddr == "" {
 		return errors.New("give --table files or --xds-address with --cluster and --gateway")
+	}
+	if o.keyPairs != "" && len(o.tables) == 0 {
+		return errors.New("--key-pairs serves the HTTPS listeners of --table files; with --xds-address the hub sends key pairs: drop --key-pairs")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -99,7 +106,11 @@ func run(log *slog.Logger, o options) error {
 		if err != nil {
 			return err
 		}
-		if err := p.Apply("file", ts, nil); err != nil {
+		kps, err := readKeyPairs(o.keyPairs)
+		if err != nil {
+			return err
+		}
+		if err := p.Apply("file", ts, kps); err != nil {
 			return err
 		}
 	} else {
@@ -140,6 +151,50 @@ func readTables(files []string) ([]*routetable.RouteTable, error) {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 		out = append(out, t)
+	}
+	return out, nil
+}
+
+// readKeyPairs reads every directory under dir that holds tls.crt and
+// tls.key, named by its path below dir. Kubernetes' own entries of a
+// mounted Secret ("..data", "..2026_…") are skipped: tls.crt and tls.key
+// beside them already point into them.
+func readKeyPairs(dir string) (map[string]*routetable.KeyPair, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	out := map[string]*routetable.KeyPair{}
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("--key-pairs: %w", err)
+		}
+		if !e.IsDir() {
+			return nil
+		}
+		if strings.HasPrefix(e.Name(), "..") {
+			return fs.SkipDir
+		}
+		cert, certErr := os.ReadFile(filepath.Join(path, "tls.crt"))
+		key, keyErr := os.ReadFile(filepath.Join(path, "tls.key"))
+		if errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist) {
+			return nil
+		}
+		if err := errors.Join(certErr, keyErr); err != nil {
+			return fmt.Errorf("--key-pairs: a key pair directory needs both tls.crt and tls.key: %w", err)
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if rel == "." {
+			return fmt.Errorf("--key-pairs: %s itself holds tls.crt: put each key pair in a directory under it, named as the table's listeners name it", dir)
+		}
+		name := filepath.ToSlash(rel)
+		out[name] = &routetable.KeyPair{Name: name, CertificateChain: cert, PrivateKey: key}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--key-pairs: no directory under %s holds tls.crt and tls.key", dir)
 	}
 	return out, nil
 }
