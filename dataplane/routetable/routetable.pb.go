@@ -142,7 +142,11 @@ type RouteTable struct {
 	// Backends referenced by routes, sorted by name.
 	Backends []*Backend `protobuf:"bytes,3,rep,name=backends,proto3" json:"backends,omitempty"`
 	// The push resource name, "cluster/namespace/name"; set by the hub.
-	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// What the platform team allows on this Gateway (its GatewayClass's
+	// parameters). Unset fields take the defaults DefaultLimits names, which
+	// are the ones the hub writes when the class says nothing.
+	Limits        *Limits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +209,157 @@ func (x *RouteTable) GetName() string {
 	return ""
 }
 
+func (x *RouteTable) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// Limits bound what a client, a backend or a route may cost the proxy. They
+// are the class's, not a route's: no route can raise them.
+type Limits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Routes without a request timeout: how long the backend may take to
+	// start its response (the headers), counted from the first byte of the
+	// request. The body then streams for as long as it flows. Zero: none.
+	RequestTimeout *Duration `protobuf:"bytes,1,opt,name=request_timeout,json=requestTimeout,proto3" json:"request_timeout,omitempty"`
+	// Routes without a backend timeout: the same bound for each attempt.
+	// Zero: none (request_timeout bounds every attempt).
+	BackendTimeout *Duration `protobuf:"bytes,2,opt,name=backend_timeout,json=backendTimeout,proto3" json:"backend_timeout,omitempty"`
+	// The longest request or backend timeout a route may set; a route that
+	// sets more, or zero (none), gets this. Zero: no maximum.
+	MaxRequestTimeout *Duration `protobuf:"bytes,3,opt,name=max_request_timeout,json=maxRequestTimeout,proto3" json:"max_request_timeout,omitempty"`
+	// How long a client connection may sit idle between requests.
+	IdleTimeout *Duration `protobuf:"bytes,4,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
+	// How long a client may take to send a request's headers.
+	RequestHeaderTimeout *Duration `protobuf:"bytes,5,opt,name=request_header_timeout,json=requestHeaderTimeout,proto3" json:"request_header_timeout,omitempty"`
+	// A request body may take this long plus one second per
+	// min_request_body_rate bytes received; a body that falls behind is
+	// answered 408 and its backend connection closed.
+	RequestBodyTimeout *Duration `protobuf:"bytes,6,opt,name=request_body_timeout,json=requestBodyTimeout,proto3" json:"request_body_timeout,omitempty"`
+	// Bytes per second; see request_body_timeout.
+	MinRequestBodyRate uint32 `protobuf:"varint,7,opt,name=min_request_body_rate,json=minRequestBodyRate,proto3" json:"min_request_body_rate,omitempty"`
+	// The largest request header section (names, values and separators,
+	// without the request line) answered; larger ones get 431.
+	MaxRequestHeaderBytes uint32 `protobuf:"varint,8,opt,name=max_request_header_bytes,json=maxRequestHeaderBytes,proto3" json:"max_request_header_bytes,omitempty"`
+	// The longest request target (path and query) answered; longer ones get 414.
+	MaxUriLength uint32 `protobuf:"varint,9,opt,name=max_uri_length,json=maxUriLength,proto3" json:"max_uri_length,omitempty"`
+	// Connections the proxy opens to one backend at most, and requests that
+	// may wait for one of them; beyond that a request is answered 503.
+	MaxConnectionsPerBackend     uint32 `protobuf:"varint,10,opt,name=max_connections_per_backend,json=maxConnectionsPerBackend,proto3" json:"max_connections_per_backend,omitempty"`
+	MaxPendingRequestsPerBackend uint32 `protobuf:"varint,11,opt,name=max_pending_requests_per_backend,json=maxPendingRequestsPerBackend,proto3" json:"max_pending_requests_per_backend,omitempty"`
+	unknownFields                protoimpl.UnknownFields
+	sizeCache                    protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Limits) GetRequestTimeout() *Duration {
+	if x != nil {
+		return x.RequestTimeout
+	}
+	return nil
+}
+
+func (x *Limits) GetBackendTimeout() *Duration {
+	if x != nil {
+		return x.BackendTimeout
+	}
+	return nil
+}
+
+func (x *Limits) GetMaxRequestTimeout() *Duration {
+	if x != nil {
+		return x.MaxRequestTimeout
+	}
+	return nil
+}
+
+func (x *Limits) GetIdleTimeout() *Duration {
+	if x != nil {
+		return x.IdleTimeout
+	}
+	return nil
+}
+
+func (x *Limits) GetRequestHeaderTimeout() *Duration {
+	if x != nil {
+		return x.RequestHeaderTimeout
+	}
+	return nil
+}
+
+func (x *Limits) GetRequestBodyTimeout() *Duration {
+	if x != nil {
+		return x.RequestBodyTimeout
+	}
+	return nil
+}
+
+func (x *Limits) GetMinRequestBodyRate() uint32 {
+	if x != nil {
+		return x.MinRequestBodyRate
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxRequestHeaderBytes() uint32 {
+	if x != nil {
+		return x.MaxRequestHeaderBytes
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxUriLength() uint32 {
+	if x != nil {
+		return x.MaxUriLength
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxConnectionsPerBackend() uint32 {
+	if x != nil {
+		return x.MaxConnectionsPerBackend
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxPendingRequestsPerBackend() uint32 {
+	if x != nil {
+		return x.MaxPendingRequestsPerBackend
+	}
+	return 0
+}
+
 type Listener struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique in the table: the section name for a Gateway listener,
@@ -225,7 +380,7 @@ type Listener struct {
 
 func (x *Listener) Reset() {
 	*x = Listener{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[1]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +392,7 @@ func (x *Listener) String() string {
 func (*Listener) ProtoMessage() {}
 
 func (x *Listener) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[1]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +405,7 @@ func (x *Listener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listener.ProtoReflect.Descriptor instead.
 func (*Listener) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{1}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Listener) GetName() string {
@@ -307,7 +462,7 @@ type ListenerTLS struct {
 
 func (x *ListenerTLS) Reset() {
 	*x = ListenerTLS{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[2]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +474,7 @@ func (x *ListenerTLS) String() string {
 func (*ListenerTLS) ProtoMessage() {}
 
 func (x *ListenerTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[2]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +487,7 @@ func (x *ListenerTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerTLS.ProtoReflect.Descriptor instead.
 func (*ListenerTLS) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{2}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListenerTLS) GetCertificates() []string {
@@ -354,7 +509,7 @@ type VirtualHost struct {
 
 func (x *VirtualHost) Reset() {
 	*x = VirtualHost{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[3]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +521,7 @@ func (x *VirtualHost) String() string {
 func (*VirtualHost) ProtoMessage() {}
 
 func (x *VirtualHost) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[3]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +534,7 @@ func (x *VirtualHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualHost.ProtoReflect.Descriptor instead.
 func (*VirtualHost) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{3}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *VirtualHost) GetDomain() string {
@@ -416,7 +571,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[4]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +583,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[4]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +596,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{4}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Route) GetSource() *RouteSource {
@@ -552,7 +707,7 @@ type RouteSource struct {
 
 func (x *RouteSource) Reset() {
 	*x = RouteSource{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[5]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +719,7 @@ func (x *RouteSource) String() string {
 func (*RouteSource) ProtoMessage() {}
 
 func (x *RouteSource) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[5]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +732,7 @@ func (x *RouteSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteSource.ProtoReflect.Descriptor instead.
 func (*RouteSource) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{5}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RouteSource) GetKind() string {
@@ -647,7 +802,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[6]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +814,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[6]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +827,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{6}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RouteMatch) GetPath() isRouteMatch_Path {
@@ -769,7 +924,7 @@ type HeaderMatcher struct {
 
 func (x *HeaderMatcher) Reset() {
 	*x = HeaderMatcher{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[7]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +936,7 @@ func (x *HeaderMatcher) String() string {
 func (*HeaderMatcher) ProtoMessage() {}
 
 func (x *HeaderMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[7]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +949,7 @@ func (x *HeaderMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatcher.ProtoReflect.Descriptor instead.
 func (*HeaderMatcher) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{7}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HeaderMatcher) GetName() string {
@@ -859,7 +1014,7 @@ type QueryParameterMatcher struct {
 
 func (x *QueryParameterMatcher) Reset() {
 	*x = QueryParameterMatcher{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[8]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +1026,7 @@ func (x *QueryParameterMatcher) String() string {
 func (*QueryParameterMatcher) ProtoMessage() {}
 
 func (x *QueryParameterMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[8]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +1039,7 @@ func (x *QueryParameterMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParameterMatcher.ProtoReflect.Descriptor instead.
 func (*QueryParameterMatcher) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{8}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *QueryParameterMatcher) GetName() string {
@@ -946,7 +1101,7 @@ type HeaderMutation struct {
 
 func (x *HeaderMutation) Reset() {
 	*x = HeaderMutation{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[9]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1113,7 @@ func (x *HeaderMutation) String() string {
 func (*HeaderMutation) ProtoMessage() {}
 
 func (x *HeaderMutation) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[9]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1126,7 @@ func (x *HeaderMutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMutation.ProtoReflect.Descriptor instead.
 func (*HeaderMutation) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{9}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HeaderMutation) GetSet() []*Header {
@@ -1005,7 +1160,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[10]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1172,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[10]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1185,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{10}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Header) GetName() string {
@@ -1055,9 +1210,11 @@ type RouteAction struct {
 	// Replaces the Host header sent upstream.
 	HostRewrite string `protobuf:"bytes,3,opt,name=host_rewrite,json=hostRewrite,proto3" json:"host_rewrite,omitempty"`
 	// Whole request, from the first byte received to the last byte sent.
-	// Unset: the proxy's default; zero: no timeout.
+	// Unset: the table's Limits.request_timeout; zero: no timeout. Neither
+	// may exceed Limits.max_request_timeout: the hub clamps, the proxy too.
 	RequestTimeout *Duration `protobuf:"bytes,4,opt,name=request_timeout,json=requestTimeout,proto3" json:"request_timeout,omitempty"`
-	// One attempt at a backend. Unset: the proxy's default; zero: no timeout.
+	// One attempt at a backend. Unset: the table's Limits.backend_timeout;
+	// zero: no timeout.
 	BackendTimeout *Duration        `protobuf:"bytes,5,opt,name=backend_timeout,json=backendTimeout,proto3" json:"backend_timeout,omitempty"`
 	Retry          *RetryPolicy     `protobuf:"bytes,6,opt,name=retry,proto3" json:"retry,omitempty"`
 	Mirrors        []*RequestMirror `protobuf:"bytes,7,rep,name=mirrors,proto3" json:"mirrors,omitempty"`
@@ -1067,7 +1224,7 @@ type RouteAction struct {
 
 func (x *RouteAction) Reset() {
 	*x = RouteAction{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[11]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1236,7 @@ func (x *RouteAction) String() string {
 func (*RouteAction) ProtoMessage() {}
 
 func (x *RouteAction) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[11]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1249,7 @@ func (x *RouteAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteAction.ProtoReflect.Descriptor instead.
 func (*RouteAction) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{11}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RouteAction) GetBackends() []*WeightedBackend {
@@ -1164,7 +1321,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[12]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1333,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[12]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1346,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{12}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WeightedBackend) GetBackend() string {
@@ -1254,7 +1411,7 @@ type PathRewrite struct {
 
 func (x *PathRewrite) Reset() {
 	*x = PathRewrite{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[13]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1423,7 @@ func (x *PathRewrite) String() string {
 func (*PathRewrite) ProtoMessage() {}
 
 func (x *PathRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[13]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1436,7 @@ func (x *PathRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathRewrite.ProtoReflect.Descriptor instead.
 func (*PathRewrite) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{13}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PathRewrite) GetRewrite() isPathRewrite_Rewrite {
@@ -1340,7 +1497,7 @@ type RedirectAction struct {
 
 func (x *RedirectAction) Reset() {
 	*x = RedirectAction{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[14]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1509,7 @@ func (x *RedirectAction) String() string {
 func (*RedirectAction) ProtoMessage() {}
 
 func (x *RedirectAction) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[14]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1522,7 @@ func (x *RedirectAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedirectAction.ProtoReflect.Descriptor instead.
 func (*RedirectAction) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{14}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RedirectAction) GetScheme() string {
@@ -1413,7 +1570,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[15]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1582,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[15]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1595,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{15}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DirectResponse) GetStatus() uint32 {
@@ -1467,7 +1624,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[16]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1636,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[16]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1649,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{16}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RetryPolicy) GetCodes() []uint32 {
@@ -1528,7 +1685,7 @@ type RequestMirror struct {
 
 func (x *RequestMirror) Reset() {
 	*x = RequestMirror{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[17]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1697,7 @@ func (x *RequestMirror) String() string {
 func (*RequestMirror) ProtoMessage() {}
 
 func (x *RequestMirror) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[17]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1710,7 @@ func (x *RequestMirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMirror.ProtoReflect.Descriptor instead.
 func (*RequestMirror) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{17}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RequestMirror) GetBackend() string {
@@ -1592,7 +1749,7 @@ type CorsPolicy struct {
 
 func (x *CorsPolicy) Reset() {
 	*x = CorsPolicy{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[18]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1761,7 @@ func (x *CorsPolicy) String() string {
 func (*CorsPolicy) ProtoMessage() {}
 
 func (x *CorsPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[18]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1774,7 @@ func (x *CorsPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CorsPolicy.ProtoReflect.Descriptor instead.
 func (*CorsPolicy) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{18}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CorsPolicy) GetAllowOrigins() []string {
@@ -1671,7 +1828,7 @@ type Duration struct {
 
 func (x *Duration) Reset() {
 	*x = Duration{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[19]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +1840,7 @@ func (x *Duration) String() string {
 func (*Duration) ProtoMessage() {}
 
 func (x *Duration) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[19]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +1853,7 @@ func (x *Duration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Duration.ProtoReflect.Descriptor instead.
 func (*Duration) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{19}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Duration) GetMilliseconds() int64 {
@@ -1721,7 +1878,7 @@ type Backend struct {
 
 func (x *Backend) Reset() {
 	*x = Backend{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[20]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1890,7 @@ func (x *Backend) String() string {
 func (*Backend) ProtoMessage() {}
 
 func (x *Backend) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[20]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1903,7 @@ func (x *Backend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backend.ProtoReflect.Descriptor instead.
 func (*Backend) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{20}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Backend) GetName() string {
@@ -1789,7 +1946,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[21]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +1958,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[21]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +1971,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{21}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -1853,7 +2010,7 @@ type BackendTLS struct {
 
 func (x *BackendTLS) Reset() {
 	*x = BackendTLS{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[22]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2022,7 @@ func (x *BackendTLS) String() string {
 func (*BackendTLS) ProtoMessage() {}
 
 func (x *BackendTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[22]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2035,7 @@ func (x *BackendTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendTLS.ProtoReflect.Descriptor instead.
 func (*BackendTLS) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{22}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BackendTLS) GetSni() string {
@@ -1925,7 +2082,7 @@ type KeyPair struct {
 
 func (x *KeyPair) Reset() {
 	*x = KeyPair{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2094,7 @@ func (x *KeyPair) String() string {
 func (*KeyPair) ProtoMessage() {}
 
 func (x *KeyPair) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2107,7 @@ func (x *KeyPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPair.ProtoReflect.Descriptor instead.
 func (*KeyPair) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{23}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KeyPair) GetName() string {
@@ -1987,7 +2144,7 @@ type ProxyCache struct {
 
 func (x *ProxyCache) Reset() {
 	*x = ProxyCache{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2156,7 @@ func (x *ProxyCache) String() string {
 func (*ProxyCache) ProtoMessage() {}
 
 func (x *ProxyCache) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2169,7 @@ func (x *ProxyCache) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyCache.ProtoReflect.Descriptor instead.
 func (*ProxyCache) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{24}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ProxyCache) GetVersion() string {
@@ -2040,13 +2197,27 @@ var File_dataplane_routetable_routetable_proto protoreflect.FileDescriptor
 
 const file_dataplane_routetable_routetable_proto_rawDesc = "" +
 	"\n" +
-	"%dataplane/routetable/routetable.proto\x12\x17gatehouse.routetable.v1\"\xb9\x01\n" +
+	"%dataplane/routetable/routetable.proto\x12\x17gatehouse.routetable.v1\"\xf2\x01\n" +
 	"\n" +
 	"RouteTable\x12\x18\n" +
 	"\agateway\x18\x01 \x01(\tR\agateway\x12?\n" +
 	"\tlisteners\x18\x02 \x03(\v2!.gatehouse.routetable.v1.ListenerR\tlisteners\x12<\n" +
 	"\bbackends\x18\x03 \x03(\v2 .gatehouse.routetable.v1.BackendR\bbackends\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"\x90\x02\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x127\n" +
+	"\x06limits\x18\x05 \x01(\v2\x1f.gatehouse.routetable.v1.LimitsR\x06limits\"\x80\x06\n" +
+	"\x06Limits\x12J\n" +
+	"\x0frequest_timeout\x18\x01 \x01(\v2!.gatehouse.routetable.v1.DurationR\x0erequestTimeout\x12J\n" +
+	"\x0fbackend_timeout\x18\x02 \x01(\v2!.gatehouse.routetable.v1.DurationR\x0ebackendTimeout\x12Q\n" +
+	"\x13max_request_timeout\x18\x03 \x01(\v2!.gatehouse.routetable.v1.DurationR\x11maxRequestTimeout\x12D\n" +
+	"\fidle_timeout\x18\x04 \x01(\v2!.gatehouse.routetable.v1.DurationR\vidleTimeout\x12W\n" +
+	"\x16request_header_timeout\x18\x05 \x01(\v2!.gatehouse.routetable.v1.DurationR\x14requestHeaderTimeout\x12S\n" +
+	"\x14request_body_timeout\x18\x06 \x01(\v2!.gatehouse.routetable.v1.DurationR\x12requestBodyTimeout\x121\n" +
+	"\x15min_request_body_rate\x18\a \x01(\rR\x12minRequestBodyRate\x127\n" +
+	"\x18max_request_header_bytes\x18\b \x01(\rR\x15maxRequestHeaderBytes\x12$\n" +
+	"\x0emax_uri_length\x18\t \x01(\rR\fmaxUriLength\x12=\n" +
+	"\x1bmax_connections_per_backend\x18\n" +
+	" \x01(\rR\x18maxConnectionsPerBackend\x12F\n" +
+	" max_pending_requests_per_backend\x18\v \x01(\rR\x1cmaxPendingRequestsPerBackend\"\x90\x02\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12=\n" +
@@ -2202,76 +2373,84 @@ func file_dataplane_routetable_routetable_proto_rawDescGZIP() []byte {
 }
 
 var file_dataplane_routetable_routetable_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_dataplane_routetable_routetable_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_dataplane_routetable_routetable_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_dataplane_routetable_routetable_proto_goTypes = []any{
 	(Protocol)(0),                 // 0: gatehouse.routetable.v1.Protocol
 	(AppProtocol)(0),              // 1: gatehouse.routetable.v1.AppProtocol
 	(*RouteTable)(nil),            // 2: gatehouse.routetable.v1.RouteTable
-	(*Listener)(nil),              // 3: gatehouse.routetable.v1.Listener
-	(*ListenerTLS)(nil),           // 4: gatehouse.routetable.v1.ListenerTLS
-	(*VirtualHost)(nil),           // 5: gatehouse.routetable.v1.VirtualHost
-	(*Route)(nil),                 // 6: gatehouse.routetable.v1.Route
-	(*RouteSource)(nil),           // 7: gatehouse.routetable.v1.RouteSource
-	(*RouteMatch)(nil),            // 8: gatehouse.routetable.v1.RouteMatch
-	(*HeaderMatcher)(nil),         // 9: gatehouse.routetable.v1.HeaderMatcher
-	(*QueryParameterMatcher)(nil), // 10: gatehouse.routetable.v1.QueryParameterMatcher
-	(*HeaderMutation)(nil),        // 11: gatehouse.routetable.v1.HeaderMutation
-	(*Header)(nil),                // 12: gatehouse.routetable.v1.Header
-	(*RouteAction)(nil),           // 13: gatehouse.routetable.v1.RouteAction
-	(*WeightedBackend)(nil),       // 14: gatehouse.routetable.v1.WeightedBackend
-	(*PathRewrite)(nil),           // 15: gatehouse.routetable.v1.PathRewrite
-	(*RedirectAction)(nil),        // 16: gatehouse.routetable.v1.RedirectAction
-	(*DirectResponse)(nil),        // 17: gatehouse.routetable.v1.DirectResponse
-	(*RetryPolicy)(nil),           // 18: gatehouse.routetable.v1.RetryPolicy
-	(*RequestMirror)(nil),         // 19: gatehouse.routetable.v1.RequestMirror
-	(*CorsPolicy)(nil),            // 20: gatehouse.routetable.v1.CorsPolicy
-	(*Duration)(nil),              // 21: gatehouse.routetable.v1.Duration
-	(*Backend)(nil),               // 22: gatehouse.routetable.v1.Backend
-	(*Endpoint)(nil),              // 23: gatehouse.routetable.v1.Endpoint
-	(*BackendTLS)(nil),            // 24: gatehouse.routetable.v1.BackendTLS
-	(*KeyPair)(nil),               // 25: gatehouse.routetable.v1.KeyPair
-	(*ProxyCache)(nil),            // 26: gatehouse.routetable.v1.ProxyCache
+	(*Limits)(nil),                // 3: gatehouse.routetable.v1.Limits
+	(*Listener)(nil),              // 4: gatehouse.routetable.v1.Listener
+	(*ListenerTLS)(nil),           // 5: gatehouse.routetable.v1.ListenerTLS
+	(*VirtualHost)(nil),           // 6: gatehouse.routetable.v1.VirtualHost
+	(*Route)(nil),                 // 7: gatehouse.routetable.v1.Route
+	(*RouteSource)(nil),           // 8: gatehouse.routetable.v1.RouteSource
+	(*RouteMatch)(nil),            // 9: gatehouse.routetable.v1.RouteMatch
+	(*HeaderMatcher)(nil),         // 10: gatehouse.routetable.v1.HeaderMatcher
+	(*QueryParameterMatcher)(nil), // 11: gatehouse.routetable.v1.QueryParameterMatcher
+	(*HeaderMutation)(nil),        // 12: gatehouse.routetable.v1.HeaderMutation
+	(*Header)(nil),                // 13: gatehouse.routetable.v1.Header
+	(*RouteAction)(nil),           // 14: gatehouse.routetable.v1.RouteAction
+	(*WeightedBackend)(nil),       // 15: gatehouse.routetable.v1.WeightedBackend
+	(*PathRewrite)(nil),           // 16: gatehouse.routetable.v1.PathRewrite
+	(*RedirectAction)(nil),        // 17: gatehouse.routetable.v1.RedirectAction
+	(*DirectResponse)(nil),        // 18: gatehouse.routetable.v1.DirectResponse
+	(*RetryPolicy)(nil),           // 19: gatehouse.routetable.v1.RetryPolicy
+	(*RequestMirror)(nil),         // 20: gatehouse.routetable.v1.RequestMirror
+	(*CorsPolicy)(nil),            // 21: gatehouse.routetable.v1.CorsPolicy
+	(*Duration)(nil),              // 22: gatehouse.routetable.v1.Duration
+	(*Backend)(nil),               // 23: gatehouse.routetable.v1.Backend
+	(*Endpoint)(nil),              // 24: gatehouse.routetable.v1.Endpoint
+	(*BackendTLS)(nil),            // 25: gatehouse.routetable.v1.BackendTLS
+	(*KeyPair)(nil),               // 26: gatehouse.routetable.v1.KeyPair
+	(*ProxyCache)(nil),            // 27: gatehouse.routetable.v1.ProxyCache
 }
 var file_dataplane_routetable_routetable_proto_depIdxs = []int32{
-	3,  // 0: gatehouse.routetable.v1.RouteTable.listeners:type_name -> gatehouse.routetable.v1.Listener
-	22, // 1: gatehouse.routetable.v1.RouteTable.backends:type_name -> gatehouse.routetable.v1.Backend
-	0,  // 2: gatehouse.routetable.v1.Listener.protocol:type_name -> gatehouse.routetable.v1.Protocol
-	4,  // 3: gatehouse.routetable.v1.Listener.tls:type_name -> gatehouse.routetable.v1.ListenerTLS
-	5,  // 4: gatehouse.routetable.v1.Listener.virtual_hosts:type_name -> gatehouse.routetable.v1.VirtualHost
-	6,  // 5: gatehouse.routetable.v1.VirtualHost.routes:type_name -> gatehouse.routetable.v1.Route
-	7,  // 6: gatehouse.routetable.v1.Route.source:type_name -> gatehouse.routetable.v1.RouteSource
-	8,  // 7: gatehouse.routetable.v1.Route.match:type_name -> gatehouse.routetable.v1.RouteMatch
-	13, // 8: gatehouse.routetable.v1.Route.route:type_name -> gatehouse.routetable.v1.RouteAction
-	16, // 9: gatehouse.routetable.v1.Route.redirect:type_name -> gatehouse.routetable.v1.RedirectAction
-	17, // 10: gatehouse.routetable.v1.Route.direct_response:type_name -> gatehouse.routetable.v1.DirectResponse
-	11, // 11: gatehouse.routetable.v1.Route.request_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
-	11, // 12: gatehouse.routetable.v1.Route.response_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
-	20, // 13: gatehouse.routetable.v1.Route.cors:type_name -> gatehouse.routetable.v1.CorsPolicy
-	9,  // 14: gatehouse.routetable.v1.RouteMatch.headers:type_name -> gatehouse.routetable.v1.HeaderMatcher
-	10, // 15: gatehouse.routetable.v1.RouteMatch.query_parameters:type_name -> gatehouse.routetable.v1.QueryParameterMatcher
-	12, // 16: gatehouse.routetable.v1.HeaderMutation.set:type_name -> gatehouse.routetable.v1.Header
-	12, // 17: gatehouse.routetable.v1.HeaderMutation.add:type_name -> gatehouse.routetable.v1.Header
-	14, // 18: gatehouse.routetable.v1.RouteAction.backends:type_name -> gatehouse.routetable.v1.WeightedBackend
-	15, // 19: gatehouse.routetable.v1.RouteAction.path_rewrite:type_name -> gatehouse.routetable.v1.PathRewrite
-	21, // 20: gatehouse.routetable.v1.RouteAction.request_timeout:type_name -> gatehouse.routetable.v1.Duration
-	21, // 21: gatehouse.routetable.v1.RouteAction.backend_timeout:type_name -> gatehouse.routetable.v1.Duration
-	18, // 22: gatehouse.routetable.v1.RouteAction.retry:type_name -> gatehouse.routetable.v1.RetryPolicy
-	19, // 23: gatehouse.routetable.v1.RouteAction.mirrors:type_name -> gatehouse.routetable.v1.RequestMirror
-	11, // 24: gatehouse.routetable.v1.WeightedBackend.request_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
-	11, // 25: gatehouse.routetable.v1.WeightedBackend.response_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
-	15, // 26: gatehouse.routetable.v1.WeightedBackend.path_rewrite:type_name -> gatehouse.routetable.v1.PathRewrite
-	15, // 27: gatehouse.routetable.v1.RedirectAction.path:type_name -> gatehouse.routetable.v1.PathRewrite
-	21, // 28: gatehouse.routetable.v1.RetryPolicy.backoff:type_name -> gatehouse.routetable.v1.Duration
-	1,  // 29: gatehouse.routetable.v1.Backend.protocol:type_name -> gatehouse.routetable.v1.AppProtocol
-	23, // 30: gatehouse.routetable.v1.Backend.endpoints:type_name -> gatehouse.routetable.v1.Endpoint
-	24, // 31: gatehouse.routetable.v1.Backend.tls:type_name -> gatehouse.routetable.v1.BackendTLS
-	2,  // 32: gatehouse.routetable.v1.ProxyCache.tables:type_name -> gatehouse.routetable.v1.RouteTable
-	25, // 33: gatehouse.routetable.v1.ProxyCache.key_pairs:type_name -> gatehouse.routetable.v1.KeyPair
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	4,  // 0: gatehouse.routetable.v1.RouteTable.listeners:type_name -> gatehouse.routetable.v1.Listener
+	23, // 1: gatehouse.routetable.v1.RouteTable.backends:type_name -> gatehouse.routetable.v1.Backend
+	3,  // 2: gatehouse.routetable.v1.RouteTable.limits:type_name -> gatehouse.routetable.v1.Limits
+	22, // 3: gatehouse.routetable.v1.Limits.request_timeout:type_name -> gatehouse.routetable.v1.Duration
+	22, // 4: gatehouse.routetable.v1.Limits.backend_timeout:type_name -> gatehouse.routetable.v1.Duration
+	22, // 5: gatehouse.routetable.v1.Limits.max_request_timeout:type_name -> gatehouse.routetable.v1.Duration
+	22, // 6: gatehouse.routetable.v1.Limits.idle_timeout:type_name -> gatehouse.routetable.v1.Duration
+	22, // 7: gatehouse.routetable.v1.Limits.request_header_timeout:type_name -> gatehouse.routetable.v1.Duration
+	22, // 8: gatehouse.routetable.v1.Limits.request_body_timeout:type_name -> gatehouse.routetable.v1.Duration
+	0,  // 9: gatehouse.routetable.v1.Listener.protocol:type_name -> gatehouse.routetable.v1.Protocol
+	5,  // 10: gatehouse.routetable.v1.Listener.tls:type_name -> gatehouse.routetable.v1.ListenerTLS
+	6,  // 11: gatehouse.routetable.v1.Listener.virtual_hosts:type_name -> gatehouse.routetable.v1.VirtualHost
+	7,  // 12: gatehouse.routetable.v1.VirtualHost.routes:type_name -> gatehouse.routetable.v1.Route
+	8,  // 13: gatehouse.routetable.v1.Route.source:type_name -> gatehouse.routetable.v1.RouteSource
+	9,  // 14: gatehouse.routetable.v1.Route.match:type_name -> gatehouse.routetable.v1.RouteMatch
+	14, // 15: gatehouse.routetable.v1.Route.route:type_name -> gatehouse.routetable.v1.RouteAction
+	17, // 16: gatehouse.routetable.v1.Route.redirect:type_name -> gatehouse.routetable.v1.RedirectAction
+	18, // 17: gatehouse.routetable.v1.Route.direct_response:type_name -> gatehouse.routetable.v1.DirectResponse
+	12, // 18: gatehouse.routetable.v1.Route.request_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
+	12, // 19: gatehouse.routetable.v1.Route.response_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
+	21, // 20: gatehouse.routetable.v1.Route.cors:type_name -> gatehouse.routetable.v1.CorsPolicy
+	10, // 21: gatehouse.routetable.v1.RouteMatch.headers:type_name -> gatehouse.routetable.v1.HeaderMatcher
+	11, // 22: gatehouse.routetable.v1.RouteMatch.query_parameters:type_name -> gatehouse.routetable.v1.QueryParameterMatcher
+	13, // 23: gatehouse.routetable.v1.HeaderMutation.set:type_name -> gatehouse.routetable.v1.Header
+	13, // 24: gatehouse.routetable.v1.HeaderMutation.add:type_name -> gatehouse.routetable.v1.Header
+	15, // 25: gatehouse.routetable.v1.RouteAction.backends:type_name -> gatehouse.routetable.v1.WeightedBackend
+	16, // 26: gatehouse.routetable.v1.RouteAction.path_rewrite:type_name -> gatehouse.routetable.v1.PathRewrite
+	22, // 27: gatehouse.routetable.v1.RouteAction.request_timeout:type_name -> gatehouse.routetable.v1.Duration
+	22, // 28: gatehouse.routetable.v1.RouteAction.backend_timeout:type_name -> gatehouse.routetable.v1.Duration
+	19, // 29: gatehouse.routetable.v1.RouteAction.retry:type_name -> gatehouse.routetable.v1.RetryPolicy
+	20, // 30: gatehouse.routetable.v1.RouteAction.mirrors:type_name -> gatehouse.routetable.v1.RequestMirror
+	12, // 31: gatehouse.routetable.v1.WeightedBackend.request_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
+	12, // 32: gatehouse.routetable.v1.WeightedBackend.response_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
+	16, // 33: gatehouse.routetable.v1.WeightedBackend.path_rewrite:type_name -> gatehouse.routetable.v1.PathRewrite
+	16, // 34: gatehouse.routetable.v1.RedirectAction.path:type_name -> gatehouse.routetable.v1.PathRewrite
+	22, // 35: gatehouse.routetable.v1.RetryPolicy.backoff:type_name -> gatehouse.routetable.v1.Duration
+	1,  // 36: gatehouse.routetable.v1.Backend.protocol:type_name -> gatehouse.routetable.v1.AppProtocol
+	24, // 37: gatehouse.routetable.v1.Backend.endpoints:type_name -> gatehouse.routetable.v1.Endpoint
+	25, // 38: gatehouse.routetable.v1.Backend.tls:type_name -> gatehouse.routetable.v1.BackendTLS
+	2,  // 39: gatehouse.routetable.v1.ProxyCache.tables:type_name -> gatehouse.routetable.v1.RouteTable
+	26, // 40: gatehouse.routetable.v1.ProxyCache.key_pairs:type_name -> gatehouse.routetable.v1.KeyPair
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_routetable_routetable_proto_init() }
@@ -2279,25 +2458,25 @@ func file_dataplane_routetable_routetable_proto_init() {
 	if File_dataplane_routetable_routetable_proto != nil {
 		return
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[4].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[5].OneofWrappers = []any{
 		(*Route_Route)(nil),
 		(*Route_Redirect)(nil),
 		(*Route_DirectResponse)(nil),
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[6].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[7].OneofWrappers = []any{
 		(*RouteMatch_Exact)(nil),
 		(*RouteMatch_Prefix)(nil),
 		(*RouteMatch_Regex)(nil),
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[7].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[8].OneofWrappers = []any{
 		(*HeaderMatcher_Exact)(nil),
 		(*HeaderMatcher_Regex)(nil),
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[8].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[9].OneofWrappers = []any{
 		(*QueryParameterMatcher_Exact)(nil),
 		(*QueryParameterMatcher_Regex)(nil),
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[13].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[14].OneofWrappers = []any{
 		(*PathRewrite_Full)(nil),
 		(*PathRewrite_Prefix)(nil),
 	}
@@ -2307,7 +2486,7 @@ func file_dataplane_routetable_routetable_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_routetable_routetable_proto_rawDesc), len(file_dataplane_routetable_routetable_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

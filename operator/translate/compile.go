@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/gateway-api/pkg/features"
 
@@ -19,7 +20,12 @@ func (t *translator) compile() {
 		if !gw.accepted {
 			continue
 		}
+		limits := t.out.Parameters[string(gw.obj.Spec.GatewayClassName)].Limits
 		table := &routetable.RouteTable{Gateway: gw.key.String()}
+		if !proto.Equal(limits, routetable.DefaultLimits()) {
+			// A table without limits gets the same defaults in the proxy.
+			table.Limits = limits
+		}
 		used := map[string]bool{}
 		for _, l := range gw.listeners {
 			if !l.usable() || (l.set != nil && !l.set.accepted) {
@@ -35,6 +41,7 @@ func (t *translator) compile() {
 		for _, n := range names {
 			table.Backends = append(table.Backends, t.backends[n])
 		}
+		clampTable(table, limits.GetMaxRequestTimeout().Std())
 		t.out.Tables[gw.key] = table
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
 // How the proxies of a GatewayClass's Gateways run.
@@ -24,7 +26,9 @@ const (
 // empty, each Gateway gets the addresses its connected proxies advertise);
 // "clusterIssuer" or "issuer" name the cert-manager issuer of HTTPS
 // listeners without certificateRefs; "adminPort" is the port of the
-// proxies' admin server, reserved for it (DefaultAdminPort when absent).
+// proxies' admin server, reserved for it (DefaultAdminPort when absent);
+// the keys of limitDurations and limitCounts bound what clients, backends and routes may cost
+// the proxies (docs/limits.md).
 type ClassParameters struct {
 	Mode      string
 	Addresses []gwv1.GatewayStatusAddress
@@ -33,11 +37,13 @@ type ClassParameters struct {
 	AdminPort int32
 	// ClusterIssuer and Issuer name a cert-manager issuer on the hub.
 	ClusterIssuer, Issuer string
+	// Limits go into every route table of the class, each field set.
+	Limits *routetable.Limits
 }
 
 // classParameters reads a GatewayClass's parameters, or says what is wrong.
 func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, string) {
-	params := ClassParameters{Mode: ModeManaged, AdminPort: DefaultAdminPort}
+	params := ClassParameters{Mode: ModeManaged, AdminPort: DefaultAdminPort, Limits: routetable.DefaultLimits()}
 	p := gc.Spec.ParametersRef
 	if p == nil {
 		return params, ""
@@ -61,6 +67,11 @@ func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, st
 	} else if port != 0 {
 		params.AdminPort = port
 	}
+	limits, problems := parseLimits(cm.Data)
+	if len(problems) > 0 {
+		return params, fmt.Sprintf("ConfigMap %s/%s: %s", cm.Namespace, cm.Name, strings.Join(problems, "; "))
+	}
+	params.Limits = limits
 	switch mode := strings.TrimSpace(cm.Data["mode"]); mode {
 	case "", ModeManaged:
 	case ModeExternal:

@@ -190,7 +190,11 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		case reason != "":
 			conds.set(accepted, false, reason, message, gen)
 		default:
-			conds.set(accepted, true, string(gwv1.RouteReasonAccepted), "route is attached to "+describeParent(kind, pk, p), gen)
+			msg := "route is attached to " + describeParent(kind, pk, p)
+			if notes := t.clampNotes(r, gw); notes != "" {
+				msg += "; " + notes
+			}
+			conds.set(accepted, true, string(gwv1.RouteReasonAccepted), msg, gen)
 		}
 		if r.refReason != "" {
 			conds.set(string(gwv1.RouteConditionResolvedRefs), false, string(r.refReason), strings.Join(r.refMessages, "; "), gen)
