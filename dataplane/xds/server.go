@@ -154,11 +154,15 @@ type Server struct {
 	// OnChange, when set, is called after a node's status changes.
 	OnChange func(node string)
 
-	mu      sync.Mutex
-	hashes  map[string]string // resource name → hash, for the current content
-	names   map[string]string // hash → name
+	mu     sync.Mutex
+	hashes map[string]string // resource name → hash, for the current content
+	// names maps the hash of each current resource back to its name, to
+	// tell what a response carried; a hash leaves with its content.
+	names   map[string]string
 	streams map[int64]*stream
-	nodes   map[string]*NodeStatus
+	// nodes with at least one stream open: a node whose last stream closed
+	// is forgotten, and reads as one never seen.
+	nodes map[string]*NodeStatus
 }
 
 type stream struct {
@@ -169,7 +173,11 @@ type stream struct {
 	pending   bool
 	node      string
 	addresses []string
-	sent      map[string]map[string]string // nonce → name → hash
+	// sent: nonce → name → hash, for the last maxSent responses; a proxy
+	// answers only the latest, and one that answers none must not make the
+	// stream hold every response ever sent.
+	sent      map[string]map[string]string
+	sentOrder []string
 	acked     map[string]string            // name → hash
 	notServed map[string]map[string]string // table → listener → why
 }
@@ -225,6 +233,9 @@ func (s *Server) set(c *cachev3.LinearCache, name string, m proto.Message) (stri
 	h := Hash(m)
 	s.mu.Lock()
 	same := s.hashes[name] == h
+	if !same {
+		s.forgetHash(name)
+	}
 	s.hashes[name], s.names[h] = h, name
 	s.mu.Unlock()
 	if same {
@@ -241,9 +252,19 @@ func (s *Server) DeleteKeyPair(name string) error { return s.del(s.keys, name) }
 
 func (s *Server) del(c *cachev3.LinearCache, name string) error {
 	s.mu.Lock()
+	s.forgetHash(name)
 	delete(s.hashes, name)
 	s.mu.Unlock()
 	return c.DeleteResource(name)
+}
+
+// forgetHash drops the hash of name's current content from names: an
+// answer to a response that carried it is no longer about what is
+// published (called with s.mu held).
+func (s *Server) forgetHash(name string) {
+	if h, ok := s.hashes[name]; ok && s.names[h] == name {
+		delete(s.names, h)
+	}
 }
 
 // Status returns a copy of what the server knows of a node.
@@ -270,7 +291,7 @@ func (s *Server) Status(node string) NodeStatus {
 	return out
 }
 
-// Nodes lists the nodes the server has seen.
+// Nodes lists the nodes with a stream open.
 func (s *Server) Nodes() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -302,7 +323,7 @@ func (s *Server) OnStreamOpen(ctx context.Context, id int64, typeURL string) err
 	return nil
 }
 
-// OnStreamClosed forgets a stream.
+// OnStreamClosed forgets a stream, and its node with its last stream.
 func (s *Server) OnStreamClosed(id int64, _ *core.Node) {
 	s.mu.Lock()
 	st := s.streams[id]
@@ -315,6 +336,9 @@ func (s *Server) OnStreamClosed(id int64, _ *core.Node) {
 			n.Updated = time.Now()
 			if n.Nack != nil && n.Nack.stream == id {
 				n.Nack = nil
+			}
+			if n.Streams <= 0 {
+				delete(s.nodes, node)
 			}
 		}
 	}
@@ -490,7 +514,21 @@ func (s *Server) OnStreamResponse(_ context.Context, id int64, _ *discovery.Disc
 			sent[name] = h
 		}
 	}
-	st.sent[resp.GetNonce()] = sent
+	st.remember(resp.GetNonce(), sent)
+}
+
+// maxSent bounds the responses a stream remembers while they are not
+// answered: a proxy answers each before the next is sent, so a few cover
+// any proxy that follows the protocol.
+const maxSent = 8
+
+func (st *stream) remember(nonce string, sent map[string]string) {
+	st.sent[nonce] = sent
+	st.sentOrder = append(st.sentOrder, nonce)
+	for len(st.sentOrder) > maxSent {
+		delete(st.sent, st.sentOrder[0])
+		st.sentOrder = st.sentOrder[1:]
+	}
 }
 
 // allowChange bounds how often a stream's metadata alone makes the hub
