@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -65,6 +66,7 @@ const (
 // KeyPairs is where issued key pairs go: the push server.
 type KeyPairs interface {
 	SetKeyPair(*routetable.KeyPair) (string, error)
+	DeleteKeyPair(name string) error
 }
 
 // Issuer keeps the Certificates of every member's listeners.
@@ -276,7 +278,10 @@ func (p *Pass) ListenerCertificates(req translate.ListenerCertificateRequest) tr
 }
 
 // keyPairName is the push name of a Certificate's key pair.
-func (p *Pass) keyPairName(certificate string) string { return "hub/" + p.cluster + "/" + certificate }
+func (p *Pass) keyPairName(certificate string) string { return keyPairPrefix(p.cluster) + certificate }
+
+// keyPairPrefix starts the push names of a cluster's key pairs.
+func keyPairPrefix(cluster string) string { return "hub/" + cluster + "/" }
 
 func pending(msg string) translate.CertificateResult {
 	return translate.CertificateResult{Reason: ReasonCertificatePending, Message: msg}
@@ -398,11 +403,43 @@ func (p *Pass) Apply(ctx context.Context) error {
 		if err := client.IgnoreNotFound(p.i.c.Delete(ctx, s)); err != nil {
 			return fmt.Errorf("deleting Secret %s/%s: %w", s.Namespace, s.Name, err)
 		}
-		p.i.mu.Lock()
-		delete(p.i.published, p.keyPairName(c.Name))
-		p.i.mu.Unlock()
+		if err := p.i.unpublish(p.keyPairName(c.Name)); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// unpublish withdraws a key pair from the push server: the private key of a
+// listener that is gone stays in the hub's memory no longer than it.
+func (i *Issuer) unpublish(name string) error {
+	i.mu.Lock()
+	delete(i.published, name)
+	i.mu.Unlock()
+	if err := i.keys.DeleteKeyPair(name); err != nil {
+		return fmt.Errorf("withdrawing key pair %s from the push server: %w", name, err)
+	}
+	return nil
+}
+
+// Forget withdraws every key pair published for a cluster that left the
+// fleet. Its Certificates stay on the hub until it joins again, or its
+// namespace is deleted.
+func (i *Issuer) Forget(cluster string) error {
+	prefix := keyPairPrefix(cluster)
+	i.mu.Lock()
+	var names []string
+	for name := range i.published {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	i.mu.Unlock()
+	var errs []error
+	for _, name := range names {
+		errs = append(errs, i.unpublish(name))
+	}
+	return errors.Join(errs...)
 }
 
 // sameSpec compares the fields we set, leaving whatever defaulting added.

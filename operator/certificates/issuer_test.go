@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"maps"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +37,7 @@ import (
 type pushed map[string]*routetable.KeyPair
 
 func (p pushed) SetKeyPair(kp *routetable.KeyPair) (string, error) { p[kp.Name] = kp; return "v", nil }
+func (p pushed) DeleteKeyPair(name string) error                   { delete(p, name); return nil }
 
 func keyPair(t *testing.T) (certPEM, keyPEM []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -127,6 +130,18 @@ func TestIssuerLifecycle(t *testing.T) {
 		t.Fatalf("ready: %+v, pushed %v", res, keys)
 	}
 
+	// Another cluster leaving takes nothing of this one's; this one leaving
+	// withdraws its key pair, and joining again publishes it anew.
+	if err := iss.Forget("member-2"); err != nil || len(keys) != 1 {
+		t.Fatalf("member-2 left: pushed %v (%v)", slices.Collect(maps.Keys(keys)), err)
+	}
+	if err := iss.Forget("member-1"); err != nil || len(keys) != 0 {
+		t.Fatalf("member-1 left: pushed %v (%v)", slices.Collect(maps.Keys(keys)), err)
+	}
+	if res := iss.ForPass(ctx, "member-1", nil).ListenerCertificates(annotated); len(res.KeyPairs) != 1 || keys[res.KeyPairs[0]] == nil {
+		t.Fatalf("member-1 back: %+v, pushed %v", res, slices.Collect(maps.Keys(keys)))
+	}
+
 	// Renewing (not Ready): the last key pair keeps serving.
 	cert.Status.Conditions[0].Status = cmmeta.ConditionFalse
 	if err := c.Status().Update(ctx, &cert); err != nil {
@@ -147,6 +162,9 @@ func TestIssuerLifecycle(t *testing.T) {
 	var secrets corev1.SecretList
 	if err := c.List(ctx, &secrets, client.InNamespace(ns)); err != nil || len(secrets.Items) != 0 {
 		t.Errorf("secrets left: %d (%v)", len(secrets.Items), err)
+	}
+	if len(keys) != 0 {
+		t.Errorf("the key pair of a listener that is gone is still published: %v", slices.Collect(maps.Keys(keys)))
 	}
 }
 

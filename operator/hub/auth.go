@@ -56,6 +56,9 @@ const (
 	peerBurst      = 20
 	maxTokenLength = 16 << 10
 	maxCached      = 4096 // review answers, and client addresses tracked
+	// sweepEvery: how often answers no longer of use, and limiters back
+	// at their full burst, are forgotten.
+	sweepEvery = time.Minute
 )
 
 // errRefused is all a client learns until its identity is proven: which
@@ -80,6 +83,7 @@ type ProxyAuth struct {
 	// caused by each client address: whoever reaches the push port cannot
 	// make the hub flood a member's API server, nor starve the proxies.
 	members, peers map[string]*rate.Limiter
+	swept          time.Time
 }
 
 type review struct {
@@ -88,6 +92,10 @@ type review struct {
 	// until the answer is reused; expires is when the token itself ends.
 	until, expires time.Time
 }
+
+// over reports whether the answer is of no more use: neither reused nor
+// kept through a flood of reviews.
+func (r review) over(now time.Time) bool { return !now.Before(r.expires) && !now.Before(r.until) }
 
 var _ xds.Authorizer = (*ProxyAuth)(nil)
 
@@ -237,6 +245,9 @@ func (a *ProxyAuth) review(cl Cluster, cluster string, id xds.Identity) (string,
 	key := cluster + "/" + string(sum[:])
 	now := a.now()
 	a.mu.Lock()
+	if now.Sub(a.swept) >= sweepEvery {
+		a.sweep(now)
+	}
 	r, cached := a.reviews[key]
 	if cached && now.Before(r.until) {
 		a.mu.Unlock()
@@ -284,7 +295,7 @@ func (a *ProxyAuth) review(cl Cluster, cluster string, id xds.Identity) (string,
 // answers past use, refusals, and only then everything (called with a.mu).
 func (a *ProxyAuth) remember(key string, r review, now time.Time) {
 	if len(a.reviews) >= maxCached {
-		maps.DeleteFunc(a.reviews, func(_ string, old review) bool { return !now.Before(old.expires) && !now.Before(old.until) })
+		maps.DeleteFunc(a.reviews, func(_ string, old review) bool { return old.over(now) })
 	}
 	if len(a.reviews) >= maxCached {
 		maps.DeleteFunc(a.reviews, func(_ string, old review) bool { return old.err != nil })
@@ -293,6 +304,20 @@ func (a *ProxyAuth) remember(key string, r review, now time.Time) {
 		clear(a.reviews)
 	}
 	a.reviews[key] = r
+}
+
+// sweep forgets what no longer changes an answer: reviews past both their
+// reuse and their token's expiry, and limiters that have refilled to their
+// burst, which act as new ones would. Tokens rotate (hourly by default)
+// and addresses come and go; without this, a long-running hub would hold
+// every token and address it ever saw, up to the cache bounds (called with
+// a.mu).
+func (a *ProxyAuth) sweep(now time.Time) {
+	a.swept = now
+	maps.DeleteFunc(a.reviews, func(_ string, r review) bool { return r.over(now) })
+	for _, m := range []map[string]*rate.Limiter{a.members, a.peers} {
+		maps.DeleteFunc(m, func(_ string, l *rate.Limiter) bool { return l.TokensAt(now) >= float64(l.Burst()) })
+	}
 }
 
 // limiter returns the rate limiter of key in m, made on first use; a map

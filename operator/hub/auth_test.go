@@ -221,3 +221,42 @@ func TestProxyAuthorization(t *testing.T) {
 		}
 	})
 }
+
+// Tokens rotate and proxies come and go: answers about tokens that have
+// expired, and the rate limiters of addresses and members that went quiet,
+// are forgotten, so that the cache does not hold every token ever seen.
+func TestProxyAuthForgetsExpiredTokens(t *testing.T) {
+	tokens := map[string]authnv1.TokenReviewStatus{}
+	objs := []client.Object{
+		&gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "gatehouse"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}},
+		&gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "shared"}, Spec: gwv1.GatewaySpec{GatewayClassName: "gatehouse"}},
+	}
+	var reviews int
+	h := New(xds.NewServer(t.Context(), nil, nil), Options{})
+	h.clusters["member-1"] = &worker{hub: h, name: "member-1", cl: member(t, tokens, &reviews, objs...)}
+	a := NewProxyAuth(h)
+	const n = memberBurst // as many as the member's bound lets through at once
+	for i := range n {
+		tok := token{sub: proxyUser, nonce: fmt.Sprint("rotated-", i), exp: time.Now().Add(10 * time.Minute)}
+		tokens[tok.String()] = authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: proxyUser}, Audiences: []string{ProxyTokenAudience}}
+		if err := a.Authorize(xds.Identity{Token: tok.String(), Peer: fmt.Sprintf("10.3.0.%d", i)}, node, xds.TableType, []string{node}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(a.reviews) != n || len(a.peers) != n {
+		t.Fatalf("%d answers and %d addresses cached after %d tokens from as many addresses", len(a.reviews), len(a.peers), n)
+	}
+
+	// An hour on, every one of those tokens has expired; a new one arrives.
+	a.now = func() time.Time { return time.Now().Add(time.Hour) }
+	fresh := token{sub: proxyUser, nonce: "fresh", exp: time.Now().Add(2 * time.Hour)}
+	tokens[fresh.String()] = authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: proxyUser}, Audiences: []string{ProxyTokenAudience}}
+	err := a.Authorize(id(fresh), node, xds.TableType, []string{node})
+	if len(a.reviews) != 1 || len(a.peers) != 1 || len(a.members) != 1 {
+		t.Errorf("after %d tokens expired, the hub holds %d answers, %d address limiters and %d member limiters; want the new token's only",
+			n, len(a.reviews), len(a.peers), len(a.members))
+	}
+	if err != nil {
+		t.Errorf("the new token was refused: %v", err)
+	}
+}

@@ -91,6 +91,13 @@ func (h *Hub) published(table, hash string) {
 	h.mu.Unlock()
 }
 
+// unpublished forgets a table withdrawn before any proxy acknowledged it.
+func (h *Hub) unpublished(table string) {
+	h.mu.Lock()
+	delete(h.pushedAt, table)
+	h.mu.Unlock()
+}
+
 // New returns a hub that pushes through push.
 func New(push *xds.Server, opts Options) *Hub {
 	if opts.Debounce == 0 {
@@ -214,6 +221,11 @@ func (h *Hub) forget(w *worker) {
 	h.mu.Unlock()
 	if gone && h.opts.Decisions != nil {
 		h.opts.Decisions.forget(w.name)
+	}
+	if gone && h.opts.Issuer != nil {
+		if err := h.opts.Issuer.Forget(w.name); err != nil {
+			h.opts.Log.Error("withdrawing the key pairs of a cluster that left failed", "cluster", w.name, "error", err)
+		}
 	}
 }
 

@@ -55,12 +55,23 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 			if err := w.hub.push.DeleteTable(name); err != nil {
 				log.Error("withdrawing a route table failed", "table", name, "error", err)
 			}
-			delete(w.tables, name)
-			w.setKeys(name, nil)
+			w.forgetTable(name)
 		}
 	}
 	w.withdrawKeyPairs(keyPairs, log)
 	return hashes
+}
+
+// forgetTable drops what the hub kept of a withdrawn table: its hash, the
+// key pairs it named, the contents of its versions, and when it was
+// published. A Gateway deleted takes all of it along.
+func (w *worker) forgetTable(name string) {
+	delete(w.tables, name)
+	w.setKeys(name, nil)
+	w.keysMu.Lock()
+	delete(w.contents, name)
+	w.keysMu.Unlock()
+	w.hub.unpublished(name)
 }
 
 // withdrawKeyPairs removes from the push server the key pairs this cluster
@@ -125,12 +136,13 @@ func (w *worker) setKeys(table string, names map[string]bool) {
 // withdraw removes every table of the cluster when it leaves: its proxies
 // get no more updates (and keep serving what they have).
 func (w *worker) withdraw(log *slog.Logger) {
+	tables := len(w.tables)
 	for name := range w.tables {
 		if err := w.hub.push.DeleteTable(name); err != nil {
 			log.Error("withdrawing a route table failed", "table", name, "error", err)
 		}
+		w.forgetTable(name)
 	}
 	w.withdrawKeyPairs(nil, log)
-	log.Info("cluster left: its route tables and key pairs are withdrawn", "tables", len(w.tables))
-	w.tables = map[string]string{}
+	log.Info("cluster left: its route tables and key pairs are withdrawn", "tables", tables)
 }
