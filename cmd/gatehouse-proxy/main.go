@@ -127,7 +127,7 @@ func run(log *slog.Logger, o options) error {
 		client := &xds.Client{
 			Address: o.xdsAddr, NodeID: names[0], Tables: names, CacheDir: o.cacheDir,
 			TokenFile: o.tokenFile, CAFile: o.caFile, ServerName: o.serverName, Apply: p.Apply, Log: log, Registry: reg, Addresses: o.advertise,
-			NotServed: p.NotServed, NotServedChanged: p.NotServedChanged(),
+			NotServed: p.NotServed, NotServedChanged: p.NotServedChanged(), RoutesNotServed: p.RoutesNotServed,
 		}
 		go client.Run(ctx)
 	}

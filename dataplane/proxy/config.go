@@ -24,11 +24,18 @@ type config struct {
 	// failed are the listeners this version cannot serve, with why and
 	// what to do; the others are served.
 	failed map[listenerID]string
+	// badRoutes are the routes left out because they did not compile,
+	// with why; the other routes of their virtual hosts are served.
+	badRoutes map[routeID]string
 }
 
 // listenerID names a listener of a route table: the table's push name (its
 // Gateway's when it has none) and the listener's name in it.
 type listenerID struct{ table, listener string }
+
+// routeID names a route object of a route table by its key (see
+// routetable.ObjectKey).
+type routeID struct{ table, route string }
 
 // portConfig holds the listeners that share one port, indexed by hostname.
 type portConfig struct {
@@ -116,12 +123,13 @@ func (h *hostIndex[T]) lookup(host string) (T, bool) {
 // compile turns route tables and key pairs into a config, or says why it
 // cannot (the version is then NACKed and the previous one keeps serving).
 // A listener that cannot be served (its port, its certificate) costs only
-// that listener: it is listed in failed. A route or backend that does not
-// compile still fails the version, since failing its listener instead would
-// let one route take down every route sharing the listener.
+// that listener: it is listed in failed. A route that does not compile
+// costs only that route: it is left out and listed in badRoutes, since
+// failing the version would let one tenant's route freeze every tenant of
+// the Gateway. A backend that does not compile still fails the version.
 func compile(tables []*routetable.RouteTable, keyPairs map[string]*routetable.KeyPair) (*config, error) {
 	c := &config{ports: map[uint32]*portConfig{}, backends: map[string]*backend{}, certs: map[string]*tls.Certificate{},
-		badKeys: map[string]error{}, failed: map[listenerID]string{}}
+		badKeys: map[string]error{}, failed: map[listenerID]string{}, badRoutes: map[routeID]string{}}
 	for name, kp := range keyPairs {
 		cert, err := tls.X509KeyPair(kp.CertificateChain, kp.PrivateKey)
 		if err != nil {
@@ -143,9 +151,7 @@ func compile(tables []*routetable.RouteTable, keyPairs map[string]*routetable.Ke
 			c.backends[b.Name] = nb
 		}
 		for _, l := range t.Listeners {
-			if err := c.addListener(t, l, regexes); err != nil {
-				return nil, fmt.Errorf("table %s: listener %s: %w", t.Gateway, l.Name, err)
-			}
+			c.addListener(t, l, regexes)
 		}
 	}
 	return c, nil
@@ -160,14 +166,14 @@ func tableName(t *routetable.RouteTable) string {
 	return t.Gateway
 }
 
-// addListener compiles a listener onto its port. It returns an error only
-// for what fails the whole version (its routes); a listener that cannot be
-// served is recorded in c.failed.
-func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, regexes map[string]*regexp.Regexp) error {
+// addListener compiles a listener onto its port. A listener that cannot
+// be served is recorded in c.failed, a route that does not compile in
+// c.badRoutes.
+func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, regexes map[string]*regexp.Regexp) {
 	id := listenerID{table: tableName(t), listener: l.Name}
 	if l.Port == 0 || l.Port > 65535 {
 		c.failed[id] = fmt.Sprintf("port %d is out of range: use a port from 1 to 65535", l.Port)
-		return nil
+		return
 	}
 	https := l.Protocol == routetable.Protocol_HTTPS
 	pc := c.ports[l.Port]
@@ -176,13 +182,13 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 		c.ports[l.Port] = pc
 	} else if pc.https != https {
 		c.failed[id] = fmt.Sprintf("port %d is used for both HTTP and HTTPS: give this listener another port", l.Port)
-		return nil
+		return
 	}
 	lc := &listenerConfig{name: t.Gateway + "/" + l.Name, hostname: l.Hostname}
 	for _, vh := range l.VirtualHosts {
-		v, err := compileVhost(vh, c.backends, regexes)
-		if err != nil {
-			return fmt.Errorf("virtual host %s: %w", vh.Domain, err)
+		v, bad := compileVhost(vh, c.backends, regexes)
+		for _, b := range bad {
+			c.routeNotServed(routeID{table: id.table, route: b.route}, b.err.Error())
 		}
 		lc.vhosts.add(vh.Domain, v)
 	}
@@ -195,7 +201,17 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 		pc.listeners = append(pc.listeners, id)
 	}
 	pc.hosts.add(l.Hostname, lc)
-	return nil
+}
+
+// routeNotServed records why a route is left out; a route that fails in
+// several places (matches, hostnames) is reported once with each reason.
+func (c *config) routeNotServed(id routeID, why string) {
+	switch prev, ok := c.badRoutes[id]; {
+	case !ok:
+		c.badRoutes[id] = why
+	case !strings.Contains(prev, why):
+		c.badRoutes[id] = prev + "; " + why
+	}
 }
 
 // certificates are an HTTPS listener's loaded key pairs, or why it cannot

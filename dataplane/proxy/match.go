@@ -51,14 +51,27 @@ type queryMatch struct {
 	re    *regexp.Regexp
 }
 
-func compileVhost(vh *routetable.VirtualHost, backends map[string]*backend, regexes map[string]*regexp.Regexp) (*vhost, error) {
+// routeError is a route of a virtual host that did not compile.
+type routeError struct {
+	// route is the route's object as the hub keys it, or its place in the
+	// virtual host when it names none.
+	route string
+	err   error
+}
+
+// compileVhost compiles a virtual host's routes one by one. A route that
+// does not compile is left out and returned with why; the others keep
+// their precedence order, so one tenant's route costs only that route.
+func compileVhost(vh *routetable.VirtualHost, backends map[string]*backend, regexes map[string]*regexp.Regexp) (*vhost, []routeError) {
 	v := &vhost{exact: map[string][]int32{}, prefix: &trieNode{}}
+	var failed []routeError
 	for i, rt := range vh.Routes {
 		r, err := compileRoute(rt, backends, regexes)
 		if err != nil {
-			return nil, fmt.Errorf("route %s: %w", describe(rt.Source), err)
+			failed = append(failed, routeError{route: routeName(vh, i), err: fmt.Errorf("%s: %w", describe(rt.Source), err)})
+			continue
 		}
-		idx := int32(i)
+		idx := int32(len(v.routes))
 		v.routes = append(v.routes, r)
 		switch p := rt.GetMatch().GetPath().(type) {
 		case *routetable.RouteMatch_Exact:
@@ -83,7 +96,15 @@ func compileVhost(vh *routetable.VirtualHost, backends map[string]*backend, rege
 			v.prefix.routes = append(v.prefix.routes, idx)
 		}
 	}
-	return v, nil
+	return v, failed
+}
+
+// routeName names a virtual host's route in what the proxy reports.
+func routeName(vh *routetable.VirtualHost, i int) string {
+	if s := vh.Routes[i].Source; s != nil {
+		return s.ObjectKey()
+	}
+	return fmt.Sprintf("virtual host %s route %d", vh.Domain, i)
 }
 
 func describe(s *routetable.RouteSource) string {
@@ -141,14 +162,15 @@ func compileRoute(rt *routetable.Route, backends map[string]*backend, regexes ma
 	return r, nil
 }
 
-// anchored compiles an RE2 expression to match whole values.
+// anchored compiles an expression in the route table's dialect, the one
+// the hub checks routes with.
 func anchored(expr string, cache map[string]*regexp.Regexp) (*regexp.Regexp, error) {
 	if re, ok := cache[expr]; ok {
 		return re, nil
 	}
-	re, err := regexp.Compile("^(?:" + expr + ")$")
+	re, err := routetable.CompileRegex(expr)
 	if err != nil {
-		return nil, fmt.Errorf("regular expression %q: %w", expr, err)
+		return nil, err
 	}
 	cache[expr] = re
 	return re, nil

@@ -10,16 +10,17 @@ import (
 // metrics are the proxy's Prometheus series. Codes are counted by class so
 // that the hot path does one array index, not a label lookup.
 type metrics struct {
-	requests       [6]prometheus.Counter // 1xx … 5xx, and 499 for clients gone
-	byRoute        *prometheus.CounterVec
-	routeCounters  sync.Map // routeKey → prometheus.Counter
-	duration       prometheus.Histogram
-	upstreamErrors prometheus.Counter
-	mirrorErrors   prometheus.Counter
-	applyErrors    prometheus.Counter
-	notServed      prometheus.Gauge
-	appliedAt      prometheus.Gauge
-	version        *prometheus.GaugeVec
+	requests        [6]prometheus.Counter // 1xx … 5xx, and 499 for clients gone
+	byRoute         *prometheus.CounterVec
+	routeCounters   sync.Map // routeKey → prometheus.Counter
+	duration        prometheus.Histogram
+	upstreamErrors  prometheus.Counter
+	mirrorErrors    prometheus.Counter
+	applyErrors     prometheus.Counter
+	notServed       prometheus.Gauge
+	routesNotServed prometheus.Gauge
+	appliedAt       prometheus.Gauge
+	version         *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,12 +32,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gatehouse_proxy_request_duration_seconds", Help: "Time from request to response written.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
-		upstreamErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_upstream_errors_total", Help: "Requests whose backend could not answer."}),
-		mirrorErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_mirror_errors_total", Help: "Mirrored requests that failed."}),
-		applyErrors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_apply_errors_total", Help: "Route table versions that could not be applied."}),
-		notServed:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_listeners_not_served", Help: "Listeners of the applied version that are not served (a port held by something else, a key pair that does not load)."}),
-		appliedAt:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_timestamp_seconds", Help: "When the serving version was applied."}),
-		version:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_version", Help: "1 for the version being served."}, []string{"version"}),
+		upstreamErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_upstream_errors_total", Help: "Requests whose backend could not answer."}),
+		mirrorErrors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_mirror_errors_total", Help: "Mirrored requests that failed."}),
+		applyErrors:     prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_proxy_apply_errors_total", Help: "Route table versions that could not be applied."}),
+		notServed:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_listeners_not_served", Help: "Listeners of the applied version that are not served (a port held by something else, a key pair that does not load)."}),
+		routesNotServed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_routes_not_served", Help: "Route objects of the applied version left out because they do not compile (the other routes are served)."}),
+		appliedAt:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_timestamp_seconds", Help: "When the serving version was applied."}),
+		version:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_version", Help: "1 for the version being served."}, []string{"version"}),
 	}
 	m.byRoute = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_proxy_route_requests_total", Help: "Requests that matched a route, by route, backend and status class.",
@@ -45,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.requests[i] = requests.WithLabelValues(class)
 	}
 	if reg != nil {
-		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.appliedAt, m.version)
+		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.routesNotServed, m.appliedAt, m.version)
 	}
 	return m
 }

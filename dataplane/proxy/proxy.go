@@ -170,7 +170,28 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 	for id, why := range notServed {
 		p.log.Warn("listener not served; the others are", "table", id.table, "listener", id.listener, "error", why)
 	}
+	p.metrics.routesNotServed.Set(float64(len(cfg.badRoutes)))
+	for id, why := range cfg.badRoutes {
+		p.log.Warn("route not served: it does not compile; the other routes are served", "table", id.table, "route", id.route, "error", why)
+	}
 	return nil
+}
+
+// RoutesNotServed lists the routes of the applied version left out because
+// they do not compile, by table and route object key, with why.
+func (p *Proxy) RoutesNotServed() map[string]map[string]string {
+	cfg := p.cfg.Load()
+	if cfg == nil {
+		return nil
+	}
+	out := map[string]map[string]string{}
+	for id, why := range cfg.badRoutes {
+		if out[id.table] == nil {
+			out[id.table] = map[string]string{}
+		}
+		out[id.table][id.route] = why
+	}
+	return out
 }
 
 // NotServed lists the listeners of the applied version that are not

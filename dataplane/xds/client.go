@@ -72,6 +72,10 @@ type Client struct {
 	// versions (a listener's port bound on a retry): the client tells the
 	// hub at once.
 	NotServedChanged <-chan struct{}
+	// RoutesNotServed, when set, lists the routes of the applied version
+	// the proxy left out because they do not compile (table → route object
+	// key → why); it travels like NotServed.
+	RoutesNotServed func() map[string]map[string]string
 
 	// state of the last applied version and of what arrived since
 	tables   map[string]*routetable.RouteTable
@@ -203,7 +207,7 @@ func (c *Client) stream(ctx context.Context) error {
 }
 
 // send sends a request with the node's identity and metadata: the addresses
-// the proxy answers on and the listeners it does not serve.
+// the proxy answers on and the listeners and routes it does not serve.
 func (c *Client) send(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, req *discovery.DiscoveryRequest) error {
 	req.Node = &core.Node{Id: c.NodeID}
 	md := map[string]any{}
@@ -214,17 +218,22 @@ func (c *Client) send(s discovery.AggregatedDiscoveryService_StreamAggregatedRes
 		}
 		md[MetadataAddresses] = values
 	}
-	if c.NotServed != nil {
-		if ns := c.NotServed(); len(ns) > 0 {
+	for key, report := range map[string]func() map[string]map[string]string{
+		MetadataNotServed: c.NotServed, MetadataRoutesNotServed: c.RoutesNotServed,
+	} {
+		if report == nil {
+			continue
+		}
+		if ns := report(); len(ns) > 0 {
 			tables := make(map[string]any, len(ns))
-			for table, listeners := range ns {
-				l := make(map[string]any, len(listeners))
-				for name, why := range listeners {
+			for table, items := range ns {
+				l := make(map[string]any, len(items))
+				for name, why := range items {
 					l[name] = why
 				}
 				tables[table] = l
 			}
-			md[MetadataNotServed] = tables
+			md[key] = tables
 		}
 	}
 	if len(md) > 0 {

@@ -101,13 +101,38 @@ func TestPushToARealProxy(t *testing.T) {
 		})
 	})
 
+	t.Run("a route that does not compile costs only that route", func(t *testing.T) {
+		// Go compiles this expression alone but not anchored: a hub that
+		// checked it alone once let it through to every proxy.
+		deep := strings.Repeat("(", 999) + "a" + strings.Repeat(")", 999)
+		tbl := routeTo(listenPort, v1)
+		vh := tbl.Listeners[0].VirtualHosts[0]
+		vh.Routes = append([]*rt.Route{{
+			Match:  &rt.RouteMatch{Path: &rt.RouteMatch_Prefix{Prefix: "/"}, Headers: []*rt.HeaderMatcher{{Name: "X-Tenant", Value: &rt.HeaderMatcher_Regex{Regex: deep}}}},
+			Action: vh.Routes[0].Action,
+			Source: &rt.RouteSource{Kind: "HTTPRoute", Namespace: "tenant-a", Name: "deep", Generation: 4},
+		}}, vh.Routes...)
+		h := hub.set(t, tbl)
+		waitFor(t, 5*time.Second, "the version acknowledged, with the route not served", func() bool {
+			r := hub.srv.Status(tableName).Replicas
+			return len(r) == 1 && r[0].Acked[tableName] == h &&
+				strings.Contains(r[0].RoutesNotServed[tableName]["HTTPRoute/tenant-a/deep@4"], "is 1999 bytes long and at most 1024 are allowed")
+		})
+		if n := hub.srv.Status(tableName).Nack; n != nil {
+			t.Errorf("the version was rejected: %s", n.Message)
+		}
+		if got := get(listenPort); got != "v1" {
+			t.Errorf("the other route serves %q, want v1", got)
+		}
+	})
+
 	t.Run("a table that cannot be applied is rejected and the old one serves", func(t *testing.T) {
 		bad := routeTo(listenPort, v2)
-		bad.Listeners[0].VirtualHosts[0].Routes[0].Match.Path = &rt.RouteMatch_Regex{Regex: "/(unclosed"}
+		bad.Backends[0].Endpoints[0].Address = "not-an-address"
 		hub.set(t, bad)
 		waitFor(t, 5*time.Second, "the rejection recorded", func() bool {
 			n := hub.srv.Status(tableName).Nack
-			return n != nil && strings.Contains(n.Message, "unclosed")
+			return n != nil && strings.Contains(n.Message, "not-an-address")
 		})
 		if got := get(listenPort); got != "v1" {
 			t.Errorf("after the rejection the proxy serves %q, want v1", got)

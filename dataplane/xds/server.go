@@ -49,6 +49,14 @@ const MetadataAddresses = "gatehouse.dev/addresses"
 // that listener, and the rest of the version is acknowledged.
 const MetadataNotServed = "gatehouse.dev/listener-errors"
 
+// MetadataRoutesNotServed is the node metadata key under which a proxy
+// lists the routes of the version it serves that it left out because they
+// do not compile: a struct of table name → struct of route object key
+// (routetable.ObjectKey) → why. Like MetadataNotServed it travels with
+// every request: a route that does not compile costs only that route, and
+// the rest of the version is acknowledged.
+const MetadataRoutesNotServed = "gatehouse.dev/route-errors"
+
 // Bounds of what one stream may advertise and report.
 const (
 	maxAdvertised    = 16
@@ -100,6 +108,9 @@ type Replica struct {
 	// NotServed lists the listeners of those tables the proxy does not
 	// serve: table name → listener name → why, as the proxy reports it.
 	NotServed map[string]map[string]string
+	// RoutesNotServed lists the routes of those tables the proxy left out:
+	// table name → route object key → why, as the proxy reports it.
+	RoutesNotServed map[string]map[string]string
 }
 
 // Nack is a rejected push.
@@ -180,6 +191,8 @@ type stream struct {
 	sentOrder []string
 	acked     map[string]string            // name → hash
 	notServed map[string]map[string]string // table → listener → why
+	// routesNotServed: table → route object key → why
+	routesNotServed map[string]map[string]string
 }
 
 // NewServer returns a server with no resources. auth may be nil to allow all.
@@ -282,7 +295,7 @@ func (s *Server) Status(node string) NodeStatus {
 	// next.
 	for _, id := range slices.Sorted(maps.Keys(s.streams)) {
 		if st := s.streams[id]; st.node == node {
-			out.Replicas = append(out.Replicas, Replica{Acked: maps.Clone(st.acked), NotServed: st.notServed})
+			out.Replicas = append(out.Replicas, Replica{Acked: maps.Clone(st.acked), NotServed: st.notServed, RoutesNotServed: st.routesNotServed})
 			out.Addresses = append(out.Addresses, st.addresses...)
 		}
 	}
@@ -394,8 +407,9 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 	// What is not served is read from every request: it changes with an
 	// acknowledgement, and between versions when a listener comes up.
 	// The map is replaced, never changed, so Status may share it.
-	if ns := notServed(req.GetNode()); !equalNotServed(st.notServed, ns) {
-		st.notServed = ns
+	ns, rs := notServed(req.GetNode(), MetadataNotServed), notServed(req.GetNode(), MetadataRoutesNotServed)
+	if !equalNotServed(st.notServed, ns) || !equalNotServed(st.routesNotServed, rs) {
+		st.notServed, st.routesNotServed = ns, rs
 		s.nodes[node].Updated = time.Now()
 		changed = s.allowChange(st, node)
 	}
@@ -453,11 +467,11 @@ func advertised(n *core.Node) []string {
 	return out
 }
 
-// notServed reads the listeners a proxy reports it does not serve from its
-// node metadata, within bounds; what does not have the expected shape is
-// ignored.
-func notServed(n *core.Node) map[string]map[string]string {
-	tables := n.GetMetadata().GetFields()[MetadataNotServed].GetStructValue().GetFields()
+// notServed reads the listeners or routes a proxy reports it does not
+// serve from its node metadata under key, within bounds; what does not
+// have the expected shape is ignored.
+func notServed(n *core.Node, key string) map[string]map[string]string {
+	tables := n.GetMetadata().GetFields()[key].GetStructValue().GetFields()
 	if len(tables) == 0 {
 		return nil
 	}

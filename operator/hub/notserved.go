@@ -50,6 +50,25 @@ func (w *worker) routeNotServed(node string, st xds.NodeStatus, obj string, onPa
 	return "", "", false
 }
 
+// routeLeftOut finds a connected replica that left obj (a route at its
+// current generation) out of its table because it does not compile there,
+// with the replica's reason. The hub checks routes with the proxies'
+// own compiler, so this is a proxy built from other sources than the hub.
+func routeLeftOut(node string, st xds.NodeStatus, obj string) (why string, found bool) {
+	for _, r := range st.Replicas {
+		if why, ok := r.RoutesNotServed[node][obj]; ok {
+			return why, true
+		}
+	}
+	return "", false
+}
+
+// routeNotCompiled is the Programmed message of a route a proxy left out.
+func routeNotCompiled(why string) string {
+	return "the Gateway's proxies do not serve this route, and serve the Gateway's other routes: " + why +
+		"; change the match, or run proxies of the hub's version, whose checks this route passed"
+}
+
 // onParent says whether a listener of the table (named as translate names
 // them: the section name for a Gateway's own listener,
 // "namespace/listenerset/section" for a ListenerSet's) is one the parentRef

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
 	"github.com/gatehouse-dev/gatehouse/operator/status"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
@@ -95,9 +96,10 @@ func (w *worker) allServe(node string, replicas []xds.Replica, obj string) bool 
 	return true
 }
 
-// objectKey names an object at a generation, as table contents list them.
+// objectKey names an object at a generation, as table contents list them
+// and proxies report routes they do not serve.
 func objectKey(kind, namespace, name string, generation int64) string {
-	return fmt.Sprintf("%s/%s/%s@%d", kind, namespace, name, generation)
+	return routetable.ObjectKey(kind, namespace, name, generation)
 }
 
 // programmed replaces a True Programmed condition of translate with the
@@ -293,8 +295,11 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 			f := w.fleetState(gw, hashes[gw], key)
 			if f.ok {
 				node := TableName(w.name, gw.Namespace, gw.Name)
-				if l, why, found := w.routeNotServed(node, w.hub.push.Status(node), key, onParent(routeNS, p.ParentRef)); found {
+				st := w.hub.push.Status(node)
+				if l, why, found := w.routeNotServed(node, st, key, onParent(routeNS, p.ParentRef)); found {
 					f = fleet{reason: ReasonProxyRejected, message: routeOnUnservedListener(l, why)}
+				} else if why, found := routeLeftOut(node, st, key); found {
+					f = fleet{reason: ReasonProxyRejected, message: routeNotCompiled(why)}
 				}
 			}
 			out[i].Conditions = programmed(append(out[i].Conditions, cond), f, prev)

@@ -167,6 +167,30 @@ func TestARouteOnAListenerNotServed(t *testing.T) {
 	}
 }
 
+// A route a proxy left out of its table (it does not compile there) is
+// not served, with the proxy's words, at the generation the proxy compiled
+// and for no other route.
+func TestARouteAProxyLeftOut(t *testing.T) {
+	const node = "c/infra/gw"
+	const why = `HTTPRoute shop/deep rule 0 match 0: regular expression "((((…": it is 1999 bytes long and at most 1024 are allowed: shorten it`
+	st := xds.NodeStatus{Node: node, Replicas: []xds.Replica{
+		{Acked: map[string]string{node: "h"}},
+		{Acked: map[string]string{node: "h"}, RoutesNotServed: map[string]map[string]string{node: {objectKey("HTTPRoute", "shop", "deep", 2): why}}},
+	}}
+	if got, found := routeLeftOut(node, st, objectKey("HTTPRoute", "shop", "deep", 2)); !found || got != why {
+		t.Errorf("the left-out route: %q (%v), want the proxy's words", got, found)
+	}
+	if _, found := routeLeftOut(node, st, objectKey("HTTPRoute", "shop", "deep", 3)); found {
+		t.Error("a later generation of the route is reported with the earlier one's error")
+	}
+	if _, found := routeLeftOut(node, st, objectKey("HTTPRoute", "shop", "web", 2)); found {
+		t.Error("another route of the Gateway is reported not served")
+	}
+	if m := routeNotCompiled(why); !strings.Contains(m, "do not serve this route, and serve the Gateway's other routes: "+why) {
+		t.Errorf("message %q: want it to say the others are served, then the proxy's words", m)
+	}
+}
+
 func TestUsableAddresses(t *testing.T) {
 	ip := func(v string) gwv1.GatewayStatusAddress {
 		return gwv1.GatewayStatusAddress{Type: ptr.To(gwv1.IPAddressType), Value: v}

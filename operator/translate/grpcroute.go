@@ -103,7 +103,7 @@ func (t *translator) grpcMatch(m *gwv1.GRPCRouteMatch, field fieldPath) (*entry,
 			}
 			re := "/(?:" + svc + ")/(?:" + method + ")"
 			if err := t.validRegex(re); err != nil {
-				return nil, fmt.Sprintf("%s.method: not an RE2 regular expression: %v", field, err)
+				return nil, fmt.Sprintf("%s.method: %v", field, err)
 			}
 			rm.Path, e.pathClass = &routetable.RouteMatch_Regex{Regex: re}, 1
 		}

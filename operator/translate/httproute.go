@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
-	"regexp"
 	"strings"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -361,7 +360,7 @@ func (t *translator) httpMatch(m *gwv1.HTTPRouteMatch, field fieldPath) (*entry,
 		rm.Path, e.pathClass = &routetable.RouteMatch_Prefix{Prefix: value}, 2
 	case gwv1.PathMatchRegularExpression:
 		if err := t.validRegex(value); err != nil {
-			return nil, fmt.Sprintf("%s.path.value: %q is not an RE2 regular expression: %v", field, value, err)
+			return nil, fmt.Sprintf("%s.path.value: %v", field, err)
 		}
 		rm.Path, e.pathClass = &routetable.RouteMatch_Regex{Regex: value}, 1
 	default:
@@ -382,7 +381,7 @@ func (t *translator) httpMatch(m *gwv1.HTTPRouteMatch, field fieldPath) (*entry,
 		qm := &routetable.QueryParameterMatcher{Name: name}
 		if q.Type != nil && *q.Type == gwv1.QueryParamMatchRegularExpression {
 			if err := t.validRegex(q.Value); err != nil {
-				return nil, fmt.Sprintf("%s.queryParams[%d].value: %q is not an RE2 regular expression: %v", field, i, q.Value, err)
+				return nil, fmt.Sprintf("%s.queryParams[%d].value: %v", field, i, err)
 			}
 			qm.Value = &routetable.QueryParameterMatcher_Regex{Regex: q.Value}
 		} else {
@@ -487,12 +486,13 @@ func cors(f *gwv1.HTTPCORSFilter) *routetable.CorsPolicy {
 	return c
 }
 
-// validRegex compiles an RE2 expression once per translation.
+// validRegex checks an expression once per translation, with the
+// compiler the proxies use: what is accepted here is what they serve.
 func (t *translator) validRegex(expr string) error {
 	if err, ok := t.regexes[expr]; ok {
 		return err
 	}
-	_, err := regexp.Compile(expr)
+	_, err := routetable.CompileRegex(expr)
 	t.regexes[expr] = err
 	return err
 }
@@ -525,7 +525,7 @@ func (t *translator) addHeaderMatch(rm *routetable.RouteMatch, rawName, value st
 	hm := &routetable.HeaderMatcher{Name: name, Value: &routetable.HeaderMatcher_Exact{Exact: value}}
 	if regex {
 		if err := t.validRegex(value); err != nil {
-			return fmt.Sprintf("%s.headers[%d].value: %q is not an RE2 regular expression: %v", field, i, value, err)
+			return fmt.Sprintf("%s.headers[%d].value: %v", field, i, err)
 		}
 		hm.Value = &routetable.HeaderMatcher_Regex{Regex: value}
 	}

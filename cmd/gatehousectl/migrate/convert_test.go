@@ -241,7 +241,7 @@ func TestNotes(t *testing.T) {
 		name:        "regular expression that is not RE2",
 		docs:        ingressYAML("ns", "re", "re.example.com", map[string]string{nginxPrefix + "use-regex": "true"}, pathYAML("/(?!admin).*", "ImplementationSpecific", "web", 80)),
 		wantField:   "spec.rules[0].http.paths[0].path",
-		wantMessage: "is not RE2",
+		wantMessage: "is not one Gatehouse serves",
 	}, {
 		name:        "path HTTPRoute refuses",
 		docs:        ingressYAML("ns", "bad", "bad.example.com", nil, pathYAML("/a#b", "Prefix", "web", 80)),

@@ -8,6 +8,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
 // pathConversion is how one Ingress path appears in an HTTPRoute rule.
@@ -68,8 +70,8 @@ func (c *converter) convertPath(s *source, field string, p networkingv1.HTTPIngr
 		if !strings.HasSuffix(expr, ".*") {
 			expr += ".*"
 		}
-		if _, err := regexp.Compile(expr); err != nil {
-			c.note(s, field+".path", "regular expression %q is not RE2 (%v), so this path has no rule: rewrite it without look-arounds or back-references, or as Exact/PathPrefix paths", value, err)
+		if _, err := routetable.CompileRegex(expr); err != nil {
+			c.note(s, field+".path", "regular expression %q is not one Gatehouse serves (%v), so this path has no rule: rewrite it without look-arounds or back-references, or as Exact/PathPrefix paths", value, err)
 			return out, false
 		}
 		out.match = pathMatch(gwv1.PathMatchRegularExpression, expr)
