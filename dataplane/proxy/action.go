@@ -16,8 +16,8 @@ type action struct {
 	totalWeight uint32
 	pathRewrite *routetable.PathRewrite
 	hostRewrite string
-	reqTimeout  time.Duration // 0: none
-	beTimeout   time.Duration // 0: none
+	reqTimeout  time.Duration // 0: none; timeoutUnset: the limits' default
+	beTimeout   time.Duration // 0: none; timeoutUnset: the limits' default
 	retry       *retryPolicy
 	mirrors     []mirror
 	redirect    *routetable.RedirectAction
@@ -94,7 +94,8 @@ func (m *mutation) apply(h http.Header) {
 }
 
 func compileAction(rt *routetable.Route, backends map[string]*backend) (*action, error) {
-	a := &action{reqHeaders: compileMutation(rt.RequestHeaders), respHeaders: compileMutation(rt.ResponseHeaders)}
+	a := &action{reqHeaders: compileMutation(rt.RequestHeaders), respHeaders: compileMutation(rt.ResponseHeaders),
+		reqTimeout: timeoutUnset, beTimeout: timeoutUnset}
 	if rt.Cors != nil {
 		a.cors = compileCORS(rt.Cors)
 	}
@@ -120,10 +121,10 @@ func compileAction(rt *routetable.Route, backends map[string]*backend) (*action,
 		}
 		a.pathRewrite, a.hostRewrite = ra.PathRewrite, ra.HostRewrite
 		if ra.RequestTimeout != nil {
-			a.reqTimeout = time.Duration(ra.RequestTimeout.Milliseconds) * time.Millisecond
+			a.reqTimeout = ra.RequestTimeout.Std()
 		}
 		if ra.BackendTimeout != nil {
-			a.beTimeout = time.Duration(ra.BackendTimeout.Milliseconds) * time.Millisecond
+			a.beTimeout = ra.BackendTimeout.Std()
 		}
 		if r := ra.Retry; r != nil {
 			p := &retryPolicy{codes: map[int]bool{}, attempts: int(r.Attempts)}

@@ -18,6 +18,7 @@ import (
 type config struct {
 	ports    map[uint32]*portConfig
 	backends map[string]*backend
+	limits   *limits
 	certs    map[string]*tls.Certificate
 	// badKeys are key pairs that did not load, with why.
 	badKeys map[string]error
@@ -129,7 +130,7 @@ func (h *hostIndex[T]) lookup(host string) (T, bool) {
 // the Gateway. A backend that does not compile still fails the version.
 func compile(tables []*routetable.RouteTable, keyPairs map[string]*routetable.KeyPair) (*config, error) {
 	c := &config{ports: map[uint32]*portConfig{}, backends: map[string]*backend{}, certs: map[string]*tls.Certificate{},
-		badKeys: map[string]error{}, failed: map[listenerID]string{}, badRoutes: map[routeID]string{}}
+		badKeys: map[string]error{}, failed: map[listenerID]string{}, badRoutes: map[routeID]string{}, limits: compileLimits(tables)}
 	for name, kp := range keyPairs {
 		cert, err := tls.X509KeyPair(kp.CertificateChain, kp.PrivateKey)
 		if err != nil {

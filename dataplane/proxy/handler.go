@@ -31,6 +31,7 @@ type decision struct {
 	hasBody bool
 	// endpoint is the endpoint of the last attempt, for metrics.
 	endpoint *endpoint
+	limits   requestLimits
 }
 
 type decisionKey struct{}
@@ -81,6 +82,9 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port uint32, served *servedBy) int {
 	if cfg == nil {
 		return respond(w, http.StatusServiceUnavailable, "no route table applied yet")
+	}
+	if code := cfg.limits.refuse(w, r); code != 0 {
+		return code
 	}
 	pc := cfg.ports[port]
 	if pc == nil {
@@ -138,10 +142,11 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 		a.respHeaders.apply(w.Header())
 		return respond(w, int(a.direct.Status), a.direct.Body)
 	}
-	return p.forward(w, r, a, rt, path, served)
+	return p.forward(w, r, cfg.limits, a, rt, path, served)
 }
 
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, a *action, rt *route, path string, served *servedBy) int {
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, lim *limits, a *action, rt *route, path string, served *servedBy) int {
+	start := time.Now()
 	share := pickShare(a)
 	if share.backend != nil {
 		served.backend = share.backend.name
@@ -160,10 +165,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, a *action, rt *r
 	if hostRW != "" {
 		d.host = hostRW
 	}
+	lim.resolve(&d.limits, a, w, r, start)
 	if (a.retry != nil || len(a.mirrors) > 0 || len(share.backend.endpoints) > 1) && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength >= 0 && r.ContentLength <= maxReplayBody {
 			body, err := io.ReadAll(io.LimitReader(r.Body, maxReplayBody+1))
 			if err != nil {
+				if d.limits.slowBody(w) {
+					return respond(w, http.StatusRequestTimeout, errBodyTooSlow.Error())
+				}
 				return respond(w, http.StatusBadRequest, "reading the request body failed")
 			}
 			d.body, d.hasBody = body, true
@@ -176,9 +185,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, a *action, rt *r
 		p.mirror(r, &a.mirrors[i], d)
 	}
 	ctx := context.WithValue(r.Context(), decisionKey{}, d)
-	if a.reqTimeout > 0 {
+	if d.limits.request > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.reqTimeout)
+		ctx, cancel = context.WithTimeout(ctx, d.limits.request)
 		defer cancel()
 	}
 	rec := recorders.Get().(*statusRecorder)
@@ -261,6 +270,8 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			code := http.StatusBadGateway
 			switch {
+			case r.Context().Value(decisionKey{}).(*decision).limits.slowBody(w):
+				code = http.StatusRequestTimeout
 			case errors.Is(err, context.DeadlineExceeded):
 				code = http.StatusGatewayTimeout
 			case errors.Is(err, errNoEndpoint):
@@ -321,12 +332,12 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		out.URL.Host = ep.addr
 		ctx, cancel := out.Context(), context.CancelFunc(nil)
-		if a.beTimeout > 0 {
-			ctx, cancel = context.WithTimeout(ctx, a.beTimeout)
+		if d.limits.backend > 0 {
+			ctx, cancel = context.WithTimeout(ctx, d.limits.backend)
 			out = out.WithContext(ctx)
 		}
 		ep.inflight.Add(1)
-		resp, err := t.RoundTrip(out)
+		resp, err := d.limits.roundTrip(t, out)
 		ep.inflight.Add(-1)
 		d.endpoint = ep
 		replayable := d.hasBody

@@ -127,7 +127,7 @@ func compileRoute(rt *routetable.Route, backends map[string]*backend, regexes ma
 	m := rt.GetMatch()
 	r := &route{method: m.GetMethod(), source: describe(rt.Source)}
 	if s := rt.Source; s != nil {
-		r.name = s.Kind + " " + s.Namespace + "/" + s.Name
+		r.name = routeLabel(s)
 	}
 	var err error
 	switch p := m.GetPath().(type) {

@@ -150,6 +150,7 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 		b.transport, b.upgrade = p.transports.get(b)
 	}
 	p.cfg.Store(cfg)
+	p.forget(cfg, tables)
 	for _, s := range bound {
 		p.servers[s.port] = s
 		go p.run(s)

@@ -350,9 +350,13 @@ func (c *Client) apply(tableVer, keyVer string) error {
 			tables = append(tables, t)
 		}
 	}
-	if err := c.Apply(version, tables, c.neededKeys()); err != nil {
+	keys := c.neededKeys()
+	if err := c.Apply(version, tables, keys); err != nil {
 		return err
 	}
+	// Key pairs no table names any more are dropped: a private key stays in
+	// the proxy no longer than a listener serves it.
+	c.keys = keys
 	c.applied = version
 	c.saveCache(version, tables)
 	return nil
