@@ -71,9 +71,10 @@ type Proxy struct {
 type portServer struct {
 	port  uint32
 	https bool
-	ln    net.Listener
-	srv   *http.Server
-	done  chan struct{}
+	// ln is the port's socket; srv serves a view of it with settings.
+	ln       *portListener
+	srv      *http.Server
+	settings serverSettings
 	// released: the port was given up for a listener of the other
 	// protocol; its listener was closed on purpose.
 	released atomic.Bool
@@ -138,7 +139,7 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 			s.ln.Close()
 			go p.drain(s)
 		}
-		ns, err := p.bind(port, pc.https)
+		ns, err := p.bind(port, pc.https, cfg.limits.server)
 		if err != nil {
 			unbound[port] = err
 			continue
@@ -151,9 +152,14 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 	}
 	p.cfg.Store(cfg)
 	p.forget(cfg, tables)
+	for _, s := range p.servers {
+		if _, ok := cfg.ports[s.port]; ok && s.settings != cfg.limits.server {
+			p.renew(s, cfg.limits.server)
+		}
+	}
 	for _, s := range bound {
 		p.servers[s.port] = s
-		go p.run(s)
+		go p.run(s, s.srv)
 	}
 	for port, s := range p.servers {
 		if _, ok := cfg.ports[port]; !ok {
@@ -257,7 +263,7 @@ func (p *Proxy) retryBinds() {
 	}
 	changed := false
 	for port, prev := range p.unbound {
-		s, err := p.bind(port, cfg.ports[port].https)
+		s, err := p.bind(port, cfg.ports[port].https, cfg.limits.server)
 		if err != nil {
 			changed = changed || err.Error() != prev.Error()
 			p.unbound[port] = err
@@ -265,7 +271,7 @@ func (p *Proxy) retryBinds() {
 		}
 		delete(p.unbound, port)
 		p.servers[port] = s
-		go p.run(s)
+		go p.run(s, s.srv)
 		changed = true
 		p.log.Info("listener port bound on retry: its listeners are served", "port", port)
 	}
@@ -279,24 +285,31 @@ func (p *Proxy) retryBinds() {
 	p.scheduleRetry()
 }
 
-func (p *Proxy) bind(port uint32, https bool) (*portServer, error) {
+func (p *Proxy) bind(port uint32, https bool, settings serverSettings) (*portServer, error) {
 	addr := net.JoinHostPort(p.opts.BindAddress, strconv.Itoa(int(port)))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("binding listener port %d: %w", port, err)
 	}
-	s := &portServer{port: port, https: https, ln: ln, done: make(chan struct{})}
-	s.srv = &http.Server{
+	s := &portServer{port: port, https: https, ln: newPortListener(ln), settings: settings}
+	s.srv = p.newServer(port, https, settings)
+	return s, nil
+}
+
+// newServer is the http.Server of a port with the given settings.
+func (p *Proxy) newServer(port uint32, https bool, settings serverSettings) *http.Server {
+	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, port) }),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: settings.readHeaderTimeout,
+		IdleTimeout:       settings.idleTimeout,
+		MaxHeaderBytes:    settings.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	if https {
 		protocols.SetHTTP2(true)
-		s.srv.TLSConfig = &tls.Config{
+		srv.TLSConfig = &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			NextProtos:     []string{"h2", "http/1.1"},
 			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { return p.certificate(port, hello) },
@@ -305,30 +318,44 @@ func (p *Proxy) bind(port uint32, https bool) (*portServer, error) {
 		// Cleartext HTTP/2 with prior knowledge, for gRPC clients.
 		protocols.SetUnencryptedHTTP2(true)
 	}
-	s.srv.Protocols = &protocols
-	return s, nil
+	srv.Protocols = &protocols
+	return srv
 }
 
-func (p *Proxy) run(s *portServer) {
-	defer close(s.done)
+// renew serves a port with new settings: a new server takes the socket's
+// next connections while the old one finishes what it holds; p.mu is held.
+func (p *Proxy) renew(s *portServer, settings serverSettings) {
+	old := s.srv
+	s.srv, s.settings = p.newServer(s.port, s.https, settings), settings
+	go p.run(s, s.srv)
+	go p.shutdown(s.port, old)
+}
+
+func (p *Proxy) run(s *portServer, srv *http.Server) {
 	var err error
 	if s.https {
-		err = s.srv.ServeTLS(s.ln, "", "")
+		err = srv.ServeTLS(s.ln.view(), "", "")
 	} else {
-		err = s.srv.Serve(s.ln)
+		err = srv.Serve(s.ln.view())
 	}
 	if err != nil && !errors.Is(err, http.ErrServerClosed) && !s.released.Load() {
 		p.log.Error("listener stopped", "port", s.port, "error", err)
 	}
 }
 
-// drain stops accepting on a listener and lets its requests finish.
+// drain closes a port and lets its requests finish.
 func (p *Proxy) drain(s *portServer) {
+	s.ln.Close()
+	p.shutdown(s.port, s.srv)
+}
+
+// shutdown lets a server's requests finish within the drain timeout.
+func (p *Proxy) shutdown(port uint32, srv *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.DrainTimeout)
 	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil {
-		p.log.Warn("listener did not drain in time", "port", s.port, "error", err)
-		s.srv.Close()
+	if err := srv.Shutdown(ctx); err != nil {
+		p.log.Warn("listener did not drain in time: its last connections were closed", "port", port, "drainTimeout", p.opts.DrainTimeout, "error", err)
+		srv.Close()
 	}
 }
 
@@ -364,6 +391,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	p.mu.Unlock()
 	var errs []error
 	for _, s := range servers {
+		s.ln.Close()
 		if err := s.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 			s.srv.Close()
