@@ -306,9 +306,15 @@ func (l *load) stop() (int64, int64, any) {
 var httpClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 
 // get returns the body of GET / for host through addr, or "" on failure.
-func get(addr, host string) string {
+func get(addr, host string) string { return getWith(addr, host, "", "") }
+
+// getWith is get with one request header, when header is not "".
+func getWith(addr, host, header, value string) string {
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 	req.Host = host
+	if header != "" {
+		req.Header.Set(header, value)
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return ""

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -82,21 +80,4 @@ func TestATenantRegexCostsOnlyThatRoute(t *testing.T) {
 	if got := get(m.Address, tenantHost); got != "shop-1" {
 		t.Errorf("the first tenant's route answers %q", got)
 	}
-}
-
-// getWith is get with one request header.
-func getWith(addr, host, header, value string) string {
-	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
-	req.Host = host
-	req.Header.Set(header, value)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return ""
-	}
-	return string(body)
 }
