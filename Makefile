@@ -11,7 +11,7 @@ MEMBERS ?= 2
 
 CONTROLLER_TOOLS_VERSION := v0.23.0
 
-.PHONY: all tools build test unit adversarial bench bench-proxy bench-scale fuzz lint generate verify-generate demo conformance clean
+.PHONY: all tools build test unit adversarial bench bench-proxy bench-scale soak fuzz lint generate verify-generate demo conformance clean
 
 all: build
 
@@ -60,6 +60,12 @@ bench-proxy:
 ## traffic, hub memory (not part of make test)
 bench-scale: tools build
 	$(GO) run ./test/bench/scale --bin $(BIN) --members $(or $(SCALE_MEMBERS),3) --routes $(or $(SCALE_ROUTES),1000)
+
+## soak: the hub and a proxy under route, listener and Gateway churn for
+## SOAK_TIME (default 30m); fails when their memory grows (not part of make test)
+SOAK_TIME ?= 30m
+soak: tools
+	SOAK_TIME=$(SOAK_TIME) $(GO) test -count 1 -timeout 0 -run TestSoak -v ./test/soak/
 
 ## fuzz: each fuzz target for FUZZTIME (default 5m)
 FUZZTIME ?= 5m

@@ -62,6 +62,9 @@ type ProxyOptions struct {
 	// CAFile verifies the hub's push server (see PushCABundle).
 	CAFile string
 	Log    io.Writer
+	// Admin is the proxy's /metrics and health address; a free loopback
+	// port when empty.
+	Admin string
 }
 
 // SetUpSharedGateway creates the scenario's objects in member number index
@@ -120,9 +123,13 @@ func SetUpSharedGateway(ctx context.Context, index int, c *Cluster, tenants []Te
 // StartProxy runs gatehouse-proxy for the shared Gateway of cluster,
 // listening on ip, presenting the token in tokenFile.
 func StartProxy(name string, proxy ProxyOptions, cluster, ip, tokenFile string) (*Process, error) {
+	admin := proxy.Admin
+	if admin == "" {
+		admin = "127.0.0.1:0"
+	}
 	return StartProcess(name, proxy.Binary, []string{
 		"--xds-address", proxy.XDSAddress, "--cluster", cluster, "--gateway", GatewayNamespace + "/" + GatewayName,
-		"--bind-address", ip, "--admin-address", "127.0.0.1:0", "--cache-dir", proxy.CacheDir, "--drain-timeout", "2s",
+		"--bind-address", ip, "--admin-address", admin, "--cache-dir", proxy.CacheDir, "--drain-timeout", "2s",
 		"--token-file", tokenFile, "--xds-ca-file", proxy.CAFile,
 	}, proxy.Log)
 }
