@@ -86,6 +86,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 	if code := cfg.limits.refuse(w, r); code != 0 {
 		return code
 	}
+	if code := screen(w, r); code != 0 {
+		return code
+	}
 	pc := cfg.ports[port]
 	if pc == nil {
 		return respond(w, http.StatusNotFound, "")
@@ -93,11 +96,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 	host := hostOnly(r.Host)
 	l, ok := pc.hosts.lookup(host)
 	if pc.https && r.TLS != nil {
-		// The listener chosen by SNI must be the one that owns the Host.
+		// The listener whose certificate the handshake presented (by SNI;
+		// without SNI, the catch-all's) must be the one that owns the Host.
 		sni := strings.ToLower(r.TLS.ServerName)
-		if sni == "" {
-			sni = host
-		}
 		sl, sok := pc.hosts.lookup(sni)
 		if sok && ok && sl != l {
 			return respond(w, http.StatusMisdirectedRequest, "misdirected request: the Host belongs to another listener")
@@ -117,7 +118,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 	if !ok {
 		return respond(w, http.StatusNotFound, "")
 	}
-	path := cleanPath(r.URL.Path)
+	path := routingPath(r.URL)
 	rt := vh.match(&request{path: path, method: r.Method, header: r.Header, rawQ: r.URL.RawQuery})
 	if rt == nil {
 		return respond(w, http.StatusNotFound, "")
@@ -251,7 +252,7 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 				pr.Out.URL.Scheme = "https"
 			}
 			pr.Out.URL.Host = d.share.backend.name // replaced by the endpoint per attempt
-			pr.Out.URL.Path, pr.Out.URL.RawPath = d.path, ""
+			setPath(pr.Out.URL, d.path)
 			pr.Out.Host = d.host
 			pr.SetXForwarded()
 			d.action.reqHeaders.apply(pr.Out.Header)
@@ -415,7 +416,7 @@ func (p *Proxy) mirror(r *http.Request, m *mirror, d *decision) {
 	if m.backend.tls != nil {
 		out.URL.Scheme = "https"
 	}
-	out.URL.Path, out.URL.RawPath = d.path, ""
+	setPath(out.URL, d.path)
 	out.Host = d.host
 	d.action.reqHeaders.apply(out.Header)
 	if d.body != nil {

@@ -404,10 +404,10 @@ type seenRequest struct {
 	body []byte
 }
 
-// echoBackend answers every request with 200 and, as the body, the raw
-// request head it received; it keeps connections open. Each request is
-// also sent on the returned channel (dropped when nobody reads).
-func echoBackend(t testing.TB) (*rawBackend, <-chan seenRequest) {
+// httpBackend reads requests off each connection, sends each on the
+// returned channel (dropped when nobody reads), and lets answer write the
+// response; answer returns false to end the connection.
+func httpBackend(t testing.TB, answer func(c net.Conn, br *bufio.Reader, sr seenRequest) bool) (*rawBackend, <-chan seenRequest) {
 	seen := make(chan seenRequest, 64)
 	b := startRawBackend(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
@@ -420,10 +420,25 @@ func echoBackend(t testing.TB) (*rawBackend, <-chan seenRequest) {
 			case seen <- sr:
 			default:
 			}
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(sr.head), sr.head)
+			if !answer(c, br, sr) {
+				return
+			}
 		}
 	})
 	return b, seen
+}
+
+// echoBackend answers every request with 200 and, as the body, the raw
+// request head it received; it keeps connections open.
+func echoBackend(t testing.TB) (*rawBackend, <-chan seenRequest) {
+	return httpBackend(t, func(c net.Conn, _ *bufio.Reader, sr seenRequest) bool {
+		echo(c, sr)
+		return true
+	})
+}
+
+func echo(c net.Conn, sr seenRequest) {
+	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(sr.head), sr.head)
 }
 
 // readRequest reads one request off a backend connection: the head up to
