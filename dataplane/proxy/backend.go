@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -14,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
@@ -30,6 +34,11 @@ type backend struct {
 	transport    http.RoundTripper
 	// upgrades (WebSocket and the like) need http.Transport's hijackable bodies.
 	upgrade http.RoundTripper
+	// limits are the backend's circuit breaker settings; compile sets
+	// them (defaultBackendLimits unless the table says otherwise), and
+	// Apply gives the backend its breaker.
+	limits  backendLimits
+	breaker *breaker
 }
 
 type endpoint struct {
@@ -38,7 +47,7 @@ type endpoint struct {
 }
 
 func newBackend(b *routetable.Backend) (*backend, error) {
-	nb := &backend{name: b.Name, protocol: b.Protocol}
+	nb := &backend{name: b.Name, protocol: b.Protocol, limits: defaultBackendLimits}
 	for _, e := range b.Endpoints {
 		if net.ParseIP(e.Address) == nil {
 			return nil, fmt.Errorf("endpoint address %q is not an IP address", e.Address)
@@ -189,4 +198,104 @@ func newTransport(b *backend) *http.Transport {
 	}
 	t.Protocols = &p
 	return t
+}
+
+// backendLimits are a backend's circuit breaker. Each request in flight to
+// the backend holds one backend connection (an HTTP/1.1 exchange, or an
+// HTTP/2 stream) until its response is read.
+type backendLimits struct {
+	// maxConnections bounds the requests in flight to the backend.
+	maxConnections int
+	// maxPending bounds the requests waiting for one of those; a request
+	// beyond both is answered 503 at once.
+	maxPending int
+}
+
+// defaultBackendLimits are Envoy's cluster defaults (1024 connections,
+// 1024 pending requests).
+var defaultBackendLimits = backendLimits{maxConnections: 1024, maxPending: 1024}
+
+// errOverflow answers a request its backend has no room for.
+var errOverflow = errors.New("backend overflow: its connections and its queue are full")
+
+// breaker enforces a backend's limits. Its slots are the connections in
+// use; pending counts the requests waiting for one, in arrival order.
+type breaker struct {
+	name     string
+	limits   backendLimits
+	slots    chan struct{}
+	pending  atomic.Int64
+	overflow prometheus.Counter
+	log      *slog.Logger
+	lastLog  atomic.Int64 // unix nanoseconds of the last overflow logged
+}
+
+// overflowLogEvery bounds the overflow log to one line per backend per
+// period, whatever the rate of refused requests.
+const overflowLogEvery = 10 * time.Second
+
+// acquire takes a connection slot, waiting in the queue when there is
+// room in it, or fails with errOverflow at once.
+func (b *breaker) acquire(ctx context.Context) error {
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if b.pending.Add(1) > int64(b.limits.maxPending) {
+		b.pending.Add(-1)
+		b.overflowed()
+		return errOverflow
+	}
+	defer b.pending.Add(-1)
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *breaker) release() { <-b.slots }
+
+func (b *breaker) overflowed() {
+	b.overflow.Inc()
+	now, last := time.Now().UnixNano(), b.lastLog.Load()
+	if now-last < int64(overflowLogEvery) || !b.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	b.log.Warn("backend overflow: requests answered 503 because all its connections are in use and its queue is full; "+
+		"scale the backend (more endpoints, faster answers) or raise its GatewayClass's backend limits if it can take more",
+		"backend", b.name, "maxConnections", b.limits.maxConnections, "maxPending", b.limits.maxPending)
+}
+
+// breakers keeps one breaker per backend name across table versions, so
+// that the requests of the previous version still count; a backend whose
+// limits change gets a new breaker, and one no longer in the table is
+// dropped.
+type breakers struct {
+	mu sync.Mutex
+	m  map[string]*breaker
+}
+
+// assign gives each backend of a new config its breaker.
+func (bs *breakers) assign(backends map[string]*backend, m *metrics, log *slog.Logger) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	next := make(map[string]*breaker, len(backends))
+	for name, b := range backends {
+		br, ok := bs.m[name]
+		if !ok || br.limits != b.limits {
+			br = &breaker{name: name, limits: b.limits, slots: make(chan struct{}, max(b.limits.maxConnections, 1)),
+				overflow: m.backendOverflow.WithLabelValues(name), log: log}
+		}
+		b.breaker = br
+		next[name] = br
+	}
+	for name := range bs.m {
+		if _, ok := next[name]; !ok {
+			m.backendOverflow.DeleteLabelValues(name)
+		}
+	}
+	bs.m = next
 }

@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -16,6 +20,12 @@ import (
 // keep-alive connections, without the two goroutines per connection and the
 // channel hand-offs of http.Transport. Upgrades, HTTP/2 and TLS backends use
 // http.Transport.
+//
+// A pooled connection is shared by every route that points at the backend,
+// whichever tenant owns it, so a connection goes back to the pool only when
+// its state is certain: the whole request written, exactly one final
+// response read to its end, not a byte more received, and nothing received
+// while the request was still being written. Anything else closes it.
 type h1Transport struct {
 	dialer   net.Dialer
 	mu       sync.Mutex
@@ -31,7 +41,16 @@ type h1Conn struct {
 	addr  string
 	used  time.Time
 	fresh bool
+	// writes counts the writes of the current request; early records that
+	// the backend sent something before the last of them.
+	writes int
+	early  bool
+	peeker
 }
+
+// maxInterim bounds the interim (1xx) responses read before the final one,
+// as http.Transport does.
+const maxInterim = 5
 
 func newH1Transport() *h1Transport {
 	return &h1Transport{
@@ -42,9 +61,15 @@ func newH1Transport() *h1Transport {
 	}
 }
 
-// errStale marks a failure on a reused connection before any response byte:
-// the backend had closed it, and the request can go again on a new one.
-var errStale = errors.New("idle connection closed by the backend")
+var (
+	// errStale marks a failure on a reused connection before any response
+	// byte: the backend had closed it, and the request can go again on a
+	// new one.
+	errStale = errors.New("idle connection closed by the backend")
+	// errUnaskedSwitch is a 101 to a request that asked for no upgrade:
+	// passing it on would give the client a raw tunnel to the backend.
+	errUnaskedSwitch = errors.New("backend answered 101 Switching Protocols to a request that asked for no upgrade; the backend must answer such requests with a final status")
+)
 
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
@@ -69,28 +94,74 @@ func (t *h1Transport) exchange(hc *h1Conn, req *http.Request) (*http.Response, e
 	}
 	// Cancellation (client gone, timeouts) interrupts blocked I/O.
 	stop := context.AfterFunc(ctx, func() { hc.c.SetDeadline(time.Unix(1, 0)) })
-	if err := req.Write(hc.bw); err != nil {
+	hc.writes, hc.early = 0, false
+	err := req.Write(hc.bw)
+	if err == nil {
+		err = hc.bw.Flush()
+	}
+	if err != nil {
 		stop()
 		hc.c.Close()
 		return nil, t.stale(hc, err)
 	}
-	if err := hc.bw.Flush(); err != nil {
-		stop()
-		hc.c.Close()
-		return nil, t.stale(hc, err)
-	}
-	resp, err := http.ReadResponse(hc.br, req)
+	resp, interim, err := readFinal(hc.br, req)
 	if err != nil {
 		stop()
 		hc.c.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if interim {
+			return nil, err
+		}
 		return nil, t.stale(hc, err)
 	}
-	reuse := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	reuse := !resp.Close && !req.Close && !hc.early && framedForReuse(req, resp)
 	resp.Body = &h1Body{rc: resp.Body, t: t, hc: hc, reuse: reuse, stop: stop}
 	return resp, nil
+}
+
+// readFinal reads interim responses up to the final one, relaying those
+// the client may see (relayInterim) through the request's trace, as
+// http.Transport does.
+// interim reports whether any came before a failure.
+func readFinal(br *bufio.Reader, req *http.Request) (resp *http.Response, interim bool, err error) {
+	for n := 0; ; n++ {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			return nil, n > 0, err
+		}
+		code := resp.StatusCode
+		switch {
+		case code == http.StatusSwitchingProtocols:
+			// Upgrades go through http.Transport, never here.
+			return nil, true, errUnaskedSwitch
+		case code >= 200:
+			return resp, n > 0, nil
+		case n == maxInterim:
+			return nil, true, fmt.Errorf("backend sent more than %d interim (1xx) responses before its answer; it must send a final response", maxInterim)
+		}
+		if !relayInterim(req, code) {
+			continue
+		}
+		if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, true, err
+			}
+		}
+	}
+}
+
+// framedForReuse reports whether the response's end is where its framing
+// says: a body of known length or chunked. A response to HEAD, a 204 and a
+// 304 carry no body whatever their headers say, and a backend that sends
+// one anyway would hand its bytes to the next request: their connections
+// are not reused.
+func framedForReuse(req *http.Request, resp *http.Response) bool {
+	if req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return false
+	}
+	return resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0
 }
 
 func (t *h1Transport) stale(hc *h1Conn, err error) error {
@@ -105,24 +176,47 @@ func isReset(err error) bool {
 	return errors.As(err, &op)
 }
 
+// get borrows an idle connection to addr, or dials one. A borrowed
+// connection that has anything to read (bytes nobody asked for, or the
+// backend's close) is closed and the next one tried.
 func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
-	t.mu.Lock()
-	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
-		hc := list[len(list)-1]
-		t.idle[addr] = list[:len(list)-1]
-		if time.Since(hc.used) < t.idleTime {
-			t.mu.Unlock()
+	for {
+		hc := t.popIdle(addr)
+		if hc == nil {
+			break
+		}
+		if hc.br.Buffered() == 0 && !hc.readable() {
 			hc.fresh = false
 			return hc, nil
 		}
 		hc.c.Close()
 	}
-	t.mu.Unlock()
 	c, err := t.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 8<<10), addr: addr, fresh: true}, nil
+	hc := &h1Conn{c: c, br: bufio.NewReaderSize(c, 16<<10), addr: addr, fresh: true}
+	hc.bw = bufio.NewWriterSize(watchedWriter{hc}, 8<<10)
+	if sc, ok := c.(syscall.Conn); ok {
+		hc.peeker.init(sc)
+	}
+	return hc, nil
+}
+
+// popIdle takes the most recently used idle connection to addr that has
+// not idled too long.
+func (t *h1Transport) popIdle(addr string) *h1Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
+		hc := list[len(list)-1]
+		t.idle[addr] = list[:len(list)-1]
+		if time.Since(hc.used) < t.idleTime {
+			return hc
+		}
+		hc.c.Close()
+	}
+	return nil
 }
 
 func (t *h1Transport) put(hc *h1Conn) {
@@ -135,6 +229,20 @@ func (t *h1Transport) put(hc *h1Conn) {
 	}
 	t.mu.Unlock()
 	hc.c.Close()
+}
+
+// watchedWriter writes a request to its connection, noting a response that
+// arrives before the request's last write: the backend answered without
+// reading the whole body, and may read the rest as a request of its own.
+type watchedWriter struct{ hc *h1Conn }
+
+func (w watchedWriter) Write(p []byte) (int, error) {
+	hc := w.hc
+	if hc.writes > 0 && !hc.early && hc.readable() {
+		hc.early = true
+	}
+	hc.writes++
+	return hc.c.Write(p)
 }
 
 // h1Body returns its connection to the pool once the body was read to the

@@ -57,14 +57,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, port uint32) {
 // servedBy names the route and backend that served a request, for metrics.
 type servedBy struct{ route, backend string }
 
-// statusRecorder remembers the status code written.
+// statusRecorder remembers the final status code written; interim (1xx)
+// responses relayed before it do not count.
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	if s.code == 0 {
+	if s.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		s.code = code
 	}
 	s.ResponseWriter.WriteHeader(code)
@@ -257,6 +258,8 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 			pr.SetXForwarded()
 			d.action.reqHeaders.apply(pr.Out.Header)
 			d.share.reqHeaders.apply(pr.Out.Header)
+			// The proxy answers 100-continue itself when it reads the body.
+			pr.Out.Header.Del("Expect")
 		},
 		Transport: &upstream{p: p},
 		ModifyResponse: func(resp *http.Response) error {
@@ -275,7 +278,7 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 				code = http.StatusRequestTimeout
 			case errors.Is(err, context.DeadlineExceeded):
 				code = http.StatusGatewayTimeout
-			case errors.Is(err, errNoEndpoint):
+			case errors.Is(err, errNoEndpoint), errors.Is(err, errOverflow):
 				code = http.StatusServiceUnavailable
 			case errors.Is(err, context.Canceled):
 				code = 499 // the client went away
@@ -308,9 +311,68 @@ type upstream struct{ p *Proxy }
 func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	d := req.Context().Value(decisionKey{}).(*decision)
 	b := d.share.backend
+	if err := b.breaker.acquire(req.Context()); err != nil {
+		return nil, err
+	}
+	resp, cancel, err := u.attempts(req, d)
+	if err != nil {
+		b.breaker.release()
+		return nil, err
+	}
+	body := &upstreamBody{ReadCloser: resp.Body, cancel: cancel, breaker: b.breaker}
+	resp.Body = body
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return resp, nil
+	}
+	// A 101 answers only an upgrade; its body is the tunnel
+	// httputil.ReverseProxy writes to.
+	w, ok := body.ReadCloser.(io.Writer)
+	if req.Header.Get("Upgrade") == "" || !ok {
+		body.Close()
+		return nil, errUnaskedSwitch
+	}
+	resp.Body = tunnelBody{body, w}
+	return resp, nil
+}
+
+// upstreamBody is a response body that, once closed, ends its attempt's
+// timeout and gives its backend connection slot back.
+type upstreamBody struct {
+	io.ReadCloser
+	cancel  context.CancelFunc // nil without a backend timeout
+	breaker *breaker
+	done    atomic.Bool
+}
+
+func (u *upstreamBody) Close() error {
+	err := u.ReadCloser.Close()
+	if u.done.CompareAndSwap(false, true) {
+		if u.cancel != nil {
+			u.cancel()
+		}
+		u.breaker.release()
+	}
+	return err
+}
+
+// tunnelBody is the upstreamBody of a 101.
+type tunnelBody struct {
+	*upstreamBody
+	w io.Writer
+}
+
+func (t tunnelBody) Write(p []byte) (int, error) { return t.w.Write(p) }
+
+// attempts tries endpoints until one answers or retries run out. cancel,
+// when not nil, ends the answer's backend timeout.
+func (u *upstream) attempts(req *http.Request, d *decision) (*http.Response, context.CancelFunc, error) {
+	b := d.share.backend
 	t := b.transport
 	if req.Header.Get("Upgrade") != "" {
 		t = b.upgrade
+	}
+	if _, lean := t.(*h1Transport); !lean {
+		req = filterInterim(req)
 	}
 	a := d.action
 	retries := 0
@@ -322,7 +384,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		ep := b.pick(prev)
 		if ep == nil {
-			return nil, errNoEndpoint
+			return nil, nil, errNoEndpoint
 		}
 		out := req
 		if attempt > 0 {
@@ -356,12 +418,9 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 				if cancel != nil {
 					cancel()
 				}
-				return nil, err
+				return nil, nil, err
 			}
-			if cancel != nil {
-				resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
-			}
-			return resp, nil
+			return resp, cancel, nil
 		}
 		if cancel != nil {
 			cancel()
@@ -371,21 +430,10 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			select {
 			case <-time.After(a.retry.backoff):
 			case <-req.Context().Done():
-				return nil, req.Context().Err()
+				return nil, nil, req.Context().Err()
 			}
 		}
 	}
-}
-
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
 }
 
 func isConnectError(err error) bool {
@@ -419,6 +467,7 @@ func (p *Proxy) mirror(r *http.Request, m *mirror, d *decision) {
 	setPath(out.URL, d.path)
 	out.Host = d.host
 	d.action.reqHeaders.apply(out.Header)
+	out.Header.Del("Expect")
 	if d.body != nil {
 		out.Body = io.NopCloser(bytes.NewReader(d.body))
 	} else {

@@ -21,6 +21,10 @@ type metrics struct {
 	routesNotServed prometheus.Gauge
 	appliedAt       prometheus.Gauge
 	version         *prometheus.GaugeVec
+
+	// backendOverflow counts requests answered 503 by a backend's
+	// circuit breaker, by backend.
+	backendOverflow *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,6 +44,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		appliedAt:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_timestamp_seconds", Help: "When the serving version was applied."}),
 		version:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gatehouse_proxy_applied_version", Help: "1 for the version being served."}, []string{"version"}),
 	}
+	m.backendOverflow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_proxy_backend_overflow_total", Help: "Requests answered 503 because their backend's connections and queue were full (its circuit breaker), by backend.",
+	}, []string{"backend"})
 	m.byRoute = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_proxy_route_requests_total", Help: "Requests that matched a route, by route, backend and status class.",
 	}, []string{"route", "backend", "code"})
@@ -47,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.requests[i] = requests.WithLabelValues(class)
 	}
 	if reg != nil {
-		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.routesNotServed, m.appliedAt, m.version)
+		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.routesNotServed, m.appliedAt, m.version, m.backendOverflow)
 	}
 	return m
 }

@@ -51,6 +51,7 @@ type Proxy struct {
 	opts        Options
 	cfg         atomic.Pointer[config]
 	transports  transports
+	breakers    breakers
 	rp          *httputil.ReverseProxy
 	metrics     *metrics
 	log         *slog.Logger
@@ -150,6 +151,7 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 	for _, b := range cfg.backends {
 		b.transport, b.upgrade = p.transports.get(b)
 	}
+	p.breakers.assign(cfg.backends, p.metrics, p.log)
 	p.cfg.Store(cfg)
 	p.forget(cfg, tables)
 	for _, s := range p.servers {

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package proxy
+
+import "syscall"
+
+// peeker is a no-op where the proxy does not run in production: a pooled
+// connection is then checked only for bytes already buffered.
+type peeker struct{}
+
+func (p *peeker) init(syscall.Conn) {}
+
+func (p *peeker) readable() bool { return false }
