@@ -48,6 +48,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, port uint32) {
 	cfg := p.cfg.Load()
 	var served servedBy
 	code := p.route(w, r, cfg, port, &served)
+	if r.ProtoMajor == 2 {
+		p.countStream(r, start)
+	}
 	p.metrics.observe(code, time.Since(start), served.route, served.backend)
 	if p.accessLog != nil {
 		p.accessLog.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "code", code, "duration", time.Since(start))

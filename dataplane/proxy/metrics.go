@@ -25,6 +25,9 @@ type metrics struct {
 	// backendOverflow counts requests answered 503 by a backend's
 	// circuit breaker, by backend.
 	backendOverflow *prometheus.CounterVec
+	// abusiveConns counts client connections closed for abuse the server
+	// does not end by itself (HTTP/2 rapid reset).
+	abusiveConns prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,6 +50,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.backendOverflow = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_proxy_backend_overflow_total", Help: "Requests answered 503 because their backend's connections and queue were full (its circuit breaker), by backend.",
 	}, []string{"backend"})
+	m.abusiveConns = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_proxy_abusive_connections_closed_total", Help: "Client connections closed because the client cancelled most HTTP/2 streams as soon as it opened them (rapid reset, CVE-2023-44487).",
+	})
 	m.byRoute = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_proxy_route_requests_total", Help: "Requests that matched a route, by route, backend and status class.",
 	}, []string{"route", "backend", "code"})
@@ -54,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.requests[i] = requests.WithLabelValues(class)
 	}
 	if reg != nil {
-		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.routesNotServed, m.appliedAt, m.version, m.backendOverflow)
+		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.routesNotServed, m.appliedAt, m.version, m.backendOverflow, m.abusiveConns)
 	}
 	return m
 }

@@ -306,6 +306,7 @@ func (p *Proxy) newServer(port uint32, https bool, settings serverSettings) *htt
 		IdleTimeout:       settings.idleTimeout,
 		MaxHeaderBytes:    settings.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ConnContext:       countStreams,
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
