@@ -72,6 +72,7 @@ FUZZTIME ?= 5m
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzTranslate -fuzztime $(FUZZTIME) ./operator/translate/
 	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./dataplane/proxy/
+	$(GO) test -run '^$$' -fuzz FuzzIsolation -fuzztime $(FUZZTIME) ./dataplane/proxy/
 	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./policy/
 
 ## lint: formatting and go vet
