@@ -149,6 +149,7 @@ func compile(tables []*routetable.RouteTable, keyPairs map[string]*routetable.Ke
 			if err != nil {
 				return nil, fmt.Errorf("table %s: backend %s: %w", t.Gateway, b.Name, err)
 			}
+			nb.limits = c.limits.backend
 			c.backends[b.Name] = nb
 		}
 		for _, l := range t.Listeners {

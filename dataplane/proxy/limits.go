@@ -32,6 +32,7 @@ type limits struct {
 	// maxHeaderBytes counts the header fields as sent: name, ": ", value,
 	// CRLF.
 	maxHeaderBytes int
+	backend        backendLimits
 }
 
 // serverSettings are the limits a port's http.Server holds; a version
@@ -78,6 +79,7 @@ func limitsOf(l *routetable.Limits) *limits {
 		minBodyRate:    int64(max(l.MinRequestBodyRate, 1)),
 		maxURI:         int(l.MaxUriLength),
 		maxHeaderBytes: int(l.MaxRequestHeaderBytes),
+		backend:        backendLimits{maxConnections: int(l.MaxConnectionsPerBackend), maxPending: int(l.MaxPendingRequestsPerBackend)},
 	}
 }
 
@@ -98,6 +100,8 @@ func (l *limits) stricter(o *limits) {
 	l.minBodyRate = max(l.minBodyRate, o.minBodyRate)
 	l.maxURI = min(l.maxURI, o.maxURI)
 	l.maxHeaderBytes = min(l.maxHeaderBytes, o.maxHeaderBytes)
+	l.backend.maxConnections = min(l.backend.maxConnections, o.backend.maxConnections)
+	l.backend.maxPending = min(l.backend.maxPending, o.backend.maxPending)
 }
 
 // refuse answers a request beyond the URI or header limits, and returns
