@@ -64,71 +64,75 @@ func interimBackend(t testing.TB) *rawBackend {
 // final response and the real one left for the next request on the pooled
 // backend connection, whichever tenant it came from.
 func TestCrossTenantLeak(t *testing.T) {
-	be := interimBackend(t)
-	port := freePort(t)
-	const shared = "shared/api:80"
-	tenantRoute := func(tenant string) *routetable.Route {
-		r := prefixRoute("app", "/", shared)
-		r.Source.Namespace = tenant
-		return r
-	}
-	// A plain Service port: the hub sends HTTP1, served by the lean
-	// HTTP/1.1 transport whose pooled connections both tenants share.
-	backend := backendAt(t, shared, be.addr)
-	backend.Protocol = routetable.AppProtocol_HTTP1
-	startProxy(t, proxyOptions{}, table([]*routetable.Listener{
-		httpListener("http", port, "", vhost("a.tenant.example", tenantRoute("tenant-a")), vhost("b.tenant.example", tenantRoute("tenant-b"))),
-	}, backend))
-
 	total := 100_000
 	if testing.Short() {
 		total = 10_000
 	}
-	const workersPerTenant = 16
-	perWorker := total / (2 * workersPerTenant)
-	var (
-		wg       sync.WaitGroup
-		sent     atomic.Int64
-		failures atomic.Int64
-		crossed  atomic.Int64 // responses naming another request
-		expects  atomic.Int64
-	)
-	began := time.Now()
-	for _, tenant := range []string{"a", "b"} {
-		tr := &http.Transport{MaxIdleConnsPerHost: workersPerTenant, ExpectContinueTimeout: 10 * time.Second}
-		t.Cleanup(tr.CloseIdleConnections)
-		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-		for w := range workersPerTenant {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range perWorker {
-					id := fmt.Sprintf("%s-%d-%d", tenant, w, i)
-					// Every third request uploads a body with Expect:
-					// 100-continue, as curl does for large uploads.
-					withExpect := i%3 == 0
-					if withExpect {
-						expects.Add(1)
-					}
-					sent.Add(1)
-					if other, err := leakProbe(client, port, tenant+".tenant.example", id, withExpect); err != nil {
-						if other {
-							crossed.Add(1)
+	runCases(t, "backend", []adversarialCase{{"cross-tenant-leak",
+		fmt.Sprintf("every response carries its own request's id (%d,%03d requests, 2 tenants, 1 shared Service)", total/1000, total%1000),
+		func(t *testing.T) {
+			be := interimBackend(t)
+			port := freePort(t)
+			const shared = "shared/api:80"
+			tenantRoute := func(tenant string) *routetable.Route {
+				r := prefixRoute("app", "/", shared)
+				r.Source.Namespace = tenant
+				return r
+			}
+			// A plain Service port: the hub sends HTTP1, served by the lean
+			// HTTP/1.1 transport whose pooled connections both tenants share.
+			backend := backendAt(t, shared, be.addr)
+			backend.Protocol = routetable.AppProtocol_HTTP1
+			startProxy(t, proxyOptions{}, table([]*routetable.Listener{
+				httpListener("http", port, "", vhost("a.tenant.example", tenantRoute("tenant-a")), vhost("b.tenant.example", tenantRoute("tenant-b"))),
+			}, backend))
+
+			const workersPerTenant = 16
+			perWorker := total / (2 * workersPerTenant)
+			var (
+				wg       sync.WaitGroup
+				sent     atomic.Int64
+				failures atomic.Int64
+				crossed  atomic.Int64 // responses naming another request
+				expects  atomic.Int64
+			)
+			began := time.Now()
+			for _, tenant := range []string{"a", "b"} {
+				tr := &http.Transport{MaxIdleConnsPerHost: workersPerTenant, ExpectContinueTimeout: 10 * time.Second}
+				t.Cleanup(tr.CloseIdleConnections)
+				client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+				for w := range workersPerTenant {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := range perWorker {
+							id := fmt.Sprintf("%s-%d-%d", tenant, w, i)
+							// Every third request uploads a body with Expect:
+							// 100-continue, as curl does for large uploads.
+							withExpect := i%3 == 0
+							if withExpect {
+								expects.Add(1)
+							}
+							sent.Add(1)
+							if other, err := leakProbe(client, port, tenant+".tenant.example", id, withExpect); err != nil {
+								if other {
+									crossed.Add(1)
+								}
+								if failures.Add(1) <= 10 {
+									t.Errorf("tenant %s: %v", tenant, err)
+								}
+							}
 						}
-						if failures.Add(1) <= 10 {
-							t.Errorf("tenant %s: %v", tenant, err)
-						}
-					}
+					}()
 				}
-			}()
-		}
-	}
-	wg.Wait()
-	t.Logf("%d requests (%d with Expect: 100-continue) from %d clients of two tenants in %s; %d did not get their own response, %d of them got another request's",
-		sent.Load(), expects.Load(), 2*workersPerTenant, time.Since(began).Round(time.Millisecond), failures.Load(), crossed.Load())
-	if n := failures.Load(); n > 0 {
-		t.Fatalf("%d of %d requests did not get their own response", n, sent.Load())
-	}
+			}
+			wg.Wait()
+			t.Logf("%d requests (%d with Expect: 100-continue) from %d clients of two tenants in %s; %d did not get their own response, %d of them got another request's",
+				sent.Load(), expects.Load(), 2*workersPerTenant, time.Since(began).Round(time.Millisecond), failures.Load(), crossed.Load())
+			if n := failures.Load(); n > 0 {
+				t.Fatalf("%d of %d requests did not get their own response", n, sent.Load())
+			}
+		}}})
 }
 
 // leakProbe sends one request and checks that its response is its own;
