@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -72,12 +73,19 @@ var (
 )
 
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, nil)
+}
+
+// roundTrip sends req; headerWait, when not nil, says once the request is
+// written how long the backend has to start its response
+// (errNoResponseInTime after that; zero is no bound).
+func (t *h1Transport) roundTrip(req *http.Request, headerWait func() time.Duration) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		hc, err := t.get(req.Context(), req.URL.Host)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.exchange(hc, req)
+		resp, err := t.exchange(hc, req, headerWait)
 		if errors.Is(err, errStale) && attempt == 0 && (req.Body == nil || req.Body == http.NoBody) {
 			continue
 		}
@@ -85,13 +93,10 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-func (t *h1Transport) exchange(hc *h1Conn, req *http.Request) (*http.Response, error) {
+func (t *h1Transport) exchange(hc *h1Conn, req *http.Request, headerWait func() time.Duration) (*http.Response, error) {
 	ctx := req.Context()
-	if d, ok := ctx.Deadline(); ok {
-		hc.c.SetDeadline(d)
-	} else {
-		hc.c.SetDeadline(time.Time{})
-	}
+	deadline, _ := ctx.Deadline()
+	hc.c.SetDeadline(deadline)
 	// Cancellation (client gone, timeouts) interrupts blocked I/O.
 	stop := context.AfterFunc(ctx, func() { hc.c.SetDeadline(time.Unix(1, 0)) })
 	hc.writes, hc.early = 0, false
@@ -102,19 +107,33 @@ func (t *h1Transport) exchange(hc *h1Conn, req *http.Request) (*http.Response, e
 	if err != nil {
 		stop()
 		hc.c.Close()
-		return nil, t.stale(hc, err)
+		return nil, t.failed(ctx, hc, err, false)
+	}
+	bounded := false
+	if headerWait != nil {
+		if w := headerWait(); w > 0 {
+			if hd := time.Now().Add(w); deadline.IsZero() || hd.Before(deadline) {
+				hc.c.SetReadDeadline(hd)
+				bounded = true
+			}
+		}
 	}
 	resp, interim, err := readFinal(hc.br, req)
 	if err != nil {
 		stop()
 		hc.c.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if interim {
+		if interim && ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, err
 		}
-		return nil, t.stale(hc, err)
+		return nil, t.failed(ctx, hc, err, bounded)
+	}
+	if bounded {
+		// The body streams for as long as it flows. A cancellation that
+		// came meanwhile has set its deadline already, so set it again.
+		hc.c.SetReadDeadline(deadline)
+		if ctx.Err() != nil {
+			hc.c.SetDeadline(time.Unix(1, 0))
+		}
 	}
 	reuse := !resp.Close && !req.Close && !hc.early && framedForReuse(req, resp)
 	resp.Body = &h1Body{rc: resp.Body, t: t, hc: hc, reuse: reuse, stop: stop}
@@ -162,6 +181,23 @@ func framedForReuse(req *http.Request, resp *http.Response) bool {
 		return false
 	}
 	return resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0
+}
+
+// failed says why an exchange failed: the context ended, the backend was
+// later than the header bound, a pooled connection was stale, or err.
+func (t *h1Transport) failed(ctx context.Context, hc *h1Conn, err error, bounded bool) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if bounded {
+			return errNoResponseInTime
+		}
+		// The context's deadline, reached on the socket a moment before
+		// the context's own timer.
+		return context.DeadlineExceeded
+	}
+	return t.stale(hc, err)
 }
 
 func (t *h1Transport) stale(hc *h1Conn, err error) error {

@@ -179,23 +179,15 @@ func (rl *requestLimits) roundTrip(t http.RoundTripper, req *http.Request) (*htt
 	if rl.headers <= 0 && rl.attemptHeaders <= 0 {
 		return t.RoundTrip(req)
 	}
+	if h1, ok := t.(*h1Transport); ok {
+		// The lean transport writes the whole request before it reads, so
+		// the bound is a read deadline on its connection: no timer, context
+		// or goroutine per request.
+		return h1.roundTrip(req, rl.headerWait)
+	}
 	ctx, cancel := context.WithCancel(req.Context())
 	timer := &headerTimer{cancel: cancel}
-	arm := func() {
-		// From the end of the request: the attempt's own bound, within
-		// what is left of the request's.
-		d := rl.attemptHeaders
-		if rl.headers > 0 {
-			left := rl.headers
-			if rl.body != nil {
-				left -= time.Since(rl.body.endedAt())
-			}
-			if d <= 0 || left < d {
-				d = max(left, 0)
-			}
-		}
-		timer.arm(d)
-	}
+	arm := func() { timer.arm(rl.headerWait()) }
 	if rl.body != nil {
 		rl.body.onEnd(arm)
 	} else {
@@ -221,6 +213,23 @@ func (rl *requestLimits) roundTrip(t http.RoundTripper, req *http.Request) (*htt
 		resp.Body = body
 	}
 	return resp, nil
+}
+
+// headerWait is how long, from the end of the request, the backend has
+// to start its response: the attempt's own bound, within what is left of
+// the request's.
+func (rl *requestLimits) headerWait() time.Duration {
+	d := rl.attemptHeaders
+	if rl.headers > 0 {
+		left := rl.headers
+		if rl.body != nil {
+			left -= time.Since(rl.body.endedAt())
+		}
+		if d <= 0 || left < d {
+			d = max(left, 0)
+		}
+	}
+	return d
 }
 
 // headerTimer cancels an attempt whose response headers are late. It is

@@ -303,7 +303,9 @@ func backendAt(t testing.TB, name, addr string) *routetable.Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &routetable.Backend{Name: name, Endpoints: []*routetable.Endpoint{{Address: host, Port: uint32(n)}}}
+	// HTTP1, as the hub writes it for a Service without appProtocol: the
+	// lean pooled transport every plain backend goes through.
+	return &routetable.Backend{Name: name, Protocol: routetable.AppProtocol_HTTP1, Endpoints: []*routetable.Endpoint{{Address: host, Port: uint32(n)}}}
 }
 
 // --- key pairs ---
