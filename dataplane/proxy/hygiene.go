@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
 // Request hygiene: what a client's request must satisfy, or is made to
@@ -145,60 +147,7 @@ func stripH2CUpgrade(h http.Header) {
 // for matching, for the backend and in a redirect's Location. This is
 // Envoy's normalize_path with merge_slashes, and %2F kept unchanged.
 func routingPath(u *url.URL) string {
-	p := u.EscapedPath()
-	if strings.IndexByte(p, '%') < 0 {
-		return cleanPath(p)
-	}
-	var b strings.Builder
-	b.Grow(len(p))
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		v, ok := byte(0), false
-		if i+2 < len(p) {
-			v, ok = unhex(p[i+1], p[i+2])
-		}
-		switch {
-		case !ok:
-			// net/http refuses bad escapes; should one come, it is data.
-			b.WriteString("%25")
-			continue
-		case unreservedByte(v):
-			b.WriteByte(v)
-		default:
-			const hex = "0123456789ABCDEF"
-			b.WriteByte('%')
-			b.WriteByte(hex[v>>4])
-			b.WriteByte(hex[v&15])
-		}
-		i += 2
-	}
-	return cleanPath(b.String())
-}
-
-func unreservedByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
-}
-
-func unhex(a, b byte) (byte, bool) {
-	hi, ok1 := hexVal(a)
-	lo, ok2 := hexVal(b)
-	return hi<<4 | lo, ok1 && ok2
-}
-
-func hexVal(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
+	return cleanPath(routetable.CanonicalEscapes(u.EscapedPath()))
 }
 
 // setPath points u at an escaped path such as routingPath returns, so that

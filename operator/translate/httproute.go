@@ -350,6 +350,10 @@ func (t *translator) httpMatch(m *gwv1.HTTPRouteMatch, field fieldPath) (*entry,
 			value = *m.Path.Value
 		}
 	}
+	if typ != gwv1.PathMatchRegularExpression {
+		// Written as the proxy writes a request's path before matching.
+		value = routetable.CanonicalEscapes(value)
+	}
 	switch typ {
 	case gwv1.PathMatchExact:
 		rm.Path, e.pathClass = &routetable.RouteMatch_Exact{Exact: value}, 0
