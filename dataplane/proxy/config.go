@@ -6,7 +6,6 @@ package proxy
 import (
 	"crypto/tls"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -139,7 +138,7 @@ func compile(tables []*routetable.RouteTable, keyPairs map[string]*routetable.Ke
 		}
 		c.certs[name] = &cert
 	}
-	regexes := map[string]*regexp.Regexp{}
+	regexes := map[string]*routetable.Regex{}
 	for _, t := range tables {
 		for _, b := range t.Backends {
 			if _, ok := c.backends[b.Name]; ok {
@@ -171,7 +170,7 @@ func tableName(t *routetable.RouteTable) string {
 // addListener compiles a listener onto its port. A listener that cannot
 // be served is recorded in c.failed, a route that does not compile in
 // c.badRoutes.
-func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, regexes map[string]*regexp.Regexp) {
+func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, regexes map[string]*routetable.Regex) {
 	id := listenerID{table: tableName(t), listener: l.Name}
 	if l.Port == 0 || l.Port > 65535 {
 		c.failed[id] = fmt.Sprintf("port %d is out of range: use a port from 1 to 65535", l.Port)

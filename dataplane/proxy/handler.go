@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
 // maxReplayBody is the largest request body kept to retry or mirror a
@@ -123,7 +125,12 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 		return respond(w, http.StatusNotFound, "")
 	}
 	path := routingPath(r.URL)
-	rt := vh.match(&request{path: path, method: r.Method, header: r.Header, rawQ: r.URL.RawQuery})
+	req := request{path: path, method: r.Method, header: r.Header, rawQ: r.URL.RawQuery}
+	rt := vh.match(&req)
+	if req.overBudget {
+		p.metrics.regexOverBudget.Inc()
+		p.log.Debug("a regex match was refused: the request's matching reached its bound", "host", host, "path", path, "work", req.regexWork, "bound", routetable.MaxRegexWork)
+	}
 	if rt == nil {
 		return respond(w, http.StatusNotFound, "")
 	}

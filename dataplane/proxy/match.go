@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
@@ -30,7 +29,7 @@ type route struct {
 	source string
 	// name is the route object, "Kind namespace/name", for metrics.
 	name    string
-	regex   *regexp.Regexp
+	regex   *routetable.Regex
 	headers []headerMatch
 	query   []queryMatch
 	method  string
@@ -42,13 +41,13 @@ type route struct {
 type headerMatch struct {
 	name  string
 	exact string
-	re    *regexp.Regexp
+	re    *routetable.Regex
 }
 
 type queryMatch struct {
 	name  string
 	exact string
-	re    *regexp.Regexp
+	re    *routetable.Regex
 }
 
 // routeError is a route of a virtual host that did not compile.
@@ -62,7 +61,7 @@ type routeError struct {
 // compileVhost compiles a virtual host's routes one by one. A route that
 // does not compile is left out and returned with why; the others keep
 // their precedence order, so one tenant's route costs only that route.
-func compileVhost(vh *routetable.VirtualHost, backends map[string]*backend, regexes map[string]*regexp.Regexp) (*vhost, []routeError) {
+func compileVhost(vh *routetable.VirtualHost, backends map[string]*backend, regexes map[string]*routetable.Regex) (*vhost, []routeError) {
 	v := &vhost{exact: map[string][]int32{}, prefix: &trieNode{}}
 	var failed []routeError
 	for i, rt := range vh.Routes {
@@ -123,7 +122,7 @@ func segments(p string) []string {
 	return strings.Split(p, "/")
 }
 
-func compileRoute(rt *routetable.Route, backends map[string]*backend, regexes map[string]*regexp.Regexp) (*route, error) {
+func compileRoute(rt *routetable.Route, backends map[string]*backend, regexes map[string]*routetable.Regex) (*route, error) {
 	m := rt.GetMatch()
 	r := &route{method: m.GetMethod(), source: describe(rt.Source)}
 	if s := rt.Source; s != nil {
@@ -164,7 +163,7 @@ func compileRoute(rt *routetable.Route, backends map[string]*backend, regexes ma
 
 // anchored compiles an expression in the route table's dialect, the one
 // the hub checks routes with.
-func anchored(expr string, cache map[string]*regexp.Regexp) (*regexp.Regexp, error) {
+func anchored(expr string, cache map[string]*routetable.Regex) (*routetable.Regex, error) {
 	if re, ok := cache[expr]; ok {
 		return re, nil
 	}
@@ -183,6 +182,17 @@ type request struct {
 	header http.Header
 	rawQ   string
 	query  url.Values // parsed on first use
+	// regexWork is what the request's regex matches cost so far
+	// (routetable.MaxRegexWork); overBudget, that one was refused.
+	regexWork  int
+	overBudget bool
+}
+
+// matchRegex matches s within the request's regex budget.
+func (q *request) matchRegex(re *routetable.Regex, s string) bool {
+	ok, over := re.MatchWithin(s, &q.regexWork)
+	q.overBudget = q.overBudget || over
+	return ok
 }
 
 func (q *request) queryValue(name string) (string, bool) {
@@ -255,7 +265,7 @@ func (v *vhost) match(req *request) *route {
 }
 
 func (r *route) matches(req *request) bool {
-	if r.regex != nil && !r.regex.MatchString(req.path) {
+	if r.regex != nil && !req.matchRegex(r.regex, req.path) {
 		return false
 	}
 	if r.method != "" && r.method != req.method {
@@ -272,7 +282,7 @@ func (r *route) matches(req *request) bool {
 			val = strings.Join(vs, ",")
 		}
 		if h.re != nil {
-			if !h.re.MatchString(val) {
+			if !req.matchRegex(h.re, val) {
 				return false
 			}
 		} else if val != h.exact {
@@ -286,7 +296,7 @@ func (r *route) matches(req *request) bool {
 			return false
 		}
 		if q.re != nil {
-			if !q.re.MatchString(val) {
+			if !req.matchRegex(q.re, val) {
 				return false
 			}
 		} else if val != q.exact {

@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"net/http"
-	"regexp"
 	"testing"
 
 	rt "github.com/gatehouse-dev/gatehouse/dataplane/routetable"
@@ -23,7 +22,7 @@ func BenchmarkMatch(b *testing.B) {
 				Action: &rt.Route_DirectResponse{DirectResponse: &rt.DirectResponse{Status: 200}},
 			})
 		}
-		v, err := compileVhost(vh, nil, map[string]*regexp.Regexp{})
+		v, err := compileVhost(vh, nil, map[string]*rt.Regex{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -28,6 +28,9 @@ type metrics struct {
 	// abusiveConns counts client connections closed for abuse the server
 	// does not end by itself (HTTP/2 rapid reset).
 	abusiveConns prometheus.Counter
+	// regexOverBudget counts requests a regex match was refused to, past
+	// routetable.MaxRegexWork.
+	regexOverBudget prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,6 +56,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.abusiveConns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_proxy_abusive_connections_closed_total", Help: "Client connections closed because the client cancelled most HTTP/2 streams as soon as it opened them (rapid reset, CVE-2023-44487).",
 	})
+	m.regexOverBudget = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_proxy_regex_over_budget_total", Help: "Requests whose route matching reached the regex work bound (bytes matched times program size); the regex that would have passed it did not match.",
+	})
 	m.byRoute = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_proxy_route_requests_total", Help: "Requests that matched a route, by route, backend and status class.",
 	}, []string{"route", "backend", "code"})
@@ -60,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.requests[i] = requests.WithLabelValues(class)
 	}
 	if reg != nil {
-		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.routesNotServed, m.appliedAt, m.version, m.backendOverflow, m.abusiveConns)
+		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.routesNotServed, m.appliedAt, m.version, m.backendOverflow, m.abusiveConns, m.regexOverBudget)
 	}
 	return m
 }

@@ -30,7 +30,34 @@ const (
 	// MaxRegexProgram is how many instructions the compiled, anchored
 	// program may have.
 	MaxRegexProgram = 1000
+	// MaxRegexWork bounds what one request's matching may spend on
+	// regexes, counted as bytes matched times program instructions (Go's
+	// regexp has no DFA: its worst case is about 10 ns per unit). A
+	// regex that would take a request past it does not match. 1 Mi units
+	// is a 16 KiB path against a 64-instruction program; a typical path
+	// regex against a typical path costs a few thousand.
+	MaxRegexWork = 1 << 20
 )
+
+// Regex is a compiled expression of the dialect.
+type Regex struct {
+	*regexp.Regexp
+	// Program is the number of instructions of the anchored program, what
+	// one byte of input costs at worst.
+	Program int
+}
+
+// MatchWithin reports whether s matches, charging len(s) times the
+// program's size to *work. When that would pass MaxRegexWork, s does not
+// match and over is true: an expression and a value long enough to cost
+// milliseconds are refused their match rather than the CPU.
+func (re *Regex) MatchWithin(s string, work *int) (matched, over bool) {
+	*work += len(s) * re.Program
+	if *work > MaxRegexWork {
+		return false, true
+	}
+	return re.MatchString(s), false
+}
 
 // regexSyntaxHelp is where a tenant reads the syntax.
 const regexSyntaxHelp = "write it in RE2 syntax (https://github.com/google/re2/wiki/Syntax)"
@@ -38,7 +65,7 @@ const regexSyntaxHelp = "write it in RE2 syntax (https://github.com/google/re2/w
 // CompileRegex compiles a route table's regular expression to match whole
 // values, or says what is wrong with it and what to write instead. The
 // error quotes the start of the expression.
-func CompileRegex(expr string) (*regexp.Regexp, error) {
+func CompileRegex(expr string) (*Regex, error) {
 	re, err := compileRegex(expr)
 	if err != nil {
 		return nil, fmt.Errorf("regular expression %q: %w", shorten(expr), err)
@@ -46,7 +73,7 @@ func CompileRegex(expr string) (*regexp.Regexp, error) {
 	return re, nil
 }
 
-func compileRegex(expr string) (*regexp.Regexp, error) {
+func compileRegex(expr string) (*Regex, error) {
 	if len(expr) > MaxRegexLength {
 		return nil, fmt.Errorf("it is %d bytes long and at most %d are allowed: shorten it", len(expr), MaxRegexLength)
 	}
@@ -78,7 +105,7 @@ func compileRegex(expr string) (*regexp.Regexp, error) {
 	if err != nil {
 		return nil, syntaxError(expr, err)
 	}
-	return re, nil
+	return &Regex{Regexp: re, Program: len(prog.Inst)}, nil
 }
 
 // nesting is the height of an expression's syntax tree.

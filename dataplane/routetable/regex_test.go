@@ -102,3 +102,27 @@ func FuzzRegexDialect(f *testing.F) {
 		}
 	})
 }
+
+// TestRegexWorkIsBounded: a request's matching stops at routetable.MaxRegexWork; the
+// match that would pass it does not match, and says so.
+func TestRegexWorkIsBounded(t *testing.T) {
+	re, err := routetable.CompileRegex(strings.Repeat(".*a", 200) + "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("a", 60<<10) + "b"
+	work := 0
+	if ok, over := re.MatchWithin(long, &work); ok || !over {
+		t.Errorf("a 60 KiB value against a %d-instruction program: matched %v, over %v; want refused", re.Program, ok, over)
+	}
+	work = 0
+	short := strings.Repeat("a", 200) + "b"
+	if ok, over := re.MatchWithin(short, &work); !ok || over {
+		t.Errorf("a short value: matched %v, over %v; want a match within the bound", ok, over)
+	}
+	// The bound is per request: what earlier matches spent counts.
+	work = routetable.MaxRegexWork - len(short)*re.Program + 1
+	if ok, over := re.MatchWithin(short, &work); ok || !over {
+		t.Errorf("a short value after the request spent the rest: matched %v, over %v; want refused", ok, over)
+	}
+}

@@ -43,6 +43,11 @@ func TestRegexRoutes(t *testing.T) {
 		// take every path of the host.
 		answering("tenant-a", "escaped", &routetable.RouteMatch{Path: &routetable.RouteMatch_Regex{Regex: "/x)|(.*"}}),
 		answering("tenant-b", "b", tenantHeader(prefix("/"), &routetable.HeaderMatcher{Value: &routetable.HeaderMatcher_Exact{Exact: "b"}})),
+		// Accepted by the dialect (about 600 instructions), and costly on a
+		// long value: Go's regexp walks every state for every byte.
+		answering("tenant-c", "costly", &routetable.RouteMatch{Path: &routetable.RouteMatch_Prefix{Prefix: "/costly"},
+			Headers: []*routetable.HeaderMatcher{{Name: "X-Costly", Value: &routetable.HeaderMatcher_Regex{Regex: strings.Repeat(".*a", 200) + "b"}}}}),
+		answering("tenant-c", "not-costly", prefix("/costly")),
 		prefixRoute("rest", "/", "ns/echo:80")))}, backendAt(t, "ns/echo:80", be.addr))
 	p := startProxy(t, proxyOptions{}, tbl)
 
@@ -77,15 +82,42 @@ func TestRegexRoutes(t *testing.T) {
 					t.Errorf("the proxy log does not say %q", want)
 				}
 			}
-			resp, err := http.Get("http://" + p.admin + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			metrics, _ := io.ReadAll(resp.Body)
-			if !strings.Contains(string(metrics), "\ngatehouse_proxy_routes_not_served 2\n") {
+			if !strings.Contains(metricsText(t, p), "\ngatehouse_proxy_routes_not_served 2\n") {
 				t.Errorf("gatehouse_proxy_routes_not_served is not 2")
 			}
 		}},
+		{"work-bounded", "PCRE match limits (nginx): a request's regex matching is bounded; past the bound a regex does not match, counted", func(t *testing.T) {
+			costly := func(value string) string {
+				c := dialRaw(t, port)
+				resp, body := c.roundTrip("GET /costly HTTP/1.1\r\nHost: shop.example.com\r\nX-Costly: " + value + "\r\nConnection: close\r\n\r\n")
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("GET /costly: %d %q", resp.StatusCode, body)
+				}
+				return strings.TrimSuffix(body, "\n")
+			}
+			if body := costly(strings.Repeat("a", 200) + "b"); body != "costly" {
+				t.Fatalf("a short value the expression matches got %q, want the costly route", body)
+			}
+			// 40 KiB against ~600 instructions is ~24 Mi units of work,
+			// about a quarter of a second of one core without the bound.
+			if body := costly(strings.Repeat("a", 40<<10) + "b"); body != "not-costly" {
+				t.Errorf("a 40 KiB value got %q, want the next route (not-costly): the regex work bound did not hold", body)
+			}
+			if !strings.Contains(metricsText(t, p), "\ngatehouse_proxy_regex_over_budget_total 1\n") {
+				t.Errorf("gatehouse_proxy_regex_over_budget_total is not 1")
+			}
+		}},
 	})
+}
+
+// metricsText is the proxy's /metrics page.
+func metricsText(t *testing.T, p *proxyProcess) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	return string(metrics)
 }
