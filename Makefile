@@ -74,6 +74,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./dataplane/proxy/
 	$(GO) test -run '^$$' -fuzz FuzzIsolation -fuzztime $(FUZZTIME) ./dataplane/proxy/
 	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./policy/
+	$(GO) test -run '^$$' -fuzz FuzzRegexDialect -fuzztime $(FUZZTIME) ./dataplane/routetable/
 
 ## lint: formatting and go vet
 lint:
