@@ -35,6 +35,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/test/env"
 )
 
 // proxyBinary is the gatehouse-proxy built once for the whole package.
@@ -46,14 +47,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "adversarial: creating a directory for the proxy binary:", err)
 		os.Exit(1)
 	}
-	proxyBinary = filepath.Join(dir, "gatehouse-proxy")
-	build := exec.Command("go", "build", "-o", proxyBinary, "github.com/gatehouse-dev/gatehouse/cmd/gatehouse-proxy")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "adversarial: building gatehouse-proxy failed (the suite runs the real binary; fix the build first):", err)
+	bins, err := env.BuildCommands(dir, "gatehouse-proxy")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "adversarial: the suite runs the real binary; fix the build first:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	proxyBinary = bins["gatehouse-proxy"]
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -381,14 +380,9 @@ func (l testLog) Write(p []byte) (int, error) {
 
 func build(t *testing.T, cmds ...string) map[string]string {
 	t.Helper()
-	dir := t.TempDir()
-	out := map[string]string{}
-	for _, c := range cmds {
-		bin := filepath.Join(dir, c)
-		if b, err := exec.Command("go", "build", "-o", bin, "github.com/gatehouse-dev/gatehouse/cmd/"+c).CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", c, err, b)
-		}
-		out[c] = bin
+	out, err := env.BuildCommands(t.TempDir(), cmds...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

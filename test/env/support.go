@@ -159,3 +159,17 @@ func Scheme() *runtime.Scheme {
 	utilruntime.Must(policyv1.AddToScheme(s))
 	return s
 }
+
+// BuildCommands builds the named commands of this repository (directories
+// under cmd/) into dir and returns each binary's path by name.
+func BuildCommands(dir string, cmds ...string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, c := range cmds {
+		bin := filepath.Join(dir, c)
+		if b, err := exec.Command("go", "build", "-o", bin, "github.com/gatehouse-dev/gatehouse/cmd/"+c).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building %s: %v\n%s", c, err, b)
+		}
+		out[c] = bin
+	}
+	return out, nil
+}
