@@ -260,3 +260,47 @@ func TestProxyAuthForgetsExpiredTokens(t *testing.T) {
 		t.Errorf("the new token was refused: %v", err)
 	}
 }
+
+// A proxy resuming after a hub restart or a member's credential rotation
+// asks for the key pairs of its last table before the cluster's first pass
+// has published the table again: the request waits for that pass instead
+// of ending the stream, and is then decided against the new table.
+func TestProxyAuthWaitsForTheFirstPass(t *testing.T) {
+	good := token{sub: proxyUser}
+	tokens := map[string]authnv1.TokenReviewStatus{
+		good.String(): {Authenticated: true, User: authnv1.UserInfo{Username: proxyUser}, Audiences: []string{ProxyTokenAudience}},
+	}
+	objs := []client.Object{
+		&gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "gatehouse"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}},
+		&gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "shared"}, Spec: gwv1.GatewaySpec{GatewayClassName: "gatehouse"}},
+	}
+	var reviews int
+	h := New(xds.NewServer(t.Context(), nil, nil), Options{})
+	w := &worker{hub: h, name: "member-1", cl: member(t, tokens, &reviews, objs...), pushed: make(chan struct{})}
+	h.clusters["member-1"] = w
+	a := NewProxyAuth(h)
+
+	decided := make(chan error, 2)
+	go func() { decided <- a.Authorize(id(good), node, xds.KeyPairType, []string{"member-1/infra/shared-tls"}) }()
+	go func() { decided <- a.Authorize(id(good), node, xds.KeyPairType, []string{"member-1/infra/other-tls"}) }()
+	select {
+	case err := <-decided:
+		t.Fatalf("decided before the cluster's first pass: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	w.setKeys(node, map[string]bool{"member-1/infra/shared-tls": true})
+	close(w.pushed)
+	var allowed, refused int
+	for range 2 {
+		if err := <-decided; err == nil {
+			allowed++
+		} else if strings.Contains(err.Error(), "not named by the route table") {
+			refused++
+		} else {
+			t.Errorf("unexpected refusal: %v", err)
+		}
+	}
+	if allowed != 1 || refused != 1 {
+		t.Errorf("after the first pass: %d allowed and %d refused; want the key pair the table names allowed and the other refused", allowed, refused)
+	}
+}

@@ -127,7 +127,7 @@ func (h *Hub) Engage(ctx context.Context, name string, cl Cluster) error {
 			"cluster", name, "error", err)
 		return fmt.Errorf("refusing member cluster %q: %w", name, err)
 	}
-	w := &worker{hub: h, name: name, cl: cl, kick: make(chan struct{}, 1), tables: map[string]string{}}
+	w := &worker{hub: h, name: name, cl: cl, kick: make(chan struct{}, 1), tables: map[string]string{}, pushed: make(chan struct{})}
 	h.mu.Lock()
 	if old := h.clusters[name]; old != nil {
 		old.stop()
@@ -182,7 +182,15 @@ func (h *Hub) cluster(name string) Cluster {
 	return nil
 }
 
-// keyPairsOf lists the key pairs the current table of a node names.
+// firstPassWait bounds how long a proxy's request for key pairs waits for
+// a cluster just engaged (hub start, credential rotation) to publish its
+// tables, rather than being refused and reconnecting with a backoff.
+const firstPassWait = 15 * time.Second
+
+// keyPairsOf lists the key pairs the current table of a node names. Until
+// the cluster's first pass has published its tables it waits, at most
+// firstPassWait: a proxy resuming with the key pairs of its last table
+// asks for them before the hub knows that table again.
 func (h *Hub) keyPairsOf(node string) map[string]bool {
 	cluster, _, _ := strings.Cut(node, "/")
 	h.mu.Lock()
@@ -190,6 +198,14 @@ func (h *Hub) keyPairsOf(node string) map[string]bool {
 	h.mu.Unlock()
 	if w == nil {
 		return nil
+	}
+	if w.pushed != nil {
+		t := time.NewTimer(firstPassWait)
+		select {
+		case <-w.pushed:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	w.keysMu.Lock()
 	defer w.keysMu.Unlock()

@@ -31,6 +31,10 @@ type worker struct {
 	// keys: the key pairs each pushed table names, for proxy authorization.
 	keysMu sync.Mutex
 	keys   map[string]map[string]bool
+	// pushed is closed once the first pass has published the cluster's
+	// tables: until then, which key pairs a node may read is not known.
+	pushed     chan struct{}
+	pushedOnce sync.Once
 	// keyPairs published from this cluster's listener Secrets: withdrawn
 	// from the push server once no table names them.
 	keyPairs map[string]bool
@@ -126,6 +130,9 @@ func (w *worker) sync(ctx context.Context) error {
 		}
 	}
 	hashes := w.push(in, out)
+	if w.pushed != nil {
+		w.pushedOnce.Do(func() { close(w.pushed) })
+	}
 	addrs, refusals, perr := w.provision(ctx, in, out)
 	var cerr error
 	if issuing != nil {
