@@ -49,7 +49,8 @@ func main() {
 		admin            = flag.String("admin-address", "127.0.0.1:9901", "address of /metrics, /healthz and /readyz")
 		accessLog        = flag.Bool("access-log", false, "log every request")
 		logLevel         = flag.String("log-level", "info", "debug, info, warn or error")
-		drain            = flag.Duration("drain-timeout", 30*time.Second, "how long requests may take to finish on shutdown or when a listener goes")
+		drainDelay       = flag.Duration("drain-delay", 5*time.Second, "on SIGTERM or SIGINT: how long /readyz fails while the listeners keep serving (every response asking its client to reconnect elsewhere), so that endpoints and load balancers stop sending traffic before the listeners close")
+		drain            = flag.Duration("drain-timeout", 45*time.Second, "after the drain delay, or when a listener goes: how long requests and upgraded connections in flight may take to finish before they are cut")
 		gcPercent        = flag.Int("gc-percent", 400, "garbage collector target (GOGC); the request path allocates short-lived objects, so a larger heap costs little and saves CPU")
 	)
 	flag.Var(&tables, "table", "route table file (protojson), instead of the hub; repeatable")
@@ -63,7 +64,7 @@ func main() {
 	if err := run(log, options{
 		tables: tables, keyPairs: *keyPairs, gateways: gateways, xdsAddr: *xdsAddr, cluster: *cluster, cacheDir: *cacheDir,
 		tokenFile: *tokenFile, caFile: *caFile, serverName: *serverName, bind: *bind, admin: *admin, accessLog: *accessLog, drain: *drain,
-		advertise: splitList(*advertise),
+		advertise: splitList(*advertise), drainDelay: *drainDelay,
 	}); err != nil {
 		log.Error("gatehouse-proxy stopped", "error", err)
 		os.Exit(1)
@@ -79,7 +80,7 @@ type options struct {
 	bind, admin         string
 	advertise           []string
 	accessLog           bool
-	drain               time.Duration
+	drain, drainDelay   time.Duration
 }
 
 func run(log *slog.Logger, o options) error {
@@ -89,8 +90,13 @@ func run(log *slog.Logger, o options) error {
 	if o.keyPairs != "" && len(o.tables) == 0 {
 		return errors.New("--key-pairs serves the HTTPS listeners of --table files; with --xds-address the hub sends key pairs: drop --key-pairs")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	// The push stream stays up until the drain is over: the hub keeps
+	// hearing what this proxy serves while it still serves.
+	ctx, stopPush := context.WithCancel(context.Background())
+	defer stopPush()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -132,11 +138,21 @@ func run(log *slog.Logger, o options) error {
 		go client.Run(ctx)
 	}
 
-	<-ctx.Done()
-	log.Info("shutting down: draining listeners", "timeout", o.drain)
-	sctx, cancel := context.WithTimeout(context.Background(), o.drain)
-	defer cancel()
-	return p.Close(sctx)
+	sig := <-signals
+	log.Info("signal received: draining; a second SIGTERM or SIGINT cuts the drain short", "signal", sig.String())
+	return p.Drain(secondSignal(log, signals), o.drainDelay, o.drain)
+}
+
+// secondSignal is a context that ends on the next signal: whoever sends it
+// wants the process gone now, so the drain closes what is left at once.
+func secondSignal(log *slog.Logger, signals <-chan os.Signal) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		sig := <-signals
+		log.Warn("second signal: cutting the drain short, closing every connection now", "signal", sig.String())
+		cancel()
+	}()
+	return ctx
 }
 
 func readTables(files []string) ([]*routetable.RouteTable, error) {
@@ -204,6 +220,10 @@ func serveAdmin(log *slog.Logger, addr string, reg *prometheus.Registry, p *prox
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if p.Draining() {
+			http.Error(w, "draining: this proxy is shutting down and wants no new traffic", http.StatusServiceUnavailable)
+			return
+		}
 		if !p.Ready() {
 			http.Error(w, "no route table applied yet", http.StatusServiceUnavailable)
 			return

@@ -34,6 +34,9 @@ type decision struct {
 	// endpoint is the endpoint of the last attempt, for metrics.
 	endpoint *endpoint
 	limits   requestLimits
+	// tunnel: the backend switched protocols; the proxy counts the
+	// connection as upgraded until the reverse proxy is done with it.
+	tunnel bool
 }
 
 type decisionKey struct{}
@@ -47,6 +50,9 @@ var (
 // serve routes one request received on a port.
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, port uint32) {
 	start := time.Now()
+	if p.draining.Load() {
+		askToLeave(w, r)
+	}
 	cfg := p.cfg.Load()
 	var served servedBy
 	code := p.route(w, r, cfg, port, &served)
@@ -205,6 +211,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, lim *limits, a *
 	rec := recorders.Get().(*statusRecorder)
 	rec.ResponseWriter, rec.code = w, 0
 	p.rp.ServeHTTP(rec, r.WithContext(ctx))
+	if d.tunnel {
+		p.tunnels.Add(-1)
+	}
 	code := rec.code
 	rec.ResponseWriter = nil
 	recorders.Put(rec)
@@ -342,6 +351,8 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errUnaskedSwitch
 	}
 	resp.Body = tunnelBody{body, w}
+	d.tunnel = true
+	u.p.tunnels.Add(1)
 	return resp, nil
 }
 

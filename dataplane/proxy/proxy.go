@@ -67,6 +67,14 @@ type Proxy struct {
 	changed chan struct{}
 	version string
 	closed  bool
+
+	// draining: the proxy is leaving service (drain.go); tunnels counts
+	// the upgraded connections relayed now; base is every request's
+	// context, which cut ends when a drain runs out of time.
+	draining atomic.Bool
+	tunnels  atomic.Int64
+	base     context.Context
+	cut      context.CancelFunc
 }
 
 type portServer struct {
@@ -95,6 +103,7 @@ func New(opts Options) *Proxy {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.metrics = newMetrics(opts.Registry)
+	p.base, p.cut = context.WithCancel(context.Background())
 	p.rp = p.newReverseProxy()
 	p.mirrorSlots.max.Store(256)
 	return p
@@ -107,8 +116,9 @@ func (p *Proxy) Version() string {
 	return p.version
 }
 
-// Ready reports whether a table has been applied.
-func (p *Proxy) Ready() bool { return p.cfg.Load() != nil }
+// Ready reports whether the proxy should get traffic: a table has been
+// applied and it is not draining.
+func (p *Proxy) Ready() bool { return p.cfg.Load() != nil && !p.draining.Load() }
 
 // Apply compiles and serves a new version of the tables. When it returns an
 // error nothing changed: the previous version keeps serving. Otherwise the
@@ -116,21 +126,20 @@ func (p *Proxy) Ready() bool { return p.cfg.Load() != nil }
 func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs map[string]*routetable.KeyPair) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return errors.New("proxy is shutting down")
-	}
 	cfg, err := compile(tables, keyPairs)
 	if err != nil {
 		p.metrics.applyErrors.Inc()
 		return err
 	}
 	// Bind what is new before the config changes; a port that cannot be
-	// bound leaves its listeners out, and the rest is served.
+	// bound leaves its listeners out, and the rest is served. Once closed
+	// (draining), no port opens again: the connections still open serve
+	// the new version, so the hub hears an acknowledgement, not an error.
 	var bound []*portServer
 	unbound := map[uint32]error{}
 	for port, pc := range cfg.ports {
 		s, ok := p.servers[port]
-		if ok && s.https == pc.https {
+		if (ok && s.https == pc.https) || p.closed {
 			continue
 		}
 		if ok {
@@ -307,6 +316,7 @@ func (p *Proxy) newServer(port uint32, https bool, settings serverSettings) *htt
 		MaxHeaderBytes:    settings.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		ConnContext:       countStreams,
+		BaseContext:       func(net.Listener) context.Context { return p.base },
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -382,8 +392,10 @@ func (p *Proxy) certificate(port uint32, hello *tls.ClientHelloInfo) (*tls.Certi
 	return l.certs[0], nil
 }
 
-// Close stops every listener after letting requests finish, within ctx.
+// Close stops every listener and lets the requests and upgraded
+// connections in flight finish, within ctx; then it closes what is left.
 func (p *Proxy) Close(ctx context.Context) error {
+	p.draining.Store(true)
 	p.mu.Lock()
 	p.closed = true
 	if p.retry != nil {
@@ -392,11 +404,28 @@ func (p *Proxy) Close(ctx context.Context) error {
 	servers := p.servers
 	p.servers = map[uint32]*portServer{}
 	p.mu.Unlock()
-	var errs []error
+	// Every socket first: no port accepts while another one drains.
 	for _, s := range servers {
 		s.ln.Close()
-		if err := s.srv.Shutdown(ctx); err != nil {
+	}
+	done := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { done <- s.srv.Shutdown(ctx) }()
+	}
+	var errs []error
+	for range servers {
+		if err := <-done; err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if err := waitTunnels(ctx, &p.tunnels); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		// Ending the requests' context ends the upgraded connections and
+		// the backend requests; closing the servers, their connections.
+		p.cut()
+		for _, s := range servers {
 			s.srv.Close()
 		}
 	}

@@ -90,16 +90,7 @@ func TestWebSocketUpgrade(t *testing.T) {
 			http.Error(w, "want an upgrade", 400)
 			return
 		}
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		fmt.Fprint(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		buf.Flush()
-		line, _ := buf.ReadString('\n')
-		fmt.Fprint(buf, "echo:"+line)
-		buf.Flush()
+		echoLines(w)
 	}))
 	defer srv.Close()
 	port := freePort(t)
