@@ -126,7 +126,7 @@ type proxyOptions struct {
 func startProxy(t testing.TB, opts proxyOptions, tables ...*routetable.RouteTable) *proxyProcess {
 	t.Helper()
 	dir := t.TempDir()
-	args := []string{"--bind-address", "127.0.0.1", "--drain-timeout", "1s", "--log-level", "debug"}
+	args := []string{"--bind-address", "127.0.0.1", "--drain-delay", "0s", "--drain-timeout", "1s", "--log-level", "debug"}
 	for i, tbl := range tables {
 		data, err := protojson.Marshal(tbl)
 		if err != nil {

@@ -132,7 +132,7 @@ func (f *proxyFleet) start(ctx context.Context, gw *gwv1.Gateway) (*gatewayProxy
 	proc, err := env.StartProcess("proxy "+key.String(), f.binary, []string{
 		"--xds-address", f.xdsAddress, "--cluster", memberName, "--gateway", key.String(),
 		"--bind-address", addr.String(), "--advertise-address", addr.String(),
-		"--admin-address", "127.0.0.1:0", "--cache-dir", dir, "--drain-timeout", "1s", "--token-file", token,
+		"--admin-address", "127.0.0.1:0", "--cache-dir", dir, "--drain-delay", "0s", "--drain-timeout", "1s", "--token-file", token,
 		"--xds-ca-file", f.caFile,
 	}, f.log)
 	if err != nil {

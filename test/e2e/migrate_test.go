@@ -229,7 +229,7 @@ func setUpMigrationBed(t *testing.T, ctx context.Context, c *env.Cluster, proxyB
 		t.Fatal(err)
 	}
 	start(t, "proxy", proxyBin, "--xds-address", xdsAddr, "--cluster", c.Name, "--gateway", migrateGateway.String(),
-		"--bind-address", migrateProxyIP, "--admin-address", "127.0.0.1:0", "--cache-dir", t.TempDir(), "--drain-timeout", "2s",
+		"--bind-address", migrateProxyIP, "--admin-address", "127.0.0.1:0", "--cache-dir", t.TempDir(), "--drain-delay", "0s", "--drain-timeout", "2s",
 		"--token-file", token, "--xds-ca-file", caFile)
 	b.waitGatewayProgrammed(t, ctx)
 	return b

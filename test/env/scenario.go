@@ -129,7 +129,7 @@ func StartProxy(name string, proxy ProxyOptions, cluster, ip, tokenFile string) 
 	}
 	return StartProcess(name, proxy.Binary, []string{
 		"--xds-address", proxy.XDSAddress, "--cluster", cluster, "--gateway", GatewayNamespace + "/" + GatewayName,
-		"--bind-address", ip, "--admin-address", admin, "--cache-dir", proxy.CacheDir, "--drain-timeout", "2s",
+		"--bind-address", ip, "--admin-address", admin, "--cache-dir", proxy.CacheDir, "--drain-delay", "0s", "--drain-timeout", "2s",
 		"--token-file", tokenFile, "--xds-ca-file", proxy.CAFile,
 	}, proxy.Log)
 }

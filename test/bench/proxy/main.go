@@ -286,7 +286,7 @@ func (e *env) runCase(ctx context.Context, n int) (caseResult, error) {
 	} else {
 		gh, err = startProc(oursName, ghLog, e.serverCPUs, goEnv, e.o.proxyBin,
 			"--table", tablePath, "--admin-address", admin, "--bind-address", "127.0.0.1",
-			"--log-level", "warn", "--drain-timeout", "2s")
+			"--log-level", "warn", "--drain-delay", "0s", "--drain-timeout", "2s")
 	}
 	if err != nil {
 		return res, err
