@@ -180,11 +180,14 @@ func (t *translator) gatewayStatus(gw *gateway) {
 		addrs = params.Addresses
 	}
 	status.Addresses = addrs
+	settings, badParams := t.gatewayProxySettings(g)
 	accepted := string(gwv1.GatewayConditionAccepted)
 	programmed := string(gwv1.GatewayConditionProgrammed)
 	switch {
 	case tooLarge(g) != "":
 		gw.conds.set(accepted, false, ReasonTooLarge, fmt.Sprintf("Gateway %s %s: move listeners to ListenerSets, or trim its labels and annotations", gw.key, tooLarge(g)), g.Generation)
+	case badParams != "":
+		gw.conds.set(accepted, false, string(gwv1.GatewayReasonInvalidParameters), badParams, g.Generation)
 	case addrErr != "":
 		gw.conds.set(accepted, false, string(gwv1.GatewayReasonUnsupportedAddress), addrErr, g.Generation)
 	case len(gw.own) > 0 && valid == 0:
@@ -198,6 +201,7 @@ func (t *translator) gatewayStatus(gw *gateway) {
 	}
 	gw.accepted = gw.conds.isTrue(accepted)
 	if gw.accepted {
+		t.out.ProxySettings[gw.key] = settings
 		gw.conds.set(programmed, true, string(gwv1.GatewayReasonProgrammed), "route table compiled", g.Generation)
 	} else {
 		gw.conds.set(programmed, false, string(gwv1.GatewayReasonInvalid), "the Gateway is not accepted", g.Generation)

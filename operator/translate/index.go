@@ -63,6 +63,7 @@ func newTranslator(in Input) *translator {
 			BackendTLSPolicies: map[types.NamespacedName][]gwv1.PolicyAncestorStatus{},
 			Tables:             map[types.NamespacedName]*routetable.RouteTable{},
 			Parameters:         map[string]ClassParameters{},
+			ProxySettings:      map[types.NamespacedName]ProxySettings{},
 		},
 		classes:      map[string]*gwv1.GatewayClass{},
 		namespaces:   make(map[string]labels.Set, len(in.Namespaces)),

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
@@ -28,7 +29,8 @@ const (
 // listeners without certificateRefs; "adminPort" is the port of the
 // proxies' admin server, reserved for it (DefaultAdminPort when absent);
 // the keys of limitDurations and limitCounts bound what clients, backends and routes may cost
-// the proxies (docs/limits.md).
+// the proxies (docs/limits.md); ProxySettingKeys shape managed-mode proxies
+// (docs/managed-proxies.md).
 type ClassParameters struct {
 	Mode      string
 	Addresses []gwv1.GatewayStatusAddress
@@ -39,6 +41,11 @@ type ClassParameters struct {
 	ClusterIssuer, Issuer string
 	// Limits go into every route table of the class, each field set.
 	Limits *routetable.Limits
+	// Proxy shapes the class's managed proxies; each Gateway may override
+	// it (gatewayProxySettings), asking for at most MaxReplicas replicas
+	// (zero: DefaultMaxReplicas).
+	Proxy       ProxySettings
+	MaxReplicas int32
 }
 
 // classParameters reads a GatewayClass's parameters, or says what is wrong.
@@ -72,6 +79,9 @@ func (t *translator) classParameters(gc *gwv1.GatewayClass) (ClassParameters, st
 		return params, fmt.Sprintf("ConfigMap %s/%s: %s", cm.Namespace, cm.Name, strings.Join(problems, "; "))
 	}
 	params.Limits = limits
+	if problem := params.readProxySettings(cm); problem != "" {
+		return params, fmt.Sprintf("ConfigMap %s/%s: %s", cm.Namespace, cm.Name, problem)
+	}
 	switch mode := strings.TrimSpace(cm.Data["mode"]); mode {
 	case "", ModeManaged:
 	case ModeExternal:
@@ -95,4 +105,20 @@ func StatusAddress(value string) gwv1.GatewayStatusAddress {
 		typ = gwv1.IPAddressType
 	}
 	return gwv1.GatewayStatusAddress{Type: &typ, Value: value}
+}
+
+// readProxySettings reads the class's maxReplicas and proxy settings, or
+// says what is wrong with them.
+func (p *ClassParameters) readProxySettings(cm *corev1.ConfigMap) string {
+	max, err := parseMaxReplicas(cm.Data["maxReplicas"])
+	if err != nil {
+		return err.Error()
+	}
+	p.MaxReplicas = max
+	settings, errs := parseProxySettings(cm, scopeClass, p.maxReplicas())
+	if len(errs) > 0 {
+		return joinErrors(errs)
+	}
+	p.Proxy = settings
+	return ""
 }

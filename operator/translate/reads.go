@@ -1,14 +1,29 @@
 package translate
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 )
 
 // ConfigMapKeys are the only keys of ConfigMaps translate reads: the class
-// parameters and the CA bundles of BackendTLSPolicies. A cache that feeds
-// translate may drop every other key (TestReadsListEveryKey keeps this list
-// complete).
-var ConfigMapKeys = []string{"mode", "addresses", "clusterIssuer", "issuer", "adminPort", "ca.crt"}
+// parameters (with the limit keys, which parseLimits reads by name), the
+// proxy settings of classes and Gateways, and the CA bundles of
+// BackendTLSPolicies. A cache that feeds translate may drop every other key
+// (TestReadsListEveryKey keeps this list complete).
+var ConfigMapKeys = slices.Concat([]string{"mode", "addresses", "clusterIssuer", "issuer", "adminPort", "ca.crt"}, limitKeys(), ProxySettingKeys)
+
+// limitKeys are the names of the limit keys of class parameters.
+func limitKeys() []string {
+	var keys []string
+	for _, k := range limitDurations {
+		keys = append(keys, k.name)
+	}
+	for _, k := range limitCounts {
+		keys = append(keys, k.name)
+	}
+	return keys
+}
 
 // SecretKeys are the only keys of Secrets translate reads: the key pairs of
 // listeners' certificateRefs.

@@ -71,6 +71,9 @@ type Output struct {
 	Tables map[types.NamespacedName]*routetable.RouteTable
 	// Parameters of each accepted GatewayClass of ours.
 	Parameters map[string]ClassParameters
+	// ProxySettings of each accepted Gateway: its class's, overridden by
+	// its own parametersRef.
+	ProxySettings map[types.NamespacedName]ProxySettings
 }
 
 // AttachmentAuthorizer is the seam through which tenancy and policy decide
