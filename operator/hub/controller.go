@@ -34,6 +34,7 @@ var clusterKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "c
 // member gets a worker, and every change to an input of translate kicks it.
 // Call before the manager starts.
 func (h *Hub) SetupWithManager(mgr mcmanager.Manager) error {
+	h.exportMetrics(mgr.GetLocalManager().GetClient())
 	if err := mgr.Add(&engager{hub: h}); err != nil {
 		return err
 	}

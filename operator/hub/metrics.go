@@ -23,6 +23,37 @@ var (
 	})
 )
 
+// Per-member and per-Gateway gauges. They are filled from the hub's state
+// when Prometheus scrapes (see fleetCollector), so a member that leaves, a
+// Gateway that goes or a member Secret deleted takes its series along.
+var (
+	clusterEngaged = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatehouse_hub_cluster_engaged",
+		Help: "1 for a member cluster the hub works on; 0 for one whose kubeconfig Secret is in the hub namespace but that the hub could not engage (unreachable API server, refused kubeconfig or name).",
+	}, []string{"cluster"})
+	clusterLastSyncSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatehouse_hub_cluster_last_sync_success_timestamp_seconds",
+		Help: "When a pass over the member cluster (read, translate, push, write status) last succeeded, in Unix seconds.",
+	}, []string{"cluster"})
+	clusterLastSyncFailure = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatehouse_hub_cluster_last_sync_failure_timestamp_seconds",
+		Help: "When a pass over the member cluster last failed, in Unix seconds (write conflicts, which are retried at once, do not count).",
+	}, []string{"cluster"})
+	memberTokenExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatehouse_hub_member_token_expiry_timestamp_seconds",
+		Help: "When the token in the member's kubeconfig Secret expires (its gatehouse.dev/token-expires annotation), in Unix seconds.",
+	}, []string{"cluster"})
+	gatewayProxies = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatehouse_hub_gateway_proxies",
+		Help: "Proxy replicas of the Gateway connected to the push server; one series per Gateway the hub publishes a route table for.",
+	}, []string{"cluster", "gateway"})
+	gatewayRejected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatehouse_hub_gateway_rejected",
+		Help: "1 while a connected proxy of the Gateway rejects (NACKs) what the hub pushed and has not acknowledged a version since; 0 otherwise.",
+	}, []string{"cluster", "gateway"})
+)
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(clustersEngaged, syncDuration, tablesPushed, ackLag)
+	ctrlmetrics.Registry.MustRegister(clustersEngaged, syncDuration, tablesPushed, ackLag,
+		&fleetCollector{vecs: []*prometheus.GaugeVec{clusterEngaged, clusterLastSyncSuccess, clusterLastSyncFailure, memberTokenExpiry, gatewayProxies, gatewayRejected}})
 }
