@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
@@ -78,6 +79,10 @@ type Issuer struct {
 
 	// classIssuers are the issuers GatewayClasses may name (OfferToClasses).
 	classIssuers []tenancyv1.IssuerReference
+
+	// waiting: cert-manager's API is not served on the hub yet
+	// (SetupWhenServed); passes ask it for nothing.
+	waiting atomic.Bool
 
 	mu sync.Mutex
 	// published: the key pair last published for each Certificate, by the
@@ -238,6 +243,9 @@ func (p *Pass) ListenerCertificates(req translate.ListenerCertificateRequest) tr
 		return translate.CertificateResult{Reason: gwv1.ListenerConditionReason(v.Reason()),
 			Message: fmt.Sprintf("the hub issues no certificate for listener %q: %s", req.Listener, v.Message())}
 	}
+	if p.i.waiting.Load() {
+		return pending(notInstalled(fmt.Sprintf("%s %s", ref.Kind, ref.Name)))
+	}
 	name := certificateName(req)
 	want := p.certificate(name, req, ref)
 	p.wanted[name] = want
@@ -360,6 +368,9 @@ func (p *Pass) publish(c *cmv1.Certificate) (string, error) {
 // the cluster's others: a listener that went away takes its Certificate
 // (and cert-manager's Secret, through cert-manager) with it.
 func (p *Pass) Apply(ctx context.Context) error {
+	if p.i.waiting.Load() {
+		return nil
+	}
 	if len(p.wanted) > 0 {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.ns, Labels: map[string]string{LabelCluster: labelValue(p.cluster)}}}
 		if err := p.i.c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
