@@ -64,6 +64,10 @@ type Hub struct {
 	push    *xds.Server
 	started time.Time
 
+	// rejoinGrace: how long a cluster whose connection ended keeps its
+	// tables published, waiting to be engaged again.
+	rejoinGrace time.Duration
+
 	mu       sync.Mutex
 	clusters map[string]*worker
 	// pushedAt: when each table's current hash was published, to measure
@@ -112,24 +116,29 @@ func New(push *xds.Server, opts Options) *Hub {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{opts: opts, push: push, started: time.Now(), clusters: map[string]*worker{}, pushedAt: map[string]pushed{}}
+	h := &Hub{opts: opts, push: push, started: time.Now(), rejoinGrace: rejoinGrace, clusters: map[string]*worker{}, pushedAt: map[string]pushed{}}
 	push.OnChange = h.nodeChanged
 	return h
 }
 
-// Engage starts the worker of a cluster; it stops when ctx ends, and the
-// cluster's tables are withdrawn. A cluster whose name collides with a name
-// the hub derives (members.ValidateName) is refused: it gets no worker, no
-// tables, no key pairs and no webhook.
+// Engage starts the worker of a cluster; it stops when ctx ends. A cluster
+// engaged again (its kubeconfig Secret changed: a credential renewal) takes
+// over the tables its previous worker published, so that its proxies see
+// nothing of it; a cluster not engaged again within rejoinGrace has its
+// tables withdrawn (see worker.leave). A cluster whose name collides with a
+// name the hub derives (members.ValidateName) is refused: it gets no
+// worker, no tables, no key pairs and no webhook.
 func (h *Hub) Engage(ctx context.Context, name string, cl Cluster) error {
 	if err := members.ValidateName(name, h.opts.Namespace); err != nil {
 		h.opts.Log.Error("member cluster refused: rename its Secret in the hub namespace (gatehousectl leave, then join under another name)",
 			"cluster", name, "error", err)
 		return fmt.Errorf("refusing member cluster %q: %w", name, err)
 	}
-	w := &worker{hub: h, name: name, cl: cl, kick: make(chan struct{}, 1), tables: map[string]string{}, pushed: make(chan struct{})}
+	w := newWorker(h, name, cl)
 	h.mu.Lock()
 	if old := h.clusters[name]; old != nil {
+		w.prev = old
+		close(old.replaced)
 		old.stop()
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -172,11 +181,14 @@ func (h *Hub) Clusters() []string {
 	return out
 }
 
-// cluster returns an engaged cluster, or nil.
+// cluster returns an engaged cluster, or nil. While a cluster is being
+// engaged again (its connection ended, a new one comes), it waits for the
+// new one, at most firstPassWait: the old credentials may be revoked.
 func (h *Hub) cluster(name string) Cluster {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if w := h.clusters[name]; w != nil {
+	w := h.clusters[name]
+	h.mu.Unlock()
+	if w = h.successorOf(w, firstPassWait); w != nil {
 		return w.cl
 	}
 	return nil
@@ -227,6 +239,9 @@ func (h *Hub) nodeChanged(node string) {
 	}
 }
 
+// forget drops a cluster that left for good, unless another worker took
+// its place meanwhile: then the cluster's tenancy decisions and issued key
+// pairs stay for that one.
 func (h *Hub) forget(w *worker) {
 	h.mu.Lock()
 	gone := h.clusters[w.name] == w

@@ -133,8 +133,9 @@ func (w *worker) setKeys(table string, names map[string]bool) {
 	w.keys[table] = names
 }
 
-// withdraw removes every table of the cluster when it leaves: its proxies
-// get no more updates (and keep serving what they have).
+// withdraw removes every table of the cluster when it has left for good
+// (not engaged again within rejoinGrace): its proxies get no more updates
+// (and keep serving what they have).
 func (w *worker) withdraw(log *slog.Logger) {
 	tables := len(w.tables)
 	for name := range w.tables {

@@ -43,6 +43,19 @@ type worker struct {
 	// webhookHash: the registration last applied, and when.
 	webhookHash string
 	webhookAt   time.Time
+
+	// The hand-over between the workers of one cluster engaged again
+	// (rejoin.go): prev is the worker this one replaces, whose state it
+	// takes over; ended is closed when this worker's connection ends,
+	// replaced when a successor is engaged, finished once this worker
+	// touches its state no more.
+	prev                      *worker
+	ended, replaced, finished chan struct{}
+}
+
+func newWorker(h *Hub, name string, cl Cluster) *worker {
+	return &worker{hub: h, name: name, cl: cl, kick: make(chan struct{}, 1), tables: map[string]string{}, pushed: make(chan struct{}),
+		ended: make(chan struct{}), replaced: make(chan struct{}), finished: make(chan struct{})}
 }
 
 func (w *worker) trigger() {
@@ -56,10 +69,10 @@ func (w *worker) stop() { w.cancel() }
 
 func (w *worker) run(ctx context.Context) {
 	log := w.hub.opts.Log.With("cluster", w.name)
-	defer func() {
-		w.withdraw(log)
-		w.hub.forget(w)
-	}()
+	defer w.leave(log)
+	if w.prev != nil {
+		w.takeOver(w.prev, log)
+	}
 	backoff := time.Second
 	for {
 		select {
