@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -34,6 +33,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
@@ -71,6 +71,10 @@ func main() {
 		metricsAddr = flag.String("metrics-address", "127.0.0.1:8080", `address of /metrics ("0" disables)`)
 		healthAddr  = flag.String("health-address", "127.0.0.1:8081", `address of /healthz and /readyz ("0" disables)`)
 		leaderElect = flag.Bool("leader-elect", false, "elect one active hub among replicas")
+		leaseTime   = flag.Duration("leader-elect-lease-duration", 15*time.Second, "how long standbys wait before taking over from a leader that stopped renewing without releasing its lease (a crash)")
+		renewTime   = flag.Duration("leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing its lease before it stops; shorter than the lease duration")
+		retryTime   = flag.Duration("leader-elect-retry-period", time.Second, "how often standbys try to take the lease and the leader renews it; a released lease is taken within one period")
+		podName     = flag.String("pod-name", "", "this replica's Pod in --namespace (the downward API's metadata.name): the elected replica labels it "+roleLabel+"="+roleActive+" so that the push and webhook Services select it; empty: label nothing")
 		debounce    = flag.Duration("debounce", 50*time.Millisecond, "gather changes of a cluster for this long before translating it")
 		grace       = flag.Duration("startup-grace", 20*time.Second, "after a restart, keep stored Programmed conditions this long while proxies reconnect")
 		logLevel    = flag.String("log-level", "info", "debug, info, warn or error")
@@ -90,16 +94,19 @@ func main() {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(*logLevel))
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	log.SetLogger(logr.FromSlogHandler(logger.Handler()))
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	log.SetLogger(quietStop(logr.FromSlogHandler(logger.Handler()), ctx))
 	if *unassigned != string(tenancy.Platform) && *unassigned != string(tenancy.Deny) {
 		logger.Error(`--unassigned-namespaces must be "platform" or "deny"`, "value", *unassigned)
 		os.Exit(2)
 	}
 	if *whFailure != string(admissionregistrationv1.Ignore) && *whFailure != string(admissionregistrationv1.Fail) {
 		logger.Error(`--webhook-failure-policy must be "Ignore" or "Fail"`, "value", *whFailure)
+		os.Exit(2)
+	}
+	if err := (election{enabled: *leaderElect, lease: *leaseTime, renew: *renewTime, retry: *retryTime}).validate(); err != nil {
+		logger.Error("leader election", "error", err)
 		os.Exit(2)
 	}
 	offered, err := certificates.ParseIssuers(splitList(*classIssuer))
@@ -109,7 +116,8 @@ func main() {
 	}
 	err = run(ctx, logger, options{
 		namespace: *namespace, xdsAddr: *xdsAddr, xdsCertDir: *xdsCertDir, xdsHosts: *xdsHosts, metricsAddr: *metricsAddr,
-		healthAddr: *healthAddr, leaderElect: *leaderElect, debounce: *debounce, grace: *grace,
+		healthAddr: *healthAddr, debounce: *debounce, grace: *grace, podName: *podName,
+		election:     election{enabled: *leaderElect, lease: *leaseTime, renew: *renewTime, retry: *retryTime},
 		provisioning: hub.Provisioning{Image: *proxyImage, XDSAddress: *proxyXDS},
 		unassigned:   tenancy.Unassigned(*unassigned),
 		certificates: *certs, classIssuers: offered,
@@ -125,7 +133,8 @@ func main() {
 type options struct {
 	namespace, xdsAddr, metricsAddr, healthAddr string
 	xdsCertDir, xdsHosts                        string
-	leaderElect                                 bool
+	podName                                     string
+	election                                    election
 	classIssuers                                []tenancyv1.IssuerReference
 	debounce, grace                             time.Duration
 	provisioning                                hub.Provisioning
@@ -169,13 +178,26 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		// or run commands: only credentials written in the kubeconfig.
 		RESTOptions: []func(*rest.Config) error{members.CheckConfig, func(c *rest.Config) error { c.QPS, c.Burst = 1000, 2000; return nil }},
 	})
+	var lock resourcelock.Interface
+	if o.election.enabled {
+		if lock, err = o.election.lock(cfg, o.namespace, o.podName); err != nil {
+			return err
+		}
+	}
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{
-		Scheme:                  s,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress:  o.healthAddr,
-		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "gatehouse-hub",
-		LeaderElectionNamespace: o.namespace,
+		Scheme:                              s,
+		Metrics:                             metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:              o.healthAddr,
+		LeaderElection:                      o.election.enabled,
+		LeaderElectionResourceLockInterface: lock,
+		LeaderElectionID:                    leaseName,
+		LeaderElectionNamespace:             o.namespace,
+		// A hub that stops hands the lease over at once instead of making
+		// the standbys wait for it to expire.
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.election.lease,
+		RenewDeadline:                 &o.election.renew,
+		RetryPeriod:                   &o.election.retry,
 		// Only the members' Secrets in the hub namespace are read.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// A member kubeconfig that names files or commands never reaches the
@@ -193,6 +215,11 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 	}
 	if err := healthChecks(mgr.GetLocalManager()); err != nil {
 		return err
+	}
+	if o.podName != "" {
+		if err := setUpRole(ctx, mgr.GetLocalManager(), o, logger); err != nil {
+			return err
+		}
 	}
 
 	push := xds.NewServer(ctx, nil, logger.With("component", "xds"))
@@ -266,7 +293,8 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		return fmt.Errorf("push server: %w", err)
 	}
 	g := grpc.NewServer(append(xds.ServerOptions(credentials.NewTLS(&tls.Config{GetCertificate: pushCerts.GetCertificate, MinVersion: tls.VersionTLS12})),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))...)
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.ChainStreamInterceptor(refuseWhileStandby(mgr.GetLocalManager().Elected())))...)
 	push.Register(g)
 	go func() {
 		<-ctx.Done()
@@ -377,8 +405,11 @@ func serveWebhook(ctx context.Context, mgr mcmanager.Manager, h *hub.Hub, certs 
 		c.GetCertificate = certs.GetCertificate
 		c.MinVersion = tls.VersionTLS12
 	}}})
-	srv.Register(admission.PathPrefix, admission.New(h.AdmissionFleet(), tokens, s, admission.Options{
-		Controller: translate.ControllerName, Log: logger.With("component", "admission")}))
+	srv.Register(admission.PathPrefix, standbyHandler(mgr.GetLocalManager().Elected(), admission.New(h.AdmissionFleet(), tokens, s, admission.Options{
+		Controller: translate.ControllerName, Log: logger.With("component", "admission")})))
+	if err := mgr.GetLocalManager().AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return err
+	}
 	go func() {
 		for {
 			select {
@@ -404,20 +435,13 @@ func splitList(s string) []string {
 	return out
 }
 
-// healthChecks: /healthz answers while the process runs; /readyz only on
-// the elected replica (every replica when leader election is off). Only the
-// leader runs the controllers and has route tables to push, so the push and
-// webhook Services must send proxies and API servers to it alone.
+// healthChecks: /healthz answers while the process runs; /readyz on every
+// replica whose servers run, standbys included: a rolling update and a
+// drain proceed only over Ready replicas. Which replica gets the traffic is
+// the role label's business (see podRole), not readiness.
 func healthChecks(mgr manager.Manager) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	return mgr.AddReadyzCheck("leader", func(*http.Request) error {
-		select {
-		case <-mgr.Elected():
-			return nil
-		default:
-			return errors.New("not the elected hub replica")
-		}
-	})
+	return mgr.AddReadyzCheck("ping", healthz.Ping)
 }
