@@ -99,6 +99,7 @@ func (w *worker) run(ctx context.Context) {
 				time.AfterFunc(100*time.Millisecond, w.trigger)
 				continue
 			}
+			recordSync(w.name, false)
 			log.Error("cluster sync failed; retrying", "error", err, "in", backoff)
 			time.AfterFunc(backoff, w.trigger)
 			backoff = min(backoff*2, time.Minute)
@@ -106,6 +107,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		backoff = time.Second
 		syncDuration.WithLabelValues("ok").Observe(time.Since(start).Seconds())
+		recordSync(w.name, true)
 		log.Debug("cluster synced", "took", time.Since(start))
 	}
 }
