@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -72,10 +73,10 @@ func (e *engager) Engage(ctx context.Context, name multicluster.ClusterName, cl 
 }
 
 // ClusterCache limits what member caches hold: of Secrets, only TLS ones,
-// which listeners may reference; of ServiceAccounts and Deployments, which
-// the hub reads only when provisioning proxies, only those labelled
-// LabelGateway (one of the same name without it is refused as not ours, see
-// claiming); of every object, only what the hub reads, within
+// which listeners may reference; of ServiceAccounts, Deployments and
+// PodDisruptionBudgets, which the hub reads only when provisioning
+// proxies, only those labelled LabelGateway (one of the same name without
+// it is refused as not ours, see claiming); of every object, only what the hub reads, within
 // MaxCachedObject (see trimMemberObject). Pass it in the provider's
 // ClusterOptions.
 func ClusterCache(o *cluster.Options) {
@@ -88,7 +89,7 @@ func ClusterCache(o *cluster.Options) {
 	if err != nil {
 		panic(err) // a constant key
 	}
-	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &appsv1.Deployment{}} {
+	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &appsv1.Deployment{}, &policyv1.PodDisruptionBudget{}} {
 		o.Cache.ByObject[obj] = cache.ByObject{Label: labels.NewSelector().Add(*ours)}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -120,7 +121,7 @@ func provisioned(o client.Object) bool {
 	switch o.(type) {
 	case *corev1.ConfigMap:
 		return o.GetName() == proxyCABundle(gw)
-	case *corev1.Service, *corev1.ServiceAccount, *appsv1.Deployment:
+	case *corev1.Service, *corev1.ServiceAccount, *appsv1.Deployment, *policyv1.PodDisruptionBudget:
 		return o.GetName() == ProxyServiceAccount(gw)
 	}
 	return false

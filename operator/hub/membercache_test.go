@@ -9,9 +9,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/dump"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -110,6 +112,9 @@ func TestTrimMemberObject(t *testing.T) {
 		{name: "a Deployment the hub provisioned is kept whole",
 			in:   &appsv1.Deployment{ObjectMeta: ours("gatehouse-proxy-shared", "shared"), Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2)}},
 			want: &appsv1.Deployment{ObjectMeta: ours("gatehouse-proxy-shared", "shared"), Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2)}}},
+		{name: "a PodDisruptionBudget the hub provisioned is kept whole",
+			in:   &policyv1.PodDisruptionBudget{ObjectMeta: ours("gatehouse-proxy-shared", "shared"), Spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(1))}},
+			want: &policyv1.PodDisruptionBudget{ObjectMeta: ours("gatehouse-proxy-shared", "shared"), Spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(1))}}},
 		{name: "an EndpointSlice keeps its Service's label and what backends are built from",
 			in: &discoveryv1.EndpointSlice{ObjectMeta: func() metav1.ObjectMeta {
 				m := junk()

@@ -59,14 +59,15 @@ func Rules(webhook, managedProxies bool) []*rbacv1ac.PolicyRuleApplyConfiguratio
 	}
 	if managedProxies {
 		rules = append(rules,
-			// Managed mode: each Gateway's proxy ServiceAccount, Deployment
-			// and Service, and the push CA bundle ConfigMap beside them
-			// (CreateOrPatch through the cache). ProxyObjectsGuard
-			// narrows these writes to labelled objects outside system
-			// namespaces, which RBAC cannot say.
+			// Managed mode: each Gateway's proxy ServiceAccount, Deployment,
+			// PodDisruptionBudget and Service, and the push CA bundle
+			// ConfigMap beside them (CreateOrPatch through the cache).
+			// ProxyObjectsGuard narrows these writes to labelled objects
+			// outside system namespaces, which RBAC cannot say.
 			rule([]string{""}, []string{"serviceaccounts"}, "list", "watch", "create", "patch"),
 			rule([]string{""}, []string{"services", "configmaps"}, "create", "patch"),
 			rule([]string{"apps"}, []string{"deployments"}, "list", "watch", "create", "patch"),
+			rule([]string{"policy"}, []string{"poddisruptionbudgets"}, "list", "watch", "create", "patch"),
 			// They are owned by their Gateway with blockOwnerDeletion, which
 			// the OwnerReferencesPermissionEnforcement admission plugin allows
 			// only to who may update the owner's finalizers.
@@ -85,9 +86,10 @@ var SystemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
 
 // ProxyObjectsGuard is what RBAC cannot say about managed mode: the hub's
 // ServiceAccount (in memberNamespace) may create and change only
-// ServiceAccounts, Services and Deployments named gatehouse-proxy-* (and
-// the ConfigMap PushCABundle) that carry the label gatehouse.dev/gateway, never take over an object without
-// it, never write in a system namespace or its own, and its Deployments run
+// ServiceAccounts, Services, Deployments and PodDisruptionBudgets named
+// gatehouse-proxy-* (and the ConfigMap PushCABundle) that carry the label
+// gatehouse.dev/gateway, never take over an object without it, never
+// write in a system namespace or its own, and its Deployments run
 // as their own proxy ServiceAccount. The member's API server enforces it
 // for every request with the hub's credentials, whoever holds them.
 func ProxyObjectsGuard(memberNamespace, serviceAccount string) (*admissionregistrationv1ac.ValidatingAdmissionPolicyApplyConfiguration, *admissionregistrationv1ac.ValidatingAdmissionPolicyBindingApplyConfiguration) {
@@ -107,7 +109,7 @@ func ProxyObjectsGuard(memberNamespace, serviceAccount string) (*admissionregist
 			WithMatchConstraints(admissionregistrationv1ac.MatchResources().WithResourceRules(
 				admissionregistrationv1ac.NamedRuleWithOperations().
 					WithOperations(admissionregistrationv1.Create, admissionregistrationv1.Update).
-					WithAPIGroups("", "apps").WithAPIVersions("*").WithResources("serviceaccounts", "services", "configmaps", "deployments"))).
+					WithAPIGroups("", "apps", "policy").WithAPIVersions("*").WithResources("serviceaccounts", "services", "configmaps", "deployments", "poddisruptionbudgets"))).
 			WithMatchConditions(admissionregistrationv1ac.MatchCondition().WithName("the-gatehouse-hub").
 				WithExpression(fmt.Sprintf("request.userInfo.username == %q", user))).
 			WithValidations(

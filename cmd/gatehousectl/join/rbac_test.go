@@ -41,6 +41,8 @@ func TestRulesGrantNoMoreThanTheHubUses(t *testing.T) {
 		{"apps", "deployments", "delete"}, // the garbage collector removes proxies
 		{"apps", "deployments", "update"}, // patch only, which the guard policy checks
 		{"", "serviceaccounts", "delete"},
+		{"policy", "poddisruptionbudgets", "delete"}, // owned by the Gateway, like the Deployment
+		{"policy", "poddisruptionbudgets", "update"}, // patch only, which the guard policy checks
 		{"", "services", "delete"},
 		{"apps", "daemonsets", "create"},
 		{"gateway.networking.k8s.io", "httproutes", "update"},
