@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/internal/version"
 )
 
 // ApplyFunc serves a version of the tables. It returns only once the version
@@ -49,9 +50,12 @@ type Client struct {
 	TokenFile string
 	// Addresses are advertised to the hub as where this proxy answers.
 	Addresses []string
-	Apply     ApplyFunc
-	Log       *slog.Logger
-	Registry  prometheus.Registerer
+	// Version is reported to the hub as this proxy's build; default: the
+	// binary's own (internal/version).
+	Version  string
+	Apply    ApplyFunc
+	Log      *slog.Logger
+	Registry prometheus.Registerer
 	// CAFile holds the PEM certificates that sign the hub's push server
 	// certificate; re-read on every connection so that a rotated bundle is
 	// picked up. The channel is always TLS: without a CA the client does
@@ -206,11 +210,15 @@ func (c *Client) stream(ctx context.Context) error {
 	}
 }
 
-// send sends a request with the node's identity and metadata: the addresses
-// the proxy answers on and the listeners and routes it does not serve.
+// send sends a request with the node's identity and metadata: the proxy's
+// version, the addresses it answers on and the listeners and routes it
+// does not serve.
 func (c *Client) send(s discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, req *discovery.DiscoveryRequest) error {
 	req.Node = &core.Node{Id: c.NodeID}
-	md := map[string]any{}
+	md := map[string]any{MetadataVersion: c.Version}
+	if c.Version == "" {
+		md[MetadataVersion] = version.Get().Short()
+	}
 	if len(c.Addresses) > 0 {
 		values := make([]any, len(c.Addresses))
 		for i, a := range c.Addresses {
@@ -236,13 +244,11 @@ func (c *Client) send(s discovery.AggregatedDiscoveryService_StreamAggregatedRes
 			md[key] = tables
 		}
 	}
-	if len(md) > 0 {
-		st, err := structpb.NewStruct(md)
-		if err != nil {
-			return err
-		}
-		req.Node.Metadata = st
+	st, err := structpb.NewStruct(md)
+	if err != nil {
+		return err
 	}
+	req.Node.Metadata = st
 	return s.Send(req)
 }
 

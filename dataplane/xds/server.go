@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+	"github.com/gatehouse-dev/gatehouse/internal/version"
 )
 
 // Type URLs of the two resources on the stream.
@@ -56,6 +57,12 @@ const MetadataNotServed = "gatehouse.dev/listener-errors"
 // every request: a route that does not compile costs only that route, and
 // the rest of the version is acknowledged.
 const MetadataRoutesNotServed = "gatehouse.dev/route-errors"
+
+// MetadataVersion is the node metadata key under which a proxy names its
+// build (a string, internal/version's Short), so that the hub can tell
+// which versions a Gateway's replicas run during a rollout. The server
+// keeps at most version.MaxReported bytes of it.
+const MetadataVersion = "gatehouse.dev/version"
 
 // Bounds of what one stream may advertise and report.
 const (
@@ -111,6 +118,9 @@ type Replica struct {
 	// RoutesNotServed lists the routes of those tables the proxy left out:
 	// table name → route object key → why, as the proxy reports it.
 	RoutesNotServed map[string]map[string]string
+	// Version is the build the replica reports (version.Reported; Unknown
+	// for a proxy that reports none).
+	Version string
 }
 
 // Nack is a rejected push.
@@ -184,6 +194,7 @@ type stream struct {
 	pending   bool
 	node      string
 	addresses []string
+	version   string
 	// sent: nonce → name → hash, for the last maxSent responses; a proxy
 	// answers only the latest, and one that answers none must not make the
 	// stream hold every response ever sent.
@@ -295,7 +306,7 @@ func (s *Server) Status(node string) NodeStatus {
 	// next.
 	for _, id := range slices.Sorted(maps.Keys(s.streams)) {
 		if st := s.streams[id]; st.node == node {
-			out.Replicas = append(out.Replicas, Replica{Acked: maps.Clone(st.acked), NotServed: st.notServed, RoutesNotServed: st.routesNotServed})
+			out.Replicas = append(out.Replicas, Replica{Acked: maps.Clone(st.acked), NotServed: st.notServed, RoutesNotServed: st.routesNotServed, Version: st.version})
 			out.Addresses = append(out.Addresses, st.addresses...)
 		}
 	}
@@ -396,6 +407,7 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 	if st.node == "" {
 		st.node = node
 		st.addresses = advertised(req.GetNode())
+		st.version = version.Reported(req.GetNode().GetMetadata().GetFields()[MetadataVersion].GetStringValue())
 		n := s.nodes[node]
 		if n == nil {
 			n = &NodeStatus{Node: node, Acked: map[string]string{}}

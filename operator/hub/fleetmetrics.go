@@ -96,6 +96,9 @@ func (s *metricsSource) fill() {
 				rejected = 1
 			}
 			gatewayRejected.WithLabelValues(name, gw).Set(rejected)
+			for v, n := range proxyVersions(st) {
+				proxyReplicas.WithLabelValues(name, gw, v).Set(float64(n))
+			}
 		}
 	}
 	s.fillSyncResults(engaged)

@@ -16,10 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
 	"github.com/gatehouse-dev/gatehouse/operator/members"
-	"github.com/gatehouse-dev/gatehouse/operator/translate"
 )
 
 // TestFleetMetrics: /metrics names every member and Gateway — engaged or
@@ -39,12 +37,7 @@ func TestFleetMetrics(t *testing.T) {
 
 	h := New(xds.NewServer(t.Context(), nil, nil), Options{Namespace: ns})
 	h.exportMetrics(secrets)
-	w := &worker{hub: h, name: "member-1", tables: map[string]string{}}
-	gw := types.NamespacedName{Namespace: "infra", Name: "shared"}
-	w.push(translate.Input{}, translate.Output{Tables: map[types.NamespacedName]*routetable.RouteTable{gw: {Gateway: gw.String()}}})
-	h.mu.Lock()
-	h.clusters["member-1"] = w
-	h.mu.Unlock()
+	engageWithTable(h, "member-1", types.NamespacedName{Namespace: "infra", Name: "shared"})
 	recordSync("member-1", true)
 
 	got := fleetSeries(t)

@@ -51,9 +51,13 @@ var (
 		Name: "gatehouse_hub_gateway_rejected",
 		Help: "1 while a connected proxy of the Gateway rejects (NACKs) what the hub pushed and has not acknowledged a version since; 0 otherwise.",
 	}, []string{"cluster", "gateway"})
+	proxyReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatehouse_hub_proxy_replicas",
+		Help: "Proxy replicas of the Gateway connected to the push server, by the version they report (at most 64 bytes of it; \"unknown\" for proxies that report none).",
+	}, []string{"cluster", "gateway", "version"})
 )
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(clustersEngaged, syncDuration, tablesPushed, ackLag,
-		&fleetCollector{vecs: []*prometheus.GaugeVec{clusterEngaged, clusterLastSyncSuccess, clusterLastSyncFailure, memberTokenExpiry, gatewayProxies, gatewayRejected}})
+		&fleetCollector{vecs: []*prometheus.GaugeVec{clusterEngaged, clusterLastSyncSuccess, clusterLastSyncFailure, memberTokenExpiry, gatewayProxies, gatewayRejected, proxyReplicas}})
 }

@@ -211,6 +211,7 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 					"no address: list addresses in the GatewayClass parameters, or start the Gateway's proxies with --advertise-address")
 			}
 		}
+		ours.Conditions = withProxyVersions(ours.Conditions, node, f)
 		for i := range ours.Listeners {
 			var stored []metav1.Condition
 			for _, s := range gw.Status.Listeners {

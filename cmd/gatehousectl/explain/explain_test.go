@@ -21,6 +21,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
+	"github.com/gatehouse-dev/gatehouse/internal/version"
 	"github.com/gatehouse-dev/gatehouse/operator/hub"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
 	"github.com/gatehouse-dev/gatehouse/tenancy"
@@ -434,6 +435,15 @@ func TestExplainParent(t *testing.T) {
 		verdict:  "attached and served",
 		attached: true, served: true,
 		want: []string{"[no] gateway: Gateway infra/shared is accepted but not programmed (Pending): no proxy of this Gateway is connected to the hub; addresses: 10.0.0.10"},
+	}, {
+		name: "the versions the Gateway's proxies run, mid-rollout",
+		change: func(f *fixture) {
+			f.gateway.Status.Conditions[1] = cond("Programmed", true, "Programmed",
+				version.Replicas{"v0.1.0": 1, "v0.2.0": 2}.InMessage("served by the Gateway's proxies (3 connected)"))
+		},
+		verdict:  "attached and served",
+		attached: true, served: true,
+		want: []string{"[ok] gateway: Gateway infra/shared is accepted and programmed; addresses: 10.0.0.10; proxies run v0.1.0 on 1 replica, v0.2.0 on 2 replicas"},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

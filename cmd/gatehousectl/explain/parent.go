@@ -184,7 +184,7 @@ func gatewayReason(gw *gwv1.Gateway) Reason {
 		}
 		return problem(checkGateway, fix, "Gateway %s/%s is accepted but not programmed (%s): %s; %s", gw.Namespace, gw.Name, reason, msg, addrs)
 	}
-	return ok(checkGateway, "Gateway %s/%s is accepted and programmed; %s", gw.Namespace, gw.Name, addrs)
+	return ok(checkGateway, "Gateway %s/%s is accepted and programmed; %s%s", gw.Namespace, gw.Name, addrs, proxyVersions(programmed))
 }
 
 // listenerSetReason says whether the ListenerSet is accepted by its Gateway.
