@@ -52,26 +52,9 @@ func TestHubLeastPrivilege(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	bins := build(t, "gatehouse")
-	fleet, err := env.Start(ctx, env.Options{Members: 1, AdvertiseAddress: env.AdvertiseAddress})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fleet.Stop() })
+	fleet, hubAdmin, admin := joinedFleet(t, ctx, join.Options{TokenDuration: 2 * time.Hour, Webhook: true, ManagedProxies: true, Out: testLog{t}})
 	m := fleet.Members[0]
-	hubAdmin := kubernetes.NewForConfigOrDie(fleet.Hub.Config)
-	// env registered member-1 with its admin kubeconfig; join replaces it.
-	if err := hubAdmin.CoreV1().Secrets(env.HubNamespace).Delete(ctx, m.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := join.Join(ctx, hubAdmin, m.Config, join.Options{Cluster: m.Name, HubNamespace: env.HubNamespace, MemberNamespace: "gatehouse-system",
-		TokenDuration: 2 * time.Hour, CreateRBAC: true, Webhook: true, ManagedProxies: true, Out: testLog{t}}); err != nil {
-		t.Fatal(err)
-	}
 	stolen := hubMemberClient(t, ctx, hubAdmin, m.Name)
-	admin, err := client.New(m.Config, client.Options{Scheme: env.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, ns := range []string{"infra", "shop"} {
 		if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			t.Fatal(err)

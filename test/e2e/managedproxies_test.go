@@ -37,26 +37,7 @@ func TestManagedProxiesHardened(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bins := build(t, "gatehouse")
-	fleet, err := env.Start(ctx, env.Options{Members: 1, AdvertiseAddress: env.AdvertiseAddress})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fleet.Stop() })
-	m := fleet.Members[0]
-	hubAdmin := kubernetes.NewForConfigOrDie(fleet.Hub.Config)
-	// env registered the member with its admin kubeconfig; join replaces
-	// it with the hub's own identity and its cut role.
-	if err := hubAdmin.CoreV1().Secrets(env.HubNamespace).Delete(ctx, m.Name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := join.Join(ctx, hubAdmin, m.Config, join.Options{Cluster: m.Name, HubNamespace: env.HubNamespace, MemberNamespace: "gatehouse-system",
-		TokenDuration: time.Hour, CreateRBAC: true, ManagedProxies: true, Out: io.Discard}); err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(m.Config, client.Options{Scheme: env.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fleet, _, admin := joinedFleet(t, ctx, join.Options{TokenDuration: time.Hour, ManagedProxies: true, Out: io.Discard})
 	const ns = "shop"
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
 		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}); err != nil {
@@ -184,4 +165,32 @@ func gatewayWithParameters(namespace, name, configMap string) *gwv1.Gateway {
 	gw := managedGateway(namespace, name)
 	gw.Spec.Infrastructure = &gwv1.GatewayInfrastructure{ParametersRef: &gwv1.LocalParametersReference{Kind: "ConfigMap", Name: configMap}}
 	return gw
+}
+
+// joinedFleet starts a hub and one member that the hub reaches with the
+// credentials `gatehousectl join` grants: env registers members with their
+// admin kubeconfig, and join replaces it with the hub's own identity and
+// its cut role. opts says what else join sets up. It returns the fleet and
+// admin clients of the hub and of the member.
+func joinedFleet(t *testing.T, ctx context.Context, opts join.Options) (*env.Fleet, kubernetes.Interface, client.Client) {
+	t.Helper()
+	fleet, err := env.Start(ctx, env.Options{Members: 1, AdvertiseAddress: env.AdvertiseAddress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Stop() })
+	m := fleet.Members[0]
+	hubAdmin := kubernetes.NewForConfigOrDie(fleet.Hub.Config)
+	if err := hubAdmin.CoreV1().Secrets(env.HubNamespace).Delete(ctx, m.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	opts.Cluster, opts.HubNamespace, opts.MemberNamespace, opts.CreateRBAC = m.Name, env.HubNamespace, "gatehouse-system", true
+	if err := join.Join(ctx, hubAdmin, m.Config, opts); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := client.New(m.Config, client.Options{Scheme: env.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fleet, hubAdmin, admin
 }
