@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/proxy"
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/internal/version"
 )
 
 type listFlag []string
@@ -55,6 +56,7 @@ func main() {
 	)
 	flag.Var(&tables, "table", "route table file (protojson), instead of the hub; repeatable")
 	flag.Var(&gateways, "gateway", "NAMESPACE/NAME of a Gateway to serve; repeatable")
+	flag.Var(version.Flag("gatehouse-proxy"), "version", "print the version and exit")
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(*logLevel)}))
@@ -99,7 +101,7 @@ func run(log *slog.Logger, o options) error {
 	defer stopPush()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
 	popts := proxy.Options{BindAddress: o.bind, Log: log, Registry: reg, DrainTimeout: o.drain}
 	if o.accessLog {
 		popts.AccessLog = log

@@ -42,6 +42,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -50,6 +51,7 @@ import (
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/internal/version"
 	"github.com/gatehouse-dev/gatehouse/operator/certificates"
 	"github.com/gatehouse-dev/gatehouse/operator/hub"
 	"github.com/gatehouse-dev/gatehouse/operator/members"
@@ -89,8 +91,10 @@ func main() {
 		classIssuer = flag.String("class-issuers", "", "comma-separated cert-manager issuers on the hub (ClusterIssuer/NAME or Issuer/NAME) that GatewayClass parameters may name; a class naming another gets no certificates")
 		whFailure   = flag.String("webhook-failure-policy", "Ignore", "what members do when the hub cannot be reached: Ignore (status still refuses) or Fail")
 	)
+	flag.Var(version.Flag("gatehouse"), "version", "print the version and exit")
 	// --kubeconfig (the hub cluster) is controller-runtime's own flag.
 	flag.Parse()
+	ctrlmetrics.Registry.MustRegister(version.Collector())
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(*logLevel))
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
@@ -305,7 +309,7 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 			logger.Error("push server stopped", "error", err)
 		}
 	}()
-	logger.Info("gatehouse hub starting", "namespace", o.namespace, "xds", ln.Addr().String())
+	logger.Info("gatehouse hub starting", "version", version.Get().Version, "namespace", o.namespace, "xds", ln.Addr().String())
 	return mgr.Start(ctx)
 }
 

@@ -41,6 +41,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/manifest"
 	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/migrate"
 	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/policycheck"
+	"github.com/gatehouse-dev/gatehouse/internal/version"
 	policyv1 "github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/tenancy"
 	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
@@ -102,6 +103,7 @@ func run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 	top := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	c.kube.Register(top)
+	showVersion := top.Bool("version", false, "print the version and exit")
 	if err := top.Parse(argv[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.usage(stdout, top)
@@ -109,6 +111,10 @@ func run(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "error: %v\nRun '%s -h' for usage.\n", err, c.name)
 		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.Get().Line(c.name))
+		return exitOK
 	}
 	args := top.Args()
 	if len(args) == 0 || args[0] == "help" {
