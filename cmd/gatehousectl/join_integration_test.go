@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +27,14 @@ import (
 
 // TestJoinAndLeave joins a real member to a real hub and checks that the
 // hub's kubeconfig authenticates as the hub's ServiceAccount and that the
-// ServiceAccount may do what the hub does there and no more.
+// ServiceAccount may do what the hub does there and no more; that joining
+// again revokes the previous token and keeps the cluster's labels; and that
+// leaving revokes the token and removes what join and the hub made.
 func TestJoinAndLeave(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a hub and a member control plane")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	fleet, err := env.Start(ctx, env.Options{Members: 1})
 	if err != nil {
@@ -45,32 +48,28 @@ func TestJoinAndLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	join := []string{"--kubeconfig", fleet.Hub.KubeconfigPath, "join", member.Name, "--member-kubeconfig", member.KubeconfigPath, "--labels", "env=test", "--token-duration", "2h"}
-	code, stdout, stderr := gatehousectl(t, join...)
-	if code != exitOK {
-		t.Fatalf("join: exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	for _, want := range []string{"applied ClusterRole gatehouse-hub", "minted a token for gatehouse-system/gatehouse-hub",
-		"verified: the token authenticates as system:serviceaccount:gatehouse-system:gatehouse-hub", "hub: created Secret gatehouse-system/member-1"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("join output lacks %q:\n%s", want, stdout)
-		}
-	}
-	if code, stdout, stderr = gatehousectl(t, join...); code != exitOK || !strings.Contains(stdout, "hub: updated Secret gatehouse-system/member-1") {
-		t.Fatalf("joining again: exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	rejoin := []string{"--kubeconfig", fleet.Hub.KubeconfigPath, "join", member.Name, "--member-kubeconfig", member.KubeconfigPath, "--token-duration", "2h"}
+	join := append(slices.Clone(rejoin), "--labels", "env=test")
+	runOK(t, "join", join, "applied ClusterRole gatehouse-hub", "minted a token for gatehouse-system/gatehouse-hub, bound to Secret gatehouse-system/gatehouse-hub-credential-",
+		"verified: the token authenticates as system:serviceaccount:gatehouse-system:gatehouse-hub", "hub: created Secret gatehouse-system/member-1",
+		"hub: cluster member-1 has the labels env=test")
+	first := hubConfig(ctx, t, hub, member.Name)
+	if err := listSecrets(ctx, first); err != nil {
+		t.Fatalf("listing Secrets with the first token: %v", err)
 	}
 
+	runOK(t, "joining again without --labels", rejoin, "hub: updated Secret gatehouse-system/member-1",
+		"hub: kept the labels of cluster member-1: env=test", "member-1: revoked the previous token: deleted Secret gatehouse-system/gatehouse-hub-credential-")
 	secret, err := hub.CoreV1().Secrets(env.HubNamespace).Get(ctx, member.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if secret.Labels[kubeconfig.DefaultKubeconfigSecretLabel] != "true" || secret.Labels["env"] != "test" {
-		t.Errorf("hub Secret labels %v, want the provider's label and env=test", secret.Labels)
+		t.Errorf("hub Secret labels %v after joining again without --labels, want the provider's label and env=test", secret.Labels)
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(secret.Data[kubeconfig.DefaultKubeconfigSecretKey])
-	if err != nil {
-		t.Fatalf("the hub Secret's kubeconfig: %v", err)
-	}
+	t.Run("the previous token is revoked", func(t *testing.T) { checkRefused(ctx, t, first) })
+
+	cfg := hubConfig(ctx, t, hub, member.Name)
 	asHub := kubernetes.NewForConfigOrDie(cfg)
 	review, err := asHub.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
@@ -85,29 +84,86 @@ func TestJoinAndLeave(t *testing.T) {
 
 	t.Run("migrate ingress from the cluster", func(t *testing.T) { checkMigrate(ctx, t, member) })
 	t.Run("token secret needs the token controller", func(t *testing.T) {
-		code, _, stderr := gatehousectl(t, append(join, "--token-secret", "--token-secret-timeout", "2s")...)
+		code, stdout, stderr := gatehousectl(t, append(join, "--token-secret", "--token-secret-timeout", "2s")...)
 		if code != exitError || !strings.Contains(stderr, "kube-controller-manager") {
 			t.Errorf("exit code %d, want %d with a word on the token controller; stderr:\n%s", code, exitError, stderr)
 		}
+		if !strings.Contains(stdout, "the token minted by this failed join is revoked") {
+			t.Errorf("the failed join does not say it deleted its credential:\n%s", stdout)
+		}
+		if err := listSecrets(ctx, cfg); err != nil {
+			t.Errorf("after a failed join, the stored token no longer works: %v", err)
+		}
+	})
+	t.Run("labels change only when given", func(t *testing.T) {
+		runOK(t, "join --labels env=prod", append(slices.Clone(rejoin), "--labels", "env=prod"),
+			"hub: changed the labels of cluster member-1 to env=prod (they were env=test)")
+		runOK(t, "join --labels ''", append(slices.Clone(rejoin), "--labels", ""),
+			"hub: changed the labels of cluster member-1 to (none) (they were env=prod)")
+		s, err := hub.CoreV1().Secrets(env.HubNamespace).Get(ctx, member.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Labels) != 1 || s.Labels[kubeconfig.DefaultKubeconfigSecretLabel] != "true" {
+			t.Errorf("hub Secret labels %v after --labels '', want only the provider's label", s.Labels)
+		}
 	})
 
-	code, stdout, stderr = gatehousectl(t, "--kubeconfig", fleet.Hub.KubeconfigPath, "leave", member.Name, "--member-kubeconfig", member.KubeconfigPath)
-	if code != exitOK {
-		t.Fatalf("leave: exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	if _, err := hub.CoreV1().Secrets(env.HubNamespace).Get(ctx, member.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("after leave, the hub Secret: %v, want NotFound", err)
-	}
-	admin := kubernetes.NewForConfigOrDie(member.Config)
-	if _, err := admin.RbacV1().ClusterRoles().Get(ctx, "gatehouse-hub", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("after leave, the member's ClusterRole: %v, want NotFound", err)
-	}
-	if _, err := admin.CoreV1().Namespaces().Get(ctx, "gatehouse-system", metav1.GetOptions{}); err != nil {
-		t.Errorf("leave must keep the member namespace: %v", err)
-	}
+	t.Run("leave", func(t *testing.T) { checkLeave(ctx, t, fleet, member) })
+	t.Run("leave --all", func(t *testing.T) { checkLeaveAll(ctx, t, fleet, member, join) })
 	if code, stdout, _ := gatehousectl(t, "--kubeconfig", fleet.Hub.KubeconfigPath, "leave", member.Name); code != exitOK || !strings.Contains(stdout, "was not a member") {
 		t.Errorf("leaving again: exit code %d, output:\n%s", code, stdout)
 	}
+}
+
+// runOK runs gatehousectl and checks that it succeeds and says each of want.
+func runOK(t *testing.T, what string, args []string, want ...string) {
+	t.Helper()
+	code, stdout, stderr := gatehousectl(t, args...)
+	if code != exitOK {
+		t.Fatalf("%s: exit code %d\nstdout:\n%s\nstderr:\n%s", what, code, stdout, stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("%s: output lacks %q:\n%s", what, w, stdout)
+		}
+	}
+}
+
+// hubConfig is the client configuration of the kubeconfig the hub holds
+// for a member.
+func hubConfig(ctx context.Context, t *testing.T, hub kubernetes.Interface, cluster string) *rest.Config {
+	t.Helper()
+	s, err := hub.CoreV1().Secrets(env.HubNamespace).Get(ctx, cluster, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data[kubeconfig.DefaultKubeconfigSecretKey])
+	if err != nil {
+		t.Fatalf("the hub Secret's kubeconfig: %v", err)
+	}
+	return cfg
+}
+
+// listSecrets lists every Secret of the member, as the hub's cache does.
+func listSecrets(ctx context.Context, cfg *rest.Config) error {
+	_, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+	return err
+}
+
+// checkRefused waits until the member refuses a request made with a
+// revoked token; its API server may accept a token it has just seen for
+// up to 10 seconds more.
+func checkRefused(ctx context.Context, t *testing.T, cfg *rest.Config) {
+	t.Helper()
+	var err error
+	for range 60 {
+		if err = listSecrets(ctx, cfg); apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Errorf("the revoked token still lists the member's Secrets after 30 s: %v", err)
 }
 
 // checkAccess asks the member, as the hub, what it may do.

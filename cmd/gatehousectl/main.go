@@ -311,20 +311,26 @@ var joinCommand = &command{
 In the member, join server-side applies (field manager gatehousectl) the
 namespace --member-namespace, the ServiceAccount gatehouse-hub, the ClusterRole
 gatehouse-hub with the least privileges the hub needs there, and its
-ClusterRoleBinding. It then mints a token for the ServiceAccount, checks that
-the token authenticates, and creates or updates, on the hub, the Secret CLUSTER
-in --hub-namespace: a kubeconfig with the member's API server URL (--server
-overrides it: the hub may reach the member under another address), its CA and
-the token, labelled sigs.k8s.io/multicluster-runtime-kubeconfig=true.
+ClusterRoleBinding. It then creates a credential Secret gatehouse-hub-credential-*
+in --member-namespace, mints a token for the ServiceAccount bound to that
+Secret, checks that the token authenticates, and creates or updates, on the
+hub, the Secret CLUSTER in --hub-namespace: a kubeconfig with the member's API
+server URL (--server overrides it: the hub may reach the member under another
+address), its CA and the token, labelled
+sigs.k8s.io/multicluster-runtime-kubeconfig=true. Deleting the credential
+Secret revokes the token; leave does.
 
 Tokens come from the TokenRequest API and expire after --token-duration (the
 member's API server may shorten it; the hub Secret's annotation
-gatehouse.dev/token-expires says when): run join again before then, which
-replaces the token. With --token-secret, the token is that of a
-kubernetes.io/service-account-token Secret gatehouse-hub-token, which does not
+gatehouse.dev/token-expires says when): run join again before then. Joining
+again is the renewal: it stores a new token, then deletes the previous join's
+credential Secret, which revokes the previous token; the hub switches without
+disturbing the cluster's proxies. With --token-secret, the token is that of a
+kubernetes.io/service-account-token Secret gatehouse-hub-token-*, which does not
 expire (the member's kube-controller-manager must be running to fill it).
 
-CLUSTER must be a DNS-1123 label. Joining again is safe and updates everything.
+CLUSTER must be a DNS-1123 label. Joining again is safe and updates everything
+but the cluster's labels, which stay as they are unless --labels is given.
 If charts/gatehouse-member is installed in the member, pass --create-rbac=false
 to only mint a token for its ServiceAccount.`,
 	examples: `
@@ -345,13 +351,13 @@ gatehousectl join edge-1 --member-kubeconfig edge-1.kubeconfig --dry-run`,
 		fs.StringVar(&o.HubNamespace, "hub-namespace", o.HubNamespace, "hub namespace holding the members' kubeconfig Secrets")
 		fs.StringVar(&o.MemberNamespace, "member-namespace", o.MemberNamespace, "member namespace of the hub's ServiceAccount")
 		fs.StringVar(&o.Server, "server", "", "API server URL the hub reaches the member at (default: the member kubeconfig's)")
-		fs.DurationVar(&o.TokenDuration, "token-duration", 8760*time.Hour, "lifetime of the token: join again before it ends")
+		fs.DurationVar(&o.TokenDuration, "token-duration", 720*time.Hour, "lifetime of the token: join again before it ends")
 		fs.BoolVar(&o.TokenSecret, "token-secret", false, "use a long-lived kubernetes.io/service-account-token Secret instead of a TokenRequest")
 		fs.DurationVar(&o.TokenSecretTimeout, "token-secret-timeout", time.Minute, "how long to wait for the member's token controller to fill the token Secret")
 		fs.BoolVar(&o.CreateRBAC, "create-rbac", true, "apply the namespace, ServiceAccount, ClusterRole and ClusterRoleBinding (false: charts/gatehouse-member made them)")
 		fs.BoolVar(&o.Webhook, "webhook", true, "let the hub register its admission webhook (ValidatingWebhookConfiguration gatehouse-routes)")
 		fs.BoolVar(&o.ManagedProxies, "managed-proxies", true, "let the hub create managed-mode Gateways' proxies (ServiceAccounts, Deployments, Services)")
-		fs.Var(&lbls, "labels", "the cluster's `labels`, e.g. env=prod,region=eu, which Tenants and RoutePolicies select clusters by (replaces the labels an earlier join set)")
+		fs.Var(&lbls, "labels", "the cluster's `labels`, e.g. env=prod,region=eu, which Tenants and RoutePolicies select clusters by: they replace the labels it has; '' removes them (default: keep them)")
 		fs.StringVar(&o.HubServiceAccount, "hub-service-account", "gatehouse", "the hub's ServiceAccount on the hub cluster, in --hub-namespace (empty: bind nothing on the hub)")
 		fs.StringVar(&o.HubCertificatesRole, "hub-certificates-role", "gatehouse-certificates",
 			"the hub chart's ClusterRole for the key pairs cert-manager issues; join binds it in this member's certificate namespace (empty: bind nothing)")
@@ -420,43 +426,62 @@ func (c *cli) hubClientset() (*kubernetes.Clientset, error) {
 
 var leaveCommand = &command{
 	name:    "leave",
-	args:    "CLUSTER",
+	args:    "CLUSTER|--all",
 	summary: "Unregister a member cluster from the hub",
 	kube:    true,
 	details: `
 Deletes the Secret CLUSTER in --hub-namespace on the hub: the hub stops serving
 the cluster and withdraws its route tables. With --member-kubeconfig or
---member-context, also deletes in the member what join and the hub made there:
+--member-context (the member's admin), also revokes the hub's token there
+(deletes the credential Secrets join made, then waits until the member refuses
+the token, at most --revoke-timeout) and deletes what the hub and join made:
 the ValidatingWebhookConfiguration gatehouse-routes (nothing answers it any
-more), the ClusterRoleBinding and ClusterRole gatehouse-hub, the token Secret
-and the ServiceAccount — only objects labelled as made by join (or, for the
-webhook, by the hub), so what charts/gatehouse-member installed stays. The
-namespace stays. Leaving a cluster that is not a member is not an error.`,
+more), the managed proxies' Deployments, Services, ServiceAccounts, ConfigMaps
+and PodDisruptionBudgets (the Gateways stay), the ClusterRoleBinding and
+ClusterRole gatehouse-hub, the token Secret and the ServiceAccount — only
+objects labelled as made by join or the hub, so what charts/gatehouse-member
+installed stays. The namespace and the statuses the hub wrote stay. Leaving a
+cluster that is not a member is not an error.
+
+With --all, every member leaves, each as the admin of the context named after
+it in --member-kubeconfig (default: the default kubeconfig); run it before
+uninstalling the hub. It changes nothing unless it reaches every member.`,
 	examples: `
 gatehousectl leave edge-1
-gatehousectl leave edge-1 --member-kubeconfig edge-1.kubeconfig`,
+gatehousectl leave edge-1 --member-kubeconfig edge-1.kubeconfig
+
+# Before helm uninstall of the hub: contexts edge-1, prod-eu, ... name the members.
+gatehousectl leave --all --member-kubeconfig fleet.kubeconfig`,
 	setup: func(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
 		o := join.Options{HubNamespace: defaultHubNamespace, MemberNamespace: defaultHubNamespace}
 		var m memberFlags
+		var all bool
 		m.register(fs)
 		fs.StringVar(&o.HubNamespace, "hub-namespace", o.HubNamespace, "hub namespace holding the members' kubeconfig Secrets")
 		fs.StringVar(&o.MemberNamespace, "member-namespace", o.MemberNamespace, "member namespace of the hub's ServiceAccount")
+		fs.DurationVar(&o.RevokeTimeout, "revoke-timeout", join.DefaultRevokeTimeout, "how long to wait for the member to refuse the hub's revoked token")
+		fs.BoolVar(&all, "all", false, "every member leaves, each with the context named after it in --member-kubeconfig")
 		return func(ctx context.Context, c *cli, args []string) error {
-			if len(args) != 1 {
-				return usagef("leave takes one CLUSTER name, got %d arguments", len(args))
+			o.Out = c.stdout
+			switch {
+			case all && (len(args) != 0 || m.context != ""):
+				return usagef("leave --all takes no CLUSTER and no --member-context: each member's context is named after it")
+			case !all && len(args) != 1:
+				return usagef("leave takes one CLUSTER name (or --all), got %d arguments", len(args))
 			}
-			o.Cluster, o.Out = args[0], c.stdout
 			hub, err := c.hubClientset()
 			if err != nil {
 				return err
 			}
-			var member kubernetes.Interface
+			if all {
+				return join.LeaveAll(ctx, hub, func(cluster string) (*rest.Config, error) {
+					return kubeclient.Flags{Kubeconfig: m.kubeconfig, Context: cluster}.Config()
+				}, o)
+			}
+			o.Cluster = args[0]
+			var member *rest.Config
 			if m.set() {
-				cfg, err := m.config()
-				if err != nil {
-					return err
-				}
-				if member, err = kubernetes.NewForConfig(cfg); err != nil {
+				if member, err = m.config(); err != nil {
 					return err
 				}
 			}

@@ -2,7 +2,10 @@
 // `gatehousectl join` does: in the member, a ServiceAccount with the least
 // privileges the hub needs there; on the hub, a Secret holding a kubeconfig
 // that authenticates as that ServiceAccount, labelled so that the hub's
-// multicluster-runtime kubeconfig provider engages the cluster.
+// multicluster-runtime kubeconfig provider engages the cluster. Each join's
+// token can be revoked on its own (credential.go); joining again replaces
+// it and revokes the one before, and Leave undoes what join and the hub
+// made (leave.go).
 package join
 
 import (
@@ -14,13 +17,10 @@ import (
 	"strings"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/util/wait"
 	admissionregistrationv1ac "k8s.io/client-go/applyconfigurations/admissionregistration/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
@@ -28,7 +28,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 	"sigs.k8s.io/yaml"
 
@@ -41,8 +40,8 @@ const (
 	// ServiceAccount is the hub's identity in a member; the ClusterRole and
 	// ClusterRoleBinding carry the same name.
 	ServiceAccount = "gatehouse-hub"
-	// TokenSecret is the long-lived token Secret of --token-secret, named as
-	// charts/gatehouse-member names it.
+	// TokenSecret is the long-lived token Secret that joins before
+	// per-join credentials applied with --token-secret; leave deletes it.
 	TokenSecret = ServiceAccount + "-token"
 	// AnnotationTokenExpires on the hub Secret says when the token in its
 	// kubeconfig expires: join again before then.
@@ -86,8 +85,12 @@ type Options struct {
 	// needs no Secret access across its cluster. Either empty: no binding.
 	HubServiceAccount, HubCertificatesRole string
 	// Labels are the cluster's labels (on its hub Secret), which Tenants and
-	// RoutePolicies select clusters by.
+	// RoutePolicies select clusters by. Nil keeps those the hub Secret has;
+	// empty removes them.
 	Labels map[string]string
+	// RevokeTimeout bounds how long Leave waits for the member to refuse
+	// the hub's revoked token before it removes what the hub made there.
+	RevokeTimeout time.Duration
 	// Out receives what was done.
 	Out io.Writer
 }
@@ -136,9 +139,6 @@ func MemberObjects(o Options) []any {
 			out = append(out, policy, binding)
 		}
 	}
-	if o.TokenSecret {
-		out = append(out, tokenSecret(o))
-	}
 	return out
 }
 
@@ -170,12 +170,6 @@ const LabelCluster = "gatehouse.dev/cluster"
 // not app.kubernetes.io/managed-by: the ServiceAccount may be Helm's too.
 func managedBy() map[string]string {
 	return map[string]string{LabelJoined: FieldManager}
-}
-
-func tokenSecret(o Options) *corev1ac.SecretApplyConfiguration {
-	return corev1ac.Secret(TokenSecret, o.MemberNamespace).WithLabels(managedBy()).
-		WithAnnotations(map[string]string{corev1.ServiceAccountNameKey: ServiceAccount}).
-		WithType(corev1.SecretTypeServiceAccountToken)
 }
 
 // Endpoint is how the hub reaches the member's API server.
@@ -214,22 +208,26 @@ func Kubeconfig(cluster string, e Endpoint, token string) ([]byte, error) {
 	return clientcmd.Write(*cfg)
 }
 
-// HubSecret is the member's registration on the hub.
-func HubSecret(o Options, kubeconfigData []byte, expires time.Time) *corev1ac.SecretApplyConfiguration {
+// HubSecret is the member's registration on the hub: the kubeconfig, the
+// cluster's labels, when the token expires and which member Secret it
+// depends on.
+func HubSecret(o Options, kubeconfigData []byte, expires time.Time, cred string) *corev1ac.SecretApplyConfiguration {
 	l := map[string]string{kubeconfig.DefaultKubeconfigSecretLabel: "true"}
 	for k, v := range o.Labels {
 		l[k] = v
 	}
 	s := corev1ac.Secret(o.Cluster, o.HubNamespace).WithLabels(l).WithType(corev1.SecretTypeOpaque).
-		WithData(map[string][]byte{kubeconfig.DefaultKubeconfigSecretKey: kubeconfigData})
+		WithData(map[string][]byte{kubeconfig.DefaultKubeconfigSecretKey: kubeconfigData}).
+		WithAnnotations(map[string]string{AnnotationCredential: cred})
 	if !expires.IsZero() {
 		s.WithAnnotations(map[string]string{AnnotationTokenExpires: expires.UTC().Format(time.RFC3339)})
 	}
 	return s
 }
 
-// Join registers the member with the hub. It is idempotent: joining again
-// applies the same objects and replaces the token.
+// Join registers the member with the hub. Joining again applies the same
+// objects, replaces the token and revokes the one before; the cluster's
+// labels stay unless Options.Labels is set.
 func Join(ctx context.Context, hub kubernetes.Interface, member *rest.Config, o Options) error {
 	if err := o.Validate(); err != nil {
 		return err
@@ -238,22 +236,36 @@ func Join(ctx context.Context, hub kubernetes.Interface, member *rest.Config, o 
 	if err != nil {
 		return err
 	}
+	if endpoint.Insecure {
+		return fmt.Errorf("%s: the member kubeconfig skips TLS verification (insecure-skip-tls-verify): the hub would send its token to whoever answers at %s; give a kubeconfig with the member's certificate-authority-data", o.Cluster, endpoint.Server)
+	}
 	mc, err := kubernetes.NewForConfig(member)
+	if err != nil {
+		return err
+	}
+	prev, err := readRegistration(ctx, hub, o.HubNamespace, o.Cluster)
 	if err != nil {
 		return err
 	}
 	if err := apply(ctx, mc, o.Cluster, MemberObjects(o), o); err != nil {
 		return fmt.Errorf("member: %w", err)
 	}
-	token, expires, err := mint(ctx, mc, o)
+	cred, err := createCredential(ctx, mc, o)
+	if err != nil {
+		return err
+	}
+	stored := false
+	defer func() {
+		if !stored {
+			dropUnused(ctx, mc, cred, o)
+		}
+	}()
+	token, expires, err := mint(ctx, mc, cred, o)
 	if err != nil {
 		return err
 	}
 	if err := verify(ctx, member, token, o); err != nil {
 		return err
-	}
-	if endpoint.Insecure {
-		return fmt.Errorf("%s: the member kubeconfig skips TLS verification (insecure-skip-tls-verify): the hub would send its token to whoever answers at %s; give a kubeconfig with the member's certificate-authority-data", o.Cluster, endpoint.Server)
 	}
 	if len(endpoint.CAData) == 0 {
 		o.printf("%s: note: the member kubeconfig names no certificate authority; the hub will trust its system roots for %s", o.Cluster, endpoint.Server)
@@ -265,7 +277,26 @@ func Join(ctx context.Context, hub kubernetes.Interface, member *rest.Config, o 
 	if err := apply(ctx, hub, "hub", HubObjects(o), o); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
-	return applyHubSecret(ctx, hub, o, data, expires, endpoint.Server)
+	given := o.Labels != nil
+	o.Labels = prev.labelsAfter(o.Labels)
+	if err := applyHubSecret(ctx, hub, o, data, expires, cred, endpoint.Server, prev.exists); err != nil {
+		return err
+	}
+	stored = true
+	prev.reportLabels(o, given)
+	return revokePrevious(ctx, mc, prev, cred, o)
+}
+
+// dropUnused deletes the credential of a join that failed before the hub
+// stored its token, so that no valid token is left behind.
+func dropUnused(ctx context.Context, mc kubernetes.Interface, cred credential, o Options) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := deleteCredential(ctx, mc, cred, o.Cluster); err != nil {
+		o.printf("%s: warning: could not delete Secret %s, which the unused token is bound to; delete it to revoke that token: %v", o.Cluster, cred, err)
+		return
+	}
+	o.printf("%s: deleted Secret %s: the token minted by this failed join is revoked", o.Cluster, cred)
 }
 
 func (o Options) printf(format string, args ...any) {
@@ -298,9 +329,6 @@ func apply(ctx context.Context, mc kubernetes.Interface, where string, objs []an
 		case *rbacv1ac.RoleBindingApplyConfiguration:
 			what = "RoleBinding " + *x.Namespace + "/" + *x.Name
 			_, err = mc.RbacV1().RoleBindings(*x.Namespace).Apply(ctx, x, applyOpts)
-		case *corev1ac.SecretApplyConfiguration:
-			what = "Secret " + *x.Namespace + "/" + *x.Name
-			_, err = mc.CoreV1().Secrets(*x.Namespace).Apply(ctx, x, applyOpts)
 		case *admissionregistrationv1ac.ValidatingAdmissionPolicyApplyConfiguration:
 			what = "ValidatingAdmissionPolicy " + *x.Name
 			_, err = mc.AdmissionregistrationV1().ValidatingAdmissionPolicies().Apply(ctx, x, applyOpts)
@@ -318,187 +346,14 @@ func apply(ctx context.Context, mc kubernetes.Interface, where string, objs []an
 	return nil
 }
 
-// mint returns a token of the ServiceAccount and when it expires (zero:
-// never).
-func mint(ctx context.Context, mc kubernetes.Interface, o Options) (string, time.Time, error) {
-	sa := o.MemberNamespace + "/" + ServiceAccount
-	if o.TokenSecret {
-		token, err := awaitTokenSecret(ctx, mc, o)
-		if err != nil {
-			return "", time.Time{}, err
-		}
-		o.printf("%s: read the long-lived token of %s from Secret %s/%s (it does not expire; delete the Secret to revoke it)", o.Cluster, sa, o.MemberNamespace, TokenSecret)
-		return token, time.Time{}, nil
-	}
-	tr, err := mc.CoreV1().ServiceAccounts(o.MemberNamespace).CreateToken(ctx, ServiceAccount, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(o.TokenDuration / time.Second))},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		if apierrors.IsNotFound(err) && !o.CreateRBAC {
-			return "", time.Time{}, fmt.Errorf("member: ServiceAccount %s does not exist; install charts/gatehouse-member or join without --create-rbac=false: %w", sa, err)
-		}
-		return "", time.Time{}, fmt.Errorf("member: requesting a token for %s: %w", sa, err)
-	}
-	expires := tr.Status.ExpirationTimestamp.Time
-	o.printf("%s: minted a token for %s, valid until %s: join again before then", o.Cluster, sa, expires.UTC().Format(time.RFC3339))
-	if got := time.Until(expires); got < o.TokenDuration-time.Hour {
-		o.printf("%s: warning: the member's API server shortened the token to %v (its --service-account-max-token-expiration); use --token-secret for a token that does not expire", o.Cluster, got.Round(time.Minute))
-	}
-	return tr.Status.Token, expires, nil
-}
-
-func awaitTokenSecret(ctx context.Context, mc kubernetes.Interface, o Options) (string, error) {
-	var token string
-	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, o.TokenSecretTimeout, true, func(ctx context.Context) (bool, error) {
-		s, err := mc.CoreV1().Secrets(o.MemberNamespace).Get(ctx, TokenSecret, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		token = string(s.Data[corev1.ServiceAccountTokenKey])
-		return token != "", nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("member: Secret %s/%s has no token after %v: the member's token controller (kube-controller-manager) fills it; without one, join without --token-secret: %w",
-			o.MemberNamespace, TokenSecret, o.TokenSecretTimeout, err)
-	}
-	return token, nil
-}
-
-// verify checks, against the member's own address, that the token
-// authenticates as the ServiceAccount. --server may be an address only the
-// hub reaches, so it is not used here.
-func verify(ctx context.Context, member *rest.Config, token string, o Options) error {
-	cfg := rest.AnonymousClientConfig(member)
-	cfg.BearerToken = token
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	r, err := c.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("member: the new token does not authenticate: %w", err)
-	}
-	want := "system:serviceaccount:" + o.MemberNamespace + ":" + ServiceAccount
-	if got := r.Status.UserInfo.Username; got != want {
-		return fmt.Errorf("member: the new token authenticates as %q, not %q", got, want)
-	}
-	o.printf("%s: verified: the token authenticates as %s", o.Cluster, want)
-	return nil
-}
-
-func applyHubSecret(ctx context.Context, hub kubernetes.Interface, o Options, data []byte, expires time.Time, server string) error {
-	secrets := hub.CoreV1().Secrets(o.HubNamespace)
-	verb := "updated"
-	if _, err := secrets.Get(ctx, o.Cluster, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		verb = "created"
-	}
-	if _, err := secrets.Apply(ctx, HubSecret(o, data, expires), applyOpts); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("hub: namespace %s does not exist; install the hub there first, or name its namespace with --hub-namespace: %w", o.HubNamespace, err)
-		}
-		return fmt.Errorf("hub: applying Secret %s/%s: %w", o.HubNamespace, o.Cluster, err)
-	}
-	o.printf("hub: %s Secret %s/%s: the hub reaches cluster %s at %s", verb, o.HubNamespace, o.Cluster, o.Cluster, server)
-	return nil
-}
-
-// Leave deletes the member's Secret on the hub and, with a member client,
-// what join and the hub made there: the webhook registration (the hub no
-// longer answers for this cluster), the managed-proxy guard policy and its
-// binding, the ClusterRoleBinding, ClusterRole, token Secret and
-// ServiceAccount — each only when it carries the label join or the hub
-// sets, so that what charts/gatehouse-member installed stays. The namespace
-// stays too: other things may live in it. Missing objects are not an error.
-func Leave(ctx context.Context, hub, member kubernetes.Interface, o Options) error {
-	if msgs := validation.IsDNS1123Label(o.Cluster); len(msgs) > 0 {
-		return fmt.Errorf("CLUSTER %q: %s", o.Cluster, strings.Join(msgs, "; "))
-	}
-	bg := metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}
-	switch err := hub.CoreV1().Secrets(o.HubNamespace).Delete(ctx, o.Cluster, bg); {
-	case apierrors.IsNotFound(err):
-		o.printf("hub: Secret %s/%s does not exist: %s was not a member", o.HubNamespace, o.Cluster, o.Cluster)
-	case err != nil:
-		return fmt.Errorf("hub: deleting Secret %s/%s: %w", o.HubNamespace, o.Cluster, err)
-	default:
-		o.printf("hub: deleted Secret %s/%s: the hub stops serving %s", o.HubNamespace, o.Cluster, o.Cluster)
-	}
-	if member == nil {
-		return nil
-	}
-	ns := o.MemberNamespace
-	type object interface{ GetLabels() map[string]string }
-	steps := []struct {
-		what       string
-		key, value string // the label that says we made it
-		get        func() (object, error)
-		deleteIt   func() error
-	}{
-		{"ValidatingWebhookConfiguration " + WebhookConfigurationName, "app.kubernetes.io/managed-by", "gatehouse",
-			func() (object, error) {
-				return member.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, WebhookConfigurationName, metav1.GetOptions{})
-			},
-			func() error {
-				return member.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, WebhookConfigurationName, bg)
-			}},
-		{"ValidatingAdmissionPolicyBinding " + ProxyObjectsPolicy, LabelJoined, FieldManager,
-			func() (object, error) {
-				return member.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, ProxyObjectsPolicy, metav1.GetOptions{})
-			},
-			func() error {
-				return member.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, ProxyObjectsPolicy, bg)
-			}},
-		{"ValidatingAdmissionPolicy " + ProxyObjectsPolicy, LabelJoined, FieldManager,
-			func() (object, error) {
-				return member.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, ProxyObjectsPolicy, metav1.GetOptions{})
-			},
-			func() error {
-				return member.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, ProxyObjectsPolicy, bg)
-			}},
-		{"ClusterRoleBinding " + ServiceAccount, LabelJoined, FieldManager,
-			func() (object, error) {
-				return member.RbacV1().ClusterRoleBindings().Get(ctx, ServiceAccount, metav1.GetOptions{})
-			},
-			func() error { return member.RbacV1().ClusterRoleBindings().Delete(ctx, ServiceAccount, bg) }},
-		{"ClusterRole " + ServiceAccount, LabelJoined, FieldManager,
-			func() (object, error) {
-				return member.RbacV1().ClusterRoles().Get(ctx, ServiceAccount, metav1.GetOptions{})
-			},
-			func() error { return member.RbacV1().ClusterRoles().Delete(ctx, ServiceAccount, bg) }},
-		{"Secret " + ns + "/" + TokenSecret, LabelJoined, FieldManager,
-			func() (object, error) { return member.CoreV1().Secrets(ns).Get(ctx, TokenSecret, metav1.GetOptions{}) },
-			func() error { return member.CoreV1().Secrets(ns).Delete(ctx, TokenSecret, bg) }},
-		{"ServiceAccount " + ns + "/" + ServiceAccount, LabelJoined, FieldManager,
-			func() (object, error) {
-				return member.CoreV1().ServiceAccounts(ns).Get(ctx, ServiceAccount, metav1.GetOptions{})
-			},
-			func() error { return member.CoreV1().ServiceAccounts(ns).Delete(ctx, ServiceAccount, bg) }},
-	}
-	for _, s := range steps {
-		obj, err := s.get()
-		if err == nil && obj.GetLabels()[s.key] != s.value {
-			o.printf("%s: kept %s: it lacks the label %s=%s, so join did not make it", o.Cluster, s.what, s.key, s.value)
-			continue
-		}
-		if err == nil {
-			err = s.deleteIt()
-		}
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return fmt.Errorf("%s: deleting %s: %w", o.Cluster, s.what, err)
-		default:
-			o.printf("%s: deleted %s", o.Cluster, s.what)
-		}
-	}
-	return nil
-}
-
 // TokenPlaceholder stands for the token in what DryRun prints.
 const TokenPlaceholder = "<minted by join>"
 
 // DryRun writes what Join would apply, as a YAML stream: the member's
-// objects, then the hub Secret with its kubeconfig readable and the token
-// left out. It contacts no cluster.
+// objects and the credential Secret, then the hub Secret with its
+// kubeconfig readable and the token left out. It contacts no cluster, so it
+// shows only the labels given: without --labels, Join keeps the hub
+// Secret's.
 func DryRun(w io.Writer, member *rest.Config, o Options) error {
 	if err := o.Validate(); err != nil {
 		return err
@@ -515,10 +370,11 @@ func DryRun(w io.Writer, member *rest.Config, o Options) error {
 	if !o.TokenSecret {
 		expires = time.Now().Add(o.TokenDuration)
 	}
-	secret := HubSecret(o, nil, expires)
+	cred := CredentialSecret(o)
+	secret := HubSecret(o, nil, expires, cred.Namespace+"/"+cred.GenerateName+"<generated>")
 	secret.Data = nil
 	secret.WithStringData(map[string]string{kubeconfig.DefaultKubeconfigSecretKey: string(data)})
-	memberObjs := MemberObjects(o)
+	memberObjs := append(MemberObjects(o), cred)
 	objs := append(append(memberObjs, HubObjects(o)...), secret)
 	for i, obj := range objs {
 		b, err := yaml.Marshal(obj)

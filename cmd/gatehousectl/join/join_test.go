@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/join"
+	"github.com/gatehouse-dev/gatehouse/operator/hub"
 )
 
 func TestValidateRefuses(t *testing.T) {
@@ -32,5 +35,31 @@ func TestValidateRefuses(t *testing.T) {
 				t.Errorf("Validate() = %v, want an error saying %q", err, c.want)
 			}
 		})
+	}
+}
+
+// Leave finds the managed proxies' objects by the label the hub puts on them.
+func TestLabelGatewayIsTheHubs(t *testing.T) {
+	if join.LabelGateway != hub.LabelGateway {
+		t.Errorf("join.LabelGateway = %q, operator/hub.LabelGateway = %q", join.LabelGateway, hub.LabelGateway)
+	}
+}
+
+// Every join makes a credential of its own, which its token depends on and
+// which leave finds by its labels.
+func TestCredentialSecret(t *testing.T) {
+	o := join.Options{Cluster: "member-1", MemberNamespace: "gatehouse-system"}
+	for _, tc := range []struct {
+		tokenSecret bool
+		typ         corev1.SecretType
+	}{{false, corev1.SecretTypeOpaque}, {true, corev1.SecretTypeServiceAccountToken}} {
+		o.TokenSecret = tc.tokenSecret
+		s := join.CredentialSecret(o)
+		if s.Name != "" || !strings.HasPrefix(s.GenerateName, join.ServiceAccount+"-") || s.Type != tc.typ {
+			t.Errorf("--token-secret=%v: name %q, generateName %q, type %q; want a generated name and type %q", tc.tokenSecret, s.Name, s.GenerateName, s.Type, tc.typ)
+		}
+		if s.Labels[join.LabelJoined] != join.FieldManager || s.Labels[join.LabelCluster] != "member-1" || s.Namespace != "gatehouse-system" {
+			t.Errorf("--token-secret=%v: %s/%s labelled %v", tc.tokenSecret, s.Namespace, s.GenerateName, s.Labels)
+		}
 	}
 }
