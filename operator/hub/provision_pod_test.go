@@ -192,7 +192,9 @@ func TestProxyService(t *testing.T) {
 					len(s.Ports) == 2 && s.Ports[0].NodePort == 31080 && s.Ports[0].Name == "port-80"
 			}},
 		{"Local traffic policy", translate.ProxySettings{ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal}, corev1.ServiceSpec{},
-			func(s corev1.ServiceSpec) bool { return s.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal }},
+			func(s corev1.ServiceSpec) bool {
+				return s.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+			}},
 		{"a ClusterIP Service has no node ports and no external policy",
 			translate.ProxySettings{ServiceType: corev1.ServiceTypeClusterIP, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
 			corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal, Ports: []corev1.ServicePort{{Port: 80, NodePort: 31080}}},
