@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -81,6 +82,7 @@ type launchSpec struct {
 	args   []string
 	env    []string
 	script string // sets up mounts and hostname, then runs "$@"
+	life   lifecycle
 }
 
 // prepare resolves a container: its image's binary, its environment, its
@@ -89,6 +91,10 @@ func (w *podWorker) prepare(pod *corev1.Pod, c corev1.Container) (*launchSpec, e
 	binary, ok := w.k.opts.Images[imageBaseName(c.Image)]
 	if !ok {
 		return nil, waiting("ErrImagePull", "image %q is not available to the fake kubelet (no binary for %q)", c.Image, imageBaseName(c.Image))
+	}
+	life, err := newLifecycle(pod, c, w.k.opts.MaxGracePeriod)
+	if err != nil {
+		return nil, err
 	}
 	env, lookup, err := w.resolveEnv(pod, c)
 	if err != nil {
@@ -116,7 +122,7 @@ func (w *podWorker) prepare(pod *corev1.Pod, c corev1.Container) (*launchSpec, e
 	for i := range args {
 		args[i] = expand(args[i], lookup)
 	}
-	return &launchSpec{binary: binary, args: args, env: env, script: script}, nil
+	return &launchSpec{binary: binary, args: args, env: env, script: script, life: life}, nil
 }
 
 // imageBaseName is the last path element of an image without tag or
@@ -186,9 +192,10 @@ func (w *podWorker) supervise(run *podRun, st *containerState, spec *launchSpec,
 	}
 }
 
-// runOnce starts the container, waits for it to exit or for the run to
-// end (then SIGTERM, and SIGKILL after the grace), and records the states.
-// Its output goes to a log file per restart.
+// runOnce starts the container, probes it while it runs, waits for it to
+// exit or for the run to end (then preStop, SIGTERM, and SIGKILL after the
+// grace), and records the states. Its output goes to a log file per
+// restart.
 func (w *podWorker) runOnce(run *podRun, st *containerState, spec *launchSpec) (int, error) {
 	run.mu.Lock()
 	restarts := st.status.RestartCount
@@ -211,12 +218,18 @@ func (w *podWorker) runOnce(run *podRun, st *containerState, spec *launchSpec) (
 	run.mu.Lock()
 	st.status.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAt}}
 	st.status.ContainerID, st.status.ImageID = id, "local://"+spec.binary
-	st.status.Ready, st.status.Started = true, ptr.To(true)
+	// Without a readiness probe a running container is ready.
+	st.status.Ready, st.status.Started = spec.life.readiness == nil, ptr.To(true)
 	run.mu.Unlock()
 	w.poke()
 	w.k.logf("pod %s: container %s started (pid %d, restarts %d)", w.key, st.name, cmd.Process.Pid, restarts)
 
-	waitErr := waitOrStop(cmd, run)
+	t := target{ip: run.ip, pid: cmd.Process.Pid, k: w.k}
+	running, exited := context.WithCancel(run.ctx)
+	probes := w.probeContainer(running, run, st, spec.life, t, killer(cmd.Process.Pid, spec.life.killGrace, running))
+	waitErr := w.stopContainer(cmd, run, spec.life, t)
+	exited()
+	probes.Wait()
 	stdout.flush()
 	stderr.flush()
 	code := exitCode(cmd)
@@ -236,29 +249,6 @@ func (w *podWorker) runOnce(run *podRun, st *containerState, spec *launchSpec) (
 		return code, waitErr
 	}
 	return code, nil
-}
-
-// waitOrStop waits for the process; when the run ends first it sends
-// SIGTERM to the process group, then SIGKILL after the run's grace. Any
-// process left in the group is killed either way.
-func waitOrStop(cmd *exec.Cmd, run *podRun) error {
-	pgid := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }()
-	select {
-	case err := <-done:
-		return err
-	case <-run.ctx.Done():
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(time.Duration(run.grace.Load())):
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	return <-done
 }
 
 // exitCode is the process's exit code, 128+signal when a signal ended it.

@@ -14,8 +14,9 @@ import (
 )
 
 // Controllers are the kube-controller-manager controllers that
-// StartControllerManager runs: enough for Deployments, Services and
-// namespace cleanup, with no node lifecycle, scheduler or cloud parts.
+// StartControllerManager runs: enough for Deployments, Services, namespace
+// cleanup and PodDisruptionBudgets (which evictions, and so kubectl drain,
+// consult), with no node lifecycle, scheduler or cloud parts.
 var Controllers = []string{
 	"deployment-controller",
 	"replicaset-controller",
@@ -23,6 +24,7 @@ var Controllers = []string{
 	"garbage-collector-controller",
 	"namespace-controller",
 	"serviceaccount-controller",
+	"disruption-controller",
 }
 
 // StartControllerManager runs binDir/kube-controller-manager against the

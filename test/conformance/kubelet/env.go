@@ -47,6 +47,13 @@ func (w *podWorker) resolveEnv(pod *corev1.Pod, c corev1.Container) ([]string, f
 	var env envList
 	env.set("PATH", defaultPath)
 	env.set("HOSTNAME", podHostname(pod))
+	services, err := w.k.serviceEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, kv := range services {
+		env.set(kv[0], kv[1])
+	}
 	for _, from := range c.EnvFrom {
 		data, err := w.envFromSource(pod.Namespace, from)
 		if err != nil {

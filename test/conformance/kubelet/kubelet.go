@@ -1,11 +1,14 @@
 // Package kubelet is a fake kubelet for conformance runs on a machine without
-// a container runtime: it registers one Node, binds every unscheduled Pod to
-// it, and runs each container whose image it knows as a local binary, in a
+// a container runtime: it registers a Node, binds the unscheduled Pods it
+// places there (see place; several kubelets make several Nodes), and runs
+// each container whose image it knows as a local binary, in a
 // network namespace of the Pod's own (one address per Pod, reachable from the
 // test network) and a mount namespace of the container's own (Secret,
 // ConfigMap and emptyDir volumes appear at their mountPath). It writes Pod
-// status the way a kubelet does, restarts exited containers, finishes
-// graceful deletions, and serves container logs to kube-apiserver.
+// status the way a kubelet does, runs readiness and liveness probes,
+// restarts exited containers, finishes graceful deletions (preStop hooks,
+// then SIGTERM, then SIGKILL after the grace period), and serves container
+// logs to kube-apiserver. ServiceProxy stands in for kube-proxy.
 //
 // It changes network settings, so it refuses to run outside a private
 // network namespace (see env.EnterNetwork), and it needs root.
@@ -56,6 +59,20 @@ type Options struct {
 	Dir string
 	// Log receives the kubelet's own diagnostics; nil discards them.
 	Log io.Writer
+	// MaxGracePeriod caps the time a deleted Pod's containers get from the
+	// deletion (preStop hooks, then SIGTERM) to SIGKILL; 0 means 5 s,
+	// enough for test backends. Lifecycle tests give the real grace.
+	MaxGracePeriod time.Duration
+	// ServiceAccountTokens gives containers what a cluster gives Pods to
+	// reach its API: a token of their ServiceAccount, the API server's CA
+	// and their namespace at /var/run/secrets/kubernetes.io/serviceaccount
+	// (unless automountServiceAccountToken is false), and
+	// KUBERNETES_SERVICE_HOST and _PORT naming the API server of Config.
+	// The test bed's API server runs without the ServiceAccount admission
+	// plugin that would add the volume, and without kube-proxy for the
+	// kubernetes Service, so the kubelet does both; the API server must
+	// listen where Pods reach it (see env.Options).
+	ServiceAccountTokens bool
 }
 
 // Kubelet is a running fake kubelet. Stop it with Stop.
@@ -64,6 +81,7 @@ type Kubelet struct {
 	nodeIP netip.Addr
 	client kubernetes.Interface
 	pods   corelisters.PodLister
+	nodes  corelisters.NodeLister
 	pool   *ipPool
 	tools  tools
 
@@ -162,6 +180,9 @@ func (o Options) validate() (Options, netip.Addr, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.MaxGracePeriod <= 0 {
+		o.MaxGracePeriod = defaultMaxGrace
+	}
 	for name, bin := range o.Images {
 		if _, err := os.Stat(bin); err != nil {
 			return o, netip.Addr{}, fmt.Errorf("kubelet: binary for image %q: %w", name, err)
@@ -187,11 +208,14 @@ func findTools() (tools, error) {
 	return t, nil
 }
 
-// watchPods starts the Pod informer and waits for its cache.
+// watchPods starts the Pod and Node informers and waits for their caches;
+// Nodes are read to place Pods (see place).
 func (k *Kubelet) watchPods(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactory(k.client, 0)
 	informer := factory.Core().V1().Pods().Informer()
 	k.pods = factory.Core().V1().Pods().Lister()
+	nodes := factory.Core().V1().Nodes().Informer()
+	k.nodes = factory.Core().V1().Nodes().Lister()
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    k.onPod,
 		UpdateFunc: func(_, obj any) { k.onPod(obj) },
@@ -200,10 +224,11 @@ func (k *Kubelet) watchPods(ctx context.Context) error {
 		return fmt.Errorf("kubelet: watching pods: %w", err)
 	}
 	k.bg.Go(func() { informer.Run(k.ctx.Done()) })
+	k.bg.Go(func() { nodes.Run(k.ctx.Done()) })
 	syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
-		return errors.New("kubelet: the pod cache did not sync")
+	if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced, nodes.HasSynced) {
+		return errors.New("kubelet: the pod and node caches did not sync")
 	}
 	return nil
 }

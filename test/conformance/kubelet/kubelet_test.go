@@ -52,16 +52,18 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	env.EnterNetwork("10.244.254.0/23")
+	// 10.0.0.0/24 is the Service range, where ServiceProxy listens.
+	env.EnterNetwork("10.244.254.0/23", "10.0.0.0/24")
 	os.Exit(m.Run())
 }
 
 // fixture is one control plane with the fake kubelet, shared by the
 // subtests of TestKubelet.
 type fixture struct {
-	fleet  *env.Fleet
-	client kubernetes.Interface
-	dir    string
+	fleet   *env.Fleet
+	client  kubernetes.Interface
+	dir     string
+	kubelet *Kubelet
 }
 
 func TestKubelet(t *testing.T) {
@@ -78,6 +80,8 @@ func TestKubelet(t *testing.T) {
 	t.Run("unknown image", func(t *testing.T) { f.testUnknownImage(t, ns) })
 	t.Run("volumes, env and hostname in a shell container", func(t *testing.T) { f.testShell(t, ns) })
 	t.Run("deployment and service with kube-controller-manager", f.testDeployment)
+	t.Run("probes and preStop", func(t *testing.T) { f.testProbes(t, ns) })
+	t.Run("two nodes: placement and cordon", func(t *testing.T) { f.testNodes(t, ns) })
 }
 
 func startFixture(t *testing.T) *fixture {
@@ -133,7 +137,7 @@ func startFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{fleet: fleet, client: client, dir: dir}
+	return &fixture{fleet: fleet, client: client, dir: dir, kubelet: kubelet}
 }
 
 // buildEcho builds the suite's echo backend from the module cache.
@@ -544,6 +548,21 @@ func (f *fixture) testDeployment(t *testing.T) {
 			fmt.Sprintf("ready endpoints %v, want %v", got, want)
 	})
 
+	// Through the Service's cluster IP, as kube-proxy would forward it.
+	proxy, err := StartServiceProxy(ctx, f.fleet.Hub.Config, newTestLog(t, filepath.Join(f.dir, "service-proxy.log")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Stop()
+	created, err := f.client.CoreV1().Services(ns).Get(ctx, "backend", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var echoed struct{ Pod string }
+	if err := json.Unmarshal(httpGet(t, "http://"+net.JoinHostPort(created.Spec.ClusterIP, "8080")+"/via-service", nil), &echoed); err != nil || !want[podIP(pods.Items, echoed.Pod)] {
+		t.Errorf("the Service's cluster IP reached %q (%v), want one of its Pods", echoed.Pod, err)
+	}
+
 	// Pod to pod, forwarded by the test network.
 	from, to := pods.Items[0], pods.Items[1]
 	fromPID := f.pid(t, from.Name)
@@ -571,6 +590,15 @@ func (f *fixture) testDeployment(t *testing.T) {
 		_, err := f.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), fmt.Sprintf("namespace still there: %v", err)
 	})
+}
+
+func podIP(pods []corev1.Pod, name string) string {
+	for _, p := range pods {
+		if p.Name == name {
+			return p.Status.PodIP
+		}
+	}
+	return ""
 }
 
 // waitReady waits for the Pod to be Running and Ready.

@@ -21,9 +21,10 @@ import (
 )
 
 const (
-	// maxGrace caps the time between SIGTERM and SIGKILL: test backends
-	// have nothing to drain.
-	maxGrace = 5 * time.Second
+	// defaultMaxGrace caps the grace period of a deletion unless
+	// Options.MaxGracePeriod says otherwise: test backends have nothing to
+	// drain.
+	defaultMaxGrace = 5 * time.Second
 	// shutdownGrace is the grace of containers when the kubelet stops.
 	shutdownGrace = 2 * time.Second
 	// retryInterval paces retries of anything that failed or must wait,
@@ -38,6 +39,7 @@ type podWorker struct {
 	k                    *Kubelet
 	key, namespace, name string
 	kick                 chan struct{}
+	placement            string // the last placement seen, to log changes only
 
 	cur *podRun // what runs for the Pod; owned by the worker goroutine
 }
@@ -54,7 +56,8 @@ type podRun struct {
 
 	ctx    context.Context // ends when the Pod's containers must stop
 	cancel context.CancelFunc
-	grace  atomic.Int64 // nanoseconds between SIGTERM and SIGKILL
+	grace  atomic.Int64 // nanoseconds from the stop to SIGKILL
+	hooks  atomic.Bool  // run preStop hooks: a graceful deletion
 	wg     sync.WaitGroup
 
 	mu             sync.Mutex
@@ -151,13 +154,25 @@ func (w *podWorker) sync() (done bool, retry time.Duration) {
 	return false, retry
 }
 
-// bind plays the scheduler: every unscheduled Pod goes to this node.
+// bind plays the scheduler for the Pods placed on this node; a Pod placed
+// elsewhere is looked at again later, should that node's kubelet not bind
+// it.
 func (w *podWorker) bind(pod *corev1.Pod) time.Duration {
+	node, err := w.k.placeOf(pod)
+	if msg := fmt.Sprint(node, err); msg != w.placement {
+		w.placement = msg
+		if err != nil {
+			w.k.logf("pod %s: %v", w.key, err)
+		}
+	}
+	if node != w.k.opts.NodeName {
+		return retryInterval
+	}
 	binding := &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: w.k.opts.NodeName},
 	}
-	err := w.k.client.CoreV1().Pods(pod.Namespace).Bind(w.k.ctx, binding, metav1.CreateOptions{})
+	err = w.k.client.CoreV1().Pods(pod.Namespace).Bind(w.k.ctx, binding, metav1.CreateOptions{})
 	switch {
 	case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		return 0 // the update (or deletion) event follows
@@ -170,9 +185,12 @@ func (w *podWorker) bind(pod *corev1.Pod) time.Duration {
 // finishDeletion completes a graceful deletion: the containers stop, the
 // network goes, and the Pod object is deleted for good.
 func (w *podWorker) finishDeletion(pod *corev1.Pod) (bool, time.Duration) {
-	grace := maxGrace
+	grace := w.k.opts.MaxGracePeriod
 	if s := pod.DeletionGracePeriodSeconds; s != nil && time.Duration(*s)*time.Second < grace {
 		grace = time.Duration(max(*s, 0)) * time.Second
+	}
+	if run := w.cur; run != nil {
+		run.hooks.Store(true)
 	}
 	w.stopRun(grace)
 	err := w.k.client.CoreV1().Pods(pod.Namespace).Delete(w.k.ctx, pod.Name, metav1.DeleteOptions{

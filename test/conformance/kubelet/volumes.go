@@ -58,7 +58,11 @@ func (w *podWorker) prepareMounts(pod *corev1.Pod, c corev1.Container) ([]mountS
 		}
 		mounts = append(mounts, mountSpec{source: source, target: filepath.Clean(vm.MountPath), readOnly: readOnly || vm.ReadOnly})
 	}
-	return mounts, nil
+	sa, err := w.serviceAccountMount(pod, c)
+	if err != nil {
+		return nil, err
+	}
+	return append(mounts, sa...), nil
 }
 
 // materialize writes a volume into the Pod's directory once and returns
