@@ -11,7 +11,12 @@ MEMBERS ?= 2
 
 CONTROLLER_TOOLS_VERSION := v0.23.0
 
-.PHONY: all tools build test unit adversarial bench bench-proxy bench-scale soak fuzz lint generate verify-generate demo conformance clean
+# What --version prints and gatehouse_build_info says (internal/version).
+VERSION ?= $(shell git describe --tags --always --dirty --abbrev=12 2>/dev/null || echo devel)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/gatehouse-dev/gatehouse/internal/version.version=$(VERSION) -X github.com/gatehouse-dev/gatehouse/internal/version.revision=$(REVISION)
+
+.PHONY: all tools build images test unit adversarial bench bench-proxy bench-scale soak fuzz lint generate verify-generate demo conformance clean
 
 all: build
 
@@ -23,8 +28,19 @@ tools:
 ## build: every binary under cmd/ into bin/
 build:
 	@mkdir -p $(BIN)
-	@if [ -n "$$($(GO) list ./cmd/... 2>/dev/null)" ]; then $(GO) build -o $(BIN)/ ./cmd/...; else echo "build: no commands under cmd/ yet"; fi
+	@if [ -n "$$($(GO) list ./cmd/... 2>/dev/null)" ]; then $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...; else echo "build: no commands under cmd/ yet"; fi
 	@if [ -x $(BIN)/gatehousectl ]; then ln -sf gatehousectl $(BIN)/kubectl-gatehouse; fi
+
+## images: OCI images of the hub (gatehouse) and the proxy (gatehouse-proxy)
+## for linux/amd64 and linux/arm64, without a container daemon (build/images):
+## built from the commit IMAGES_COMMIT (default HEAD; uncommitted changes are
+## not in them), the same commit giving the same digests. Writes an OCI layout
+## and an archive per image to bin/images/ and prints the digests; push them
+## with crane, skopeo or oras (docs/operators.md, "Images"). IMAGE_VERSION
+## replaces the version (default: git describe of the commit)
+IMAGES_COMMIT ?= HEAD
+images:
+	cd build && $(GO) run ./images -repo $(CURDIR) -commit $(IMAGES_COMMIT) -out $(BIN)/images $(if $(IMAGE_VERSION),-version $(IMAGE_VERSION))
 
 ## test: unit and integration tests (integration tests run real control planes from bin/)
 test: tools
@@ -81,6 +97,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd test/conformance && $(GO) vet ./...
+	cd build && $(GO) vet ./...
 
 ## generate: protobuf Go code (protoc from Debian, protoc-gen-go at the version
 ## go.mod pins), then deepcopy and CRDs for our API types (controller-gen)
