@@ -135,7 +135,7 @@ func TestHubChartRenders(t *testing.T) {
 		objs := renderings()[0].render(t)
 		dep := find(t, objs, "Deployment", "test-gatehouse")
 		a := args(t, dep, "hub")
-		wantArgs(t, a, "--namespace="+hubNamespace, "--leader-elect=false", "--health-address=:8081", "--metrics-address=:8080",
+		wantArgs(t, a, "--namespace="+hubNamespace, "--leader-elect=true", "--health-address=:8081", "--metrics-address=:8080",
 			"--webhook-address=:9443", "--xds-address=:18000", "--certificates=true",
 			"--xds-hosts=test-gatehouse-push,test-gatehouse-push."+hubNamespace+",test-gatehouse-push."+hubNamespace+".svc")
 		refuseArgs(t, a, "--proxy-image", "--webhook-cert-dir", "--webhook-url", "--proxy-auth")

@@ -40,9 +40,13 @@ app.kubernetes.io/part-of: gatehouse
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
 {{- end }}
 
-{{/* Leader election is on with more than one replica or when asked for. */}}
+{{/* Leader election as asked for; more than one replica without it would
+run several active hubs side by side, which is refused. */}}
 {{- define "gatehouse.leaderElect" -}}
-{{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) }}true{{ else }}false{{ end }}
+{{- if and (not .Values.leaderElection.enabled) (gt (int .Values.replicas) 1) }}
+{{- fail (printf "replicas: %d with leaderElection.enabled=false would run %d active hubs side by side, each pushing to the same proxies and writing the same statuses: set leaderElection.enabled=true, or replicas: 1" (int .Values.replicas) (int .Values.replicas)) }}
+{{- end }}
+{{- .Values.leaderElection.enabled }}
 {{- end }}
 
 {{/* The Secret cert-manager writes the webhook's serving certificate into. */}}
