@@ -60,8 +60,10 @@ type Options struct {
 
 // Hub runs one worker per engaged cluster.
 type Hub struct {
-	opts    Options
-	push    *xds.Server
+	opts Options
+	push *xds.Server
+	// started is when the hub engaged its first member: a standby engages
+	// none until it is elected, and StartupGrace counts from there.
 	started time.Time
 
 	// rejoinGrace: how long a cluster whose connection ended keeps its
@@ -116,7 +118,7 @@ func New(push *xds.Server, opts Options) *Hub {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	h := &Hub{opts: opts, push: push, started: time.Now(), rejoinGrace: rejoinGrace, clusters: map[string]*worker{}, pushedAt: map[string]pushed{}}
+	h := &Hub{opts: opts, push: push, rejoinGrace: rejoinGrace, clusters: map[string]*worker{}, pushedAt: map[string]pushed{}}
 	push.OnChange = h.nodeChanged
 	return h
 }
@@ -140,6 +142,9 @@ func (h *Hub) Engage(ctx context.Context, name string, cl Cluster) error {
 		w.prev = old
 		close(old.replaced)
 		old.stop()
+	}
+	if h.started.IsZero() { // before any worker runs, so workers read it without the lock
+		h.started = time.Now()
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	w.cancel = cancel
