@@ -33,6 +33,9 @@ const (
 	// gatewayClassAPI is what a cluster with the Gateway API CRDs reports;
 	// the member chart renders its GatewayClass only then.
 	gatewayClassAPI = "gateway.networking.k8s.io/v1/GatewayClass"
+	// monitoringAPI is the Prometheus Operator's: the charts render their
+	// ServiceMonitor, PodMonitor and PrometheusRule only where it is served.
+	monitoringAPI = "monitoring.coreos.com/v1"
 )
 
 func repoRoot(t testing.TB) string {
@@ -118,9 +121,11 @@ func (r rendering) render(t testing.TB) []*unstructured.Unstructured {
 func renderings() []rendering {
 	return []rendering{
 		{name: "hub defaults", chart: hubChart, namespace: hubNamespace},
-		{name: "hub all", chart: hubChart, namespace: hubNamespace, valuesFile: "gatehouse-all.yaml"},
+		{name: "hub all", chart: hubChart, namespace: hubNamespace, valuesFile: "gatehouse-all.yaml",
+			args: []string{"--api-versions", monitoringAPI + "/ServiceMonitor", "--api-versions", monitoringAPI + "/PrometheusRule"}},
 		{name: "member defaults", chart: memberChart, namespace: memberNamespace, args: []string{"--api-versions", gatewayClassAPI}},
-		{name: "member all", chart: memberChart, namespace: memberNamespace, valuesFile: "gatehouse-member-all.yaml", args: []string{"--api-versions", gatewayClassAPI}},
+		{name: "member all", chart: memberChart, namespace: memberNamespace, valuesFile: "gatehouse-member-all.yaml",
+			args: []string{"--api-versions", gatewayClassAPI, "--api-versions", monitoringAPI + "/PodMonitor"}},
 	}
 }
 
@@ -220,6 +225,7 @@ func TestBadValuesFail(t *testing.T) {
 		{"managed proxies without a push address", hubChart, []string{"managedProxies.enabled=true"}, "set push.externalAddress", false},
 		{"fleet without a hub address", memberChart, []string{"proxyFleet.enabled=true", "gatewayClass.parameters.mode=external", "proxyFleet.cluster=member-1"}, "proxyFleet.hubAddress", false},
 		{"fleet without the hub's CA bundle", memberChart, []string{"proxyFleet.enabled=true", "gatewayClass.parameters.mode=external", "proxyFleet.cluster=member-1", "proxyFleet.hubAddress=hub:18000"}, "proxyFleet.hubCABundle", false},
+		{"Gateway API CRDs mode outside its set", hubChart, []string{"crds.gatewayAPI=adopt"}, "/crds/gatewayAPI", true},
 		{"fleet of a managed-mode class", memberChart, []string{"proxyFleet.enabled=true", "proxyFleet.hubAddress=hub:18000", "proxyFleet.cluster=member-1"}, "set gatewayClass.parameters.mode=external", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -161,11 +161,11 @@ func TestServerSideDryRun(t *testing.T) {
 					continue
 				}
 				mapping, err := c.RESTMapper().RESTMapping(o.GroupVersionKind().GroupKind(), o.GroupVersionKind().Version)
-				if meta.IsNoMatchError(err) && o.GetKind() == "ServiceMonitor" {
+				if meta.IsNoMatchError(err) && o.GroupVersionKind().Group == "monitoring.coreos.com" {
 					// The Prometheus Operator's CRDs are no dependency of
 					// this repository; TestHubChartRenders checks what the
-					// ServiceMonitor selects.
-					t.Logf("ServiceMonitor %s: not validated by the API server, which has no monitoring.coreos.com CRDs", o.GetName())
+					// ServiceMonitor selects, TestPrometheusRule the rules.
+					t.Logf("%s %s: not validated by the API server, which has no monitoring.coreos.com CRDs", o.GetKind(), o.GetName())
 					continue
 				}
 				if err != nil {
@@ -194,8 +194,11 @@ func TestServerSideDryRun(t *testing.T) {
 // TestCRDUpgrade runs the upgrade path with the real Helm: a cluster on
 // the previous Gateway API release (v1.6.0, and for the hub a Tenant CRD
 // without spec.limits) whose CRDs a previous release of the chart took
-// over; `helm upgrade` to this chart must store this chart's CRDs, and
-// `helm uninstall` must leave them.
+// over (crds.gatewayAPI=install, --take-ownership); `helm upgrade` to this
+// chart must store this chart's CRDs. `helm rollback` to the previous
+// revision would downgrade them: it is refused with the reason and what to
+// do instead, which works and keeps the newer CRDs. `helm uninstall` must
+// leave them.
 func TestCRDUpgrade(t *testing.T) {
 	previous := filepath.Join(moduleDir(t, "sigs.k8s.io/gateway-api@v1.6.0"), "config", "crd", "standard")
 	for _, c := range []struct{ chart, namespace string }{{hubChart, hubNamespace}, {memberChart, memberNamespace}} {
@@ -221,14 +224,14 @@ func TestCRDUpgrade(t *testing.T) {
 			applyForReal(t, cl, append(ofKind(oldObjs, "ValidatingAdmissionPolicy"), ofKind(oldObjs, "ValidatingAdmissionPolicyBinding")...))
 			wantBundle(t, cl, "v1.6.0")
 
-			helm("install", "gh", old, "--create-namespace", "--take-ownership")
+			helm("install", "gh", old, "--create-namespace", "--take-ownership", "--set", "crds.gatewayAPI=install")
 			wantBundle(t, cl, "v1.6.0")
 			if c.chart == hubChart && tenantHasLimits(t, cl) {
 				t.Fatalf("the previous chart's Tenant CRD has spec.limits")
 			}
 
 			start := time.Now()
-			helm("upgrade", "gh", chartDir(t, c.chart))
+			helm("upgrade", "gh", chartDir(t, c.chart), "--set", "crds.gatewayAPI=auto")
 			t.Logf("helm upgrade took %v", time.Since(start).Round(time.Millisecond))
 			wantBundle(t, cl, "v1.7.0")
 			if !httpRouteHasRetry(t, cl) {
@@ -247,6 +250,8 @@ func TestCRDUpgrade(t *testing.T) {
 			}
 			wantHubAccess(t, fleet.Hub.Config, c.chart)
 			wantReleaseFits(t, cl, c.namespace, "gh", 2)
+
+			wantRollbackRefused(t, cl, helmIn(t, fleet, c.namespace), old)
 
 			helm("uninstall", "gh")
 			var crds apiextensionsv1.CustomResourceDefinitionList
@@ -278,6 +283,7 @@ func previousChart(t *testing.T, chart, dir string) string {
 	chartYAML := filepath.Join(out, "Chart.yaml")
 	data, _ := os.ReadFile(chartYAML)
 	data = regexp.MustCompile(`(?m)^version: .*$`).ReplaceAll(data, []byte("version: 0.0.0-previous"))
+	data = regexp.MustCompile(`(?m)^(\s*gateway-api\.sigs\.k8s\.io/bundle-version:) .*$`).ReplaceAll(data, []byte("$1 "+bundleOf(t, dir)))
 	if err := os.WriteFile(chartYAML, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -585,6 +585,11 @@ var targetLabels = map[string]bool{"job": true, "instance": true}
 
 // check compares one parsed expression with the inventory.
 func (inv inventory) check(q *promqlInfo, labelsOnly bool) []string {
+	return inv.checkWithTargetLabels(q, labelsOnly, targetLabels)
+}
+
+// checkWithTargetLabels is check where the scrape adds the target labels given.
+func (inv inventory) checkWithTargetLabels(q *promqlInfo, labelsOnly bool, targetLabels map[string]bool) []string {
 	var msgs []string
 	available := maps.Clone(targetLabels)
 	maps.Copy(available, q.produced)

@@ -62,6 +62,22 @@ func TestBundledCRDs(t *testing.T) {
 	}
 }
 
+// TestGatewayAPITemplateShared: both charts decide about the Gateway API
+// CRDs with the same template, so that the two never disagree.
+func TestGatewayAPITemplateShared(t *testing.T) {
+	a, err := os.ReadFile(filepath.Join(chartDir(t, hubChart), "templates", "_gatewayapi.tpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(chartDir(t, memberChart), "templates", "_gatewayapi.tpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("charts/%s/templates/_gatewayapi.tpl and charts/%s/templates/_gatewayapi.tpl differ: edit one, copy it to the other", hubChart, memberChart)
+	}
+}
+
 // TestCRDsRenderForUpgrade: every CRD is a template (so `helm upgrade`
 // applies it), kept on uninstall, and unchanged from its file.
 func TestCRDsRenderForUpgrade(t *testing.T) {
@@ -110,17 +126,48 @@ func TestCRDsRenderForUpgrade(t *testing.T) {
 					t.Errorf("CRD %s: the rendered spec differs from its file", crd.GetName())
 				}
 			}
-			safeUpgrades := 0
-			for _, p := range ofKind(objs, "ValidatingAdmissionPolicy") {
-				if strings.HasPrefix(p.GetName(), "safe-upgrades.") {
+			safeUpgrades, guards := 0, 0
+			for _, p := range append(ofKind(objs, "ValidatingAdmissionPolicy"), ofKind(objs, "ValidatingAdmissionPolicyBinding")...) {
+				switch {
+				case strings.HasPrefix(p.GetName(), "safe-upgrades."):
 					safeUpgrades++
+				case strings.HasPrefix(p.GetName(), "gatehouse-gateway-api-crds."):
+					guards++
+				}
+				// They act on the whole cluster: they must go with the release.
+				if p.GetAnnotations()["helm.sh/resource-policy"] == "keep" {
+					t.Errorf("%s %s is kept on helm uninstall", p.GetKind(), p.GetName())
 				}
 			}
-			if safeUpgrades != 1 {
-				t.Errorf("the Gateway API safe-upgrades ValidatingAdmissionPolicy is rendered %d times, want once", safeUpgrades)
+			if safeUpgrades != 0 || guards != 2 {
+				t.Errorf("rendered %d safe-upgrades and %d downgrade guard objects, want none and a policy and a binding", safeUpgrades, guards)
 			}
 		})
 	}
+	t.Run("skip", func(t *testing.T) {
+		r := rendering{name: "member without Gateway API CRDs", chart: memberChart, namespace: memberNamespace,
+			args: []string{"--set", "crds.gatewayAPI=skip"}}
+		objs := r.render(t)
+		if n := len(ofKind(objs, "CustomResourceDefinition")); n != 0 {
+			t.Errorf("crds.gatewayAPI=skip rendered %d CRDs", n)
+		}
+		for _, p := range ofKind(objs, "ValidatingAdmissionPolicy") {
+			if strings.Contains(p.GetName(), "gateway") {
+				t.Errorf("crds.gatewayAPI=skip rendered the policy %s", p.GetName())
+			}
+		}
+	})
+	t.Run("with the safe-upgrades policy", func(t *testing.T) {
+		r := rendering{name: "hub with safe-upgrades", chart: hubChart, namespace: hubNamespace,
+			args: []string{"--set", "crds.safeUpgradesPolicy=true"}}
+		objs := r.render(t)
+		for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+			if o := find(t, objs, kind, "safe-upgrades.gateway.networking.k8s.io"); o.GetAnnotations()["helm.sh/resource-policy"] == "keep" {
+				t.Errorf("%s %s is kept on helm uninstall", kind, o.GetName())
+			}
+		}
+		find(t, objs, "ValidatingAdmissionPolicy", "gatehouse-gateway-api-crds."+hubNamespace+".test")
+	})
 	t.Run("off", func(t *testing.T) {
 		r := rendering{name: "hub without CRDs", chart: hubChart, namespace: hubNamespace,
 			args: []string{"--set", "crds.install=false", "--set", "crds.gatewayAPI=false"}}

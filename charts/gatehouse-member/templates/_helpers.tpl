@@ -18,37 +18,6 @@ unless the release name already contains it. */}}
 {{- end }}
 {{- end }}
 
-{{/*
-gatehouse-member.crds renders every YAML document of the chart files matching
-.glob, adding helm.sh/resource-policy: keep so that `helm uninstall` never
-deletes a CRD and with it every object of its kind. Rendering CRDs as
-templates (not from Helm's install-only crds/ directory) is what makes
-`helm upgrade` upgrade them.
-*/}}
-{{- define "gatehouse-member.crds" -}}
-{{- $root := .root }}
-{{- range $path, $_ := $root.Files.Glob .glob }}
-{{- range $doc := regexSplit "(?m)^---[ \t]*$" ($root.Files.Get $path) -1 }}
-{{- $obj := fromYaml $doc }}
-{{- if hasKey $obj "Error" }}
-{{- fail (printf "%s: %s" $path $obj.Error) }}
-{{- end }}
-{{- if $obj }}
-{{- $meta := $obj.metadata }}
-{{- $annotations := $meta.annotations | default dict }}
-{{- $_ := set $annotations "helm.sh/resource-policy" "keep" }}
-{{- $_ := set $meta "annotations" $annotations }}
-{{- $labels := $meta.labels | default dict }}
-{{- $_ := set $labels "app.kubernetes.io/part-of" "gatehouse" }}
-{{- $_ := set $labels "app.kubernetes.io/managed-by" $root.Release.Service }}
-{{- $_ := set $meta "labels" $labels }}
----
-{{ toYaml $obj }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- end }}
-
 {{- define "gatehouse-member.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/name: {{ include "gatehouse-member.name" . }}
