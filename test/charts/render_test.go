@@ -222,7 +222,7 @@ func TestHubChartRenders(t *testing.T) {
 		objs := renderings()[1].render(t)
 		dep := find(t, objs, "Deployment", "test-gatehouse")
 		a := args(t, dep, "hub")
-		wantArgs(t, a, "--leader-elect=true", "--proxy-image=example/gatehouse-proxy:test", "--proxy-xds-address=hub.example.test:18000",
+		wantArgs(t, a, "--leader-elect=true", "--proxy-image=registry.example.test/example/gatehouse-proxy:test", "--proxy-xds-address=hub.example.test:18000",
 			"--webhook-url=https://hub.example.test:9443", "--webhook-failure-policy=Fail", "--webhook-hosts=webhook.example.test,192.0.2.10",
 			"--unassigned-namespaces=deny", "--debounce=100ms")
 		find(t, objs, "PodDisruptionBudget", "test-gatehouse")

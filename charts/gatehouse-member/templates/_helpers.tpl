@@ -55,3 +55,21 @@ loadBalancerSourceRanges:
 externalTrafficPolicy: {{ .externalTrafficPolicy }}
 {{- end }}
 {{- end }}
+
+{{/* An image reference from an image values block (.image, at .key in the
+values): registry (global.imageRegistry in its place), repository, tag
+(default: the chart's appVersion) and the digest when set. A repository
+that begins with a registry host is refused: global.imageRegistry could
+not replace it. */}}
+{{- define "gatehouse-member.image" -}}
+{{- $first := regexFind "^[^/]+/" .image.repository | trimSuffix "/" }}
+{{- if or (contains "." $first) (contains ":" $first) (eq $first "localhost") }}
+{{- fail (printf "%s.repository %q begins with the registry %q: set %s.registry (or global.imageRegistry) to %q and %s.repository to %q" .key .image.repository $first .key $first .key (trimPrefix (printf "%s/" $first) .image.repository)) }}
+{{- end }}
+{{- $registry := (.root.Values.global | default dict).imageRegistry | default .image.registry }}
+{{- $ref := .image.repository }}
+{{- with $registry }}{{ $ref = printf "%s/%s" (trimSuffix "/" .) $ref }}{{ end }}
+{{- $ref = printf "%s:%s" $ref (toString (default .root.Chart.AppVersion .image.tag)) }}
+{{- with .image.digest }}{{ $ref = printf "%s@%s" $ref . }}{{ end }}
+{{- $ref }}
+{{- end }}
