@@ -25,6 +25,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/proxy"
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/internal/version"
 	_ "github.com/gatehouse-dev/gatehouse/operator/hub" // registers the hub's metrics
 	"github.com/gatehouse-dev/gatehouse/policy/admission"
 	"github.com/gatehouse-dev/gatehouse/test/env"
@@ -401,6 +402,8 @@ func collectExported() (inventory, error) {
 	srv := webhook.NewServer(webhook.Options{})
 	srv.Register(admission.PathPrefix, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	srv.WebhookMux().ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, admission.PathPrefix+"member", nil))
+	// cmd/gatehouse registers the build's gauge itself.
+	ctrlmetrics.Registry.MustRegister(version.Collector())
 	hubReg, ok := ctrlmetrics.Registry.(prometheus.Collector)
 	if !ok {
 		return inv, fmt.Errorf("controller-runtime's registry %T cannot be described", ctrlmetrics.Registry)
@@ -411,7 +414,7 @@ func collectExported() (inventory, error) {
 
 	// Proxy.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
 	p := proxy.New(proxy.Options{Registry: reg, BindAddress: "127.0.0.1"})
 	if err := p.Apply("v1", nil, nil); err != nil {
 		return inv, fmt.Errorf("applying an empty table set: %w", err)
@@ -564,8 +567,8 @@ func declaredMetrics(root string) (map[string]dto.MetricType, error) {
 func mainWiresUp(root string) error {
 	for file, wants := range map[string][]string{
 		"cmd/gatehouse/main.go": {`"github.com/gatehouse-dev/gatehouse/operator/hub"`, `"github.com/gatehouse-dev/gatehouse/policy/admission"`,
-			"srv.Register(admission.PathPrefix,", "metricsserver.Options{"},
-		"cmd/gatehouse-proxy/main.go": {"collectors.NewGoCollector()", "collectors.NewProcessCollector(", "Registry: reg", "proxy.New(", "xds.Client{"},
+			"srv.Register(admission.PathPrefix,", "metricsserver.Options{", "ctrlmetrics.Registry.MustRegister(version.Collector())"},
+		"cmd/gatehouse-proxy/main.go": {"collectors.NewGoCollector()", "collectors.NewProcessCollector(", "version.Collector()", "Registry: reg", "proxy.New(", "xds.Client{"},
 	} {
 		src, err := os.ReadFile(filepath.Join(root, file))
 		if err != nil {
