@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/dataplane/proxy"
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/internal/jsonlog"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
 )
 
@@ -59,7 +60,8 @@ func main() {
 	flag.Var(version.Flag("gatehouse-proxy"), "version", "print the version and exit")
 	flag.Parse()
 
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(*logLevel)}))
+	// Every logger in the process, gRPC's too, writes these JSON lines.
+	log := jsonlog.New(os.Stderr, parseLevel(*logLevel))
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(*gcPercent)
 	}

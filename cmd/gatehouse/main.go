@@ -28,9 +28,9 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -51,6 +51,7 @@ import (
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/internal/jsonlog"
 	"github.com/gatehouse-dev/gatehouse/internal/version"
 	"github.com/gatehouse-dev/gatehouse/operator/certificates"
 	"github.com/gatehouse-dev/gatehouse/operator/hub"
@@ -97,7 +98,8 @@ func main() {
 	ctrlmetrics.Registry.MustRegister(version.Collector())
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(*logLevel))
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Every logger in the process, klog's and gRPC's too, writes these JSON lines.
+	logger := jsonlog.New(os.Stderr, level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.SetLogger(quietStop(logr.FromSlogHandler(logger.Handler()), ctx))
@@ -253,12 +255,6 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		}
 	}
 	if o.certificates {
-		if _, err := mgr.GetLocalManager().GetRESTMapper().RESTMapping(schema.GroupKind{Group: cmv1.SchemeGroupVersion.Group, Kind: cmv1.CertificateKind}); err != nil {
-			logger.Warn("cert-manager's CRDs are not installed on the hub: listeners get certificates only from certificateRefs", "error", err)
-			o.certificates = false
-		}
-	}
-	if o.certificates {
 		secrets, err := client.New(cfg, client.Options{Scheme: s})
 		if err != nil {
 			return err
@@ -281,7 +277,13 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		return err
 	}
 	if hopts.Issuer != nil {
-		if err := hopts.Issuer.SetupWithManager(mgr.GetLocalManager(), h.Trigger, h.Clusters); err != nil {
+		// cert-manager may be installed after the hub: the Issuer then
+		// starts issuing once its API appears, without a restart.
+		disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+		if err != nil {
+			return err
+		}
+		if err := hopts.Issuer.SetupWhenServed(mgr.GetLocalManager(), disco, h.Trigger, h.Clusters, h.TriggerAll); err != nil {
 			return err
 		}
 	}

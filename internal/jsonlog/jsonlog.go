@@ -25,10 +25,3 @@ func New(w io.Writer, level slog.Leveler) *slog.Logger {
 	grpclog.SetLoggerV2(grpcLogger{logger.With("logger", "grpc")})
 	return logger
 }
-
-// ParseLevel reads a --log-level flag: debug, info, warn or error.
-func ParseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	err := l.UnmarshalText([]byte(s))
-	return l, err
-}

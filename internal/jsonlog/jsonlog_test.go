@@ -50,11 +50,11 @@ func TestEveryLoggerWritesJSON(t *testing.T) {
 
 	want := map[string]string{
 		"http: TLS handshake error from 10.0.0.1:5555: EOF": "INFO",
-		"created CA":                                       "INFO",
-		"attempting to acquire leader lease":               "INFO",
-		"failed to list *v1.Secret":                        "ERROR",
-		"[transport] connection reset":                     "ERROR",
-		"[core] addrConn failed":                           "WARN",
+		"created CA":                         "INFO",
+		"attempting to acquire leader lease": "INFO",
+		"failed to list *v1.Secret":          "ERROR",
+		"[transport] connection reset":       "ERROR",
+		"[core] addrConn failed":             "WARN",
 	}
 	s := bufio.NewScanner(strings.NewReader(out.String()))
 	for s.Scan() {
