@@ -108,7 +108,7 @@ func (w *podWorker) prepare(pod *corev1.Pod, c corev1.Container) (*launchSpec, e
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", scratch, err)
 	}
-	script, err := w.k.containerScript(mounts, scratch, podHostname(pod), c.WorkingDir)
+	script, err := w.k.containerScript(mounts, scratch, podHostname(pod), c.WorkingDir, binary)
 	if err != nil {
 		return nil, waiting("CreateContainerConfigError", "%v", err)
 	}

@@ -20,9 +20,9 @@ import (
 )
 
 // testProbes: a readiness probe (exec) sets Ready both ways, a readiness
-// probe on a named port (httpGet) and a failing liveness probe (tcpSocket)
-// restart the container, and a graceful deletion runs the preStop hook
-// (httpGet) before SIGTERM.
+// probe on a named port (httpGet) passes and a failing liveness probe
+// (tcpSocket) restarts the container, and a graceful deletion runs the
+// preStop hook (httpGet) before SIGTERM.
 func (f *fixture) testProbes(t *testing.T, ns string) {
 	ctx := context.Background()
 	pods := f.client.CoreV1().Pods(ns)
@@ -77,7 +77,11 @@ while :; do sleep 0.1; done`, hooked, term)
 	}
 	eventually(t, 10*time.Second, func() (bool, string) { return !f.ready(t, ns, "probed"), "still Ready after its probe failed" })
 
+	// Its emptyDir covers the directory of the image's binary, as /tmp
+	// volumes do where tests keep binaries: the binary still runs.
 	echo := echoPod(ns, "lively")
+	echo.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	echo.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: f.dir}}
 	echo.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 3000}}
 	echo.Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1,
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}}}

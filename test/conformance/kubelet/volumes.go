@@ -254,7 +254,13 @@ func validRelPath(p string) bool {
 // alone, the nearest existing ancestor gets a private overlay (upper layer
 // on a tmpfs in this mount namespace) in which the directory is created,
 // and any mounts below that ancestor are mounted again on top.
-func (k *Kubelet) containerScript(mounts []mountSpec, scratch, hostname, workDir string) (string, error) {
+//
+// The image's binary is a file of the host; a volume mounted over its
+// directory (an emptyDir at /tmp, where tests keep binaries) would hide
+// it, where a real image's files stay. The script then opens the binary
+// before mounting and executes it through that descriptor, which stays
+// open in the container's process.
+func (k *Kubelet) containerScript(mounts []mountSpec, scratch, hostname, workDir, binary string) (string, error) {
 	scratch, err := filepath.EvalSymlinks(scratch)
 	if err != nil {
 		return "", err
@@ -267,6 +273,10 @@ func (k *Kubelet) containerScript(mounts []mountSpec, scratch, hostname, workDir
 	sort.SliceStable(mounts, func(i, j int) bool { return mounts[i].target < mounts[j].target })
 
 	lines := []string{"set -e", "printf %s " + shellQuote(hostname) + " > /proc/sys/kernel/hostname"}
+	hidden := hides(mounts, binary)
+	if hidden {
+		lines = append(lines, `exec 9<"$1"`)
+	}
 	overlays, err := overlaysFor(mounts, scratch)
 	if err != nil {
 		return "", err
@@ -288,8 +298,27 @@ func (k *Kubelet) containerScript(mounts []mountSpec, scratch, hostname, workDir
 	if workDir == "" {
 		workDir = "/"
 	}
-	lines = append(lines, "cd "+shellQuote(workDir), `exec "$@"`)
+	lines = append(lines, "cd "+shellQuote(workDir))
+	if hidden {
+		lines = append(lines, "shift", `exec /proc/self/fd/9 "$@"`)
+	} else {
+		lines = append(lines, `exec "$@"`)
+	}
 	return strings.Join(lines, "\n") + "\n", nil
+}
+
+// hides reports whether a mount covers binary.
+func hides(mounts []mountSpec, binary string) bool {
+	binary, err := filepath.EvalSymlinks(binary)
+	if err != nil {
+		return false
+	}
+	for _, m := range mounts {
+		if binary == m.target || strings.HasPrefix(binary, m.target+"/") || m.target == "/" {
+			return true
+		}
+	}
+	return false
 }
 
 // canonical resolves symlinks in the existing part of path.
