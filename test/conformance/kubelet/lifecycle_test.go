@@ -140,18 +140,21 @@ func (f *fixture) testNodes(t *testing.T, ns string) {
 		p := f.waitReady(t, ns, name)
 		return p.Spec.NodeName
 	}
-	create := func(name string) string {
+	create := func(name string) {
 		p := echoPod(ns, name)
 		p.Labels = map[string]string{"app": "spread"}
 		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		// One at a time: both kubelets place each Pod knowing the last.
-		return nodeOf(name)
+	}
+	// All at once, as a ReplicaSet creates them: each kubelet places each
+	// Pod before it sees the others bound.
+	for i := range 4 {
+		create(fmt.Sprintf("spread-%d", i))
 	}
 	count := map[string]int{}
 	for i := range 4 {
-		count[create(fmt.Sprintf("spread-%d", i))]++
+		count[nodeOf(fmt.Sprintf("spread-%d", i))]++
 	}
 	if count[testNodeName] != 2 || count["second-node"] != 2 {
 		t.Errorf("4 Pods of one set ran %v, want 2 on each node", count)
@@ -175,7 +178,8 @@ func (f *fixture) testNodes(t *testing.T, ns string) {
 		return true, ""
 	})
 	for i := 4; i < 7; i++ {
-		if got := create(fmt.Sprintf("spread-%d", i)); got != "second-node" {
+		create(fmt.Sprintf("spread-%d", i))
+		if got := nodeOf(fmt.Sprintf("spread-%d", i)); got != "second-node" {
 			t.Errorf("a Pod went to %s, which is cordoned", got)
 		}
 	}

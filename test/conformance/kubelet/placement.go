@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
 
@@ -32,7 +34,43 @@ import (
 var errNoNode = errors.New("no node fits")
 
 // place picks the node for pod among nodes, given the Pods of the cluster.
+// Pods still waiting that came before it (older, or as old with a smaller
+// name) are placed first, as a scheduler's queue takes them: a kubelet
+// that has not seen another's binding yet still counts that Pod where it
+// goes, so two Pods created together do not both go to the first node.
 func place(pod *corev1.Pod, nodes []*corev1.Node, pods []*corev1.Pod) (string, error) {
+	var queue []*corev1.Pod
+	for _, p := range pods {
+		if p.Spec.NodeName == "" && p.DeletionTimestamp == nil && len(p.Spec.SchedulingGates) == 0 && !terminal(p) && p.UID != pod.UID && before(p, pod) {
+			queue = append(queue, p)
+		}
+	}
+	slices.SortFunc(queue, func(a, b *corev1.Pod) int {
+		if before(a, b) {
+			return -1
+		}
+		return 1
+	})
+	placed := map[types.UID]string{}
+	for _, p := range queue {
+		if n, err := placeOne(p, nodes, pods, placed); err == nil {
+			placed[p.UID] = n
+		}
+	}
+	return placeOne(pod, nodes, pods, placed)
+}
+
+// before orders waiting Pods: by creation, then by namespace and name.
+func before(a, b *corev1.Pod) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+}
+
+// placeOne picks the node for pod, counting the Pods bound to each node
+// and those placed on it ahead of pod.
+func placeOne(pod *corev1.Pod, nodes []*corev1.Node, pods []*corev1.Pod, placed map[types.UID]string) (string, error) {
 	siblings := siblingSelector(pod)
 	type candidate struct {
 		name            string
@@ -47,7 +85,11 @@ func place(pod *corev1.Pod, nodes []*corev1.Node, pods []*corev1.Pod) (string, e
 		}
 		c := candidate{name: n.Name}
 		for _, p := range pods {
-			if p.Spec.NodeName != n.Name || p.UID == pod.UID || terminal(p) {
+			node := p.Spec.NodeName
+			if node == "" {
+				node = placed[p.UID]
+			}
+			if node != n.Name || p.UID == pod.UID || terminal(p) {
 				continue
 			}
 			c.total++

@@ -62,6 +62,10 @@ func TestPlace(t *testing.T) {
 		{"nodeSelector", pod("p", "", hub, func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"zone": "b"} }),
 			[]*corev1.Node{node("a"), node("b", zoneB)}, nil, "b"},
 		{"nowhere", pod("p", "", hub), []*corev1.Node{node("a", cordoned), node("b", notReady)}, nil, ""},
+		{"after a sibling still waiting ahead of it", pod("p2", "", hub), []*corev1.Node{node("a"), node("b")},
+			[]*corev1.Pod{pod("p1", "", hub)}, "b"},
+		{"before a sibling waiting behind it", pod("p1", "", hub), []*corev1.Node{node("a"), node("b")},
+			[]*corev1.Pod{pod("p2", "", hub)}, "a"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := place(c.pod, c.nodes, c.pods)
