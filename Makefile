@@ -16,7 +16,7 @@ VERSION ?= $(shell git describe --tags --always --dirty --abbrev=12 2>/dev/null 
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X github.com/gatehouse-dev/gatehouse/internal/version.version=$(VERSION) -X github.com/gatehouse-dev/gatehouse/internal/version.revision=$(REVISION)
 
-.PHONY: all tools build images test unit adversarial bench bench-proxy bench-scale soak fuzz lint generate verify-generate demo conformance clean
+.PHONY: all tools build images test unit adversarial bench bench-proxy bench-scale soak fuzz lint generate verify-generate demo conformance lifecycle clean
 
 all: build
 
@@ -97,6 +97,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd test/conformance && $(GO) vet ./...
+	cd test/lifecycle && $(GO) vet ./...
 	cd build && $(GO) vet ./...
 
 ## generate: protobuf Go code (protoc from Debian, protoc-gen-go at the version
@@ -145,5 +146,12 @@ conformance: tools build
 		status=$$?; cat $(CONFORMANCE_ARTIFACTS)/summary.txt 2>/dev/null || tail -50 $(CONFORMANCE_ARTIFACTS).log; \
 		echo "full output: $(CONFORMANCE_ARTIFACTS).log, logs of each part: $(CONFORMANCE_ARTIFACTS)/"; exit $$status
 
+## lifecycle: the hub chart with 2 replicas on a 2-node cluster (fake kubelet,
+## kube-controller-manager): helm upgrade and a drain of the leader's node
+## under load, 0 failed requests, status continuous, one active hub. Needs root.
+lifecycle: tools
+	@cd test/lifecycle && $(GO) test -count=1 -v -timeout 10m . > $(CURDIR)/.lifecycle.log 2>&1; status=$$?; \
+		grep -E '^(--- |    --- |ok|FAIL)|lifecycle_test.go' $(CURDIR)/.lifecycle.log; echo "full output: .lifecycle.log"; exit $$status
+
 clean:
-	rm -rf $(BIN) .demo .conformance .conformance.log .adversarial.log
+	rm -rf $(BIN) .demo .conformance .conformance.log .adversarial.log .lifecycle.log

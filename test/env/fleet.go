@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -47,6 +48,11 @@ type Options struct {
 	// no default route exists (a private network namespace); any local,
 	// non-loopback address works.
 	AdvertiseAddress string
+	// ServeOnAdvertiseAddress makes kube-apiserver listen on
+	// AdvertiseAddress rather than on loopback, with a certificate that
+	// names it, so that processes in network namespaces of their own (the
+	// fake kubelet's Pods) reach it; Config and the kubeconfigs point there.
+	ServeOnAdvertiseAddress bool
 	// CertManager installs cert-manager's CRDs on the hub and runs the
 	// cert-manager controller (bin/cert-manager-controller) against it.
 	CertManager bool
@@ -123,6 +129,9 @@ func Start(ctx context.Context, opts Options) (*Fleet, error) {
 func (o Options) withDefaults() (Options, error) {
 	if o.Members < 0 {
 		return o, fmt.Errorf("members must not be negative, got %d", o.Members)
+	}
+	if o.ServeOnAdvertiseAddress && o.AdvertiseAddress == "" {
+		return o, fmt.Errorf("ServeOnAdvertiseAddress needs an AdvertiseAddress")
 	}
 	if o.BinDir == "" {
 		o.BinDir = os.Getenv("GATEHOUSE_BIN_DIR")
@@ -314,6 +323,13 @@ func startCluster(name, dir string, opts Options, extraCRDs []string) (*Cluster,
 	if opts.AdvertiseAddress != "" {
 		api.Configure().Set("advertise-address", opts.AdvertiseAddress)
 	}
+	if opts.ServeOnAdvertiseAddress {
+		port, err := freePort(opts.AdvertiseAddress)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: a port on %s: %w", name, opts.AdvertiseAddress, err)
+		}
+		api.SecureServing.Address, api.SecureServing.Port = opts.AdvertiseAddress, port
+	}
 	if opts.Log != nil {
 		api.Out, api.Err = prefixed(opts.Log, name+"/apiserver"), prefixed(opts.Log, name+"/apiserver")
 	}
@@ -349,4 +365,15 @@ func (c *Cluster) stop() error {
 		return fmt.Errorf("stopping cluster %s: %w", c.Name, err)
 	}
 	return nil
+}
+
+// freePort is a port nothing listens on at host, for now.
+func freePort(host string) (string, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	return port, err
 }
