@@ -42,9 +42,11 @@ IMAGES_COMMIT ?= HEAD
 images:
 	cd build && $(GO) run ./images -repo $(CURDIR) -commit $(IMAGES_COMMIT) -out $(BIN)/images $(if $(IMAGE_VERSION),-version $(IMAGE_VERSION))
 
-## test: unit and integration tests (integration tests run real control planes from bin/)
+## test: unit and integration tests (integration tests run real control planes from bin/),
+## then the hub's rolling upgrade and drain (make lifecycle)
 test: tools
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory lifecycle
 
 ## unit: the tests that need no control plane
 unit:
