@@ -4,7 +4,8 @@
 // each container whose image it knows as a local binary, in a
 // network namespace of the Pod's own (one address per Pod, reachable from the
 // test network) and a mount namespace of the container's own (Secret,
-// ConfigMap and emptyDir volumes appear at their mountPath). It writes Pod
+// ConfigMap, downward API, projected (ServiceAccount tokens too) and
+// emptyDir volumes appear at their mountPath). It writes Pod
 // status the way a kubelet does, runs readiness and liveness probes,
 // restarts exited containers, finishes graceful deletions (preStop hooks,
 // then SIGTERM, then SIGKILL after the grace period), and serves container

@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	appsv1 "k8s.io/api/apps/v1"
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -399,6 +401,10 @@ func (f *fixture) testShell(t *testing.T, ns string) {
 	if _, err := f.client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "shell", Namespace: ns}}
+	if _, err := f.client.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	script := strings.Join([]string{
 		"echo hostname=`cat /proc/sys/kernel/hostname`",
 		"echo pod=$(POD_NAME) greeting=$GREETING",
@@ -408,12 +414,14 @@ func (f *fixture) testShell(t *testing.T, ns string) {
 		"test -d /dev/shm && mountpoint -q /dev/shm && echo shm=mounted",
 		"echo data > /var/lib/kubelet-test/file && echo varlib=`cat /var/lib/kubelet-test/file`",
 		"echo pwd=`pwd`",
+		"echo token=`cat /var/run/secrets/kubelet-test/token`",
 		"echo done",
 		"exec sleep 1000",
 	}, "\n")
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "shell", Namespace: ns},
 		Spec: corev1.PodSpec{
+			ServiceAccountName: "shell",
 			Containers: []corev1.Container{{
 				Name:       "shell",
 				Image:      "example.com/tools/sh:1",
@@ -428,6 +436,7 @@ func (f *fixture) testShell(t *testing.T, ns string) {
 					{Name: "ca", MountPath: "/etc/configmap-volume"},
 					{Name: "dev", MountPath: "/dev/kubelet-test"},
 					{Name: "varlib", MountPath: "/var/lib/kubelet-test"},
+					{Name: "token", MountPath: "/var/run/secrets/kubelet-test"},
 				},
 			}},
 			Volumes: []corev1.Volume{
@@ -438,6 +447,9 @@ func (f *fixture) testShell(t *testing.T, ns string) {
 				}}},
 				{Name: "dev", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 				{Name: "varlib", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
+					ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: "kubelet-test", ExpirationSeconds: ptr.To[int64](600), Path: "token"},
+				}}}}},
 			},
 		},
 	}
@@ -464,13 +476,33 @@ func (f *fixture) testShell(t *testing.T, ns string) {
 			t.Errorf("the container did not print %q:\n%s", want, logs)
 		}
 	}
-	for _, p := range []string{"/etc/configmap-volume", "/dev/kubelet-test", "/var/lib/kubelet-test"} {
+	f.checkProjectedToken(t, ns, logs)
+	for _, p := range []string{"/etc/configmap-volume", "/dev/kubelet-test", "/var/lib/kubelet-test", "/var/run/secrets/kubelet-test"} {
 		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s leaked to the host: %v", p, err)
 		}
 	}
 	if host, _ := os.Hostname(); host == "shell" {
 		t.Errorf("the hostname leaked to the host")
+	}
+}
+
+// checkProjectedToken: the token the shell Pod printed is its
+// ServiceAccount's, for the projected volume's audience, bound to the Pod.
+func (f *fixture) checkProjectedToken(t *testing.T, ns, logs string) {
+	_, rest, _ := strings.Cut(logs, "token=")
+	token, _, _ := strings.Cut(rest, "\n")
+	review, err := f.client.AuthenticationV1().TokenReviews().Create(context.Background(), &authnv1.TokenReview{
+		Spec: authnv1.TokenReviewSpec{Token: token, Audiences: []string{"kubelet-test"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := review.Status
+	if want := "system:serviceaccount:" + ns + ":shell"; !s.Authenticated || s.User.Username != want || !slices.Contains(s.Audiences, "kubelet-test") {
+		t.Errorf("the projected token: authenticated %v as %q for %v (%s), want %s for audience kubelet-test", s.Authenticated, s.User.Username, s.Audiences, s.Error, want)
+	}
+	if pod := s.User.Extra["authentication.kubernetes.io/pod-name"]; len(pod) != 1 || pod[0] != "shell" {
+		t.Errorf("the projected token is bound to Pod %v, want shell", pod)
 	}
 }
 

@@ -22,7 +22,8 @@ import (
 const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 // tokenLifetime is what the admission plugin asks for (an hour and seven
-// seconds). The fake kubelet does not renew tokens: test Pods live less.
+// seconds). The fake kubelet does not renew tokens, these nor projected
+// ones: test Pods live less.
 const tokenLifetime = 3607
 
 // automounts reports whether pod's containers get the ServiceAccount volume.
@@ -60,28 +61,39 @@ func (w *podWorker) serviceAccountMount(pod *corev1.Pod, c corev1.Container) ([]
 }
 
 func (w *podWorker) serviceAccountFiles(pod *corev1.Pod) ([]volumeFile, error) {
-	sa := pod.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
-	}
-	tr, err := w.k.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(w.k.ctx, sa, &authnv1.TokenRequest{
-		Spec: authnv1.TokenRequestSpec{
-			ExpirationSeconds: ptr.To[int64](tokenLifetime),
-			BoundObjectRef:    &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
-		},
-	}, metav1.CreateOptions{})
+	token, err := w.podToken(pod, nil, tokenLifetime)
 	if err != nil {
-		return nil, waiting("ContainerCreating", "a token of ServiceAccount %s/%s: %v", pod.Namespace, sa, err)
+		return nil, err
 	}
 	ca, err := w.k.apiCA()
 	if err != nil {
 		return nil, err
 	}
 	return []volumeFile{
-		{path: "token", data: []byte(tr.Status.Token), mode: defaultFileMode},
+		{path: "token", data: []byte(token), mode: defaultFileMode},
 		{path: "ca.crt", data: ca, mode: defaultFileMode},
 		{path: "namespace", data: []byte(pod.Namespace), mode: defaultFileMode},
 	}, nil
+}
+
+// podToken is a token of the Pod's ServiceAccount bound to the Pod, for
+// audiences (none: the API server's own), as a kubelet requests it.
+func (w *podWorker) podToken(pod *corev1.Pod, audiences []string, seconds int64) (string, error) {
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	tr, err := w.k.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(w.k.ctx, sa, &authnv1.TokenRequest{
+		Spec: authnv1.TokenRequestSpec{
+			Audiences:         audiences,
+			ExpirationSeconds: ptr.To(seconds),
+			BoundObjectRef:    &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", waiting("ContainerCreating", "a token of ServiceAccount %s/%s: %v", pod.Namespace, sa, err)
+	}
+	return tr.Status.Token, nil
 }
 
 // apiCA is the CA bundle that verifies the API server of Options.Config.

@@ -142,6 +142,8 @@ func (w *podWorker) projectedFiles(pod *corev1.Pod, p *corev1.ProjectedVolumeSou
 			files, err = w.configMapFiles(pod.Namespace, s.ConfigMap.Name, s.ConfigMap.Items, p.DefaultMode, ptrTrue(s.ConfigMap.Optional))
 		case s.DownwardAPI != nil:
 			files, err = w.downwardFiles(pod, s.DownwardAPI.Items, p.DefaultMode)
+		case s.ServiceAccountToken != nil:
+			files, err = w.projectedToken(pod, s.ServiceAccountToken, p.DefaultMode)
 		default:
 			err = waiting("CreateContainerConfigError", "projected volume source of an unsupported kind")
 		}
@@ -151,6 +153,24 @@ func (w *podWorker) projectedFiles(pod *corev1.Pod, p *corev1.ProjectedVolumeSou
 		all = append(all, files...)
 	}
 	return all, nil
+}
+
+// projectedToken is a serviceAccountToken source: a token for its audience
+// (the API server's when empty), bound to the Pod.
+func (w *podWorker) projectedToken(pod *corev1.Pod, s *corev1.ServiceAccountTokenProjection, defaultMode *int32) ([]volumeFile, error) {
+	var audiences []string
+	if s.Audience != "" {
+		audiences = []string{s.Audience}
+	}
+	seconds := int64(3600) // the API's default
+	if s.ExpirationSeconds != nil {
+		seconds = *s.ExpirationSeconds
+	}
+	token, err := w.podToken(pod, audiences, seconds)
+	if err != nil {
+		return nil, err
+	}
+	return []volumeFile{{path: s.Path, data: []byte(token), mode: fileMode(defaultMode)}}, nil
 }
 
 func (w *podWorker) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode *int32) ([]volumeFile, error) {
