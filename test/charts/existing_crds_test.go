@@ -6,12 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gatehouse-dev/gatehouse/test/env"
@@ -248,25 +246,6 @@ func wantRollbackRefused(t *testing.T, c client.Client, h helmCommand, older str
 // every cluster (the Gateway API's and Gatehouse's), as a new cluster is.
 func bareCluster(t *testing.T) (*env.Fleet, client.Client) {
 	t.Helper()
-	fleet := startCluster(t, env.Options{})
-	c := newClient(t, fleet.Hub.Config)
-	ctx := context.Background()
-	var crds apiextensionsv1.CustomResourceDefinitionList
-	if err := c.List(ctx, &crds); err != nil {
-		t.Fatal(err)
-	}
-	for i := range crds.Items {
-		if err := c.Delete(ctx, &crds.Items[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		var left apiextensionsv1.CustomResourceDefinitionList
-		err := c.List(ctx, &left)
-		return err == nil && len(left.Items) == 0, err
-	})
-	if err != nil {
-		t.Fatalf("deleting the test bed's CRDs: %v", err)
-	}
-	return fleet, c
+	fleet := startCluster(t, env.Options{WithoutCRDs: true})
+	return fleet, newClient(t, fleet.Hub.Config)
 }

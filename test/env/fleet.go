@@ -40,6 +40,11 @@ type Options struct {
 	BinDir string
 	// CRDPaths are extra CRD files or directories installed in every cluster.
 	CRDPaths []string
+	// WithoutCRDs starts every cluster as a new one is: no CRD at all (the
+	// Gateway API's and Gatehouse's are not installed, CRDPaths neither).
+	// Deleting CRDs after the start instead is slow and can hang: a CRD
+	// deleted while its storage still initializes keeps its finalizer.
+	WithoutCRDs bool
 	// Log receives the control planes' output; nil discards it.
 	Log io.Writer
 	// StartTimeout bounds the start of one control plane.
@@ -306,13 +311,16 @@ func startCluster(name, dir string, opts Options, extraCRDs []string) (*Cluster,
 			return nil, err
 		}
 	}
-	crdPaths, err := crdPaths(append(extraCRDs, opts.CRDPaths...))
-	if err != nil {
-		return nil, err
+	var crds []string
+	if !opts.WithoutCRDs {
+		var err error
+		if crds, err = crdPaths(append(extraCRDs, opts.CRDPaths...)); err != nil {
+			return nil, err
+		}
 	}
 	e := &envtest.Environment{
 		BinaryAssetsDirectory:    opts.BinDir,
-		CRDDirectoryPaths:        crdPaths,
+		CRDDirectoryPaths:        crds,
 		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: opts.StartTimeout,
 		ControlPlaneStopTimeout:  20 * time.Second,
