@@ -43,7 +43,7 @@ images:
 	cd build && $(GO) run ./images -repo $(CURDIR) -commit $(IMAGES_COMMIT) -out $(BIN)/images $(if $(IMAGE_VERSION),-version $(IMAGE_VERSION))
 
 ## test: unit and integration tests (integration tests run real control planes from bin/),
-## then the hub's rolling upgrade and drain (make lifecycle)
+## then the hub's and the proxies' rollouts and drains (make lifecycle)
 test: tools
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory lifecycle
@@ -150,10 +150,13 @@ conformance: tools build
 
 ## lifecycle: the hub chart with 2 replicas on a 2-node cluster (fake kubelet,
 ## kube-controller-manager): helm upgrade and a drain of the leader's node
-## under load, 0 failed requests, status continuous, one active hub. Needs root.
+## under load, 0 failed requests, status continuous, one active hub; then the
+## member chart's 2 proxies there: rollout restart and a drain of a proxy's
+## node under load, 0 failed requests, each proxy out of its Service's
+## endpoints before SIGTERM. Needs root.
 lifecycle: tools
 	@cd test/lifecycle && $(GO) test -count=1 -v -timeout 10m . > $(CURDIR)/.lifecycle.log 2>&1; status=$$?; \
-		grep -E '^(--- |    --- |ok|FAIL)|lifecycle_test.go' $(CURDIR)/.lifecycle.log; echo "full output: .lifecycle.log"; exit $$status
+		grep -E '^(--- |    --- |ok|FAIL)|(lifecycle|proxyfleet|proxywatch)_test.go' $(CURDIR)/.lifecycle.log; echo "full output: .lifecycle.log"; exit $$status
 
 clean:
 	rm -rf $(BIN) .demo .conformance .conformance.log .adversarial.log .lifecycle.log

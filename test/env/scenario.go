@@ -89,17 +89,17 @@ func SetUpSharedGateway(ctx context.Context, index int, c *Cluster, tenants []Te
 			Spec: gwv1.GatewayClassSpec{ControllerName: "gatehouse.dev/gateway-controller", ParametersRef: &gwv1.ParametersReference{
 				Kind: "ConfigMap", Name: "gatehouse-external", Namespace: ptr.To[gwv1.Namespace](ParamsNamespace)}},
 		},
-		sharedGateway(),
+		SharedGatewayObject(),
 	}
 	for i, t := range tenants {
 		backendIP := fmt.Sprintf("10.244.%d.%d", index, 20+i)
-		srv, err := serveAnswer(backendIP+":9000", t.Answer)
+		srv, err := ServeAnswer(backendIP+":9000", t.Answer)
 		if err != nil {
 			g.Close()
 			return nil, err
 		}
 		g.backends = append(g.backends, srv)
-		objs = append(objs, tenantObjects(t, backendIP)...)
+		objs = append(objs, TenantObjects(t, backendIP)...)
 	}
 	for _, o := range objs {
 		if err := cl.Create(ctx, o); err != nil {
@@ -161,7 +161,9 @@ func ProxyToken(ctx context.Context, c *Cluster, namespace, gateway, dir string)
 	return path, os.WriteFile(path, []byte(tr.Status.Token), 0o600)
 }
 
-func sharedGateway() *gwv1.Gateway {
+// SharedGatewayObject is the scenario's Gateway: one HTTP listener for
+// *.apps.example.test on ListenerPort, routes from every namespace.
+func SharedGatewayObject() *gwv1.Gateway {
 	all := gwv1.NamespacesFromAll
 	return &gwv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Name: GatewayName, Namespace: GatewayNamespace},
@@ -172,7 +174,9 @@ func sharedGateway() *gwv1.Gateway {
 	}
 }
 
-func tenantObjects(t Tenant, backendIP string) []client.Object {
+// TenantObjects are a tenant's namespace, its echo Service with one
+// endpoint, backendIP:9000, and its route (TenantRoute "web").
+func TenantObjects(t Tenant, backendIP string) []client.Object {
 	return []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: t.Namespace}},
 		&corev1.Service{
@@ -235,7 +239,9 @@ func (g *SharedGateway) Get(host string) (string, error) {
 	return string(body), nil
 }
 
-func serveAnswer(addr, answer string) (*http.Server, error) {
+// ServeAnswer serves answer to every request on addr until the server is
+// closed.
+func ServeAnswer(addr, answer string) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w (run inside the test network namespace)", addr, err)

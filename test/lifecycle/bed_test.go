@@ -44,8 +44,8 @@ var nodes = []struct{ name, ip, podCIDR string }{
 }
 
 // bed is a hub cluster with kube-controller-manager, two kubelets and a
-// stand-in for kube-proxy, and one member cluster; the hub chart is
-// installed with helm as an operator would.
+// stand-in for kube-proxy, and member clusters; the charts are installed
+// with helm as an operator would.
 type bed struct {
 	t        *testing.T
 	fleet    *env.Fleet
@@ -57,7 +57,19 @@ type bed struct {
 	home     string
 }
 
-func startBed(t *testing.T, ctx context.Context) *bed {
+// skipWithoutBed skips a test of the bed, which starts what it says,
+// under -short or without root.
+func skipWithoutBed(t *testing.T, starts string) {
+	if testing.Short() {
+		t.Skip("starts " + starts)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the fake kubelet needs root (network namespaces)")
+	}
+}
+
+// startBed starts the bed with members member clusters besides the hub's.
+func startBed(t *testing.T, ctx context.Context, members int) *bed {
 	root, err := env.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +96,7 @@ func startBed(t *testing.T, ctx context.Context) *bed {
 	b.bins = map[string]string{"gatehouse": filepath.Join(bins, "gatehouse"), "gatehouse-proxy": filepath.Join(bins, "gatehouse-proxy")}
 	t.Logf("logs of the control planes, kubelets, service proxy and proxy: %s", b.logs)
 
-	b.fleet, err = env.Start(ctx, env.Options{Members: 1, AdvertiseAddress: advertiseAddress, ServeOnAdvertiseAddress: true,
+	b.fleet, err = env.Start(ctx, env.Options{Members: members, AdvertiseAddress: advertiseAddress, ServeOnAdvertiseAddress: true,
 		Log: b.logFile("control-plane.log")})
 	if err != nil {
 		t.Fatal(err)
@@ -101,11 +113,12 @@ func startBed(t *testing.T, ctx context.Context) *bed {
 	for _, n := range nodes {
 		k, err := kubelet.Start(ctx, kubelet.Options{
 			Config: b.fleet.Hub.Config, NodeName: n.name, NodeIP: n.ip, PodCIDR: n.podCIDR,
-			// The chart's image, whatever its registry and tag.
-			Images: map[string]string{"gatehouse": b.bins["gatehouse"]},
+			// The charts' images, whatever their registry and tag.
+			Images: b.bins,
 			Dir:    filepath.Join(t.TempDir(), n.name), Log: b.logFile("kubelet-" + n.name + ".log"),
-			// The hub's own grace period (the chart's 30 s), and the API
-			// reached in-cluster as the hub's ServiceAccount.
+			// The charts' grace periods (the hub's 30 s, the proxies'
+			// 60 s), and the API reached in-cluster as the hub's
+			// ServiceAccount.
 			MaxGracePeriod: time.Minute, ServiceAccountTokens: true,
 		})
 		if err != nil {
@@ -159,9 +172,13 @@ func (b *bed) installHub(ctx context.Context) {
 
 // rolledOut waits until the hub's Deployment has every replica updated,
 // Ready and available, and no old one left.
-func (b *bed) rolledOut(ctx context.Context) {
-	b.eventually(ctx, 3*time.Minute, "the hub's Deployment rolled out", func() (bool, string) {
-		d, err := b.hub.AppsV1().Deployments(hubNamespace).Get(ctx, release, metav1.GetOptions{})
+func (b *bed) rolledOut(ctx context.Context) { b.deploymentRolledOut(ctx, hubNamespace, release) }
+
+// deploymentRolledOut waits until a Deployment of the hub cluster has every
+// replica updated, Ready and available, and no old one left.
+func (b *bed) deploymentRolledOut(ctx context.Context, namespace, name string) {
+	b.eventually(ctx, 3*time.Minute, "Deployment "+namespace+"/"+name+" rolled out", func() (bool, string) {
+		d, err := b.hub.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
@@ -197,14 +214,18 @@ func (b *bed) eventually(ctx context.Context, timeout time.Duration, what string
 }
 
 // hubLogs is what the hub Pods logged, for a failure's report.
-func (b *bed) hubLogs(ctx context.Context) string {
-	pods, err := b.hub.CoreV1().Pods(hubNamespace).List(ctx, metav1.ListOptions{})
+func (b *bed) hubLogs(ctx context.Context) string { return b.podLogs(ctx, hubNamespace) }
+
+// podLogs is what the Pods of namespace logged lately, for a failure's
+// report.
+func (b *bed) podLogs(ctx context.Context, namespace string) string {
+	pods, err := b.hub.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err.Error()
 	}
 	var out strings.Builder
 	for _, p := range pods.Items {
-		logs, err := b.hub.CoreV1().Pods(hubNamespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptrTo(int64(80))}).DoRaw(ctx)
+		logs, err := b.hub.CoreV1().Pods(namespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: ptrTo(int64(80))}).DoRaw(ctx)
 		fmt.Fprintf(&out, "--- %s (%v):\n%s\n", p.Name, err, logs)
 	}
 	return out.String()

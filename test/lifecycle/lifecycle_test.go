@@ -4,7 +4,8 @@
 // ReplicaSet, EndpointSlice and disruption controllers, a stand-in for
 // kube-proxy), and checks that upgrading it and draining the node of its
 // leader drop no proxied request, keep route status Programmed, and never
-// run two active hubs.
+// run two active hubs; and that restarting the member chart's proxies and
+// draining the node of one drop no request either.
 package lifecycle_test
 
 import (
@@ -30,15 +31,10 @@ func TestMain(m *testing.M) {
 }
 
 func TestHubLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two clusters, kube-controller-manager, two kubelets, two hubs and a proxy")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the fake kubelet needs root (network namespaces)")
-	}
+	skipWithoutBed(t, "two clusters, kube-controller-manager, two kubelets, two hubs and a proxy")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	b := startBed(t, ctx)
+	b := startBed(t, ctx, 1)
 	b.installHub(ctx)
 	b.rolledOut(ctx)
 	s := b.startScenario(ctx)
