@@ -13,6 +13,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// raceRetry: how soon a write that lost a race with another replica's is
+// tried again.
+const raceRetry = 100 * time.Millisecond
+
 // BundleKey is the key of the CA bundle in a ConfigMap PublishBundle writes.
 const BundleKey = FileCA
 
@@ -31,8 +35,15 @@ func PublishBundle(ctx context.Context, c client.Client, src Source, key types.N
 				if ctx.Err() != nil {
 					return
 				}
-				wait = retry.next()
-				log.Error("publishing the CA bundle failed; retrying", "configmap", key.String(), "error", err, "retryIn", wait)
+				if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+					// Another replica wrote it at the same moment (every
+					// hub replica publishes the same bundle): read it again.
+					wait = raceRetry
+					log.Debug("the CA bundle changed under us; reading it again", "configmap", key.String(), "error", err)
+				} else {
+					wait = retry.next()
+					log.Error("publishing the CA bundle failed; retrying", "configmap", key.String(), "error", err, "retryIn", wait)
+				}
 			} else {
 				retry.reset()
 				if changed != nil && !bytes.Equal(bundle, last) {
