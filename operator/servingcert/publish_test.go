@@ -25,8 +25,8 @@ type staticBundle struct {
 }
 
 func (s staticBundle) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, nil }
-func (s staticBundle) CABundle() []byte                                             { return s.bundle }
-func (s staticBundle) Changed() <-chan struct{}                                     { return s.changed }
+func (s staticBundle) CABundle() []byte                                              { return s.bundle }
+func (s staticBundle) Changed() <-chan struct{}                                      { return s.changed }
 
 // Two hub replicas publish the same bundle at once: the one whose create
 // loses the race reads the ConfigMap again and logs no error.
