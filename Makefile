@@ -63,10 +63,12 @@ adversarial:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),5) ./operator/translate/ ./dataplane/proxy/ ./policy/ ./policy/rego/
 
-## bench-proxy: load comparison of gatehouse-proxy against nginx with wrk at
-## 1, 1,000 and 10,000 prefix + header routes (installs wrk and nginx from
-## Debian when missing); BENCH_PROXY_FLAGS passes flags, e.g. -out FILE,
-## -rounds 3 or -cpuprofile DIR (see test/bench/proxy/README.md)
+## bench-proxy: load comparison of gatehouse-proxy against nginx and HAProxy:
+## HTTP/1.1 (wrk) at 1, 1,000 and 10,000 prefix + header routes with 1 and 2
+## procs, HTTPS (wrk) and HTTP/2 (h2load, h2c and h2) at 1,000 routes
+## (installs wrk, h2load, nginx and haproxy from Debian when missing);
+## BENCH_PROXY_FLAGS passes flags, e.g. -out FILE, -rounds 3, -procs 1,
+## -haproxy=false or -cpuprofile DIR (see test/bench/proxy/README.md)
 bench-proxy:
 	@bash test/bench/proxy/deps.sh
 	@mkdir -p $(BIN)

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,8 +59,42 @@ func TestParseWrk(t *testing.T) {
 	}
 }
 
+const h2loadSample = `starting benchmark...
+spawning thread #0: 32 total client(s). Timing-based test with 0s of warm-up time and 10s of main duration for measurements.
+Application protocol: h2c
+
+finished in 10.00s, 41234.50 req/s, 1.52MB/s
+requests: 412400 total, 412420 started, 412400 done, 412345 succeeded, 55 failed, 5 errored, 0 timeout
+status codes: 412345 2xx, 0 3xx, 50 4xx, 0 5xx
+traffic: 15.21MB (15949000) total, 4.12MB (4321000) headers (space savings 90.12%), 1.18MB (1237035) data
+                     min         max         mean         sd        +/- sd
+time for request:       94us     12.03ms      7.75ms       1.20ms    85.00%
+time for connect:       81us       129us       112us        21us    75.00%
+time to 1st byte:     1.68ms      1.71ms      1.70ms        15us    75.00%
+req/s           :    1269.78    1300.00    1288.58       8.92    75.00%
+`
+
+func TestParseH2load(t *testing.T) {
+	r, err := parseH2load(h2loadSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RPS != 41234.5 || r.Requests != 412395 || r.Non2xx3xx != 50 || r.socketErrors() != 5 {
+		t.Errorf("rps %v requests %d non-2xx %d errors %v", r.RPS, r.Requests, r.Non2xx3xx, r.Errors)
+	}
+	if r.Mean != 7750*time.Microsecond || r.SD != 1200*time.Microsecond || r.Max != 12030*time.Microsecond {
+		t.Errorf("times: mean %v sd %v max %v", r.Mean, r.SD, r.Max)
+	}
+	if r.percentiles() || r.tail() != r.Mean {
+		t.Error("h2load has no percentiles: the compared latency is the mean")
+	}
+	if _, err := parseH2load("starting benchmark...\nconnect: Connection refused\n"); err == nil {
+		t.Error("failed run accepted")
+	}
+}
+
 func TestConfigs(t *testing.T) {
-	tbl := routeTable(3, 18080, 18090)
+	tbl := routeTable(3, 18080, 18443, 18090)
 	data, err := protojson.Marshal(tbl)
 	if err != nil {
 		t.Fatal(err)
@@ -65,15 +103,122 @@ func TestConfigs(t *testing.T) {
 	if err := protojson.Unmarshal(data, back); err != nil {
 		t.Fatal(err)
 	}
-	rs := back.Listeners[0].VirtualHosts[0].Routes
-	if len(rs) != 3 || rs[2].Match.GetPrefix() != "/svc-3" || rs[2].Match.Headers[0].GetExact() != "t3" {
-		t.Errorf("table: %s", data)
+	if len(back.Listeners) != 2 {
+		t.Fatalf("listeners: %s", data)
 	}
-	conf := nginxProxyConfig("/tmp/x", 3, 18081, 18090, 1, nginxModules{})
-	for _, s := range []string{"location /svc-3 {", `if ($http_x_tenant != "t3")`, "server 127.0.0.1:18090;", "keepalive 256;", `proxy_set_header Connection "";`, "worker_processes 1;"} {
+	for _, l := range back.Listeners {
+		rs := l.VirtualHosts[0].Routes
+		if len(rs) != 3 || rs[2].Match.GetPrefix() != "/svc-3" || rs[2].Match.Headers[0].GetExact() != "t3" {
+			t.Errorf("table: %s", data)
+		}
+	}
+	if l := back.Listeners[1]; l.Protocol != routetable.Protocol_HTTPS || l.Port != 18443 || len(l.Tls.GetCertificates()) != 1 || l.Tls.Certificates[0] != keyPairName {
+		t.Errorf("HTTPS listener: %v", l)
+	}
+	if n := len(routeTable(3, 18080, 0, 18090).Listeners); n != 1 {
+		t.Errorf("no TLS port, %d listeners", n)
+	}
+
+	tf := &tlsFiles{cert: "/tmp/x/tls.crt", key: "/tmp/x/tls.key", combined: "/tmp/x/combined.pem"}
+	p := ports{plain: 18081, h2c: 18082, tls: 18083}
+	conf := nginxProxyConfig("/tmp/x", 3, p, 18090, 2, nginxModules{}, tf)
+	for _, s := range []string{"location /svc-3 {", `if ($http_x_tenant != "t3")`, "server 127.0.0.1:18090;", "keepalive 256;", `proxy_set_header Connection "";`, "worker_processes 2;",
+		"listen 127.0.0.1:18082 backlog=4096 http2;", "listen 127.0.0.1:18083 backlog=4096 ssl http2;", "ssl_certificate /tmp/x/tls.crt;", "Ciphersuites " + tlsSuite} {
 		if !strings.Contains(conf, s) {
 			t.Errorf("nginx config lacks %q:\n%s", s, conf)
 		}
+	}
+	if plain := nginxProxyConfig("/tmp/x", 3, ports{plain: 18081}, 18090, 1, nginxModules{}, nil); strings.Contains(plain, "http2") || strings.Contains(plain, "ssl") {
+		t.Errorf("nginx config without h2c and TLS ports:\n%s", plain)
+	}
+
+	hc := haproxyConfig("/tmp/x/routes.map", p, 18090, 2, tf)
+	for _, s := range []string{"nbthread 2", "bind 127.0.0.1:18081 ", "bind 127.0.0.1:18082 backlog 4096 proto h2", "ssl crt /tmp/x/combined.pem alpn h2,http/1.1",
+		"http-reuse always", "option forwardfor", "X-Forwarded-Host", "X-Forwarded-Proto", "map_beg(/tmp/x/routes.map)", "server up 127.0.0.1:18090", "http-request return status 404"} {
+		if !strings.Contains(hc, s) {
+			t.Errorf("HAProxy config lacks %q:\n%s", s, hc)
+		}
+	}
+	if strings.Contains(hc, "\n    log ") {
+		t.Errorf("HAProxy config logs:\n%s", hc)
+	}
+	if m := haproxyMap(3); m != "t1|/svc-1/ upstream\nt2|/svc-2/ upstream\nt3|/svc-3/ upstream\n" {
+		t.Errorf("HAProxy map:\n%s", m)
+	}
+}
+
+// TestConfigsValid has the installed nginx and HAProxy check the
+// configurations the benchmark writes, TLS and h2c ports included.
+func TestConfigsValid(t *testing.T) {
+	dir := t.TempDir()
+	tf, _, err := writeKeyPair(filepath.Join(dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ports{plain: 18081, h2c: 18082, tls: 18083}
+	t.Run("haproxy", func(t *testing.T) {
+		bin, err := exec.LookPath("haproxy")
+		if err != nil {
+			t.Skip("haproxy not installed")
+		}
+		mapPath, confPath := filepath.Join(dir, "routes.map"), filepath.Join(dir, "haproxy.cfg")
+		if err := os.WriteFile(mapPath, []byte(haproxyMap(100)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(confPath, []byte(haproxyConfig(mapPath, p, 18090, 1, tf)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "-c", "-f", confPath).CombinedOutput(); err != nil || strings.Contains(string(out), "WARNING") {
+			t.Errorf("haproxy -c: %v\n%s", err, out)
+		}
+	})
+	t.Run("nginx", func(t *testing.T) {
+		bin, err := exec.LookPath("nginx")
+		if err != nil {
+			if bin, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
+				t.Skip("nginx not installed")
+			}
+		}
+		v, _ := exec.Command(bin, "-V").CombinedOutput()
+		ngDir := filepath.Join(dir, "nginx")
+		if err := os.MkdirAll(ngDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		confPath := filepath.Join(ngDir, "nginx.conf")
+		if err := os.WriteFile(confPath, []byte(nginxProxyConfig(ngDir, 100, p, 18090, 1, detectNginxModules(string(v)), tf)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "-t", "-p", ngDir, "-c", confPath, "-e", filepath.Join(ngDir, "error.log")).CombinedOutput(); err != nil {
+			t.Errorf("nginx -t: %v\n%s", err, out)
+		}
+	})
+}
+
+func TestPlan(t *testing.T) {
+	o := options{routes: []int{1, 1000, 10000}, procs: []int{1, 2}, protoRoutes: 1000, https: true, h2: true}
+	got := plan(o)
+	if len(got) != 6 {
+		t.Fatalf("%d cases: %v", len(got), got)
+	}
+	for _, c := range got {
+		want := []load{loadH1}
+		if c.procs == 1 && c.routes == 1000 {
+			want = []load{loadH1, loadHTTPS, loadH2C, loadH2}
+		}
+		if !slices.Equal(c.loads, want) {
+			t.Errorf("%d procs, %d routes: %v, want %v", c.procs, c.routes, c.loads, want)
+		}
+	}
+	// A -proto-routes count not among -routes gets a case of its own.
+	o.routes, o.procs, o.h2 = []int{1}, []int{1}, false
+	got = plan(o)
+	if len(got) != 2 || got[1].routes != 1000 || !slices.Equal(got[1].loads, []load{loadHTTPS}) {
+		t.Errorf("plan: %v", got)
+	}
+	// Without HTTPS and HTTP/2, HTTP/1.1 only.
+	o.https = false
+	if got = plan(o); len(got) != 1 || !slices.Equal(got[0].loads, []load{loadH1}) {
+		t.Errorf("plan: %v", got)
 	}
 }
 
@@ -82,5 +227,15 @@ func TestFormat(t *testing.T) {
 		if got := fmtInt(in); got != want {
 			t.Errorf("fmtInt(%d) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestParsePerfCount(t *testing.T) {
+	out := "\n123456,,raw_syscalls:sys_enter,2001234567,100.00,,\n"
+	if n := parsePerfCount(out); n != 123456 {
+		t.Errorf("count %d", n)
+	}
+	if n := parsePerfCount("<not counted>,,raw_syscalls:sys_enter,0,0.00,,\n"); n != 0 {
+		t.Errorf("not counted: %d", n)
 	}
 }

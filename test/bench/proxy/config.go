@@ -24,9 +24,15 @@ const (
 	backendName  = "bench/upstream:80"
 )
 
-// routeTable builds the table of n routes for a listener on port, every
-// route forwarding to the upstream on upstreamPort.
-func routeTable(n int, port, upstreamPort int) *routetable.RouteTable {
+// The key pair our proxy's HTTPS listener names; the benchmark hands it
+// over with --key-pairs, as a mounted kubernetes.io/tls Secret would be.
+const keyPairName = "bench/cert"
+
+// routeTable builds the table of n routes for a cleartext listener on port
+// (HTTP/1.1 and HTTP/2 with prior knowledge) and, when tlsPort is not 0, an
+// HTTPS listener with the same routes on tlsPort; every route forwards to
+// the upstream on upstreamPort.
+func routeTable(n int, port, tlsPort, upstreamPort int) *routetable.RouteTable {
 	routes := make([]*routetable.Route, 0, n)
 	for i := 1; i <= n; i++ {
 		routes = append(routes, &routetable.Route{
@@ -40,15 +46,25 @@ func routeTable(n int, port, upstreamPort int) *routetable.RouteTable {
 			}},
 		})
 	}
-	return &routetable.RouteTable{
-		Gateway: "bench/gw",
-		Name:    "bench/bench/gw",
-		Listeners: []*routetable.Listener{{
-			Name:         "http",
-			Port:         uint32(port),
-			Protocol:     routetable.Protocol_HTTP,
+	listeners := []*routetable.Listener{{
+		Name:         "http",
+		Port:         uint32(port),
+		Protocol:     routetable.Protocol_HTTP,
+		VirtualHosts: []*routetable.VirtualHost{{Domain: "*", Routes: routes}},
+	}}
+	if tlsPort != 0 {
+		listeners = append(listeners, &routetable.Listener{
+			Name:         "https",
+			Port:         uint32(tlsPort),
+			Protocol:     routetable.Protocol_HTTPS,
+			Tls:          &routetable.ListenerTLS{Certificates: []string{keyPairName}},
 			VirtualHosts: []*routetable.VirtualHost{{Domain: "*", Routes: routes}},
-		}},
+		})
+	}
+	return &routetable.RouteTable{
+		Gateway:   "bench/gw",
+		Name:      "bench/bench/gw",
+		Listeners: listeners,
 		Backends: []*routetable.Backend{{
 			Name:      backendName,
 			Protocol:  routetable.AppProtocol_HTTP1,
@@ -120,6 +136,24 @@ func upstreamConfig(dir string, port int, mods nginxModules) string {
 	return b.String()
 }
 
+// ports a proxy under test listens on: plain serves HTTP/1.1, h2c HTTP/2
+// with prior knowledge in cleartext, tls HTTP/1.1 and h2 over TLS (by
+// ALPN). 0: not served in this case. Our proxy serves h2c on its plain
+// port, so its h2c equals plain.
+type ports struct{ plain, h2c, tls int }
+
+// tlsFiles are the PEM files of the key pair every proxy presents.
+type tlsFiles struct {
+	cert, key string // certificate, PKCS #8 key (nginx)
+	combined  string // certificate then key in one file (HAProxy)
+	keyPairs  string // directory for our proxy's --key-pairs
+}
+
+// tlsSuite is the one TLS 1.3 cipher suite every proxy uses: the one Go's
+// server picks on CPUs with AES instructions; nginx and HAProxy would
+// follow OpenSSL clients' preference for AES-256-GCM otherwise.
+const tlsSuite = "TLS_AES_128_GCM_SHA256"
+
 // nginxProxyConfig is nginx configured with the same n routes as the table:
 // one prefix location per route (nginx finds the longest matching prefix
 // in its static location tree), and in it the header test as an `if` on
@@ -131,7 +165,12 @@ func upstreamConfig(dir string, port int, mods nginxModules) string {
 // Upstream keep-alive: an upstream block with keepalive, HTTP/1.1 and an
 // empty Connection header. Headers sent upstream mirror what our proxy
 // sends (original Host, X-Forwarded-For/-Host/-Proto).
-func nginxProxyConfig(dir string, n, port, upstreamPort, workers int, mods nginxModules) string {
+//
+// HTTP/2 uses the `listen ... http2` syntax of nginx before 1.25.1 (later
+// versions still accept it, with a warning): on a cleartext port it means
+// prior knowledge only, hence a port of its own; with ssl, ALPN offers h2
+// and http/1.1 on one port.
+func nginxProxyConfig(dir string, n int, p ports, upstreamPort, workers int, mods nginxModules, tf *tlsFiles) string {
 	var b strings.Builder
 	nginxMain(&b, dir, workers, mods)
 	b.WriteString("    upstream bench_upstream {\n")
@@ -143,7 +182,16 @@ func nginxProxyConfig(dir string, n, port, upstreamPort, workers int, mods nginx
 	b.WriteString("    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n")
 	b.WriteString("    proxy_set_header X-Forwarded-Host $http_host;\n")
 	b.WriteString("    proxy_set_header X-Forwarded-Proto $scheme;\n")
-	fmt.Fprintf(&b, "    server {\n        listen 127.0.0.1:%d backlog=4096;\n", port)
+	fmt.Fprintf(&b, "    server {\n        listen 127.0.0.1:%d backlog=4096;\n", p.plain)
+	if p.h2c != 0 {
+		fmt.Fprintf(&b, "        listen 127.0.0.1:%d backlog=4096 http2;\n", p.h2c)
+	}
+	if p.tls != 0 && tf != nil {
+		fmt.Fprintf(&b, "        listen 127.0.0.1:%d backlog=4096 ssl http2;\n", p.tls)
+		fmt.Fprintf(&b, "        ssl_certificate %s;\n        ssl_certificate_key %s;\n", tf.cert, tf.key)
+		b.WriteString("        ssl_protocols TLSv1.2 TLSv1.3;\n")
+		fmt.Fprintf(&b, "        ssl_conf_command Ciphersuites %s;\n", tlsSuite)
+	}
 	b.WriteString("        location / {\n            return 404;\n        }\n")
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, "        location %s {\n", routePrefix(i))
@@ -151,5 +199,62 @@ func nginxProxyConfig(dir string, n, port, upstreamPort, workers int, mods nginx
 		b.WriteString("            proxy_pass http://bench_upstream;\n        }\n")
 	}
 	b.WriteString("    }\n}\n")
+	return b.String()
+}
+
+// haproxyMapEntry is route i's key in HAProxy's route map. HAProxy looks a
+// request up by the X-Tenant value, '|', then the path with a '/'
+// appended; the map holds "t<i>|/svc-<i>/" for route i, and map_beg finds
+// the longest entry that is a prefix of the key in a prefix tree, so a
+// request matches route i when its tenant is t<i> and its path is
+// /svc-<i> or below it: the same segment-wise prefix match as ours,
+// without walking N rules.
+func haproxyMapEntry(i int) string { return routeTenant(i) + "|" + routePrefix(i) + "/" }
+
+// haproxyMap is the route map: one line per route, key then backend.
+func haproxyMap(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "%s upstream\n", haproxyMapEntry(i))
+	}
+	return b.String()
+}
+
+// haproxyConfig is HAProxy with the same n routes (mapPath holds
+// haproxyMap(n)): one frontend in HTTP mode, threads instead of workers,
+// no logging; the route key is built from the header and the path and
+// looked up in the map, which names the backend; no entry (or no header)
+// goes to a backend that answers 404. The upstream backend keeps its
+// connections open and shares them between client connections (http-reuse
+// always), and the headers sent upstream mirror ours: Host unchanged,
+// X-Forwarded-For (option forwardfor), X-Forwarded-Host and
+// X-Forwarded-Proto.
+func haproxyConfig(mapPath string, p ports, upstreamPort, threads int, tf *tlsFiles) string {
+	var b strings.Builder
+	b.WriteString("global\n")
+	fmt.Fprintf(&b, "    nbthread %d\n", threads)
+	b.WriteString("    maxconn 4096\n")
+	fmt.Fprintf(&b, "    ssl-default-bind-ciphersuites %s\n", tlsSuite)
+	b.WriteString("    ssl-default-bind-options ssl-min-ver TLSv1.2\n")
+	b.WriteString("defaults\n    mode http\n    option http-keep-alive\n    http-reuse always\n")
+	b.WriteString("    timeout connect 5s\n    timeout client 120s\n    timeout server 120s\n    timeout http-keep-alive 120s\n")
+	b.WriteString("frontend bench\n")
+	fmt.Fprintf(&b, "    bind 127.0.0.1:%d backlog 4096\n", p.plain)
+	if p.h2c != 0 {
+		fmt.Fprintf(&b, "    bind 127.0.0.1:%d backlog 4096 proto h2\n", p.h2c)
+	}
+	if p.tls != 0 && tf != nil {
+		fmt.Fprintf(&b, "    bind 127.0.0.1:%d backlog 4096 ssl crt %s alpn h2,http/1.1\n", p.tls, tf.combined)
+	}
+	b.WriteString("    option forwardfor\n")
+	b.WriteString("    http-request set-header X-Forwarded-Host %[req.hdr(host)]\n")
+	b.WriteString("    http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]\n")
+	b.WriteString("    http-request set-var(txn.path) path\n")
+	fmt.Fprintf(&b, "    http-request set-var(txn.route) req.fhdr(%s),concat(|,txn.path,/)\n", strings.ToLower(tenantHeader))
+	fmt.Fprintf(&b, "    use_backend %%[var(txn.route),map_beg(%s)]\n", mapPath)
+	b.WriteString("    default_backend notfound\n")
+	b.WriteString("backend upstream\n")
+	fmt.Fprintf(&b, "    server up 127.0.0.1:%d\n", upstreamPort)
+	b.WriteString("backend notfound\n    http-request return status 404\n")
 	return b.String()
 }

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Installs what `make bench-proxy` needs from Debian when it is missing:
-# wrk (the load generator) and nginx (the proxy we compare with, and the
-# upstream both proxies forward to). apt-get update runs once, only when
-# something has to be installed.
+# wrk (HTTP/1.1 load), h2load (HTTP/2 load, package nghttp2-client), nginx
+# (a proxy we compare with, and the upstream every proxy forwards to) and
+# haproxy (the other proxy we compare with). apt-get update runs once, only
+# when something has to be installed. perf, which counts the proxies'
+# system calls, is optional and not installed here (its Debian package
+# follows the kernel).
 set -euo pipefail
 
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-	missing+=(nginx)
-fi
+command -v h2load >/dev/null 2>&1 || missing+=(h2load)
+for bin in nginx haproxy; do
+	if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
+		missing+=("$bin")
+	fi
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -26,14 +32,16 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=()
 for m in "${missing[@]}"; do
 	case $m in
-	wrk) pkgs+=(wrk) ;;
+	wrk | haproxy) pkgs+=("$m") ;;
+	h2load) pkgs+=(nghttp2-client) ;;
 	nginx)
-		# nginx-light is the smallest build with the proxy and rewrite modules;
-		# fall back to the full package where it is not offered.
+		# nginx-light is the smallest build with the proxy, rewrite, ssl and
+		# http2 modules; fall back to the full package where it is not offered.
 		if apt-cache show nginx-light >/dev/null 2>&1; then pkgs+=(nginx-light); else pkgs+=(nginx); fi
 		;;
 	esac
 done
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
-# The Debian package starts a system nginx on port 80 where an init system
-# runs; this benchmark runs its own instances and needs nothing from it.
+# The Debian packages start a system nginx on port 80 and a system haproxy
+# where an init system runs; this benchmark runs its own instances and
+# needs nothing from them.

@@ -69,13 +69,16 @@ func (p *proc) exited() bool {
 }
 
 // stop sends SIGTERM to the process (nginx: fast shutdown of master and
-// workers; gatehouse-proxy: drain), then SIGKILL if it is still there after
-// a few seconds.
-func (p *proc) stop() {
+// workers; HAProxy: immediate stop; gatehouse-proxy: drain), then SIGKILL
+// if it is still there after a few seconds.
+func (p *proc) stop() { p.stopWith(syscall.SIGTERM) }
+
+// stopWith sends sig, then SIGKILL if the process is still there after 10 s.
+func (p *proc) stopWith(sig os.Signal) {
 	if p == nil || p.exited() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
 		return
@@ -139,18 +142,26 @@ func rssKB(pid int) int64 {
 	return 0
 }
 
-// treeRSSKB is the resident memory of a process and its children (nginx:
-// the master and its workers).
-func treeRSSKB(pid int) int64 {
-	total := rssKB(pid)
+// childPIDs are a process's children (nginx: the master's workers).
+func childPIDs(pid int) []int {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
-		return total
+		return nil
 	}
+	var out []int
 	for _, f := range strings.Fields(string(data)) {
 		if c, err := strconv.Atoi(f); err == nil {
-			total += rssKB(c)
+			out = append(out, c)
 		}
+	}
+	return out
+}
+
+// treeRSSKB is the resident memory of a process and its children.
+func treeRSSKB(pid int) int64 {
+	total := rssKB(pid)
+	for _, c := range childPIDs(pid) {
+		total += rssKB(c)
 	}
 	return total
 }
@@ -205,17 +216,61 @@ func procUsage(pid int) usage {
 // treeUsage adds a process's children (nginx: master and workers).
 func treeUsage(pid int) usage {
 	u := procUsage(pid)
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return u
-	}
-	for _, f := range strings.Fields(string(data)) {
-		if c, err := strconv.Atoi(f); err == nil {
-			cu := procUsage(c)
-			u.cpu += cu.cpu
-			u.syscr += cu.syscr
-			u.syscw += cu.syscw
-		}
+	for _, c := range childPIDs(pid) {
+		cu := procUsage(c)
+		u.cpu += cu.cpu
+		u.syscr += cu.syscr
+		u.syscw += cu.syscw
 	}
 	return u
+}
+
+// perfWorks says whether perf can count system call entries here (it needs
+// the tracepoint and, for other users' processes, privileges).
+func perfWorks(bin string) bool {
+	if bin == "" {
+		return false
+	}
+	out, err := exec.Command(bin, "stat", "-x,", "-e", syscallEvent, "--", "true").CombinedOutput()
+	return err == nil && parsePerfCount(string(out)) > 0
+}
+
+const syscallEvent = "raw_syscalls:sys_enter"
+
+// countSyscalls starts perf counting the system calls of a process and its
+// children (every thread of each), writing to logPath; stopping it with
+// SIGINT makes perf print the count (readSyscallCount).
+func countSyscalls(bin string, pid int, logPath string) (*proc, error) {
+	pids := []string{strconv.Itoa(pid)}
+	for _, c := range childPIDs(pid) {
+		pids = append(pids, strconv.Itoa(c))
+	}
+	p, err := startProc("perf", logPath, "", nil, bin, "stat", "-x,", "-e", syscallEvent, "-p", strings.Join(pids, ","))
+	if err != nil {
+		return nil, err
+	}
+	// perf attaches to the threads right after it starts; give it that.
+	time.Sleep(300 * time.Millisecond)
+	return p, nil
+}
+
+// readSyscallCount stops perf and reads its count; 0 when it printed none.
+func readSyscallCount(p *proc, logPath string) int64 {
+	p.stopWith(os.Interrupt)
+	data, _ := os.ReadFile(logPath)
+	return parsePerfCount(string(data))
+}
+
+// parsePerfCount reads the count of `perf stat -x,` for the syscall event.
+func parsePerfCount(out string) int64 {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Split(line, ",")
+		if len(f) > 2 && f[2] == syscallEvent {
+			n, err := strconv.ParseInt(f[0], 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return 0
 }

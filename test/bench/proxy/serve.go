@@ -21,15 +21,19 @@ import (
 )
 
 // serveMain is `bench-proxy serve`: the proxy engine run in this process,
-// as cmd/gatehouse-proxy runs it from --table (metrics registered, logs at
-// warn, no access log), with a CPU profile written when it stops. The
-// benchmark uses it instead of bin/gatehouse-proxy when -cpuprofile is set.
+// as cmd/gatehouse-proxy runs it from --table and --key-pairs (metrics
+// registered, logs at warn, no access log), with a CPU profile written
+// when it stops. The benchmark uses it instead of bin/gatehouse-proxy when
+// -cpuprofile is set.
 func serveMain(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	table := fs.String("table", "", "route table file (protojson)")
 	admin := fs.String("admin-address", "127.0.0.1:0", "address of /readyz")
 	bind := fs.String("bind-address", "127.0.0.1", "IP address listeners bind to")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate chain of the key pair HTTPS listeners name")
+	tlsKey := fs.String("tls-key", "", "PEM private key of that key pair")
+	tlsName := fs.String("tls-name", "", "the name HTTPS listeners give that key pair")
 	_ = fs.Parse(args)
 
 	data, err := os.ReadFile(*table)
@@ -56,7 +60,16 @@ func serveMain(args []string) error {
 			f.Close()
 		}()
 	}
-	if err := p.Apply("bench", []*routetable.RouteTable{t}, nil); err != nil {
+	var keyPairs map[string]*routetable.KeyPair
+	if *tlsName != "" {
+		cert, certErr := os.ReadFile(*tlsCert)
+		key, keyErr := os.ReadFile(*tlsKey)
+		if err := errors.Join(certErr, keyErr); err != nil {
+			return err
+		}
+		keyPairs = map[string]*routetable.KeyPair{*tlsName: {Name: *tlsName, CertificateChain: cert, PrivateKey: key}}
+	}
+	if err := p.Apply("bench", []*routetable.RouteTable{t}, keyPairs); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()

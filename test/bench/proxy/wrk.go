@@ -11,13 +11,18 @@ import (
 	"time"
 )
 
-// wrkResult is what one wrk run reports.
-type wrkResult struct {
-	RPS       float64
-	Latency   map[int]time.Duration // by percentile: 50, 75, 90, 99
-	Requests  int64
-	Non2xx3xx int64
-	// Socket errors: connect, read, write, timeout.
+// loadResult is what one load run (wrk or h2load) reports.
+type loadResult struct {
+	RPS float64
+	// wrk: latency by percentile (50, 75, 90, 99). h2load gives no
+	// percentiles, only the mean, standard deviation and maximum of its
+	// request times.
+	Latency       map[int]time.Duration
+	Mean, SD, Max time.Duration
+	Requests      int64
+	Non2xx3xx     int64
+	// wrk: socket errors (connect, read, write, timeout); h2load: requests
+	// failed, errored and timed out.
 	Errors [4]int64
 	Raw    string
 	// What the proxy under test used per request during the measured run
@@ -25,11 +30,29 @@ type wrkResult struct {
 	// calls from /proc/PID/io); zero when not measured.
 	CPUPerReq                 time.Duration
 	ReadsPerReq, WritesPerReq float64
+	// Every system call of the proxy per request, counted by perf during
+	// the warmup run; zero when not counted.
+	SyscallsPerReq float64
 }
 
-func (r wrkResult) p(n int) time.Duration { return r.Latency[n] }
+func (r loadResult) p(n int) time.Duration { return r.Latency[n] }
 
-func (r wrkResult) socketErrors() int64 { return r.Errors[0] + r.Errors[1] + r.Errors[2] + r.Errors[3] }
+// percentiles says whether the run has latency percentiles (wrk) or only
+// the mean (h2load).
+func (r loadResult) percentiles() bool { return len(r.Latency) > 0 }
+
+// tail is the latency the summary compares: p99 from wrk, the mean from
+// h2load.
+func (r loadResult) tail() time.Duration {
+	if r.percentiles() {
+		return r.p(99)
+	}
+	return r.Mean
+}
+
+func (r loadResult) socketErrors() int64 {
+	return r.Errors[0] + r.Errors[1] + r.Errors[2] + r.Errors[3]
+}
 
 var (
 	reRPS      = regexp.MustCompile(`(?m)^\s*Requests/sec:\s+([0-9.]+)\s*$`)
@@ -39,15 +62,27 @@ var (
 	reSocket   = regexp.MustCompile(`(?m)^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)\s*$`)
 )
 
-// wrk prints times with the units of its format_time_us: "us", "ms", "s",
-// and for very long times "m" and "h".
-var wrkUnits = map[string]time.Duration{
+// wrk and h2load print times with these units ("m" and "h" only for very
+// long times).
+var timeUnits = map[string]time.Duration{
 	"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour,
 }
 
+func parseTime(v, unit string) (time.Duration, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0, err
+	}
+	u, ok := timeUnits[unit]
+	if !ok {
+		return 0, fmt.Errorf("unknown time unit %q", unit)
+	}
+	return time.Duration(math.Round(f * float64(u))), nil
+}
+
 // parseWrk reads the output of `wrk --latency`.
-func parseWrk(out string) (wrkResult, error) {
-	r := wrkResult{Latency: map[int]time.Duration{}, Raw: out}
+func parseWrk(out string) (loadResult, error) {
+	r := loadResult{Latency: map[int]time.Duration{}, Raw: out}
 	m := reRPS.FindStringSubmatch(out)
 	if m == nil {
 		return r, fmt.Errorf("no Requests/sec line in wrk output:\n%s", out)
@@ -59,11 +94,9 @@ func parseWrk(out string) (wrkResult, error) {
 	r.RPS = rps
 	for _, m := range rePct.FindAllStringSubmatch(out, -1) {
 		pct, _ := strconv.Atoi(m[1])
-		v, err := strconv.ParseFloat(m[2], 64)
-		if err != nil {
+		if r.Latency[pct], err = parseTime(m[2], m[3]); err != nil {
 			return r, fmt.Errorf("latency %q: %w", m[0], err)
 		}
-		r.Latency[pct] = time.Duration(math.Round(v * float64(wrkUnits[m[3]])))
 	}
 	if _, ok := r.Latency[99]; !ok {
 		return r, fmt.Errorf("no 99%% latency line in wrk output (was --latency given?):\n%s", out)
@@ -82,22 +115,33 @@ func parseWrk(out string) (wrkResult, error) {
 	return r, nil
 }
 
-// wrkRun is one load run.
-type wrkRun struct {
+// loadRun is one run of the load generator: wrk for HTTP/1.1 (cleartext or
+// TLS), h2load for HTTP/2.
+type loadRun struct {
 	bin      string
+	h2       bool   // h2load instead of wrk
 	cpus     string // taskset CPU list, "" for no pinning
 	threads  int
 	conns    int
+	streams  int // h2load: concurrent streams per connection
 	duration time.Duration
 	url      string
 	headers  []string
 }
 
-func (w wrkRun) args() []string {
-	args := []string{
-		"-t", strconv.Itoa(w.threads), "-c", strconv.Itoa(w.conns),
-		"-d", fmt.Sprintf("%ds", int(w.duration.Round(time.Second)/time.Second)),
-		"--timeout", "5s", "--latency",
+func (w loadRun) seconds() string {
+	return strconv.Itoa(int(w.duration.Round(time.Second) / time.Second))
+}
+
+func (w loadRun) args() []string {
+	var args []string
+	if w.h2 {
+		args = []string{"-t", strconv.Itoa(w.threads), "-c", strconv.Itoa(w.conns), "-m", strconv.Itoa(w.streams), "-D", w.seconds()}
+	} else {
+		args = []string{
+			"-t", strconv.Itoa(w.threads), "-c", strconv.Itoa(w.conns), "-d", w.seconds() + "s",
+			"--timeout", "5s", "--latency",
+		}
 	}
 	for _, h := range w.headers {
 		args = append(args, "-H", h)
@@ -105,23 +149,31 @@ func (w wrkRun) args() []string {
 	return append(args, w.url)
 }
 
-func (w wrkRun) commandLine() string {
-	return "wrk " + strings.Join(quoteArgs(w.args()), " ")
+func (w loadRun) tool() string {
+	if w.h2 {
+		return "h2load"
+	}
+	return "wrk"
+}
+
+func (w loadRun) commandLine() string {
+	return w.tool() + " " + strings.Join(quoteArgs(w.args()), " ")
 }
 
 func quoteArgs(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		if strings.ContainsAny(a, " \"'$") {
-			a = strconv.Quote(a)
+			a = "'" + a + "'"
 		}
 		out[i] = a
 	}
 	return out
 }
 
-// run starts wrk and waits for it, bounded by its duration plus a margin.
-func (w wrkRun) run(ctx context.Context) (wrkResult, error) {
+// run starts the load generator and waits for it, bounded by its duration
+// plus a margin.
+func (w loadRun) run(ctx context.Context) (loadResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.duration+30*time.Second)
 	defer cancel()
 	name, args := w.bin, w.args()
@@ -132,7 +184,10 @@ func (w wrkRun) run(ctx context.Context) (wrkResult, error) {
 	cmd.SysProcAttr = childAttrs()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return wrkResult{Raw: string(out)}, fmt.Errorf("%s: %w\n%s", w.commandLine(), err, out)
+		return loadResult{Raw: string(out)}, fmt.Errorf("%s: %w\n%s", w.commandLine(), err, out)
+	}
+	if w.h2 {
+		return parseH2load(string(out))
 	}
 	return parseWrk(string(out))
 }
