@@ -35,6 +35,7 @@ type weighted struct {
 	// pathRewrite and hostRewrite, when set, replace the route's.
 	pathRewrite *routetable.PathRewrite
 	hostRewrite string
+	counters    *shareCounters
 }
 
 type retryPolicy struct {
@@ -108,7 +109,7 @@ func compileAction(rt *routetable.Route, backends map[string]*backend) (*action,
 		ra := act.Route
 		for _, wb := range ra.Backends {
 			w := weighted{weight: wb.Weight, reqHeaders: compileMutation(wb.RequestHeaders), respHeaders: compileMutation(wb.ResponseHeaders),
-				pathRewrite: wb.PathRewrite, hostRewrite: wb.HostRewrite}
+				pathRewrite: wb.PathRewrite, hostRewrite: wb.HostRewrite, counters: &shareCounters{}}
 			if wb.Backend != "" {
 				b, ok := backends[wb.Backend]
 				if !ok {

@@ -46,6 +46,8 @@ type h1Conn struct {
 	// the backend sent something before the last of them.
 	writes int
 	early  bool
+	// deadlined: a deadline may be set on c.
+	deadlined bool
 	peeker
 }
 
@@ -97,6 +99,7 @@ func (t *h1Transport) exchange(hc *h1Conn, req *http.Request, headerWait func() 
 	ctx := req.Context()
 	deadline, _ := ctx.Deadline()
 	hc.c.SetDeadline(deadline)
+	hc.deadlined = true
 	// Cancellation (client gone, timeouts) interrupts blocked I/O.
 	stop := context.AfterFunc(ctx, func() { hc.c.SetDeadline(time.Unix(1, 0)) })
 	hc.writes, hc.early = 0, false

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -65,6 +66,41 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, port uint32) {
 	}
 }
 
+// vhostFor finds the virtual host of a request for host (lower-case,
+// without port) on port, received over TLS when state is not nil. A code
+// other than 0 is the answer instead, with its body.
+func (cfg *config) vhostFor(port uint32, host string, state *tls.ConnectionState) (*vhost, int, string) {
+	pc := cfg.ports[port]
+	if pc == nil {
+		return nil, http.StatusNotFound, ""
+	}
+	l, ok := pc.hosts.lookup(host)
+	if pc.https && state != nil {
+		// The listener whose certificate the handshake presented (by SNI;
+		// without SNI, the catch-all's) must be the one that owns the Host.
+		sni := strings.ToLower(state.ServerName)
+		sl, sok := pc.hosts.lookup(sni)
+		if sok && ok && sl != l {
+			return nil, http.StatusMisdirectedRequest, "misdirected request: the Host belongs to another listener"
+		}
+		if sok && !ok {
+			return nil, http.StatusNotFound, ""
+		}
+		l, ok = sl, sok
+	}
+	if !ok {
+		return nil, http.StatusNotFound, ""
+	}
+	if l.notServed != "" {
+		return nil, http.StatusServiceUnavailable, "this listener is not served"
+	}
+	vh, ok := l.vhosts.lookup(host)
+	if !ok {
+		return nil, http.StatusNotFound, ""
+	}
+	return vh, 0, ""
+}
+
 // servedBy names the route and backend that served a request, for metrics.
 type servedBy struct{ route, backend string }
 
@@ -101,42 +137,14 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 	if code := screen(w, r); code != 0 {
 		return code
 	}
-	pc := cfg.ports[port]
-	if pc == nil {
-		return respond(w, http.StatusNotFound, "")
-	}
 	host := hostOnly(r.Host)
-	l, ok := pc.hosts.lookup(host)
-	if pc.https && r.TLS != nil {
-		// The listener whose certificate the handshake presented (by SNI;
-		// without SNI, the catch-all's) must be the one that owns the Host.
-		sni := strings.ToLower(r.TLS.ServerName)
-		sl, sok := pc.hosts.lookup(sni)
-		if sok && ok && sl != l {
-			return respond(w, http.StatusMisdirectedRequest, "misdirected request: the Host belongs to another listener")
-		}
-		if sok && !ok {
-			return respond(w, http.StatusNotFound, "")
-		}
-		l, ok = sl, sok
-	}
-	if !ok {
-		return respond(w, http.StatusNotFound, "")
-	}
-	if l.notServed != "" {
-		return respond(w, http.StatusServiceUnavailable, "this listener is not served")
-	}
-	vh, ok := l.vhosts.lookup(host)
-	if !ok {
-		return respond(w, http.StatusNotFound, "")
+	vh, code, msg := cfg.vhostFor(port, host, r.TLS)
+	if code != 0 {
+		return respond(w, code, msg)
 	}
 	path := routingPath(r.URL)
 	req := request{path: path, method: r.Method, header: r.Header, rawQ: r.URL.RawQuery}
-	rt := vh.match(&req)
-	if req.overBudget {
-		p.metrics.regexOverBudget.Inc()
-		p.log.Debug("a regex match was refused: the request's matching reached its bound", "host", host, "path", path, "work", req.regexWork, "bound", routetable.MaxRegexWork)
-	}
+	rt := p.matchRoute(vh, &req, host)
 	if rt == nil {
 		return respond(w, http.StatusNotFound, "")
 	}
@@ -161,6 +169,16 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, port 
 		return respond(w, int(a.direct.Status), a.direct.Body)
 	}
 	return p.forward(w, r, cfg.limits, a, rt, path, served)
+}
+
+// matchRoute is the route of vh that q matches, nil when none.
+func (p *Proxy) matchRoute(vh *vhost, q *request, host string) *route {
+	rt := vh.match(q)
+	if q.overBudget {
+		p.metrics.regexOverBudget.Inc()
+		p.log.Debug("a regex match was refused: the request's matching reached its bound", "host", host, "path", q.path, "work", q.regexWork, "bound", routetable.MaxRegexWork)
+	}
+	return rt
 }
 
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, lim *limits, a *action, rt *route, path string, served *servedBy) int {

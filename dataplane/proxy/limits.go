@@ -145,17 +145,23 @@ type requestLimits struct {
 // resolve sets a request's timeouts from its route's and the limits, and
 // holds its body to the minimum rate.
 func (l *limits) resolve(rl *requestLimits, a *action, w http.ResponseWriter, r *http.Request, start time.Time) {
-	*rl = requestLimits{request: l.capped(a.reqTimeout), backend: l.capped(a.beTimeout), start: start}
+	*rl = l.timeouts(a, start)
+	if r.Body != nil && r.Body != http.NoBody {
+		rl.body = &bodyLimiter{ReadCloser: r.Body, ctl: http.NewResponseController(w), start: start, grace: l.bodyTimeout, rate: l.minBodyRate}
+		r.Body = rl.body
+	}
+}
+
+// timeouts are a request's timeouts from its route's and the limits.
+func (l *limits) timeouts(a *action, start time.Time) requestLimits {
+	rl := requestLimits{request: l.capped(a.reqTimeout), backend: l.capped(a.beTimeout), start: start}
 	if a.reqTimeout == timeoutUnset {
 		rl.headers = l.requestTimeout
 	}
 	if a.beTimeout == timeoutUnset {
 		rl.attemptHeaders = l.backendTimeout
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		rl.body = &bodyLimiter{ReadCloser: r.Body, ctl: http.NewResponseController(w), start: start, grace: l.bodyTimeout, rate: l.minBodyRate}
-		r.Body = rl.body
-	}
+	return rl
 }
 
 // capped is a route's own timeout within the maximum; unset is none here.
@@ -219,11 +225,21 @@ func (rl *requestLimits) roundTrip(t http.RoundTripper, req *http.Request) (*htt
 // to start its response: the attempt's own bound, within what is left of
 // the request's.
 func (rl *requestLimits) headerWait() time.Duration {
+	var ended time.Time
+	if rl.body != nil {
+		ended = rl.body.endedAt()
+	}
+	return rl.headerWaitAfter(rl.body != nil, ended)
+}
+
+// headerWaitAfter is headerWait for a request with or without a body,
+// which ended at ended.
+func (rl *requestLimits) headerWaitAfter(hasBody bool, ended time.Time) time.Duration {
 	d := rl.attemptHeaders
 	if rl.headers > 0 {
 		left := rl.headers
-		if rl.body != nil {
-			left -= time.Since(rl.body.endedAt())
+		if hasBody {
+			left -= time.Since(ended)
 		}
 		if d <= 0 || left < d {
 			d = max(left, 0)

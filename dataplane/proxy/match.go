@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/dataplane/proxy/wire"
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
@@ -179,7 +180,9 @@ func anchored(expr string, cache map[string]*routetable.Regex) (*routetable.Rege
 type request struct {
 	path   string
 	method string
+	// header, or on the fast path fields, are the request's header.
 	header http.Header
+	fields []wire.Field
 	rawQ   string
 	query  url.Values // parsed on first use
 	// regexWork is what the request's regex matches cost so far
@@ -193,6 +196,49 @@ func (q *request) matchRegex(re *routetable.Regex, s string) bool {
 	ok, over := re.MatchWithin(s, &q.regexWork)
 	q.overBudget = q.overBudget || over
 	return ok
+}
+
+// headerValue is the value of the header name (canonical), its values
+// joined with "," when it came more than once. On the fast path a single
+// value is a view of the read buffer, valid while the request is.
+func (q *request) headerValue(name string) (string, bool) {
+	if q.fields == nil {
+		vs := q.header[name]
+		switch len(vs) {
+		case 0:
+			return "", false
+		case 1:
+			return vs[0], true
+		}
+		return strings.Join(vs, ","), true
+	}
+	var first []byte
+	n := 0
+	for _, f := range q.fields {
+		if wire.EqualFold(f.Name, name) {
+			if n == 0 {
+				first = f.Value
+			}
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return "", false
+	case 1:
+		return view(first), true
+	}
+	var b []byte
+	for _, f := range q.fields {
+		if wire.EqualFold(f.Name, name) {
+			if n < 0 {
+				b = append(b, ',')
+			}
+			b = append(b, f.Value...)
+			n = -1
+		}
+	}
+	return string(b), true
 }
 
 func (q *request) queryValue(name string) (string, bool) {
@@ -273,13 +319,9 @@ func (r *route) matches(req *request) bool {
 	}
 	for i := range r.headers {
 		h := &r.headers[i]
-		vs := req.header[h.name]
-		if len(vs) == 0 {
+		val, ok := req.headerValue(h.name)
+		if !ok {
 			return false
-		}
-		val := vs[0]
-		if len(vs) > 1 {
-			val = strings.Join(vs, ",")
 		}
 		if h.re != nil {
 			if !req.matchRegex(h.re, val) {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,21 +90,56 @@ func classOf(code int) int {
 }
 
 func (m *metrics) observe(code int, d time.Duration, route, backend string) {
+	if i := m.count(code, d); i >= 0 && route != "" {
+		m.routeCounter(route, backend, i).Inc()
+	}
+}
+
+// count counts a request by status class and duration, and returns its
+// class (-1: not counted).
+func (m *metrics) count(code int, d time.Duration) int {
 	i := classOf(code)
-	if i < 0 {
-		return
+	if i >= 0 {
+		m.requests[i].Inc()
+		m.duration.Observe(d.Seconds())
 	}
-	m.requests[i].Inc()
-	m.duration.Observe(d.Seconds())
-	if route == "" {
-		return
-	}
-	k := routeKey{route, backend, i}
+	return i
+}
+
+func (m *metrics) routeCounter(route, backend string, class int) prometheus.Counter {
+	k := routeKey{route, backend, class}
 	c, ok := m.routeCounters.Load(k)
 	if !ok {
-		c, _ = m.routeCounters.LoadOrStore(k, m.byRoute.WithLabelValues(route, backend, codeClasses[i]))
+		c, _ = m.routeCounters.LoadOrStore(k, m.byRoute.WithLabelValues(route, backend, codeClasses[class]))
 	}
-	c.(prometheus.Counter).Inc()
+	return c.(prometheus.Counter)
+}
+
+// shareCounters caches a route backend's counters by status class, so
+// that counting a request looks nothing up.
+type shareCounters [6]atomic.Pointer[prometheus.Counter]
+
+// observeShare is observe for a request a route's share served.
+func (m *metrics) observeShare(code int, d time.Duration, route string, s *weighted) {
+	i := m.count(code, d)
+	if i < 0 || route == "" {
+		return
+	}
+	backend := ""
+	if s.backend != nil {
+		backend = s.backend.name
+	}
+	if s.counters == nil {
+		m.routeCounter(route, backend, i).Inc()
+		return
+	}
+	c := s.counters[i].Load()
+	if c == nil {
+		rc := m.routeCounter(route, backend, i)
+		c = &rc
+		s.counters[i].Store(c)
+	}
+	(*c).Inc()
 }
 
 func (m *metrics) applied(version string) {

@@ -80,9 +80,9 @@ type Proxy struct {
 type portServer struct {
 	port  uint32
 	https bool
-	// ln is the port's socket; srv serves a view of it with settings.
+	// ln is the port's socket; fr serves a view of it with settings.
 	ln       *portListener
-	srv      *http.Server
+	fr       *front
 	settings serverSettings
 	// released: the port was given up for a listener of the other
 	// protocol; its listener was closed on purpose.
@@ -170,7 +170,7 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 	}
 	for _, s := range bound {
 		p.servers[s.port] = s
-		go p.run(s, s.srv)
+		go p.run(s, s.fr)
 	}
 	for port, s := range p.servers {
 		if _, ok := cfg.ports[port]; !ok {
@@ -282,7 +282,7 @@ func (p *Proxy) retryBinds() {
 		}
 		delete(p.unbound, port)
 		p.servers[port] = s
-		go p.run(s, s.srv)
+		go p.run(s, s.fr)
 		changed = true
 		p.log.Info("listener port bound on retry: its listeners are served", "port", port)
 	}
@@ -303,19 +303,22 @@ func (p *Proxy) bind(port uint32, https bool, settings serverSettings) (*portSer
 		return nil, fmt.Errorf("binding listener port %d: %w", port, err)
 	}
 	s := &portServer{port: port, https: https, ln: newPortListener(ln), settings: settings}
-	s.srv = p.newServer(port, https, settings)
+	s.fr = p.newFront(port, https, settings)
 	return s, nil
 }
 
 // newServer is the http.Server of a port with the given settings.
 func (p *Proxy) newServer(port uint32, https bool, settings serverSettings) *http.Server {
 	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, port) }),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			handedOffTLS(r)
+			p.serve(w, r, port)
+		}),
 		ReadHeaderTimeout: settings.readHeaderTimeout,
 		IdleTimeout:       settings.idleTimeout,
 		MaxHeaderBytes:    settings.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		ConnContext:       countStreams,
+		ConnContext:       connContext,
 		BaseContext:       func(net.Listener) context.Context { return p.base },
 	}
 	var protocols http.Protocols
@@ -338,19 +341,14 @@ func (p *Proxy) newServer(port uint32, https bool, settings serverSettings) *htt
 // renew serves a port with new settings: a new server takes the socket's
 // next connections while the old one finishes what it holds; p.mu is held.
 func (p *Proxy) renew(s *portServer, settings serverSettings) {
-	old := s.srv
-	s.srv, s.settings = p.newServer(s.port, s.https, settings), settings
-	go p.run(s, s.srv)
+	old := s.fr
+	s.fr, s.settings = p.newFront(s.port, s.https, settings), settings
+	go p.run(s, s.fr)
 	go p.shutdown(s.port, old)
 }
 
-func (p *Proxy) run(s *portServer, srv *http.Server) {
-	var err error
-	if s.https {
-		err = srv.ServeTLS(s.ln.view(), "", "")
-	} else {
-		err = srv.Serve(s.ln.view())
-	}
+func (p *Proxy) run(s *portServer, fr *front) {
+	err := fr.serve(s.ln.view())
 	if err != nil && !errors.Is(err, http.ErrServerClosed) && !s.released.Load() {
 		p.log.Error("listener stopped", "port", s.port, "error", err)
 	}
@@ -359,11 +357,11 @@ func (p *Proxy) run(s *portServer, srv *http.Server) {
 // drain closes a port and lets its requests finish.
 func (p *Proxy) drain(s *portServer) {
 	s.ln.Close()
-	p.shutdown(s.port, s.srv)
+	p.shutdown(s.port, s.fr)
 }
 
 // shutdown lets a server's requests finish within the drain timeout.
-func (p *Proxy) shutdown(port uint32, srv *http.Server) {
+func (p *Proxy) shutdown(port uint32, srv *front) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.DrainTimeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -410,7 +408,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	}
 	done := make(chan error, len(servers))
 	for _, s := range servers {
-		go func() { done <- s.srv.Shutdown(ctx) }()
+		go func() { done <- s.fr.Shutdown(ctx) }()
 	}
 	var errs []error
 	for range servers {
@@ -426,7 +424,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 		// the backend requests; closing the servers, their connections.
 		p.cut()
 		for _, s := range servers {
-			s.srv.Close()
+			s.fr.Close()
 		}
 	}
 	return errors.Join(errs...)
