@@ -50,6 +50,7 @@ func main() {
 		advertise        = flag.String("advertise-address", "", "comma-separated addresses clients reach this proxy at, reported to the hub as the Gateway's addresses when its class lists none")
 		admin            = flag.String("admin-address", "127.0.0.1:9901", "address of /metrics, /healthz and /readyz")
 		accessLog        = flag.Bool("access-log", false, "log every request")
+		fastPath         = flag.Bool("http1-fast-path", true, "serve plain HTTP/1.1 forwarding without net/http (zero allocations per request); false serves every request through net/http")
 		logLevel         = flag.String("log-level", "info", "debug, info, warn or error")
 		drainDelay       = flag.Duration("drain-delay", 5*time.Second, "on SIGTERM or SIGINT: how long /readyz fails while the listeners keep serving (every response asking its client to reconnect elsewhere), so that endpoints and load balancers stop sending traffic before the listeners close")
 		drain            = flag.Duration("drain-timeout", 45*time.Second, "after the drain delay, or when a listener goes: how long requests and upgraded connections in flight may take to finish before they are cut")
@@ -68,7 +69,7 @@ func main() {
 	if err := run(log, options{
 		tables: tables, keyPairs: *keyPairs, gateways: gateways, xdsAddr: *xdsAddr, cluster: *cluster, cacheDir: *cacheDir,
 		tokenFile: *tokenFile, caFile: *caFile, serverName: *serverName, bind: *bind, admin: *admin, accessLog: *accessLog, drain: *drain,
-		advertise: splitList(*advertise), drainDelay: *drainDelay,
+		advertise: splitList(*advertise), drainDelay: *drainDelay, noFastPath: !*fastPath,
 	}); err != nil {
 		log.Error("gatehouse-proxy stopped", "error", err)
 		os.Exit(1)
@@ -84,6 +85,7 @@ type options struct {
 	bind, admin         string
 	advertise           []string
 	accessLog           bool
+	noFastPath          bool
 	drain, drainDelay   time.Duration
 }
 
@@ -104,7 +106,7 @@ func run(log *slog.Logger, o options) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
-	popts := proxy.Options{BindAddress: o.bind, Log: log, Registry: reg, DrainTimeout: o.drain}
+	popts := proxy.Options{BindAddress: o.bind, Log: log, Registry: reg, DrainTimeout: o.drain, NoFastPath: o.noFastPath}
 	if o.accessLog {
 		popts.AccessLog = log
 	}

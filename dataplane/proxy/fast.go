@@ -63,6 +63,11 @@ type fastConn struct {
 	out    []byte
 	body   []byte // a request body kept to replay
 	clBody lengthReader
+	// watching is closed when a client watch (awaitResponse) ends;
+	// watched is what it read; gone, that the client went away.
+	watching chan struct{}
+	watched  int
+	gone     atomic.Bool
 	plan   plan
 	up     upstreamUse
 	// pl and code are the request relay answers; recorded, that it was
@@ -100,6 +105,7 @@ var (
 func (fc *fastConn) release() {
 	fc.f.track(fc, false)
 	fc.f, fc.c, fc.state = nil, nil, nil
+	fc.gone.Store(false)
 	fc.req, fc.resp = wire.Request{}, wire.Response{}
 	clear(fc.fields[:cap(fc.fields)])
 	if cap(fc.body) > maxReplayBody+1 {
@@ -277,7 +283,7 @@ func (fc *fastConn) planRequest(pl *plan) bool {
 	p := fc.f.p
 	req := &fc.req
 	cfg := p.cfg.Load()
-	if cfg == nil {
+	if cfg == nil || p.opts.NoFastPath {
 		return false
 	}
 	lim := cfg.limits
@@ -621,26 +627,27 @@ func (fc *fastConn) exchange(pl *plan, rl *requestLimits, addr string, head []by
 		}
 		bounded := false
 		if err == nil {
+			bound := deadline
 			if w := rl.headerWaitAfter(bodyLen > 0, *bodyEnd); w > 0 {
 				if hd := time.Now().Add(w); deadline.IsZero() || hd.Before(deadline) {
-					hc.c.SetReadDeadline(hd)
-					hc.deadlined, bounded = true, true
+					bound, bounded = hd, true
 				}
 			}
-			err = fc.readResponseHead(hc)
+			err = fc.awaitResponse(hc, bound)
 		}
 		if err != nil {
 			hc.c.Close()
+			if fc.gone.Load() {
+				return nil, errClientGone
+			}
 			err = fc.upstreamFailed(hc, err, bounded)
 			if errors.Is(err, errStale) && try == 0 && replayable {
 				continue
 			}
 			return nil, err
 		}
-		if bounded {
-			hc.c.SetReadDeadline(deadline)
-			hc.deadlined = !deadline.IsZero()
-		}
+		hc.c.SetReadDeadline(deadline)
+		hc.deadlined = !deadline.IsZero()
 		return hc, nil
 	}
 }
@@ -712,6 +719,72 @@ func readTrailers(br *bufio.Reader, out []byte) ([]byte, error) {
 	return nil, errBadTrailer
 }
 
+// clientWatchAfter is how long the backend may take to start its answer
+// before the proxy starts watching the client: a client that goes away
+// meanwhile ends the exchange (499), as on the net/http path and in nginx.
+// Quicker answers cost no watching at all.
+const clientWatchAfter = 50 * time.Millisecond
+
+// errClientGone is a client that closed its connection while its request
+// waited for the backend.
+var errClientGone = errors.New("the client went away while the backend was answering")
+
+// awaitResponse reads the response head within bound (zero: none),
+// watching the client once the backend is slow.
+func (fc *fastConn) awaitResponse(hc *h1Conn, bound time.Time) error {
+	watchAt := time.Now().Add(clientWatchAfter)
+	first := watchAt
+	if !bound.IsZero() && bound.Before(first) {
+		first = bound
+	}
+	hc.c.SetReadDeadline(first)
+	hc.deadlined = true
+	for {
+		err := fc.readResponseHead(hc)
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || fc.gone.Load() || fc.watching != nil || first.Equal(bound) {
+			fc.stopWatching()
+			return err
+		}
+		fc.watchClient(hc)
+		first = bound
+		hc.c.SetReadDeadline(bound)
+	}
+}
+
+// watchClient reads from the client while the exchange waits: EOF or an
+// error means the client is gone, and the backend's read is cut short.
+// Bytes read (a pipelined request) are kept for later.
+func (fc *fastConn) watchClient(hc *h1Conn) {
+	if fc.w == len(fc.in) {
+		return
+	}
+	done := make(chan struct{})
+	fc.watching = done
+	go func() {
+		defer close(done)
+		n, err := fc.c.Read(fc.in[fc.w:])
+		fc.watched = n
+		if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			fc.gone.Store(true)
+			hc.c.SetReadDeadline(time.Unix(1, 0))
+		}
+	}()
+}
+
+// stopWatching ends a client watch and keeps what it read.
+func (fc *fastConn) stopWatching() {
+	if fc.watching == nil {
+		return
+	}
+	fc.c.SetReadDeadline(time.Unix(1, 0))
+	<-fc.watching
+	fc.watching = nil
+	fc.w += fc.watched
+	fc.watched = 0
+	// The next read sets its deadline anew.
+	fc.deadline = time.Unix(1, 0)
+}
+
 // readResponseHead buffers and parses the response head; a head the fast
 // parser does not take is left unread, with fc.resp.Status 0.
 func (fc *fastConn) readResponseHead(hc *h1Conn) error {
@@ -756,6 +829,11 @@ func (fc *fastConn) discardResponse(t *h1Transport, hc *h1Conn) {
 // does, and reports whether the connection goes on.
 func (fc *fastConn) fail(pl *plan, err error, closeAfter bool) bool {
 	p := fc.f.p
+	if errors.Is(err, errClientGone) {
+		p.metrics.upstreamErrors.Inc()
+		fc.done(pl, 499)
+		return false
+	}
 	closeAfter = closeAfter || fc.leaving()
 	code := http.StatusBadGateway
 	switch {

@@ -38,6 +38,9 @@ type Options struct {
 	// RetryInterval is how often ports that could not be bound are tried
 	// again; 5s when zero.
 	RetryInterval time.Duration
+	// NoFastPath serves every request through net/http, none on the
+	// HTTP/1.1 fast path (fast.go).
+	NoFastPath bool
 }
 
 // Proxy serves route tables. Apply swaps in a new version: the listeners it

@@ -195,3 +195,65 @@ func TestStaleKeepAliveConnectionsAreRetried(t *testing.T) {
 		t.Errorf("the backend saw %d connections for 20 requests it closed after each", n)
 	}
 }
+
+// A client that goes away while its request waits for a slow backend ends
+// the backend request (its connection closes), on HTTP/1.1 as on the
+// net/http path, so that the backend's slot is not held for nothing.
+func TestClientGoneEndsTheBackendRequest(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		pipeline bool
+	}{{"closed", false}, {"pipelined request kept", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			cancelled := make(chan struct{}, 4)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/fast" {
+					io.WriteString(w, "fast")
+					return
+				}
+				select {
+				case <-r.Context().Done():
+					cancelled <- struct{}{}
+				case <-time.After(600 * time.Millisecond):
+					io.WriteString(w, "slow")
+				}
+			}))
+			t.Cleanup(srv.Close)
+			port := freePort(t)
+			start(t, oneRoute(port, &rt.Backend{Name: "slow", Protocol: rt.AppProtocol_HTTP1, Endpoints: []*rt.Endpoint{endpointOf(t, srv.URL)}}))
+			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			req := "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+			if c.pipeline {
+				// A client that sends its next request while waiting is
+				// not gone: both are answered, in order.
+				req += "GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"
+				io.WriteString(conn, req)
+				conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(conn)
+				for _, want := range []string{"slow", "fast"} {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					body, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode != 200 || string(body) != want {
+						t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
+					}
+				}
+				return
+			}
+			io.WriteString(conn, req)
+			time.Sleep(150 * time.Millisecond) // past the moment the proxy starts watching
+			conn.Close()
+			select {
+			case <-cancelled:
+			case <-time.After(2 * time.Second):
+				t.Fatal("the client closed its connection, but the backend request went on")
+			}
+		})
+	}
+}
