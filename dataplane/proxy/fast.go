@@ -68,8 +68,8 @@ type fastConn struct {
 	watching chan struct{}
 	watched  int
 	gone     atomic.Bool
-	plan   plan
-	up     upstreamUse
+	plan     plan
+	up       upstreamUse
 	// pl and code are the request relay answers; recorded, that it was
 	// counted.
 	pl       *plan
