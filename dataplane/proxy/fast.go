@@ -262,6 +262,8 @@ type plan struct {
 	outURI []byte
 	host   []byte
 	start  time.Time
+	// deadline bounds the attempt's exchange on the wire (zero: none).
+	deadline time.Time
 }
 
 // serveOne serves the request whose head is the next n bytes. It reports
@@ -603,10 +605,12 @@ func (fc *fastConn) exchange(pl *plan, rl *requestLimits, addr string, head []by
 				deadline = d
 			}
 		}
-		if !deadline.IsZero() || hc.deadlined {
-			hc.c.SetDeadline(deadline)
-			hc.deadlined = !deadline.IsZero()
+		if hc.deadlined {
+			hc.c.SetDeadline(time.Time{})
+			hc.rdl, hc.wdl, hc.deadlined = time.Time{}, time.Time{}, false
 		}
+		hc.setWriteDeadline(deadline)
+		pl.deadline = deadline
 		hc.writes, hc.early = 0, false
 		_, err = hc.bw.Write(head)
 		switch {
@@ -646,8 +650,8 @@ func (fc *fastConn) exchange(pl *plan, rl *requestLimits, addr string, head []by
 			}
 			return nil, err
 		}
-		hc.c.SetReadDeadline(deadline)
-		hc.deadlined = !deadline.IsZero()
+		// The read deadline stays as the wait left it; what reads the body
+		// from the network sets pl.deadline first (bodyDeadline).
 		return hc, nil
 	}
 }
@@ -734,11 +738,17 @@ var errClientGone = errors.New("the client went away while the backend was answe
 func (fc *fastConn) awaitResponse(hc *h1Conn, bound time.Time) error {
 	watchAt := time.Now().Add(clientWatchAfter)
 	first := watchAt
-	if !bound.IsZero() && bound.Before(first) {
+	switch {
+	case !bound.IsZero() && bound.Before(first):
 		first = bound
+		hc.setReadDeadline(first)
+	case !hc.rdl.IsZero() && !hc.rdl.After(watchAt) && hc.rdl.After(watchAt.Add(-clientWatchAfter/5)):
+		// The deadline an earlier exchange set serves: the watch starts
+		// a little sooner, and the timer is not touched.
+		first = hc.rdl
+	default:
+		hc.setReadDeadline(first)
 	}
-	hc.c.SetReadDeadline(first)
-	hc.deadlined = true
 	for {
 		err := fc.readResponseHead(hc)
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || fc.gone.Load() || fc.watching != nil || first.Equal(bound) {
@@ -747,7 +757,7 @@ func (fc *fastConn) awaitResponse(hc *h1Conn, bound time.Time) error {
 		}
 		fc.watchClient(hc)
 		first = bound
-		hc.c.SetReadDeadline(bound)
+		hc.setReadDeadline(bound)
 	}
 }
 
@@ -767,6 +777,7 @@ func (fc *fastConn) watchClient(hc *h1Conn) {
 		if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			fc.gone.Store(true)
 			hc.c.SetReadDeadline(time.Unix(1, 0))
+			hc.deadlined = true
 		}
 	}()
 }
@@ -994,6 +1005,7 @@ func (fc *fastConn) copyLength(hc *h1Conn, length int64) (complete bool, err err
 	if length == 0 {
 		return true, nil
 	}
+	hc.setReadDeadline(fc.plan.deadline)
 	fc.clBody = lengthReader{br: hc.br, left: length}
 	bp := copyBufferPool.Get().(*[]byte)
 	defer copyBufferPool.Put(bp)
@@ -1067,6 +1079,7 @@ func (fc *fastConn) copyChunked(hc *h1Conn, chunked bool) (bool, error) {
 		return false, err
 	}
 	fc.out = fc.out[:0]
+	hc.setReadDeadline(fc.plan.deadline)
 	var src io.Reader = hc.br
 	if chunked {
 		src = httputil.NewChunkedReader(hc.br)
@@ -1113,6 +1126,7 @@ func (fc *fastConn) copyChunked(hc *h1Conn, chunked bool) (bool, error) {
 // reads it (interim responses, HTTP/1.0, other codings), and it goes out
 // re-framed as on the net/http path.
 func (fc *fastConn) relayOther(pl *plan, hc *h1Conn, closeAfter bool) bool {
+	hc.setReadDeadline(pl.deadline)
 	var resp *http.Response
 	for n := 0; ; n++ {
 		r, err := http.ReadResponse(hc.br, nil)

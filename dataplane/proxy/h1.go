@@ -46,8 +46,11 @@ type h1Conn struct {
 	// the backend sent something before the last of them.
 	writes int
 	early  bool
-	// deadlined: a deadline may be set on c.
+	// deadlined: a deadline may be set on c that rdl and wdl do not
+	// know of (the net/http path sets its own).
 	deadlined bool
+	// rdl and wdl are the read and write deadlines the fast path set.
+	rdl, wdl time.Time
 	peeker
 }
 
@@ -224,6 +227,15 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 		if hc == nil {
 			break
 		}
+		// A deadline an exchange left behind may have passed: clear it, or
+		// the check below fails on it.
+		if hc.deadlined {
+			hc.c.SetDeadline(time.Time{})
+			hc.rdl, hc.wdl, hc.deadlined = time.Time{}, time.Time{}, false
+		} else if !hc.rdl.IsZero() && time.Now().After(hc.rdl) {
+			hc.c.SetReadDeadline(time.Time{})
+			hc.rdl = time.Time{}
+		}
 		if hc.br.Buffered() == 0 && !hc.readable() {
 			hc.fresh = false
 			return hc, nil
@@ -240,6 +252,22 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 		hc.peeker.init(sc)
 	}
 	return hc, nil
+}
+
+// setReadDeadline and setWriteDeadline set a deadline when it is not
+// set already.
+func (hc *h1Conn) setReadDeadline(t time.Time) {
+	if !t.Equal(hc.rdl) {
+		hc.c.SetReadDeadline(t)
+		hc.rdl = t
+	}
+}
+
+func (hc *h1Conn) setWriteDeadline(t time.Time) {
+	if !t.Equal(hc.wdl) {
+		hc.c.SetWriteDeadline(t)
+		hc.wdl = t
+	}
 }
 
 // popIdle takes the most recently used idle connection to addr that has
