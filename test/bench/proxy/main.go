@@ -214,6 +214,7 @@ type layout struct {
 	procs      int
 	serverCPUs string // taskset list for the proxy under test; "": not pinned
 	loadCPUs   string // for the load generator and the upstream
+	upstream   *proc
 	direct     loadResult
 }
 
@@ -401,6 +402,7 @@ func (e *env) runLayout(ctx context.Context, lay *layout, cases []caseSpec) ([]c
 		return nil, err
 	}
 	defer up.stop()
+	lay.upstream = up
 	if err := waitHTTP(ctx, up, fmt.Sprintf("http://127.0.0.1:%d/", upPort), 200, 10*time.Second); err != nil {
 		return nil, withLog(err, filepath.Join(upDir, "error.log"))
 	}
@@ -609,7 +611,15 @@ func (e *env) measure(ctx context.Context, lay *layout, l load, url string, n in
 	if server != nil {
 		before = treeUsage(server.pid())
 	}
+	upBefore, busyBefore := treeUsage(lay.upstream.pid()), machineBusy()
 	r, err := w.run(ctx)
+	if err == nil {
+		others := machineBusy() - busyBefore - treeUsage(lay.upstream.pid()).sub(upBefore).cpu - r.GenCPU
+		if server != nil {
+			others -= treeUsage(server.pid()).sub(before).cpu
+		}
+		r.OtherCPUs = max(others.Seconds(), 0) / e.o.duration.Seconds()
+	}
 	if err == nil && server != nil && r.Requests > 0 {
 		used := treeUsage(server.pid()).sub(before)
 		r.CPUPerReq = used.cpu / time.Duration(r.Requests)

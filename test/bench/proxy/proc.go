@@ -225,6 +225,26 @@ func treeUsage(pid int) usage {
 	return u
 }
 
+// machineBusy is the CPU time all CPUs have spent in user and system mode
+// (/proc/stat; interrupt and softirq time left out, since a process's
+// own network work lands there too).
+func machineBusy() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(firstLine(string(data)))
+	if len(f) < 4 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, v := range f[1:4] { // user, nice, system
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ
+}
+
 // perfWorks says whether perf can count system call entries here (it needs
 // the tracepoint and, for other users' processes, privileges).
 func perfWorks(bin string) bool {

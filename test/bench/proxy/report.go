@@ -50,7 +50,7 @@ func (e *env) report(results []caseResult, layouts []layout, loadBefore, loadAft
 		} else {
 			fmt.Fprintf(&b, "- %d proc(s): not pinned: proxy, load generator and upstream share all %d CPUs, so rps and latency measure the machine as much as the proxy; CPU/req compares the proxies", l.procs, runtime.NumCPU())
 		}
-		fmt.Fprintf(&b, "; upstream (nginx, 1 worker, `return 200 %q`) direct, no proxy: %s rps, p99 %s\n", upstreamBody, fmtRPS(l.direct.RPS), fmtDur(l.direct.p(99)))
+		fmt.Fprintf(&b, "; upstream (nginx, 1 worker, `return 200 %q`) direct, no proxy: %s rps, p99 %s (others' CPU %.2f)\n", upstreamBody, fmtRPS(l.direct.RPS), fmtDur(l.direct.p(99)), l.direct.OtherCPUs)
 	}
 
 	others := slices.DeleteFunc(slices.Clone(e.servers), func(s string) bool { return s == oursName })
@@ -58,17 +58,21 @@ func (e *env) report(results []caseResult, layouts []layout, loadBefore, loadAft
 	if o.rounds > 1 {
 		b.WriteString(" (medians)")
 	}
-	b.WriteString(": each cell lists " + strings.Join(e.servers, " · ") + "; ratios are ours over theirs (rps above 1, p99 and CPU/req below 1 favour us).\n\n")
+	b.WriteString(": each cell lists " + strings.Join(e.servers, " · ") + "; ratios are ours over theirs (rps above 1, p99 and CPU/req below 1 favour us); others' CPU: see below.\n\n")
 	b.WriteString("| load | procs | routes | rps | p99 (h2: mean) | CPU/req µs |")
 	for _, s := range others {
 		fmt.Fprintf(&b, " ours/%s rps · p99 · CPU |", s)
 	}
-	b.WriteString("\n|---|---:|---:|---:|---:|---:|" + strings.Repeat("---:|", len(others)) + "\n")
+	b.WriteString(" others' CPU (max) |\n|---|---:|---:|---:|---:|---:|" + strings.Repeat("---:|", len(others)) + "---:|\n")
 	for _, r := range results {
 		for _, l := range r.loads {
 			rps, tail, cpu := map[string]float64{}, map[string]time.Duration{}, map[string]time.Duration{}
 			var rc, tc, cc []string
+			var busiest float64
 			for _, s := range e.servers {
+				for _, w := range r.runs[l][s] {
+					busiest = max(busiest, w.OtherCPUs)
+				}
 				rps[s], tail[s], cpu[s], _ = median(r.runs[l][s])
 				rc = append(rc, fmtRPS(rps[s]))
 				tc = append(tc, fmtDur(tail[s]))
@@ -79,16 +83,17 @@ func (e *env) report(results []caseResult, layouts []layout, loadBefore, loadAft
 			for _, s := range others {
 				fmt.Fprintf(&b, " %s · %s · %s |", ratio(rps[oursName], rps[s]), ratio(float64(tail[oursName]), float64(tail[s])), ratio(float64(cpu[oursName]), float64(cpu[s])))
 			}
-			b.WriteString("\n")
+			fmt.Fprintf(&b, " %.2f |\n", busiest)
 		}
 	}
 
 	b.WriteString("\nEvery run (CPU/req: user+system time of the proxy's processes and threads during the measured run over its requests; ")
 	b.WriteString("syscalls/req: every system call of the proxy's processes, counted by perf (" + syscallEvent + ") during the warmup run so that tracing costs the measured run nothing; ")
 	b.WriteString("read+write/req: syscr/syscw of /proc/PID/io over the measured run, which count read(2)/write(2)/readv/writev but not recv/send, so nginx's socket reads and HAProxy's socket I/O show as 0; ")
-	b.WriteString("errors: wrk socket errors, h2load requests that got no response; RSS after the case's runs):\n\n")
-	b.WriteString("| load | procs | routes | server | round | rps | p50 (h2: mean) | p99 (h2: max) | requests | non-2xx | errors | CPU/req | syscalls/req | read+write/req | RSS after |\n")
-	b.WriteString("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("errors: wrk socket errors, h2load requests that got no response; RSS after the case's runs; ")
+	b.WriteString("others' CPU: user+system time of the machine not used by the proxy, the load generator or the upstream during the run, in CPUs (other work on the machine; well above 0.05, rps and latency are disturbed)):\n\n")
+	b.WriteString("| load | procs | routes | server | round | rps | p50 (h2: mean) | p99 (h2: max) | requests | non-2xx | errors | CPU/req | syscalls/req | read+write/req | RSS after | others' CPU |\n")
+	b.WriteString("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		for _, l := range r.loads {
 			for _, name := range e.servers {
@@ -97,10 +102,10 @@ func (e *env) report(results []caseResult, layouts []layout, loadBefore, loadAft
 					if w.percentiles() {
 						p50, p99 = w.p(50), w.p(99)
 					}
-					fmt.Fprintf(&b, "| %s | %d | %s | %s | %d | %s | %s | %s | %s | %d | %d | %.1f µs | %s | %.2f + %.2f | %s |\n",
+					fmt.Fprintf(&b, "| %s | %d | %s | %s | %d | %s | %s | %s | %s | %d | %d | %.1f µs | %s | %.2f + %.2f | %s | %.2f |\n",
 						l, r.procs, fmtInt(int64(r.routes)), name, i+1, fmtRPS(w.RPS), fmtDur(p50), fmtDur(p99),
 						fmtInt(w.Requests), w.Non2xx3xx, w.socketErrors(), float64(w.CPUPerReq)/float64(time.Microsecond),
-						fmtCalls(w.SyscallsPerReq), w.ReadsPerReq, w.WritesPerReq, fmtMiB(r.rssKB[name]))
+						fmtCalls(w.SyscallsPerReq), w.ReadsPerReq, w.WritesPerReq, fmtMiB(r.rssKB[name]), w.OtherCPUs)
 				}
 			}
 		}

@@ -33,6 +33,12 @@ type loadResult struct {
 	// Every system call of the proxy per request, counted by perf during
 	// the warmup run; zero when not counted.
 	SyscallsPerReq float64
+	// CPU time of the load generator itself (from its rusage).
+	GenCPU time.Duration
+	// CPUs' worth of user and system time that neither the proxy, the load
+	// generator nor the upstream used during the run: other work on the
+	// machine, which makes rps and latency less trustworthy.
+	OtherCPUs float64
 }
 
 func (r loadResult) p(n int) time.Duration { return r.Latency[n] }
@@ -186,8 +192,11 @@ func (w loadRun) run(ctx context.Context) (loadResult, error) {
 	if err != nil {
 		return loadResult{Raw: string(out)}, fmt.Errorf("%s: %w\n%s", w.commandLine(), err, out)
 	}
+	parse := parseWrk
 	if w.h2 {
-		return parseH2load(string(out))
+		parse = parseH2load
 	}
-	return parseWrk(string(out))
+	r, err := parse(string(out))
+	r.GenCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r, err
 }
