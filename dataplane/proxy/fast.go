@@ -627,7 +627,13 @@ func (fc *fastConn) exchange(pl *plan, rl *requestLimits, addr string, head []by
 			}
 		}
 		if err == nil {
-			err = hc.bw.Flush()
+			if hc.writes == 0 {
+				// The whole request is in bw: the read that waits for the
+				// answer writes it (flushThenRead).
+				hc.flushFirst = true
+			} else {
+				err = hc.bw.Flush()
+			}
 		}
 		bounded := false
 		if err == nil {

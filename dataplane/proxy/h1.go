@@ -51,6 +51,9 @@ type h1Conn struct {
 	deadlined bool
 	// rdl and wdl are the read and write deadlines the fast path set.
 	rdl, wdl time.Time
+	// flushFirst: the next read first writes what bw holds, then waits
+	// for the answer (flushThenRead).
+	flushFirst bool
 	peeker
 }
 
@@ -246,7 +249,8 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &h1Conn{c: c, br: bufio.NewReaderSize(c, 16<<10), addr: addr, fresh: true}
+	hc := &h1Conn{c: c, addr: addr, fresh: true}
+	hc.br = bufio.NewReaderSize(upstreamReader{hc}, 16<<10)
 	hc.bw = bufio.NewWriterSize(watchedWriter{hc}, 8<<10)
 	if sc, ok := c.(syscall.Conn); ok {
 		hc.peeker.init(sc)
@@ -296,6 +300,20 @@ func (t *h1Transport) put(hc *h1Conn) {
 	}
 	t.mu.Unlock()
 	hc.c.Close()
+}
+
+// upstreamReader reads a backend connection: an ordinary read, or, once
+// after flushFirst is set, the request's write and the wait for its
+// answer as one (flushThenRead).
+type upstreamReader struct{ hc *h1Conn }
+
+func (r upstreamReader) Read(b []byte) (int, error) {
+	hc := r.hc
+	if hc.flushFirst {
+		hc.flushFirst = false
+		return hc.flushThenRead(b)
+	}
+	return hc.c.Read(b)
 }
 
 // watchedWriter writes a request to its connection, noting a response that

@@ -11,3 +11,11 @@ type peeker struct{}
 func (p *peeker) init(syscall.Conn) {}
 
 func (p *peeker) readable() bool { return false }
+
+// flushThenRead writes the request bw holds, then reads.
+func (hc *h1Conn) flushThenRead(b []byte) (int, error) {
+	if err := hc.bw.Flush(); err != nil {
+		return 0, err
+	}
+	return hc.c.Read(b)
+}
