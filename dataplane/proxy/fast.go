@@ -63,6 +63,13 @@ type fastConn struct {
 	out    []byte
 	body   []byte // a request body kept to replay
 	clBody lengthReader
+	// pending is a whole response not written yet: the read of the next
+	// request writes it (fast_linux.go). closing: the connection closes
+	// after this response; noDefer: responses are written at once.
+	pending []byte
+	closing bool
+	noDefer bool
+	deferred
 	// watching is closed when a client watch (awaitResponse) ends;
 	// watched is what it read; gone, that the client went away.
 	watching chan struct{}
@@ -93,6 +100,8 @@ func newFastConn(f *front, c net.Conn) *fastConn {
 		fc.clientIP = append(fc.clientIP, host...)
 	}
 	fc.proto = protoHTTP
+	fc.noDefer, fc.pending = false, nil
+	fc.initDeferred(c)
 	return fc
 }
 
@@ -180,6 +189,21 @@ func (fc *fastConn) readHead() (int, wire.Verdict, error) {
 		fc.r = 0
 	}
 	s := fc.f.settings
+	if fc.pending != nil {
+		pending := fc.pending
+		fc.pending = nil
+		fc.out = fc.out[:0]
+		if fc.w > fc.r {
+			// The client sent its next request already: it pipelines,
+			// and its responses are written as they come.
+			fc.noDefer = true
+			if _, err := fc.c.Write(pending); err != nil {
+				return 0, 0, err
+			}
+		} else if err := fc.readAfterWrite(pending); err != nil {
+			return 0, 0, err
+		}
+	}
 	// The head must arrive within the header timeout of its first byte;
 	// a connection's first wait is that timeout already.
 	timed := fc.first
@@ -216,6 +240,9 @@ func (fc *fastConn) readHead() (int, wire.Verdict, error) {
 		if fc.w == fc.r && !fc.idle.CompareAndSwap(true, false) {
 			// Closed while idle by a shutdown.
 			return 0, 0, net.ErrClosed
+		}
+		if n > 0 {
+			fc.missedRequest()
 		}
 		fc.w += n
 		if n == 0 && err != nil {
@@ -923,6 +950,7 @@ func (fc *fastConn) done(pl *plan, code int) {
 func (fc *fastConn) relay(pl *plan, hc *h1Conn, closeAfter bool) bool {
 	fc.pl, fc.code, fc.recorded = pl, fc.resp.Status, false
 	closeAfter = closeAfter || fc.leaving()
+	fc.closing = closeAfter
 	if fc.resp.Status == 0 {
 		return fc.relayOther(pl, hc, closeAfter)
 	}
@@ -1003,6 +1031,12 @@ func (fc *fastConn) copyLength(hc *h1Conn, length int64) (complete bool, err err
 	if length == 0 {
 		fc.up.finish(true)
 		fc.record()
+		if fc.canDefer() {
+			// The whole response is in out: the read of the next request
+			// writes it (readAfterWrite).
+			fc.pending = out
+			return true, nil
+		}
 	}
 	if _, err := fc.c.Write(out); err != nil {
 		return false, err

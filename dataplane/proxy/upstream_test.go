@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -255,5 +256,58 @@ func TestClientGoneEndsTheBackendRequest(t *testing.T) {
 				t.Fatal("the client closed its connection, but the backend request went on")
 			}
 		})
+	}
+}
+
+// One keep-alive connection, used every way a client may: request after
+// request, after pauses longer than the proxy's short waits, several
+// requests in one write, and a request sent before the previous answer
+// was read. Every answer comes, in order.
+func TestKeepAliveClientPatterns(t *testing.T) {
+	be := newEcho(t, "b")
+	port := freePort(t)
+	start(t, oneRoute(port, be.backend()))
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+	expect := func(paths ...string) {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for _, p := range paths {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("answer to %s: %v", p, err)
+			}
+			var got echoed
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != 200 || got.Path != p {
+				t.Fatalf("answer to %s: %d %+v %v", p, resp.StatusCode, got, err)
+			}
+			resp.Body.Close()
+		}
+	}
+	for i := range 20 {
+		p := fmt.Sprintf("/seq/%d", i)
+		io.WriteString(conn, req(p))
+		expect(p)
+	}
+	for i := range 3 {
+		time.Sleep(120 * time.Millisecond)
+		p := fmt.Sprintf("/after-pause/%d", i)
+		io.WriteString(conn, req(p))
+		expect(p)
+	}
+	io.WriteString(conn, req("/p/1")+req("/p/2")+req("/p/3"))
+	expect("/p/1", "/p/2", "/p/3")
+	for i := range 10 {
+		// The next request goes out before this answer is read.
+		a, b := fmt.Sprintf("/early/%d/a", i), fmt.Sprintf("/early/%d/b", i)
+		io.WriteString(conn, req(a))
+		time.Sleep(time.Millisecond)
+		io.WriteString(conn, req(b))
+		expect(a, b)
 	}
 }
