@@ -93,6 +93,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzTranslate -fuzztime $(FUZZTIME) ./operator/translate/
 	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./dataplane/proxy/
 	$(GO) test -run '^$$' -fuzz FuzzIsolation -fuzztime $(FUZZTIME) ./dataplane/proxy/
+	$(GO) test -run '^$$' -fuzz FuzzFastPathMatchesNetHTTP -fuzztime $(FUZZTIME) ./dataplane/proxy/
+	$(GO) test -run '^$$' -fuzz FuzzRequestHead -fuzztime $(FUZZTIME) ./dataplane/proxy/wire/
+	$(GO) test -run '^$$' -fuzz FuzzResponseHead -fuzztime $(FUZZTIME) ./dataplane/proxy/wire/
 	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./policy/
 	$(GO) test -run '^$$' -fuzz FuzzRegexDialect -fuzztime $(FUZZTIME) ./dataplane/routetable/
 

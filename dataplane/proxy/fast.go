@@ -69,6 +69,8 @@ type fastConn struct {
 	pending []byte
 	closing bool
 	noDefer bool
+	// afterPOST: the last request was a POST (readHead).
+	afterPOST bool
 	deferred
 	// watching is closed when a client watch (awaitResponse) ends;
 	// watched is what it read; gone, that the client went away.
@@ -100,7 +102,7 @@ func newFastConn(f *front, c net.Conn) *fastConn {
 		fc.clientIP = append(fc.clientIP, host...)
 	}
 	fc.proto = protoHTTP
-	fc.noDefer, fc.pending = false, nil
+	fc.noDefer, fc.pending, fc.afterPOST = false, nil, false
 	fc.initDeferred(c)
 	return fc
 }
@@ -207,7 +209,21 @@ func (fc *fastConn) readHead() (int, wire.Verdict, error) {
 	// The head must arrive within the header timeout of its first byte;
 	// a connection's first wait is that timeout already.
 	timed := fc.first
+	// After a POST, up to 4 CR or LF bytes before the next request are
+	// dropped, as net/http does for old clients (RFC 9112 §2.2).
+	crlf := 0
+	if fc.afterPOST {
+		crlf, fc.afterPOST = 4, false
+	}
 	for {
+		for crlf > 0 && fc.w > fc.r {
+			if c := fc.in[fc.r]; c != '\r' && c != '\n' {
+				crlf = 0
+				break
+			}
+			fc.r++
+			crlf--
+		}
 		if fc.w > fc.r {
 			n, v := fc.req.ParseRequest(fc.in[fc.r:fc.w])
 			if v != wire.Incomplete {
@@ -304,6 +320,7 @@ func (fc *fastConn) serveOne(n int) (keep, handoff bool) {
 		return false, true
 	}
 	fc.r += n
+	fc.afterPOST = view(fc.req.Method) == "POST"
 	return fc.forward(pl), false
 }
 
@@ -316,7 +333,9 @@ func (fc *fastConn) planRequest(pl *plan) bool {
 		return false
 	}
 	lim := cfg.limits
-	if len(req.Target) > lim.maxURI || req.HeaderBytes > lim.maxHeaderBytes || !validHost(view(req.Host)) {
+	// An empty Host (net/http sends the backend's address instead) goes
+	// to net/http.
+	if len(req.Target) > lim.maxURI || req.HeaderBytes > lim.maxHeaderBytes || len(req.Host) == 0 || !validHost(view(req.Host)) {
 		return false
 	}
 	host := hostOnly(view(req.Host))
@@ -587,9 +606,19 @@ func (fc *fastConn) upstreamHead(pl *plan) []byte {
 	h = append(h, " HTTP/1.1\r\nHost: "...)
 	h = append(h, pl.host...)
 	h = append(h, "\r\n"...)
+	userAgent := false
 	for _, f := range fc.fields {
-		if skipOnRequest(f.name) || len(f.value) == 0 && wire.EqualFold(f.name, "User-Agent") {
+		if skipOnRequest(f.name) {
 			continue
+		}
+		if wire.EqualFold(f.name, "User-Agent") {
+			// net/http writes the first User-Agent only, and none when
+			// that one is empty.
+			if userAgent || len(f.value) == 0 {
+				userAgent = true
+				continue
+			}
+			userAgent = true
 		}
 		h = append(h, f.name...)
 		h = append(h, ": "...)
@@ -1156,10 +1185,12 @@ func (fc *fastConn) copyChunked(hc *h1Conn, chunked bool) (bool, error) {
 		end = trailers
 	}
 	end = append(end, "\r\n"...)
-	fc.up.finish(chunked)
+	// The body ended where its framing says: its chunks, or the
+	// backend's close (that connection is not reused).
+	fc.up.finish(true)
 	fc.record()
 	_, err := fc.c.Write(end)
-	return chunked, err
+	return true, err
 }
 
 // relayOther relays a response the fast parser does not take: net/http

@@ -603,6 +603,16 @@ func diffSeeds() [][]byte {
 		req("GET /x HTTP/1.1\r\nHost: [::1]:80\r\n", ""),
 		req("GET /x HTTP/1.1\r\n"+app+"User-Agent:\r\nAccept:  spaced \t\r\nX-Empty:\r\n", ""),
 		req("GET /x HTTP/1.1\r\n"+app+"Connection: close\r\nClose: yes\r\n", ""),
+		// Differences this target found, fixed: the first User-Agent
+		// only; a body that ends at the backend's close keeps the client
+		// connection; sub-delimiters in the path go as sent on both
+		// paths; an empty Host; CR LF after a POST's body.
+		req("GET /x HTTP/1.1\r\n"+app+"User-Agent: one\r\nUser-Agent: two\r\n", ""),
+		req("GET /api/x?resp=close HTTP/1.1\r\n"+app, ""),
+		req("GET /x!y HTTP/1.1\r\n"+app, ""),
+		req("GET /old/a!b(c)*'d HTTP/1.1\r\n"+app, ""),
+		req("GET /x HTTP/1.1\r\nHost:\r\n", ""),
+		req("POST /x HTTP/1.1\r\n"+app, "ok") + "\r\n",
 		req("GET /x HTTP/1.1\r\n"+app+"Content-Length: 0\r\n", ""),
 		req("POST /x HTTP/1.1\r\n"+app+"Content-Length: 0\r\n", ""),
 		req("OPTIONS /x HTTP/1.1\r\n"+app, ""),

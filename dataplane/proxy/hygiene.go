@@ -154,10 +154,6 @@ func routingPath(u *url.URL) string {
 // it is written exactly so: net/http writes RawPath when it is a valid
 // escaping of Path.
 func setPath(u *url.URL, escaped string) {
-	if strings.IndexByte(escaped, '%') < 0 {
-		u.Path, u.RawPath = escaped, ""
-		return
-	}
 	p, err := url.PathUnescape(escaped)
 	if err != nil {
 		u.Path, u.RawPath = escaped, ""
