@@ -10,9 +10,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/hostnames"
 	"github.com/gatehouse-dev/gatehouse/tenancy"
 	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
-	"github.com/gatehouse-dev/gatehouse/tenancy/hostnames"
 )
 
 // Reasons of ours on a listener's ResolvedRefs condition when the hub

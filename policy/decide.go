@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/referencegrant"
 	"github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
-	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
 	"github.com/gatehouse-dev/gatehouse/policy/rego"
 	"github.com/gatehouse-dev/gatehouse/tenancy"
 )

@@ -12,9 +12,9 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/referencegrant"
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
-	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
 	"github.com/gatehouse-dev/gatehouse/policy/rego"
 	"github.com/gatehouse-dev/gatehouse/tenancy"
 	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"

@@ -13,7 +13,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
-	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/referencegrant"
 )
 
 // resolvedBackend is a backendRef after resolution: the name of a Backend in

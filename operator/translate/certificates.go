@@ -7,7 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/referencegrant"
 )
 
 // issuedOrReferenced asks the issuing source about listeners without

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/gateway-api/pkg/features"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
-	"github.com/gatehouse-dev/gatehouse/tenancy/hostnames"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/hostnames"
 )
 
 // compile builds the route table of every accepted Gateway from the routes

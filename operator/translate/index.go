@@ -11,7 +11,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
-	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/referencegrant"
 )
 
 // translator holds the lookups built from one Input and the Output under

@@ -10,7 +10,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
-	"github.com/gatehouse-dev/gatehouse/tenancy/hostnames"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/hostnames"
 )
 
 // route is an HTTPRoute or GRPCRoute compiled once, whatever it attaches to.

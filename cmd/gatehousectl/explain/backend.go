@@ -12,7 +12,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
-	"github.com/gatehouse-dev/gatehouse/policy/referencegrant"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/referencegrant"
 )
 
 // checkEndpoints reports whether a Service has ready endpoints; it does not

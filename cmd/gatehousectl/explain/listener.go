@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/gatehouse-dev/gatehouse/tenancy/hostnames"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/hostnames"
 )
 
 // listenerReasons says which listeners the parentRef selects and, for each,
