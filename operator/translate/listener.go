@@ -2,16 +2,21 @@ package translate
 
 import (
 	"fmt"
-	"strings"
 
-	"k8s.io/apimachinery/pkg/labels"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/attach"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/hostnames"
 )
 
 const (
-	kindHTTPRoute = "HTTPRoute"
-	kindGRPCRoute = "GRPCRoute"
+	kindHTTPRoute = attach.KindHTTPRoute
+	kindGRPCRoute = attach.KindGRPCRoute
 )
+
+// ReasonInvalidAllowedRoutes is the reason of a listener's Accepted=False
+// condition when its allowedRoutes cannot be applied.
+const ReasonInvalidAllowedRoutes = "InvalidAllowedRoutes"
 
 // listener is one listener of a Gateway or of a ListenerSet attached to it.
 type listener struct {
@@ -22,19 +27,16 @@ type listener struct {
 	protocol gwv1.ProtocolType
 	hostname string // "" for any
 	tls      *gwv1.ListenerTLSConfig
-
-	from     gwv1.FromNamespaces
-	selector labels.Selector
-	kinds    []gwv1.RouteGroupKind // the supported ones among those asked for
+	// spec is the listener as the attachment rules see it.
+	spec *attach.Listener
 
 	// problems found while validating; empty when the listener is fine.
-	unsupported  string // Accepted=False UnsupportedProtocol
 	reserved     string // Accepted=False PortUnavailable: the proxies bind this port themselves
-	invalidKinds string // ResolvedRefs=False InvalidRouteKinds
 	certReason   gwv1.ListenerConditionReason
 	certMessage  string
 	conflict     gwv1.ListenerConditionReason
 	conflictWith string
+	overlaps     string // OverlappingTLSConfig=True: listeners whose hostnames overlap this one's
 	certificates []string
 
 	conds    conditions
@@ -45,61 +47,16 @@ type listener struct {
 
 func (t *translator) newListener(gw *gateway, ls *listenerSet, name gwv1.SectionName, port gwv1.PortNumber, protocol gwv1.ProtocolType,
 	hostname *gwv1.Hostname, tls *gwv1.ListenerTLSConfig, allowed *gwv1.AllowedRoutes) *listener {
-	l := &listener{gw: gw, set: ls, name: name, port: port, protocol: protocol, tls: tls, from: gwv1.NamespacesFromSame}
-	if hostname != nil {
-		l.hostname = strings.ToLower(string(*hostname))
+	owner, ns := "Gateway "+gw.key.String(), gw.obj.Namespace
+	if ls != nil {
+		owner, ns = "ListenerSet "+ls.key.String(), ls.obj.Namespace
 	}
-	if allowed != nil && allowed.Namespaces != nil && allowed.Namespaces.From != nil {
-		l.from = *allowed.Namespaces.From
-		if l.from == gwv1.NamespacesFromSelector {
-			l.selector = selectorFor(allowed.Namespaces.Selector)
-		}
-	}
-	var asked []gwv1.RouteGroupKind
-	if allowed != nil {
-		asked = allowed.Kinds
-	}
-	switch protocol {
-	case gwv1.HTTPProtocolType, gwv1.HTTPSProtocolType:
-	default:
-		l.unsupported = fmt.Sprintf("protocol %q is not supported: Gatehouse serves HTTP and HTTPS listeners", protocol)
-		if len(asked) > 0 {
-			l.invalidKinds = fmt.Sprintf("no route kind can attach to a %s listener in Gatehouse", protocol)
-		}
-		return l
-	}
-	l.kinds, l.invalidKinds = supportedKinds(asked)
-	l.reserved = t.out.Parameters[string(gw.obj.Spec.GatewayClassName)].reservedPort(port)
-	if protocol == gwv1.HTTPSProtocolType && tls != nil && tls.Mode != nil && *tls.Mode != gwv1.TLSModeTerminate {
-		l.unsupported = fmt.Sprintf("TLS mode %q is not supported on an HTTPS listener: use Terminate", *tls.Mode)
+	spec := attach.NewListener(owner, ns, name, port, protocol, hostname, tls, allowed)
+	l := &listener{gw: gw, set: ls, name: name, port: port, protocol: protocol, hostname: spec.Hostname, tls: tls, spec: spec}
+	if protocol == gwv1.HTTPProtocolType || protocol == gwv1.HTTPSProtocolType {
+		l.reserved = t.out.Parameters[string(gw.obj.Spec.GatewayClassName)].reservedPort(port)
 	}
 	return l
-}
-
-// supportedKinds keeps the route kinds a HTTP or HTTPS listener can serve and
-// describes the ones it cannot. No kinds asked means all supported kinds.
-func supportedKinds(asked []gwv1.RouteGroupKind) ([]gwv1.RouteGroupKind, string) {
-	group := gwv1.Group(gwv1.GroupName)
-	if len(asked) == 0 {
-		return []gwv1.RouteGroupKind{{Group: &group, Kind: kindHTTPRoute}, {Group: &group, Kind: kindGRPCRoute}}, ""
-	}
-	var ok []gwv1.RouteGroupKind
-	var bad []string
-	for _, k := range asked {
-		g := gwv1.GroupName
-		if k.Group != nil {
-			g = string(*k.Group)
-		}
-		if g == gwv1.GroupName && (k.Kind == kindHTTPRoute || k.Kind == kindGRPCRoute) {
-			ok = append(ok, gwv1.RouteGroupKind{Group: &group, Kind: k.Kind})
-			continue
-		}
-		bad = append(bad, fmt.Sprintf("%s/%s", g, k.Kind))
-	}
-	if len(bad) == 0 {
-		return ok, ""
-	}
-	return ok, fmt.Sprintf("route kinds %s are not supported on this listener: use HTTPRoute or GRPCRoute", strings.Join(bad, ", "))
 }
 
 // listenerCertificates resolves an HTTPS listener's certificates, once
@@ -129,11 +86,37 @@ func (t *translator) listenerCertificates(l *listener) {
 // one ListenerSet no listener wins: all indistinct ones are conflicted. Across
 // them, precedence decides: the Gateway's own listeners, then ListenerSets
 // oldest first; only the later listener is conflicted.
+//
+// A listener of a protocol Gatehouse does not serve never takes a port from
+// one it serves: it alone is conflicted (ProtocolConflict) when it shares the
+// port with one, and is otherwise not accepted (UnsupportedProtocol). The
+// spec: "If an implementation does not support TCP Protocol Listeners, then
+// the previous rule does not apply, and the TCP Listeners SHOULD NOT be
+// accepted."
 func settleConflicts(ls []*listener) {
 	lost := map[*listener]bool{} // conflicted by a listener of higher precedence
 	for i, l := range ls {
+	prevs:
 		for _, prev := range ls[:i] {
 			if lost[prev] || prev.port != l.port {
+				continue
+			}
+			switch {
+			case !served(prev) && !served(l):
+				continue
+			case !served(prev) || !served(l):
+				if prev.protocol == l.protocol {
+					continue
+				}
+				loser, winner := l, prev
+				if served(l) {
+					loser, winner = prev, l
+				}
+				loser.markConflict(gwv1.ListenerReasonProtocolConflict, winner)
+				lost[loser] = true
+				if loser == l {
+					break prevs
+				}
 				continue
 			}
 			reason := gwv1.ListenerConditionReason("")
@@ -155,6 +138,57 @@ func settleConflicts(ls []*listener) {
 			break
 		}
 	}
+	overlappingTLS(ls)
+}
+
+// served reports whether Gatehouse serves the listener's protocol.
+func served(l *listener) bool {
+	return l.protocol == gwv1.HTTPProtocolType || l.protocol == gwv1.HTTPSProtocolType
+}
+
+// overlappingTLS marks HTTPS listeners on one port whose hostnames overlap
+// without being equal (equal ones conflict): a client that coalesces
+// connections may send one listener's requests over the other's TLS
+// session. Both stay served; the condition warns their owners.
+func overlappingTLS(ls []*listener) {
+	for i, l := range ls {
+		if l.protocol != gwv1.HTTPSProtocolType || l.conflict != "" {
+			continue
+		}
+		for _, o := range ls[i+1:] {
+			if o.protocol != gwv1.HTTPSProtocolType || o.conflict != "" || o.port != l.port || o.hostname == l.hostname {
+				continue
+			}
+			if !hostnamesOverlap(l.hostname, o.hostname) {
+				continue
+			}
+			l.addOverlap(o)
+			o.addOverlap(l)
+		}
+	}
+}
+
+// hostnamesOverlap reports whether a client could reach both hostnames'
+// listeners with one name; "" is any hostname.
+func hostnamesOverlap(a, b string) bool {
+	if a == "" || b == "" {
+		return true
+	}
+	_, ok := hostnames.IntersectOne(a, b)
+	return ok
+}
+
+func (l *listener) addOverlap(with *listener) {
+	host := with.hostname
+	if host == "" {
+		host = "any hostname"
+	}
+	what := fmt.Sprintf("listener %s (%s)", with.ref(), host)
+	if l.overlaps == "" {
+		l.overlaps = what
+		return
+	}
+	l.overlaps += ", " + what
 }
 
 func (l *listener) markConflict(reason gwv1.ListenerConditionReason, with *listener) {
@@ -185,7 +219,7 @@ func (l *listener) ref() string {
 // accepted reports whether routes may attach: the listener is supported and
 // distinct. Its references may still be broken.
 func (l *listener) accepted() bool {
-	return l.unsupported == "" && l.conflict == "" && l.reserved == ""
+	return l.spec.Accepted() && l.conflict == "" && l.reserved == ""
 }
 
 // usable reports whether the listener is served: accepted, with its
@@ -204,11 +238,15 @@ func (l *listener) finish() {
 	resolved, programmed := string(gwv1.ListenerConditionResolvedRefs), string(gwv1.ListenerConditionProgrammed)
 	switch {
 	case l.reserved != "":
+		l.spec.NotAccepted = l.reserved
 		l.conds.set(accepted, false, string(ReasonPortReserved), l.reserved, gen)
 	case l.conflict != "":
+		l.spec.NotAccepted = l.conflictWith
 		l.conds.set(accepted, false, string(l.conflict), l.conflictWith+": change the port or hostname", gen)
-	case l.unsupported != "":
-		l.conds.set(accepted, false, string(gwv1.ListenerReasonUnsupportedProtocol), l.unsupported, gen)
+	case l.spec.Unsupported != "":
+		l.conds.set(accepted, false, string(gwv1.ListenerReasonUnsupportedProtocol), l.spec.Unsupported, gen)
+	case l.spec.InvalidNamespaces != "":
+		l.conds.set(accepted, false, ReasonInvalidAllowedRoutes, l.spec.InvalidNamespaces, gen)
 	default:
 		l.conds.set(accepted, true, string(gwv1.ListenerReasonAccepted), "listener is accepted", gen)
 	}
@@ -217,11 +255,16 @@ func (l *listener) finish() {
 	} else {
 		l.conds.set(conflicted, false, string(gwv1.ListenerReasonNoConflicts), "no conflicts", gen)
 	}
+	if l.overlaps != "" {
+		l.conds.set(string(gwv1.ListenerConditionOverlappingTLSConfig), true, string(gwv1.ListenerReasonOverlappingHostnames),
+			fmt.Sprintf("hostname %s overlaps that of %s on port %d: a client may reuse one TLS connection for both; give them disjoint hostnames or separate ports if that matters",
+				orAny(l.hostname), l.overlaps, l.port), gen)
+	}
 	switch {
 	case l.certReason != "":
 		l.conds.set(resolved, false, string(l.certReason), l.certMessage, gen)
-	case l.invalidKinds != "":
-		l.conds.set(resolved, false, string(gwv1.ListenerReasonInvalidRouteKinds), l.invalidKinds, gen)
+	case l.spec.InvalidKinds != "":
+		l.conds.set(resolved, false, string(gwv1.ListenerReasonInvalidRouteKinds), l.spec.InvalidKinds, gen)
 	default:
 		l.conds.set(resolved, true, string(gwv1.ListenerReasonResolvedRefs), "all references resolved", gen)
 	}
@@ -236,8 +279,8 @@ func (l *listener) finish() {
 }
 
 func (l *listener) status() gwv1.ListenerStatus {
-	kinds := l.kinds
-	if l.unsupported != "" {
+	kinds := l.spec.Kinds
+	if l.spec.Unsupported != "" {
 		kinds = []gwv1.RouteGroupKind{}
 	}
 	return gwv1.ListenerStatus{
@@ -248,28 +291,9 @@ func (l *listener) status() gwv1.ListenerStatus {
 	}
 }
 
-// allowsNamespace applies allowedRoutes.namespaces to a route's namespace.
-func (l *listener) allowsNamespace(t *translator, ns string) bool {
-	owner := l.gw.obj.Namespace
-	if l.set != nil {
-		owner = l.set.obj.Namespace
+func orAny(h string) string {
+	if h == "" {
+		return "any hostname"
 	}
-	switch l.from {
-	case gwv1.NamespacesFromAll:
-		return true
-	case gwv1.NamespacesFromSame:
-		return ns == owner
-	case gwv1.NamespacesFromSelector:
-		return l.selector != nil && l.selector.Matches(t.namespaceLabels(ns))
-	}
-	return false
-}
-
-func (l *listener) allowsKind(kind string) bool {
-	for _, k := range l.kinds {
-		if string(k.Kind) == kind {
-			return true
-		}
-	}
-	return false
+	return h
 }

@@ -10,7 +10,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
-	"github.com/gatehouse-dev/gatehouse/gatewayapi/hostnames"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/attach"
 )
 
 // route is an HTTPRoute or GRPCRoute compiled once, whatever it attaches to.
@@ -27,8 +27,10 @@ type route struct {
 	// unresolved backend references make ResolvedRefs False.
 	refReason   gwv1.RouteConditionReason
 	refMessages []string
-	// invalid rules are left out of the table; fallbacks are rules that
-	// answer 500 for a filter Gatehouse cannot apply.
+	// invalid rules are left out of the table ("Dropped Rule"); fallbacks
+	// name filters of a type Gatehouse does not implement, which make the
+	// whole route not accepted (UnsupportedValue), as the spec asks of
+	// unknown filter types.
 	invalidRules []string
 	fallbacks    []string
 	rules        int
@@ -176,7 +178,7 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		accepted := string(gwv1.RouteConditionAccepted)
 		var reason, message string
 		allInvalid := len(r.invalidRules) > 0 && len(r.entries) == 0
-		if notAttached == "" && !allInvalid && big == "" {
+		if notAttached == "" && !allInvalid && big == "" && len(r.fallbacks) == 0 {
 			reason, message = t.bind(r, p, gw, candidates)
 		}
 		switch {
@@ -187,6 +189,9 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		case allInvalid:
 			conds.set(accepted, false, string(gwv1.RouteReasonUnsupportedValue),
 				"no rule is valid: "+strings.Join(r.invalidRules, "; "), gen)
+		case len(r.fallbacks) > 0:
+			conds.set(accepted, false, string(gwv1.RouteReasonUnsupportedValue),
+				strings.Join(r.fallbacks, "; ")+": remove the filter or use one Gatehouse implements; until then the route is not served", gen)
 		case reason != "":
 			conds.set(accepted, false, reason, message, gen)
 		default:
@@ -208,7 +213,7 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 				conds.set(ConditionPolicyCompliant, true, ReasonPolicyCompliant, "no RoutePolicy that applies is violated", gen)
 			}
 		}
-		if msg := r.partiallyInvalid(); msg != "" && !allInvalid {
+		if msg := r.partiallyInvalid(); msg != "" && conds.isTrue(accepted) {
 			conds.set(string(gwv1.RouteConditionPartiallyInvalid), true, string(gwv1.RouteReasonUnsupportedValue), msg, gen)
 		}
 		out = append(out, gwv1.RouteParentStatus{ParentRef: statusParentRef(p, kind), ControllerName: t.controller, Conditions: conds})
@@ -227,51 +232,31 @@ func describeParent(kind string, k types.NamespacedName, p gwv1.ParentReference)
 	return s
 }
 
-// bind attaches r to the candidate listeners p selects. It returns a reason
-// and message when it attaches to none.
+// bind attaches r to the candidate listeners p selects, as package attach
+// decides and the authorizer allows. It returns a reason and message when
+// it attaches to none.
 func (t *translator) bind(r *route, p gwv1.ParentReference, gw *gateway, candidates []*listener) (string, string) {
-	var selected []*listener
-	for _, l := range candidates {
-		if p.SectionName != nil && *p.SectionName != l.name {
-			continue
-		}
-		if p.Port != nil && *p.Port != l.port {
-			continue
-		}
-		selected = append(selected, l)
+	specs := make([]*attach.Listener, len(candidates))
+	for i, l := range candidates {
+		specs[i] = l.spec
 	}
-	if len(selected) == 0 {
-		return string(gwv1.RouteReasonNoMatchingParent), noListenerMessage(p)
-	}
-	var allowed []*listener
-	for _, l := range selected {
-		if l.accepted() && l.allowsKind(r.kind) && l.allowsNamespace(t, r.key.Namespace) {
-			allowed = append(allowed, l)
-		}
-	}
-	if len(allowed) == 0 {
-		return string(gwv1.RouteReasonNotAllowedByListeners), t.notAllowedMessage(r, selected)
-	}
-	type binding struct {
-		l     *listener
-		hosts []string
-	}
-	var matched []binding
-	for _, l := range allowed {
-		if hosts := hostnames.Intersect(l.hostname, r.hostnames); len(hosts) > 0 {
-			matched = append(matched, binding{l, hosts})
-		}
-	}
-	if len(matched) == 0 {
-		return string(gwv1.RouteReasonNoMatchingListenerHostname),
-			fmt.Sprintf("no hostname of the route (%s) matches a listener's hostname (%s)", strings.Join(r.hostnames, ", "), listenerHostnames(allowed))
+	res := attach.Attach(attach.Route{Kind: r.kind, Namespace: r.key.Namespace, Hostnames: r.hostnames}, p, specs, t.namespaceLabels(r.key.Namespace))
+	if res.Reason != "" {
+		return string(res.Reason), res.Message
 	}
 	var denied *Decision
-	bound := 0
-	for _, b := range matched {
-		req := AttachmentRequest{Kind: r.kind, Route: r.obj, Gateway: gw.obj, Listener: b.l.name, Hostnames: b.hosts}
-		if b.l.set != nil {
-			req.ListenerSet = b.l.set.obj
+	var bound, counted []*listener
+	for _, c := range res.Selected {
+		l := candidates[slices.Index(specs, c.Listener)]
+		if c.Step != attach.Takes {
+			if c.CountsOn() {
+				counted = append(counted, l)
+			}
+			continue
+		}
+		req := AttachmentRequest{Kind: r.kind, Route: r.obj, Gateway: gw.obj, Listener: l.name, Hostnames: c.Hostnames}
+		if l.set != nil {
+			req.ListenerSet = l.set.obj
 		}
 		d := t.authorizer.AuthorizeAttachment(req)
 		r.authorized, r.owner = true, d.Owner
@@ -284,15 +269,20 @@ func (t *translator) bind(r *route, p gwv1.ParentReference, gw *gateway, candida
 			}
 			continue
 		}
-		b.l.attach(r, b.hosts)
-		bound++
+		l.attach(r, c.Hostnames)
+		bound = append(bound, l)
 	}
-	if bound == 0 {
+	if len(bound) == 0 {
 		reason := denied.Reason
 		if reason == "" {
 			reason = ReasonNotAuthorized
 		}
 		return reason, denied.Message
+	}
+	// The route is accepted here: listeners that are not accepted count it
+	// too, as attachedRoutes says.
+	for _, l := range counted {
+		l.count(r)
 	}
 	for _, svc := range r.services {
 		if t.backendUse[svc] == nil {
@@ -303,11 +293,21 @@ func (t *translator) bind(r *route, p gwv1.ParentReference, gw *gateway, candida
 	return "", ""
 }
 
-func (l *listener) attach(r *route, hosts []string) {
+// count counts r on the listener once, however many parentRefs select it.
+func (l *listener) count(r *route) bool {
 	if r.counted == nil {
 		r.counted = map[*listener]bool{}
 	}
 	if r.counted[l] {
+		return false
+	}
+	r.counted[l] = true
+	l.attached++
+	return true
+}
+
+func (l *listener) attach(r *route, hosts []string) {
+	if !l.count(r) {
 		// A second parentRef selecting the same listener adds hostnames only.
 		for _, a := range l.routes {
 			if a.route == r {
@@ -320,35 +320,7 @@ func (l *listener) attach(r *route, hosts []string) {
 		}
 		return
 	}
-	r.counted[l] = true
-	l.attached++
 	l.routes = append(l.routes, &attachment{route: r, hostnames: hosts})
-}
-
-func noListenerMessage(p gwv1.ParentReference) string {
-	switch {
-	case p.SectionName != nil && p.Port != nil:
-		return fmt.Sprintf("no listener named %q on port %d", *p.SectionName, *p.Port)
-	case p.SectionName != nil:
-		return fmt.Sprintf("no listener named %q", *p.SectionName)
-	case p.Port != nil:
-		return fmt.Sprintf("no listener on port %d", *p.Port)
-	}
-	return "the parent has no listeners"
-}
-
-func listenerHostnames(ls []*listener) string {
-	var hs []string
-	for _, l := range ls {
-		h := l.hostname
-		if h == "" {
-			h = "any"
-		}
-		if !contains(hs, h) {
-			hs = append(hs, h)
-		}
-	}
-	return strings.Join(hs, ", ")
 }
 
 // statusParentRef is the parentRef as the API server defaults it: group and
@@ -359,31 +331,13 @@ func statusParentRef(p gwv1.ParentReference, kind string) gwv1.ParentReference {
 	return p
 }
 
-// notAllowedMessage says, listener by listener, why none admits the route.
-func (t *translator) notAllowedMessage(r *route, selected []*listener) string {
-	var why []string
-	for _, l := range selected {
-		switch {
-		case !l.accepted():
-			why = append(why, fmt.Sprintf("listener %s is not accepted", l.ref()))
-		case !l.allowsKind(r.kind):
-			why = append(why, fmt.Sprintf("listener %s does not allow %s", l.ref(), r.kind))
-		default:
-			why = append(why, fmt.Sprintf("listener %s does not allow routes from namespace %q (allowedRoutes.namespaces.from: %s)", l.ref(), r.key.Namespace, l.from))
-		}
-	}
-	return strings.Join(why, "; ")
-}
-
-// partiallyInvalid describes the rules that are dropped or fall back to 500,
-// in the spec's wording ("Dropped Rule", "Fall Back").
+// partiallyInvalid describes the rules left out of the table, in the
+// spec's wording: "Dropped Rule". Gatehouse never falls back to an older
+// generation of a route, so it never says "Fall Back".
 func (r *route) partiallyInvalid() string {
-	var parts []string
-	for _, m := range r.invalidRules {
-		parts = append(parts, "Dropped Rule: "+m)
-	}
-	for _, m := range r.fallbacks {
-		parts = append(parts, "Fall Back: "+m)
+	parts := make([]string, len(r.invalidRules))
+	for i, m := range r.invalidRules {
+		parts[i] = "Dropped Rule: " + m
 	}
 	return strings.Join(parts, "; ")
 }

@@ -1,0 +1,191 @@
+// Package attach is the Gateway API's attachment arithmetic: which
+// listeners a route's parentRef selects, which of those take the route
+// (protocol, allowedRoutes kinds and namespaces, hostnames), and why not.
+// Translate's status, the admission webhook and `gatehousectl explain` all
+// ask it, so that they cannot disagree.
+package attach
+
+import (
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// Route kinds an HTTP or HTTPS listener serves.
+const (
+	KindHTTPRoute = "HTTPRoute"
+	KindGRPCRoute = "GRPCRoute"
+)
+
+// Listener is one listener of a Gateway or of a ListenerSet, compiled once
+// for every route that asks about it. Build it with NewListener.
+type Listener struct {
+	Name     gwv1.SectionName
+	Port     gwv1.PortNumber
+	Protocol gwv1.ProtocolType
+	// Hostname is lower case; "" accepts any.
+	Hostname string
+	// Namespace is the namespace the listener is declared in, the one
+	// allowedRoutes "Same" means; Owner names its Gateway or ListenerSet
+	// in messages ("Gateway infra/shared").
+	Namespace string
+	Owner     string
+
+	// Kinds are the route kinds the listener takes: those asked for that
+	// its protocol serves, or all of them when none is asked for.
+	Kinds []gwv1.RouteGroupKind
+	// InvalidKinds describes the kinds asked for that it cannot take
+	// (ResolvedRefs=False InvalidRouteKinds); "" when there are none.
+	InvalidKinds string
+	// Unsupported says why the listener's protocol or TLS mode is not
+	// served (Accepted=False UnsupportedProtocol); "" when it is.
+	Unsupported string
+	// From and Selector are allowedRoutes.namespaces compiled;
+	// InvalidNamespaces says what is wrong with it, "" when nothing is.
+	From              gwv1.FromNamespaces
+	Selector          labels.Selector
+	InvalidNamespaces string
+	// NotAccepted says why the listener takes no route for a reason its
+	// spec alone does not show (a conflict, a reserved port), as its
+	// Accepted condition says; the caller sets it.
+	NotAccepted string
+}
+
+// NewListener compiles a listener's spec.
+func NewListener(owner, namespace string, name gwv1.SectionName, port gwv1.PortNumber, protocol gwv1.ProtocolType,
+	hostname *gwv1.Hostname, tls *gwv1.ListenerTLSConfig, allowed *gwv1.AllowedRoutes) *Listener {
+	l := &Listener{Name: name, Port: port, Protocol: protocol, Owner: owner, Namespace: namespace, From: gwv1.NamespacesFromSame}
+	if hostname != nil {
+		l.Hostname = strings.ToLower(string(*hostname))
+	}
+	l.compileNamespaces(allowed)
+	var asked []gwv1.RouteGroupKind
+	if allowed != nil {
+		asked = allowed.Kinds
+	}
+	switch protocol {
+	case gwv1.HTTPProtocolType, gwv1.HTTPSProtocolType:
+	default:
+		l.Unsupported = fmt.Sprintf("protocol %q is not supported: Gatehouse serves HTTP and HTTPS listeners", protocol)
+		if len(asked) > 0 {
+			l.InvalidKinds = fmt.Sprintf("no route kind can attach to a %s listener in Gatehouse", protocol)
+		}
+		return l
+	}
+	l.Kinds, l.InvalidKinds = supportedKinds(asked)
+	if protocol == gwv1.HTTPSProtocolType && tls != nil && tls.Mode != nil && *tls.Mode != gwv1.TLSModeTerminate {
+		l.Unsupported = fmt.Sprintf("TLS mode %q is not supported on an HTTPS listener: use Terminate", *tls.Mode)
+	}
+	return l
+}
+
+// compileNamespaces reads allowedRoutes.namespaces. The API server's schema
+// does not require a selector with from: Selector, nor check that one
+// parses; such a listener is invalid rather than silently closed.
+func (l *Listener) compileNamespaces(allowed *gwv1.AllowedRoutes) {
+	if allowed == nil || allowed.Namespaces == nil || allowed.Namespaces.From == nil {
+		return
+	}
+	l.From = *allowed.Namespaces.From
+	if l.From != gwv1.NamespacesFromSelector {
+		return
+	}
+	sel := allowed.Namespaces.Selector
+	if sel == nil {
+		l.InvalidNamespaces = "allowedRoutes.namespaces.from is Selector but allowedRoutes.namespaces.selector is not set: set a selector, or use from: Same or All"
+		return
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		l.InvalidNamespaces = fmt.Sprintf("allowedRoutes.namespaces.selector is invalid: %v", err)
+		return
+	}
+	l.Selector = s
+}
+
+// supportedKinds keeps the route kinds an HTTP or HTTPS listener can serve
+// and describes the ones it cannot. No kinds asked means all supported kinds.
+func supportedKinds(asked []gwv1.RouteGroupKind) ([]gwv1.RouteGroupKind, string) {
+	group := gwv1.Group(gwv1.GroupName)
+	if len(asked) == 0 {
+		return []gwv1.RouteGroupKind{{Group: &group, Kind: KindHTTPRoute}, {Group: &group, Kind: KindGRPCRoute}}, ""
+	}
+	var ok []gwv1.RouteGroupKind
+	var bad []string
+	for _, k := range asked {
+		g := gwv1.GroupName
+		if k.Group != nil && *k.Group != "" {
+			g = string(*k.Group)
+		}
+		if g == gwv1.GroupName && (k.Kind == KindHTTPRoute || k.Kind == KindGRPCRoute) {
+			ok = append(ok, gwv1.RouteGroupKind{Group: &group, Kind: k.Kind})
+			continue
+		}
+		bad = append(bad, fmt.Sprintf("%s/%s", g, k.Kind))
+	}
+	if len(bad) == 0 {
+		return ok, ""
+	}
+	return ok, fmt.Sprintf("route kinds %s are not supported on this listener: use HTTPRoute or GRPCRoute", strings.Join(bad, ", "))
+}
+
+// Accepted reports whether routes may attach to the listener at all.
+func (l *Listener) Accepted() bool {
+	return l.Unsupported == "" && l.InvalidNamespaces == "" && l.NotAccepted == ""
+}
+
+// Refusal says why the listener does not accept routes; "" when it does.
+func (l *Listener) Refusal() string {
+	switch {
+	case l.NotAccepted != "":
+		return l.NotAccepted
+	case l.Unsupported != "":
+		return l.Unsupported
+	}
+	return l.InvalidNamespaces
+}
+
+// AllowsKind reports whether the listener takes routes of kind.
+func (l *Listener) AllowsKind(kind string) bool {
+	for _, k := range l.Kinds {
+		if string(k.Kind) == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsNamespace applies allowedRoutes.namespaces to a route's namespace,
+// whose labels are nsLabels.
+func (l *Listener) AllowsNamespace(ns string, nsLabels map[string]string) bool {
+	switch l.From {
+	case gwv1.NamespacesFromAll:
+		return true
+	case gwv1.NamespacesFromSame:
+		return ns == l.Namespace
+	case gwv1.NamespacesFromSelector:
+		return l.Selector != nil && l.Selector.Matches(labels.Set(nsLabels))
+	}
+	return false
+}
+
+// Ref names the listener in messages: `"http"`, or `"http" of ListenerSet
+// ns/name` for a ListenerSet's.
+func (l *Listener) Ref() string {
+	if strings.HasPrefix(l.Owner, "ListenerSet ") {
+		return fmt.Sprintf("%q of %s", l.Name, l.Owner)
+	}
+	return fmt.Sprintf("%q", l.Name)
+}
+
+// String describes the listener for people: `"http" (port 80, HTTP, any hostname)`.
+func (l *Listener) String() string {
+	h := l.Hostname
+	if h == "" {
+		h = "any hostname"
+	}
+	return fmt.Sprintf("%q (port %d, %s, %s)", l.Name, l.Port, l.Protocol, h)
+}
