@@ -186,3 +186,24 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// RouteOf reads the attachment-relevant part of an HTTPRoute or GRPCRoute;
+// false for any other object.
+func RouteOf(obj any) (Route, []gwv1.ParentReference, bool) {
+	switch o := obj.(type) {
+	case *gwv1.HTTPRoute:
+		return Route{Kind: KindHTTPRoute, Namespace: o.Namespace, Hostnames: Lower(o.Spec.Hostnames)}, o.Spec.ParentRefs, true
+	case *gwv1.GRPCRoute:
+		return Route{Kind: KindGRPCRoute, Namespace: o.Namespace, Hostnames: Lower(o.Spec.Hostnames)}, o.Spec.ParentRefs, true
+	}
+	return Route{}, nil, false
+}
+
+// Lower is spec.hostnames in lower case, as hostnames compare.
+func Lower(hs []gwv1.Hostname) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = strings.ToLower(string(h))
+	}
+	return out
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -34,6 +35,9 @@ type Listener struct {
 	Namespace string
 	Owner     string
 
+	// Allowed is allowedRoutes as written, for messages.
+	Allowed *gwv1.AllowedRoutes
+
 	// Kinds are the route kinds the listener takes: those asked for that
 	// its protocol serves, or all of them when none is asked for.
 	Kinds []gwv1.RouteGroupKind
@@ -57,7 +61,7 @@ type Listener struct {
 // NewListener compiles a listener's spec.
 func NewListener(owner, namespace string, name gwv1.SectionName, port gwv1.PortNumber, protocol gwv1.ProtocolType,
 	hostname *gwv1.Hostname, tls *gwv1.ListenerTLSConfig, allowed *gwv1.AllowedRoutes) *Listener {
-	l := &Listener{Name: name, Port: port, Protocol: protocol, Owner: owner, Namespace: namespace, From: gwv1.NamespacesFromSame}
+	l := &Listener{Name: name, Port: port, Protocol: protocol, Owner: owner, Namespace: namespace, Allowed: allowed, From: gwv1.NamespacesFromSame}
 	if hostname != nil {
 		l.Hostname = strings.ToLower(string(*hostname))
 	}
@@ -188,4 +192,59 @@ func (l *Listener) String() string {
 		h = "any hostname"
 	}
 	return fmt.Sprintf("%q (port %d, %s, %s)", l.Name, l.Port, l.Protocol, h)
+}
+
+// GatewayListeners compiles a Gateway's listeners as a reader of the
+// cluster sees them: NotAccepted comes from the listener's Accepted
+// condition, when the status describes the Gateway's current generation.
+func GatewayListeners(gw *gwv1.Gateway) []*Listener {
+	owner := "Gateway " + gw.Namespace + "/" + gw.Name
+	out := make([]*Listener, 0, len(gw.Spec.Listeners))
+	for _, s := range gw.Spec.Listeners {
+		l := NewListener(owner, gw.Namespace, s.Name, s.Port, s.Protocol, s.Hostname, s.TLS, s.AllowedRoutes)
+		l.NotAccepted = notAccepted(gw.Generation, s.Name, gw.Status.Listeners)
+		out = append(out, l)
+	}
+	return out
+}
+
+// ListenerSetListeners is GatewayListeners for a ListenerSet's listeners.
+func ListenerSetListeners(ls *gwv1.ListenerSet) []*Listener {
+	owner := "ListenerSet " + ls.Namespace + "/" + ls.Name
+	status := make([]gwv1.ListenerStatus, len(ls.Status.Listeners))
+	for i, s := range ls.Status.Listeners {
+		status[i] = gwv1.ListenerStatus{Name: s.Name, Conditions: s.Conditions}
+	}
+	out := make([]*Listener, 0, len(ls.Spec.Listeners))
+	for _, s := range ls.Spec.Listeners {
+		l := NewListener(owner, ls.Namespace, s.Name, s.Port, s.Protocol, s.Hostname, s.TLS, s.AllowedRoutes)
+		l.NotAccepted = notAccepted(ls.Generation, s.Name, status)
+		out = append(out, l)
+	}
+	return out
+}
+
+// ListenerSetAccepted says why a ListenerSet's Gateway does not take it, as
+// its Accepted condition at its current generation says; "" when it does
+// or when no status says otherwise yet.
+func ListenerSetAccepted(ls *gwv1.ListenerSet) string {
+	c := meta.FindStatusCondition(ls.Status.Conditions, string(gwv1.ListenerSetConditionAccepted))
+	if c == nil || c.Status != metav1.ConditionFalse || c.ObservedGeneration != ls.Generation {
+		return ""
+	}
+	return fmt.Sprintf("ListenerSet %s/%s is not accepted by its Gateway (%s): %s", ls.Namespace, ls.Name, c.Reason, c.Message)
+}
+
+func notAccepted(generation int64, name gwv1.SectionName, status []gwv1.ListenerStatus) string {
+	for _, s := range status {
+		if s.Name != name {
+			continue
+		}
+		c := meta.FindStatusCondition(s.Conditions, string(gwv1.ListenerConditionAccepted))
+		if c == nil || c.Status != metav1.ConditionFalse || c.ObservedGeneration != generation {
+			return ""
+		}
+		return fmt.Sprintf("%s: %s", c.Reason, c.Message)
+	}
+	return ""
 }

@@ -81,7 +81,8 @@ func (in *inspection) explainParent(i int, p gwv1.ParentReference, backends []Re
 	}
 	info, rs := in.parentObjects(i, k)
 	if info.ours {
-		rs = append(rs, in.listenerReasons(i, k, info)...)
+		lrs, _ := in.listenerReasons(i, k, p, info)
+		rs = append(rs, lrs...)
 	}
 
 	st := in.ourStatus(k)

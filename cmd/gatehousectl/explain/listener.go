@@ -10,25 +10,31 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/attach"
 	"github.com/gatehouse-dev/gatehouse/gatewayapi/hostnames"
 )
 
 // listenerReasons says which listeners the parentRef selects and, for each,
 // whether it takes the route: protocol and status, route kind, namespace,
-// hostnames.
-func (in *inspection) listenerReasons(i int, k parentKey, info parentInfo) []Reason {
+// hostnames. Package attach decides, as it does for the hub's status and
+// the admission webhook; explain words its answer. It also returns the
+// listeners that take the route.
+func (in *inspection) listenerReasons(i int, k parentKey, p gwv1.ParentReference, info parentInfo) ([]Reason, []attach.Candidate) {
+	specs := make([]*attach.Listener, len(info.listeners))
+	for j, l := range info.listeners {
+		specs[j] = l.Listener
+	}
+	res := attach.Attach(in.r.attachRoute(), p, specs, in.nsLabels)
 	var selected []listenerView
-	for _, l := range info.listeners {
-		if k.section != "" && string(l.name) != k.section || k.port != 0 && l.port != k.port {
-			continue
-		}
-		selected = append(selected, l)
+	for _, c := range res.Selected {
+		selected = append(selected, info.listeners[slices.Index(specs, c.Listener)])
 	}
 	rs := []Reason{selection(i, k, info.listeners, selected)}
-	for _, l := range selected {
-		rs = append(rs, listenerState(l), in.kindReason(l), in.namespaceReason(l), in.hostnameReason(l))
+	for j, l := range selected {
+		c := res.Selected[j]
+		rs = append(rs, listenerState(l, c), in.kindReason(l), in.namespaceReason(l), in.hostnameReason(l))
 	}
-	return rs
+	return rs, res.Taking()
 }
 
 func selection(i int, k parentKey, all, selected []listenerView) Reason {
@@ -61,14 +67,13 @@ func selection(i int, k parentKey, all, selected []listenerView) Reason {
 }
 
 // listenerState reports the listener's protocol and its own conditions.
-func listenerState(l listenerView) Reason {
-	fix := fmt.Sprintf("the owner of %s must fix listener %q", l.owner, l.name)
-	if l.protocol != gwv1.HTTPProtocolType && l.protocol != gwv1.HTTPSProtocolType {
-		return problem(checkListener, fix+": Gatehouse serves HTTP and HTTPS listeners",
-			"listener %q is of protocol %s, which Gatehouse does not serve", l.name, l.protocol)
+func listenerState(l listenerView, c attach.Candidate) Reason {
+	fix := fmt.Sprintf("the owner of %s must fix listener %q", l.Owner, l.Name)
+	if c.Step == attach.NotAccepted && l.NotAccepted == "" {
+		return problem(checkListener, fix, "listener %q takes no route: %s", l.Name, l.Refusal())
 	}
 	if !l.hasStatus {
-		return ok(checkListener, "listener %q: no status written for it yet", l.name)
+		return ok(checkListener, "listener %q: no status written for it yet", l.Name)
 	}
 	var bad []string
 	for _, c := range l.conditions {
@@ -78,8 +83,12 @@ func listenerState(l listenerView) Reason {
 			continue
 		}
 		wrong := c.Status != metav1.ConditionTrue
-		if c.Type == string(gwv1.ListenerConditionConflicted) || c.Type == string(gwv1.ListenerConditionOverlappingTLSConfig) {
+		switch c.Type {
+		case string(gwv1.ListenerConditionConflicted):
 			wrong = c.Status == metav1.ConditionTrue
+		case string(gwv1.ListenerConditionOverlappingTLSConfig):
+			// A warning to the listener's owner: the listener is served.
+			wrong = false
 		}
 		if wrong {
 			bad = append(bad, fmt.Sprintf("%s=%s (%s): %s", c.Type, c.Status, c.Reason, c.Message))
@@ -87,95 +96,77 @@ func listenerState(l listenerView) Reason {
 	}
 	if len(bad) > 0 {
 		return problem(checkListener, fix+" as its conditions say",
-			"listener %q has problems: %s", l.name, strings.Join(bad, "; "))
+			"listener %q has problems: %s", l.Name, strings.Join(bad, "; "))
 	}
-	return ok(checkListener, "listener %q is accepted, without conflicts; %d route(s) attached to it", l.name, l.attached)
+	return ok(checkListener, "listener %q is accepted, without conflicts; %d route(s) attached to it", l.Name, l.attached)
 }
 
 // kindReason: does the listener take routes of this kind?
 func (in *inspection) kindReason(l listenerView) Reason {
 	kind := in.r.kind
-	var kinds []string
-	if l.allowed == nil || len(l.allowed.Kinds) == 0 {
-		if l.protocol == gwv1.HTTPProtocolType || l.protocol == gwv1.HTTPSProtocolType {
-			return ok(checkKinds, "listener %q takes %ss (allowedRoutes.kinds is unset: %s listeners take HTTPRoutes and GRPCRoutes)", l.name, kind, l.protocol)
-		}
-		return problem(checkKinds, "attach to an HTTP or HTTPS listener",
-			"listener %q takes no %ss: it is of protocol %s", l.name, kind, l.protocol)
+	if l.Unsupported != "" {
+		return problem(checkKinds, "attach to an HTTP or HTTPS listener", "listener %q takes no %ss: %s", l.Name, kind, l.Unsupported)
 	}
-	allowed := false
-	for _, k := range l.allowed.Kinds {
-		group := gwv1.GroupName
-		if k.Group != nil {
-			group = string(*k.Group)
-		}
-		if group == gwv1.GroupName {
+	if l.Allowed == nil || len(l.Allowed.Kinds) == 0 {
+		return ok(checkKinds, "listener %q takes %ss (allowedRoutes.kinds is unset: %s listeners take HTTPRoutes and GRPCRoutes)", l.Name, kind, l.Protocol)
+	}
+	var kinds []string
+	for _, k := range l.Allowed.Kinds {
+		if k.Group == nil || *k.Group == "" || *k.Group == gwv1.GroupName {
 			kinds = append(kinds, string(k.Kind))
-			allowed = allowed || string(k.Kind) == kind
 		} else {
-			kinds = append(kinds, string(k.Kind)+"."+group)
+			kinds = append(kinds, string(k.Kind)+"."+string(*k.Group))
 		}
 	}
 	list := strings.Join(kinds, ", ")
-	if allowed {
-		return ok(checkKinds, "listener %q takes %ss (allowedRoutes.kinds: %s)", l.name, kind, list)
+	if l.AllowsKind(kind) {
+		return ok(checkKinds, "listener %q takes %ss (allowedRoutes.kinds: %s)", l.Name, kind, list)
 	}
 	return problem(checkKinds,
-		fmt.Sprintf("use a route of a kind the listener takes (%s), or ask the owner of %s to add %s to listener %q's allowedRoutes.kinds", list, l.owner, kind, l.name),
-		"listener %q does not take %ss: its allowedRoutes.kinds lists only %s", l.name, kind, list)
+		fmt.Sprintf("use a route of a kind the listener takes (%s), or ask the owner of %s to add %s to listener %q's allowedRoutes.kinds", list, l.Owner, kind, l.Name),
+		"listener %q does not take %ss: its allowedRoutes.kinds lists only %s", l.Name, kind, list)
 }
 
 // namespaceReason: does the listener take routes from the route's
 // namespace, and if not, what would make it?
 func (in *inspection) namespaceReason(l listenerView) Reason {
 	ns := in.r.key.Namespace
-	from := gwv1.NamespacesFromSame
-	var sel *metav1.LabelSelector
-	if l.allowed != nil && l.allowed.Namespaces != nil {
-		if l.allowed.Namespaces.From != nil {
-			from = *l.allowed.Namespaces.From
-		}
-		sel = l.allowed.Namespaces.Selector
+	owner := fmt.Sprintf("the owner of %s", l.Owner)
+	if l.InvalidNamespaces != "" {
+		return problem(checkNamespaces, owner+" must fix listener "+fmt.Sprintf("%q", l.Name)+"'s allowedRoutes", "listener %q takes no route: %s", l.Name, l.InvalidNamespaces)
 	}
-	ask := fmt.Sprintf("ask the owner of %s to set listener %q's allowedRoutes.namespaces.from to All, or to Selector with a selector namespace %q matches", l.owner, l.name, ns)
-	switch from {
+	ask := fmt.Sprintf("ask %s to set listener %q's allowedRoutes.namespaces.from to All, or to Selector with a selector namespace %q matches", owner, l.Name, ns)
+	switch l.From {
 	case gwv1.NamespacesFromAll:
-		return ok(checkNamespaces, "listener %q takes routes from every namespace (allowedRoutes.namespaces.from: All)", l.name)
+		return ok(checkNamespaces, "listener %q takes routes from every namespace (allowedRoutes.namespaces.from: All)", l.Name)
 	case gwv1.NamespacesFromSame:
-		if ns == l.namespace {
-			return ok(checkNamespaces, "listener %q takes routes from its own namespace %q only (allowedRoutes.namespaces.from: Same), which is the route's", l.name, l.namespace)
+		if l.AllowsNamespace(ns, nil) {
+			return ok(checkNamespaces, "listener %q takes routes from its own namespace %q only (allowedRoutes.namespaces.from: Same), which is the route's", l.Name, l.Namespace)
 		}
-		return problem(checkNamespaces, fmt.Sprintf("move the route to namespace %q, or %s", l.namespace, ask),
+		return problem(checkNamespaces, fmt.Sprintf("move the route to namespace %q, or %s", l.Namespace, ask),
 			"listener %q of %s takes routes only from its own namespace %q (allowedRoutes.namespaces.from: Same); this route is in namespace %q",
-			l.name, l.owner, l.namespace, ns)
+			l.Name, l.Owner, l.Namespace, ns)
 	case gwv1.NamespacesFromSelector:
-		return in.selectorReason(l, sel)
+		return in.selectorReason(l)
 	}
-	return problem(checkNamespaces, ask, "listener %q of %s takes routes from no namespace (allowedRoutes.namespaces.from: %s)", l.name, l.owner, from)
+	return problem(checkNamespaces, ask, "listener %q of %s takes routes from no namespace (allowedRoutes.namespaces.from: %s)", l.Name, l.Owner, l.From)
 }
 
-func (in *inspection) selectorReason(l listenerView, sel *metav1.LabelSelector) Reason {
+func (in *inspection) selectorReason(l listenerView) Reason {
 	ns := in.r.key.Namespace
-	owner := fmt.Sprintf("the owner of %s", l.owner)
-	if sel == nil {
-		return problem(checkNamespaces, owner+" must set allowedRoutes.namespaces.selector",
-			"listener %q has allowedRoutes.namespaces.from: Selector but no selector: it takes no route", l.name)
-	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return problem(checkNamespaces, owner+" must fix the selector", "listener %q has an invalid allowedRoutes.namespaces.selector: %v", l.name, err)
-	}
+	owner := fmt.Sprintf("the owner of %s", l.Owner)
+	sel := l.Allowed.Namespaces.Selector
 	want := metav1.FormatLabelSelector(sel)
 	if in.nsErr != nil {
 		return problem(checkNamespaces, "make sure you may read namespaces (RBAC) and run explain again",
-			"listener %q takes routes from namespaces matching %s, and the labels of namespace %q could not be read: %v", l.name, want, ns, in.nsErr)
+			"listener %q takes routes from namespaces matching %s, and the labels of namespace %q could not be read: %v", l.Name, want, ns, in.nsErr)
 	}
-	if s.Matches(labels.Set(in.nsLabels)) {
-		return ok(checkNamespaces, "listener %q takes routes from namespaces matching %s (allowedRoutes.namespaces.from: Selector), and namespace %q matches", l.name, want, ns)
+	if l.AllowsNamespace(ns, in.nsLabels) {
+		return ok(checkNamespaces, "listener %q takes routes from namespaces matching %s (allowedRoutes.namespaces.from: Selector), and namespace %q matches", l.Name, want, ns)
 	}
-	return problem(checkNamespaces, labelFix(ns, sel, in.nsLabels)+", or ask "+owner+" to widen listener "+fmt.Sprintf("%q", l.name)+"'s selector",
+	return problem(checkNamespaces, labelFix(ns, sel, in.nsLabels)+", or ask "+owner+" to widen listener "+fmt.Sprintf("%q", l.Name)+"'s selector",
 		"listener %q of %s takes routes only from namespaces matching %s (allowedRoutes.namespaces.from: Selector); namespace %q has labels %s",
-		l.name, l.owner, want, ns, describeLabels(in.nsLabels))
+		l.Name, l.Owner, want, ns, describeLabels(in.nsLabels))
 }
 
 // labelFix says which labels namespace ns needs for sel to match it.
@@ -218,18 +209,22 @@ func describeLabels(m map[string]string) string {
 
 // hostnameReason intersects the listener's hostname with the route's.
 func (in *inspection) hostnameReason(l listenerView) Reason {
-	accepts := l.hostname
-	if accepts == "" {
-		accepts = "any hostname"
-	}
-	common := hostnames.Intersect(l.hostname, in.r.hostnames)
+	accepts := orAny(l.Hostname)
+	common := hostnames.Intersect(l.Hostname, in.r.hostnames)
 	switch {
 	case len(in.r.hostnames) == 0:
-		return ok(checkHostnames, "the route names no hostname and takes listener %q's: %s", l.name, accepts)
+		return ok(checkHostnames, "the route names no hostname and takes listener %q's: %s", l.Name, accepts)
 	case len(common) > 0:
-		return ok(checkHostnames, "hostnames in common with listener %q (which accepts %s): %s", l.name, accepts, strings.Join(common, ", "))
+		return ok(checkHostnames, "hostnames in common with listener %q (which accepts %s): %s", l.Name, accepts, strings.Join(common, ", "))
 	}
 	return problem(checkHostnames,
 		fmt.Sprintf("name a hostname within %s in spec.hostnames, or attach to a listener that accepts %s", accepts, strings.Join(in.r.hostnames, ", ")),
-		"no hostname in common: the route has %s, the listener %q accepts %s", strings.Join(in.r.hostnames, ", "), l.name, accepts)
+		"no hostname in common: the route has %s, the listener %q accepts %s", strings.Join(in.r.hostnames, ", "), l.Name, accepts)
+}
+
+func orAny(h string) string {
+	if h == "" {
+		return "any hostname"
+	}
+	return h
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/attach"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
 )
 
@@ -23,30 +24,13 @@ type parentInfo struct {
 	listeners []listenerView
 }
 
-// listenerView is one listener of a Gateway or of a ListenerSet.
+// listenerView is one listener of a Gateway or of a ListenerSet: the
+// attachment rules' view of it (package attach) and what its status says.
 type listenerView struct {
-	name     gwv1.SectionName
-	port     int32
-	protocol gwv1.ProtocolType
-	// hostname is lower case; "" accepts any.
-	hostname string
-	allowed  *gwv1.AllowedRoutes
-	// owner is "Gateway ns/name" or "ListenerSet ns/name"; namespace is
-	// its namespace, the one allowedRoutes "Same" means.
-	owner     string
-	namespace string
-	// status: the listener's conditions and attached routes, if written.
+	*attach.Listener
 	hasStatus  bool
 	conditions []metav1.Condition
 	attached   int32
-}
-
-func (l listenerView) String() string {
-	h := l.hostname
-	if h == "" {
-		h = "any hostname"
-	}
-	return fmt.Sprintf("%q (port %d, %s, %s)", l.name, l.port, l.protocol, h)
 }
 
 // parentObjects reads the parent a parentRef names (a Gateway, or a
@@ -203,12 +187,8 @@ func listenerSetReason(ls *gwv1.ListenerSet, gw types.NamespacedName) Reason {
 
 func gatewayListeners(gw *gwv1.Gateway) []listenerView {
 	var out []listenerView
-	for _, l := range gw.Spec.Listeners {
-		v := listenerView{name: l.Name, port: l.Port, protocol: l.Protocol, allowed: l.AllowedRoutes,
-			owner: fmt.Sprintf("Gateway %s/%s", gw.Namespace, gw.Name), namespace: gw.Namespace}
-		if l.Hostname != nil {
-			v.hostname = strings.ToLower(string(*l.Hostname))
-		}
+	for _, l := range attach.GatewayListeners(gw) {
+		v := listenerView{Listener: l}
 		for _, s := range gw.Status.Listeners {
 			if s.Name == l.Name {
 				v.hasStatus, v.conditions, v.attached = true, s.Conditions, s.AttachedRoutes
@@ -221,12 +201,8 @@ func gatewayListeners(gw *gwv1.Gateway) []listenerView {
 
 func listenerSetListeners(ls *gwv1.ListenerSet) []listenerView {
 	var out []listenerView
-	for _, l := range ls.Spec.Listeners {
-		v := listenerView{name: l.Name, port: l.Port, protocol: l.Protocol, allowed: l.AllowedRoutes,
-			owner: fmt.Sprintf("ListenerSet %s/%s", ls.Namespace, ls.Name), namespace: ls.Namespace}
-		if l.Hostname != nil {
-			v.hostname = strings.ToLower(string(*l.Hostname))
-		}
+	for _, l := range attach.ListenerSetListeners(ls) {
+		v := listenerView{Listener: l}
 		for _, s := range ls.Status.Listeners {
 			if s.Name == l.Name {
 				v.hasStatus, v.conditions, v.attached = true, s.Conditions, s.AttachedRoutes

@@ -3,11 +3,12 @@ package explain
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/attach"
 )
 
 // Route kinds explain knows.
@@ -57,7 +58,7 @@ func getRoute(ctx context.Context, c client.Client, kind string, key types.Names
 
 func fromHTTPRoute(r *gwv1.HTTPRoute) *route {
 	out := &route{kind: KindHTTPRoute, key: types.NamespacedName{Namespace: r.Namespace, Name: r.Name}, generation: r.Generation,
-		parentRefs: r.Spec.ParentRefs, hostnames: lower(r.Spec.Hostnames), parents: r.Status.Parents}
+		parentRefs: r.Spec.ParentRefs, hostnames: attach.Lower(r.Spec.Hostnames), parents: r.Status.Parents}
 	for i, rule := range r.Spec.Rules {
 		for j, f := range rule.Filters {
 			out.filters = append(out.filters, fmt.Sprintf("spec.rules[%d].filters[%d] (%s)", i, j, f.Type))
@@ -75,7 +76,7 @@ func fromHTTPRoute(r *gwv1.HTTPRoute) *route {
 
 func fromGRPCRoute(r *gwv1.GRPCRoute) *route {
 	out := &route{kind: KindGRPCRoute, key: types.NamespacedName{Namespace: r.Namespace, Name: r.Name}, generation: r.Generation,
-		parentRefs: r.Spec.ParentRefs, hostnames: lower(r.Spec.Hostnames), parents: r.Status.Parents}
+		parentRefs: r.Spec.ParentRefs, hostnames: attach.Lower(r.Spec.Hostnames), parents: r.Status.Parents}
 	for i, rule := range r.Spec.Rules {
 		for j, f := range rule.Filters {
 			out.filters = append(out.filters, fmt.Sprintf("spec.rules[%d].filters[%d] (%s)", i, j, f.Type))
@@ -91,12 +92,9 @@ func fromGRPCRoute(r *gwv1.GRPCRoute) *route {
 	return out
 }
 
-func lower(hs []gwv1.Hostname) []string {
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = strings.ToLower(string(h))
-	}
-	return out
+// attachRoute is the route as package attach sees it.
+func (r *route) attachRoute() attach.Route {
+	return attach.Route{Kind: r.kind, Namespace: r.key.Namespace, Hostnames: r.hostnames}
 }
 
 // parentKey is a parentRef with its defaults filled in, for comparing a

@@ -81,8 +81,8 @@ func (in *inspection) rejectionFix(gw string, info parentInfo, message string) s
 		port, _ := strconv.Atoi(m[1])
 		var names []string
 		for _, l := range info.listeners {
-			if int(l.port) == port {
-				names = append(names, fmt.Sprintf("%q", l.name))
+			if int(l.Port) == port {
+				names = append(names, fmt.Sprintf("%q", l.Name))
 			}
 		}
 		where := fmt.Sprintf("port %d", port)
