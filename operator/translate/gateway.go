@@ -79,10 +79,6 @@ func (t *translator) buildGateways() {
 	for _, gw := range t.gatewayList {
 		settleConflicts(gw.listeners)
 		t.gatewayStatus(gw)
-		for _, l := range gw.listeners {
-			t.listenerCertificates(l)
-			l.finish()
-		}
 		for _, ls := range gw.sets {
 			t.listenerSetStatus(ls)
 		}
@@ -163,39 +159,43 @@ func (t *translator) allowsListenerSet(gw *gateway, ns string) bool {
 	return false
 }
 
+// gatewayStatus settles a Gateway's conditions and resolves the
+// certificates of its listeners and of its ListenerSets' listeners. Its
+// acceptance does not wait for certificates (judgeListeners), and only the
+// listeners of a Gateway that is served may ask for theirs to be issued
+// (listenerCertificates): accepted first, then certificates, then the
+// reason, which names the listeners they leave unserved.
 func (t *translator) gatewayStatus(gw *gateway) {
 	g := gw.obj
 	status := &gwv1.GatewayStatus{}
-	var invalid []string
-	valid := 0
-	for _, l := range gw.own {
-		if l.accepted() {
-			valid++
-		} else {
-			invalid = append(invalid, string(l.name))
-		}
-	}
 	addrs, addrErr := staticAddresses(g.Spec.Addresses)
 	if params := t.out.Parameters[string(g.Spec.GatewayClassName)]; len(addrs) == 0 && params.Mode == ModeExternal {
 		addrs = params.Addresses
 	}
 	status.Addresses = addrs
 	settings, badParams := t.gatewayProxySettings(g)
-	accepted := string(gwv1.GatewayConditionAccepted)
-	programmed := string(gwv1.GatewayConditionProgrammed)
+	var refusal, why string
 	switch {
 	case tooLarge(g) != "":
-		gw.conds.set(accepted, false, ReasonTooLarge, fmt.Sprintf("Gateway %s %s: move listeners to ListenerSets, or trim its labels and annotations", gw.key, tooLarge(g)), g.Generation)
+		refusal, why = ReasonTooLarge, fmt.Sprintf("Gateway %s %s: move listeners to ListenerSets, or trim its labels and annotations", gw.key, tooLarge(g))
 	case badParams != "":
-		gw.conds.set(accepted, false, string(gwv1.GatewayReasonInvalidParameters), badParams, g.Generation)
+		refusal, why = string(gwv1.GatewayReasonInvalidParameters), badParams
 	case addrErr != "":
-		gw.conds.set(accepted, false, string(gwv1.GatewayReasonUnsupportedAddress), addrErr, g.Generation)
-	case len(gw.own) > 0 && valid == 0:
-		gw.conds.set(accepted, false, string(gwv1.GatewayReasonListenersNotValid),
-			fmt.Sprintf("no listener is valid (%s): see the conditions of each listener", strings.Join(invalid, ", ")), g.Generation)
-	case len(invalid) > 0:
-		gw.conds.set(accepted, true, string(gwv1.GatewayReasonListenersNotValid),
-			fmt.Sprintf("listeners %s are not valid and not served: see their conditions", strings.Join(invalid, ", ")), g.Generation)
+		refusal, why = string(gwv1.GatewayReasonUnsupportedAddress), addrErr
+	}
+	// Provisional, and already final: certificates do not decide it.
+	gw.accepted = refusal == "" && judgeListeners(gw.own, true).accepted
+	for _, l := range gw.listeners {
+		t.listenerCertificates(l)
+		l.finish()
+	}
+	accepted := string(gwv1.GatewayConditionAccepted)
+	programmed := string(gwv1.GatewayConditionProgrammed)
+	switch v := judgeListeners(gw.own, true); {
+	case refusal != "":
+		gw.conds.set(accepted, false, refusal, why, g.Generation)
+	case v.reason != "":
+		gw.conds.set(accepted, v.accepted, v.reason, v.message, g.Generation)
 	default:
 		gw.conds.set(accepted, true, string(gwv1.GatewayReasonAccepted), "Gateway is accepted", g.Generation)
 	}
@@ -208,6 +208,57 @@ func (t *translator) gatewayStatus(gw *gateway) {
 	}
 	status.Conditions = gw.conds
 	t.out.Gateways[gw.key] = status
+}
+
+// listenerVerdict is what a Gateway's or a ListenerSet's listeners make of
+// its Accepted condition: reason is "" when every listener is served.
+type listenerVerdict struct {
+	accepted        bool
+	reason, message string
+}
+
+// judgeListeners is the one rule by which a Gateway and a ListenerSet answer
+// for their listeners. A listener that is not served (not accepted, or its
+// certificates do not resolve) cannot be configured on its object, which
+// then says ListenersNotValid and names it. The object stays accepted while
+// one of its listeners is served, and is not accepted once its listeners
+// leave it nothing to serve: when none of them is accepted or, unless it
+// ownsInfrastructure, none is served.
+//
+// ownsInfrastructure tells a Gateway from a ListenerSet. A Gateway has
+// proxies and addresses of its own, which its accepted listeners need before
+// their certificates can be issued and served: a listener waiting for its
+// Secret or for cert-manager must not take its Gateway's address away, so a
+// Gateway's acceptance does not wait for certificates. A ListenerSet has
+// only its listeners. The conformance suite holds both: a Gateway whose
+// listeners all lack their Secrets stays Accepted and Programmed
+// (GatewaySecretMissingReferenceGrant, under NamespacesMustBeReady), and a
+// ListenerSet whose only listener lacks its ReferenceGrant is not accepted
+// (ListenerSetReferenceGrant).
+func judgeListeners(listeners []*listener, ownsInfrastructure bool) listenerVerdict {
+	var unserved []string
+	accepted, served := 0, 0
+	for _, l := range listeners {
+		if l.accepted() {
+			accepted++
+		}
+		if l.usable() {
+			served++
+		} else {
+			unserved = append(unserved, string(l.name))
+		}
+	}
+	reason := string(gwv1.GatewayReasonListenersNotValid) // the ListenerSet reason is the same string
+	switch {
+	case len(unserved) == 0:
+		return listenerVerdict{accepted: true}
+	case accepted == 0 || (served == 0 && !ownsInfrastructure):
+		return listenerVerdict{false, reason,
+			fmt.Sprintf("no listener is valid (%s): see the conditions of each listener", strings.Join(unserved, ", "))}
+	default:
+		return listenerVerdict{true, reason,
+			fmt.Sprintf("listeners %s are not valid and not served: see their conditions", strings.Join(unserved, ", "))}
+	}
 }
 
 // countListenerSets reports how many ListenerSets are attached and accepted.
@@ -227,26 +278,13 @@ func (t *translator) countListenerSets(gw *gateway) {
 func (t *translator) listenerSetStatus(ls *listenerSet) {
 	s := ls.obj
 	status := &gwv1.ListenerSetStatus{}
-	var invalid []string
-	// Unlike a Gateway's, a ListenerSet's listeners must also resolve their
-	// references to count as valid: the suite expects a set whose only
-	// listener lacks its ReferenceGrant to be ListenersNotValid.
-	for _, l := range ls.listeners {
-		if !l.usable() {
-			invalid = append(invalid, string(l.name))
-		}
-	}
 	accepted, programmed := string(gwv1.ListenerSetConditionAccepted), string(gwv1.ListenerSetConditionProgrammed)
-	switch {
+	switch v := judgeListeners(ls.listeners, false); {
 	case !ls.gw.accepted:
 		ls.conds.set(accepted, false, string(gwv1.ListenerSetReasonParentNotAccepted),
 			fmt.Sprintf("parent Gateway %s is not accepted", ls.gw.key), s.Generation)
-	case len(invalid) == len(ls.listeners):
-		ls.conds.set(accepted, false, string(gwv1.ListenerSetReasonListenersNotValid),
-			fmt.Sprintf("no listener is valid (%s): see the conditions of each listener", strings.Join(invalid, ", ")), s.Generation)
-	case len(invalid) > 0:
-		ls.conds.set(accepted, true, string(gwv1.ListenerSetReasonListenersNotValid),
-			fmt.Sprintf("listeners %s are not valid and not served: see their conditions", strings.Join(invalid, ", ")), s.Generation)
+	case v.reason != "":
+		ls.conds.set(accepted, v.accepted, v.reason, v.message, s.Generation)
 	default:
 		ls.conds.set(accepted, true, string(gwv1.ListenerSetReasonAccepted), "ListenerSet is attached to "+ls.gw.key.String(), s.Generation)
 	}
