@@ -95,6 +95,12 @@ func (m *mutation) apply(h http.Header) {
 }
 
 func compileAction(rt *routetable.Route, backends map[string]*backend) (*action, error) {
+	// What the route would write into requests and responses must go out
+	// as the table says: a value that would end a header early or that the
+	// proxy writes itself is refused, not sent mangled or dropped.
+	if err := rt.CheckEmitted(); err != nil {
+		return nil, err
+	}
 	a := &action{reqHeaders: compileMutation(rt.RequestHeaders), respHeaders: compileMutation(rt.ResponseHeaders),
 		reqTimeout: timeoutUnset, beTimeout: timeoutUnset}
 	if rt.Cors != nil {

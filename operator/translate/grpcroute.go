@@ -21,7 +21,11 @@ func (t *translator) compileGRPCRoute(gr *gwv1.GRPCRoute) *route {
 		rule := &gr.Spec.Rules[i]
 		field := fieldPath{rule: i}
 		rc := &ruleCompiler{t: t, r: r, field: field}
-		action := rc.grpcRule(rule)
+		action, problem := rc.grpcRule(rule)
+		if problem != "" {
+			r.invalidRules = append(r.invalidRules, problem)
+			continue
+		}
 		matches := rule.Matches
 		if len(matches) == 0 {
 			matches = []gwv1.GRPCRouteMatch{{}}
@@ -44,23 +48,26 @@ func (t *translator) compileGRPCRoute(gr *gwv1.GRPCRoute) *route {
 	return r
 }
 
-func (c *ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
+// grpcRule compiles a rule's filters and backends; a filter the proxy could
+// not apply as written makes the whole rule invalid.
+func (c *ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) (*ruleAction, string) {
 	a := &ruleAction{route: &routetable.RouteAction{}}
 	for i := range rule.Filters {
 		f := &rule.Filters[i]
 		ff := c.field.at("filters", i)
 		switch f.Type {
-		case gwv1.GRPCRouteFilterRequestHeaderModifier:
-			a.reqHeaders = mergeMutation(a.reqHeaders, headerMutation(f.RequestHeaderModifier))
-		case gwv1.GRPCRouteFilterResponseHeaderModifier:
-			a.respHeaders = mergeMutation(a.respHeaders, headerMutation(f.ResponseHeaderModifier))
+		case gwv1.GRPCRouteFilterRequestHeaderModifier, gwv1.GRPCRouteFilterResponseHeaderModifier:
+			if problem := headerModifier(string(f.Type), f.RequestHeaderModifier, f.ResponseHeaderModifier, ff.String(),
+				&a.reqHeaders, &a.respHeaders, &a.route.HostRewrite); problem != "" {
+				return nil, problem
+			}
 		case gwv1.GRPCRouteFilterRequestMirror:
 			if m := c.mirror(f.RequestMirror, ff); m != nil {
 				a.route.Mirrors = append(a.route.Mirrors, m)
 			}
 		default:
 			c.unsupportedFilter(a, ff, string(f.Type))
-			return a
+			return a, ""
 		}
 	}
 	refs := make([]backendShare, len(rule.BackendRefs))
@@ -71,8 +78,7 @@ func (c *ruleCompiler) grpcRule(rule *gwv1.GRPCRouteRule) *ruleAction {
 			refs[i].filters = append(refs[i].filters, shareFilter{typ: string(f.Type), req: f.RequestHeaderModifier, resp: f.ResponseHeaderModifier})
 		}
 	}
-	c.shares(a, refs)
-	return a
+	return a, c.shares(a, refs)
 }
 
 // grpcMatch turns a gRPC method match into a path match: service and method

@@ -146,19 +146,26 @@ func (c *ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) 
 		f := &rule.Filters[i]
 		ff := c.field.at("filters", i)
 		switch f.Type {
-		case gwv1.HTTPRouteFilterRequestHeaderModifier:
-			a.reqHeaders = mergeMutation(a.reqHeaders, headerMutation(f.RequestHeaderModifier))
-		case gwv1.HTTPRouteFilterResponseHeaderModifier:
-			a.respHeaders = mergeMutation(a.respHeaders, headerMutation(f.ResponseHeaderModifier))
+		case gwv1.HTTPRouteFilterRequestHeaderModifier, gwv1.HTTPRouteFilterResponseHeaderModifier:
+			if problem := headerModifier(string(f.Type), f.RequestHeaderModifier, f.ResponseHeaderModifier, ff.String(),
+				&a.reqHeaders, &a.respHeaders, &a.route.HostRewrite); problem != "" {
+				return nil, problem
+			}
 		case gwv1.HTTPRouteFilterRequestRedirect:
 			if f.RequestRedirect == nil {
 				return nil, ff.String() + ": requestRedirect is missing"
+			}
+			if problem := checkRedirect(f.RequestRedirect, ff.String()+".requestRedirect"); problem != "" {
+				return nil, problem
 			}
 			a.redirect = redirect(f.RequestRedirect)
 			a.needsPrefix = a.needsPrefix || isPrefixReplace(f.RequestRedirect.Path)
 		case gwv1.HTTPRouteFilterURLRewrite:
 			if f.URLRewrite == nil {
 				return nil, ff.String() + ": urlRewrite is missing"
+			}
+			if problem := checkHostname(f.URLRewrite.Hostname, ff.String()+".urlRewrite.hostname"); problem != "" {
+				return nil, problem
 			}
 			if f.URLRewrite.Hostname != nil {
 				a.route.HostRewrite = string(*f.URLRewrite.Hostname)
@@ -170,6 +177,9 @@ func (c *ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) 
 				a.route.Mirrors = append(a.route.Mirrors, m)
 			}
 		case gwv1.HTTPRouteFilterCORS:
+			if problem := checkCORS(f.CORS, ff.String()+".cors"); problem != "" {
+				return nil, problem
+			}
 			a.cors = cors(f.CORS)
 		default:
 			if unsupported < 0 {
@@ -198,8 +208,7 @@ func (c *ruleCompiler) httpRule(rule *gwv1.HTTPRouteRule) (*ruleAction, string) 
 			refs[i].filters = append(refs[i].filters, shareFilter{string(f.Type), f.RequestHeaderModifier, f.ResponseHeaderModifier, f.URLRewrite})
 		}
 	}
-	c.shares(a, refs)
-	return a, ""
+	return a, c.shares(a, refs)
 }
 
 // backendShare is a backendRef of either route kind, with its filters.
@@ -218,22 +227,28 @@ type shareFilter struct {
 }
 
 // shares resolves a rule's backendRefs into weighted shares; with no weight
-// to serve (none, or all zero) the rule answers 500.
-func (c *ruleCompiler) shares(a *ruleAction, refs []backendShare) {
+// to serve (none, or all zero) the rule answers 500. A filter the proxy
+// could not apply as written makes the rule invalid.
+func (c *ruleCompiler) shares(a *ruleAction, refs []backendShare) string {
 	total := uint32(0)
 	for i, r := range refs {
 		field := c.field.at("backendRefs", i)
 		wb := c.weighted(r.ref, r.weight, field)
 		for j, f := range r.filters {
+			ff := field
+			ff.sub = fmt.Sprintf(".filters[%d]", j)
 			switch f.typ {
-			case "RequestHeaderModifier":
-				wb.RequestHeaders = mergeMutation(wb.RequestHeaders, headerMutation(f.req))
-			case "ResponseHeaderModifier":
-				wb.ResponseHeaders = mergeMutation(wb.ResponseHeaders, headerMutation(f.resp))
+			case "RequestHeaderModifier", "ResponseHeaderModifier":
+				if problem := headerModifier(f.typ, f.req, f.resp, ff.String(), &wb.RequestHeaders, &wb.ResponseHeaders, &wb.HostRewrite); problem != "" {
+					return problem
+				}
 			case "URLRewrite":
 				if f.rewrite == nil {
 					c.unsupportedBackendFilter(wb, field, j, "URLRewrite without urlRewrite")
 					continue
+				}
+				if problem := checkHostname(f.rewrite.Hostname, ff.String()+".urlRewrite.hostname"); problem != "" {
+					return problem
 				}
 				if f.rewrite.Hostname != nil {
 					wb.HostRewrite = string(*f.rewrite.Hostname)
@@ -250,6 +265,7 @@ func (c *ruleCompiler) shares(a *ruleAction, refs []backendShare) {
 	if total == 0 {
 		a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: "no backend is configured for this route rule"}
 	}
+	return ""
 }
 
 func (c *ruleCompiler) weighted(ref gwv1.BackendObjectReference, weight *int32, field fieldPath) *routetable.WeightedBackend {
@@ -400,23 +416,6 @@ func (t *translator) httpMatch(m *gwv1.HTTPRouteMatch, field fieldPath) (*entry,
 	return e, ""
 }
 
-func headerMutation(f *gwv1.HTTPHeaderFilter) *routetable.HeaderMutation {
-	if f == nil {
-		return nil
-	}
-	m := &routetable.HeaderMutation{}
-	for _, h := range f.Set {
-		m.Set = append(m.Set, &routetable.Header{Name: textproto.CanonicalMIMEHeaderKey(string(h.Name)), Value: h.Value})
-	}
-	for _, h := range f.Add {
-		m.Add = append(m.Add, &routetable.Header{Name: textproto.CanonicalMIMEHeaderKey(string(h.Name)), Value: h.Value})
-	}
-	for _, h := range f.Remove {
-		m.Remove = append(m.Remove, textproto.CanonicalMIMEHeaderKey(h))
-	}
-	return m
-}
-
 func mergeMutation(a, b *routetable.HeaderMutation) *routetable.HeaderMutation {
 	if a == nil {
 		return b
@@ -525,6 +524,9 @@ func (t *translator) addHeaderMatch(rm *routetable.RouteMatch, rawName, value st
 	name := textproto.CanonicalMIMEHeaderKey(rawName)
 	if hasHeader(rm.Headers, name) {
 		return ""
+	}
+	if problem := checkHeaderMatch(rawName, value, regex, fmt.Sprintf("%s.headers[%d]", field, i)); problem != "" {
+		return problem
 	}
 	hm := &routetable.HeaderMatcher{Name: name, Value: &routetable.HeaderMatcher_Exact{Exact: value}}
 	if regex {
