@@ -2,53 +2,58 @@ package routetable
 
 import "testing"
 
-func TestCheckFieldValue(t *testing.T) {
-	for _, c := range []struct {
-		v  string
-		ok bool
+// Values and hosts each check takes (ok) and refuses.
+func TestCheckFieldValueAndHost(t *testing.T) {
+	checks := map[string]struct {
+		check   func(string) error
+		ok, bad []string
 	}{
-		{"", true}, {"a", true}, {"a b\tc", true}, {"café", true}, {`"quoted", list`, true},
-		{"a\r\nX-Injected: 1", false}, {"a\nb", false}, {"a\x00b", false}, {"\x07", false}, {"a\x7f", false},
-		{" a", false}, {"a\t", false},
-	} {
-		if err := CheckFieldValue(c.v); (err == nil) != c.ok {
-			t.Errorf("CheckFieldValue(%q) = %v, want ok %v", c.v, err, c.ok)
-		}
+		"CheckFieldValue": {CheckFieldValue,
+			[]string{"", "a", "a b\tc", "café", `"quoted", list`},
+			[]string{"a\r\nX-Injected: 1", "a\nb", "a\x00b", "\x07", "a\x7f", " a", "a\t"}},
+		"CheckHost": {CheckHost,
+			[]string{"example.com", "Example.COM:8443", "10.0.0.1:80", "[2001:db8::1]", "[2001:db8::1]:8080"},
+			[]string{"", "a b", "a.example/admin", "a\r\nb", "a:", "a:65536", "2001:db8::1", "[2001:db8::1", "[10.0.0.1]", "user@host"}},
 	}
-}
-
-func TestCheckHost(t *testing.T) {
-	for _, c := range []struct {
-		h  string
-		ok bool
-	}{
-		{"example.com", true}, {"Example.COM:8443", true}, {"10.0.0.1:80", true}, {"[2001:db8::1]", true}, {"[2001:db8::1]:8080", true},
-		{"", false}, {"a b", false}, {"a.example/admin", false}, {"a\r\nb", false}, {"a:", false}, {"a:65536", false},
-		{"2001:db8::1", false}, {"[2001:db8::1", false}, {"[10.0.0.1]", false}, {"user@host", false},
-	} {
-		if err := CheckHost(c.h); (err == nil) != c.ok {
-			t.Errorf("CheckHost(%q) = %v, want ok %v", c.h, err, c.ok)
+	for name, c := range checks {
+		for _, v := range c.ok {
+			if err := c.check(v); err != nil {
+				t.Errorf("%s(%q): %v", name, v, err)
+			}
+		}
+		for _, v := range c.bad {
+			if c.check(v) == nil {
+				t.Errorf("%s(%q) took it", name, v)
+			}
 		}
 	}
 }
 
 func TestCheckHeaderEdit(t *testing.T) {
-	for _, c := range []struct {
+	type edit struct {
 		request bool
 		op      HeaderOp
 		name    string
-		ok      bool
-	}{
-		{true, OpSet, "X-A", true}, {false, OpSet, "Host", true}, {true, OpRemove, "Connection", true},
-		{false, OpSet, "Date", true}, {true, OpRemove, "Date", true}, {false, OpRemove, "X_A", true},
-		{true, OpSet, "Host", false}, {true, OpAdd, "host", false}, {true, OpRemove, "HOST", false},
-		{true, OpSet, "Connection", false}, {false, OpAdd, "Keep-Alive", false}, {true, OpSet, "TE", false},
-		{false, OpSet, "Content-Length", false}, {true, OpRemove, "Transfer-Encoding", false},
-		{true, OpSet, "Expect", false}, {false, OpRemove, "Date", false}, {true, OpSet, ":authority", false},
-		{true, OpSet, "X A", false}, {true, OpSet, "", false},
-	} {
-		if err := CheckHeaderEdit(c.request, c.op, c.name, "v"); (err == nil) != c.ok {
-			t.Errorf("CheckHeaderEdit(request %v, %v, %q) = %v, want ok %v", c.request, c.op, c.name, err, c.ok)
+	}
+	ok := []edit{
+		{true, OpSet, "X-A"}, {false, OpSet, "Host"}, {true, OpRemove, "Connection"},
+		{false, OpSet, "Date"}, {true, OpRemove, "Date"}, {false, OpRemove, "X_A"},
+	}
+	refused := []edit{
+		{true, OpSet, "Host"}, {true, OpAdd, "host"}, {true, OpRemove, "HOST"},
+		{true, OpSet, "Connection"}, {false, OpAdd, "Keep-Alive"}, {true, OpSet, "TE"},
+		{false, OpSet, "Content-Length"}, {true, OpRemove, "Transfer-Encoding"},
+		{true, OpSet, "Expect"}, {false, OpRemove, "Date"}, {true, OpSet, ":authority"},
+		{true, OpSet, "X A"}, {true, OpSet, ""},
+	}
+	for _, e := range ok {
+		if err := CheckHeaderEdit(e.request, e.op, e.name, "v"); err != nil {
+			t.Errorf("%+v: %v", e, err)
+		}
+	}
+	for _, e := range refused {
+		if CheckHeaderEdit(e.request, e.op, e.name, "v") == nil {
+			t.Errorf("%+v was taken", e)
 		}
 	}
 }
