@@ -113,62 +113,6 @@ type Decider struct {
 	Policies map[string]*Policy
 }
 
-// Verdict is the whole decision about an object.
-type Verdict struct {
-	// Tenant the object's namespace belongs to, "" for none.
-	Tenant string
-	// Denials refuse the object: tenancy, limits and deny policies.
-	Denials []Denial
-	// Warnings come from warn policies: the object is admitted.
-	Warnings []string
-	// Violations counts each policy's violations, audit ones included.
-	Violations map[string]int
-}
-
-// Allowed reports whether nothing refuses the object.
-func (v Verdict) Allowed() bool { return len(v.Denials) == 0 }
-
-// Message joins the denials the way the API server joins field errors.
-func (v Verdict) Message() string {
-	msgs := make([]string, len(v.Denials))
-	for i, d := range v.Denials {
-		msgs[i] = d.String()
-	}
-	if len(msgs) == 1 {
-		return msgs[0]
-	}
-	return "[" + strings.Join(msgs, ", ") + "]"
-}
-
-// Reason is the reason of the first denial.
-func (v Verdict) Reason() string {
-	if len(v.Denials) == 0 {
-		return ""
-	}
-	return v.Denials[0].Reason
-}
-
-// Decide is the object-level decision: the namespace's tenant, the
-// hostnames the object names, the tenant's limits and the policies. Which
-// listeners the object attaches to is decided per attachment by Attachment.
-func (d *Decider) Decide(ctx context.Context, s Subject) Verdict {
-	v := Verdict{}
-	var deny *Denial
-	v.Tenant, deny = d.Namespace(s)
-	if deny != nil {
-		v.Denials = append(v.Denials, *deny)
-	} else {
-		v.Denials = append(v.Denials, d.Hostnames(v.Tenant, s)...)
-		if deny := d.Limits(v.Tenant, s); deny != nil {
-			v.Denials = append(v.Denials, *deny)
-		}
-	}
-	p := d.Evaluate(ctx, v.Tenant, s)
-	v.Denials = append(v.Denials, p.Denials...)
-	v.Warnings, v.Violations = append(p.Warnings, ReferenceWarnings(s)...), p.Violations
-	return v
-}
-
 // TenantData is what policies see of Tenants under data.gatehouse.tenants
 // (Engine.SetData(ctx, "tenants", TenantData(view))): each tenant's
 // hostnames in effect, labels and annotations.
@@ -235,16 +179,9 @@ func ReferenceWarnings(s Subject) []string {
 	return out
 }
 
-// Namespace returns the tenant of the subject's namespace, or a denial when
-// it belongs to no tenant and such namespaces are denied.
-func (d *Decider) Namespace(s Subject) (string, *Denial) {
-	t := d.Tenancy.TenantOf(s.Cluster, s.Object.GetNamespace(), s.NamespaceLabels)
-	return t, d.OfNoTenant(t, s)
-}
-
-// OfNoTenant is the denial of an object whose namespace belongs to no
+// ofNoTenant is the denial of an object whose namespace belongs to no
 // tenant (tenant ""), when such namespaces are refused; nil otherwise.
-func (d *Decider) OfNoTenant(tenant string, s Subject) *Denial {
+func (d *Decider) ofNoTenant(tenant string, s Subject) *Denial {
 	if tenant != "" || d.Tenancy.Empty() || d.Tenancy.Unassigned() != tenancy.Deny {
 		return nil
 	}
@@ -252,9 +189,9 @@ func (d *Decider) OfNoTenant(tenant string, s Subject) *Denial {
 		fmt.Sprintf("namespace %q of cluster %q belongs to no tenant, and routes outside tenants are refused; ask the platform team to delegate the namespace in a Tenant's spec.namespaces", s.Object.GetNamespace(), s.Cluster.Name))}
 }
 
-// Hostnames checks the hostnames the object names itself: a route's
+// hostnames checks the hostnames the object names itself: a route's
 // spec.hostnames, a ListenerSet's listener hostnames.
-func (d *Decider) Hostnames(tenant string, s Subject) []Denial {
+func (d *Decider) hostnames(tenant string, s Subject) []Denial {
 	var out []Denial
 	switch o := s.Object.(type) {
 	case *gwv1.HTTPRoute:
@@ -324,9 +261,9 @@ type Attachment struct {
 	Path *field.Path
 }
 
-// Attachment checks one attachment: the tenant may use the Gateway and
+// attachment checks one attachment: the tenant may use the Gateway and
 // listener, and every hostname served there is its own.
-func (d *Decider) Attachment(tenant string, s Subject, a Attachment) []Denial {
+func (d *Decider) attachment(tenant string, s Subject, a Attachment) []Denial {
 	if d.Tenancy.Empty() {
 		return nil
 	}
@@ -398,9 +335,9 @@ func sourceIndex(own []gwv1.Hostname, h string) int {
 	return 0
 }
 
-// Limits checks the tenant's fleet-wide limits for a route; at admission
+// limits checks the tenant's fleet-wide limits for a route; at admission
 // the route counts as given, in status as indexed.
-func (d *Decider) Limits(tenant string, s Subject) *Denial {
+func (d *Decider) limits(tenant string, s Subject) *Denial {
 	if tenant == "" || d.Routes == nil || (s.Kind != "HTTPRoute" && s.Kind != "GRPCRoute") {
 		return nil
 	}

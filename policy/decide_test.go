@@ -173,7 +173,7 @@ func TestAttachment(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := policy.Subject{Cluster: cl, Kind: "HTTPRoute", Object: c.obj}
 			tenant := d.Tenancy.TenantOf(cl, c.obj.GetNamespace(), nil)
-			v := policy.Verdict{Denials: d.Attachment(tenant, s, c.a)}
+			v := d.Attached(policy.Verdict{Tenant: tenant}, s, c.a)
 			if v.Reason() != c.reason || !strings.Contains(v.Message(), c.want) {
 				t.Errorf("got %q: %s\nwant %q containing: %s", v.Reason(), v.Message(), c.reason, c.want)
 			}

@@ -117,7 +117,7 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("a route of no tenant was allowed although such namespaces are denied")
 		}
 		gw := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: fmt.Sprintf("gw%d", in.next(2))}}
-		for _, deny := range d.Attachment(v.Tenant, s, policy.Attachment{Gateway: gw, Listener: "l", Hostnames: []string{"*"}}) {
+		for _, deny := range d.Attached(v, s, policy.Attachment{Gateway: gw, Listener: "l", Hostnames: []string{"*"}}).Denials {
 			if deny.Reason == "" || deny.Err == nil {
 				t.Fatalf("an attachment denial without reason: %+v", deny)
 			}

@@ -204,10 +204,21 @@ type pass struct {
 // whether or not anything changes.
 func (p *pass) Unsettled() bool { return p.unsettled }
 
+// routeVerdict is the object-level verdict of a route or ListenerSet in
+// one pass (policy.Decider.Verdict), kept as the pass reports it.
 type routeVerdict struct {
-	tenant  string
-	denials []policy.Denial
-	result  policy.PolicyResult
+	tenant     string
+	denials    []policy.Denial
+	warnings   []string
+	violations map[string]int
+}
+
+func newRouteVerdict(v policy.Verdict) *routeVerdict {
+	return &routeVerdict{tenant: v.Tenant, denials: v.Denials, warnings: v.Warnings, violations: v.Violations}
+}
+
+func (v *routeVerdict) verdict() policy.Verdict {
+	return policy.Verdict{Tenant: v.tenant, Denials: v.denials, Warnings: v.warnings, Violations: v.violations}
 }
 
 // forPass prepares the decisions of one pass of a cluster: it indexes the
@@ -271,38 +282,30 @@ func (p *pass) subject(kind string, o client.Object) policy.Subject {
 }
 
 // verdict is the object-level decision of a route or ListenerSet, once per
-// pass; policy results are reused across passes while nothing they read
-// changed.
+// pass: policy.Decider.Verdict with the tenant of the namespace owners the
+// pass computed, and policy results reused across passes while nothing
+// they read changed.
 func (p *pass) verdict(kind string, o client.Object) *routeVerdict {
 	id := kind + "/" + o.GetNamespace() + "/" + o.GetName()
 	if v := p.verdicts[id]; v != nil {
 		return v
 	}
 	s := p.subject(kind, o)
-	v := &routeVerdict{}
 	tenant := p.tenantOf[o.GetNamespace()]
-	v.tenant = tenant
-	if deny := p.decider.OfNoTenant(tenant, s); deny != nil {
-		v.denials = append(v.denials, *deny)
-	} else {
-		v.denials = append(v.denials, p.decider.Hostnames(tenant, s)...)
-		if deny := p.decider.Limits(tenant, s); deny != nil {
-			v.denials = append(v.denials, *deny)
-		}
-	}
+	var result policy.PolicyResult
 	if c, ok := p.cache[id]; ok && c.uid == o.GetUID() && c.generation == o.GetGeneration() && c.decider == p.decider && c.tenant == tenant &&
 		maps.Equal(c.labels, o.GetLabels()) && maps.Equal(c.annots, o.GetAnnotations()) {
-		v.result = c.result
+		result = c.result
 	} else {
-		v.result = p.decider.Evaluate(p.ctx, tenant, s)
+		result = p.decider.Evaluate(p.ctx, tenant, s)
 	}
-	if v.result.Unsettled {
+	if result.Unsettled {
 		// A timeout is not a verdict: evaluate again on the next pass.
 		p.unsettled = true
 	} else {
-		p.next[id] = cachedPolicy{uid: o.GetUID(), generation: o.GetGeneration(), labels: o.GetLabels(), annots: o.GetAnnotations(), decider: p.decider, result: v.result, tenant: tenant}
+		p.next[id] = cachedPolicy{uid: o.GetUID(), generation: o.GetGeneration(), labels: o.GetLabels(), annots: o.GetAnnotations(), decider: p.decider, result: result, tenant: tenant}
 	}
-	v.denials = append(v.denials, v.result.Denials...)
+	v := newRouteVerdict(p.decider.Verdict(tenant, s, result))
 	p.verdicts[id] = v
 	return v
 }
@@ -313,30 +316,20 @@ func (p *pass) AuthorizeAttachment(req translate.AttachmentRequest) translate.De
 	if !ok {
 		return translate.Decision{Allowed: true}
 	}
-	v := p.verdict(req.Kind, o)
-	d := translate.Decision{Allowed: true, Owner: v.tenant, Warnings: v.result.Warnings}
-	denials := v.denials
-	if len(denials) == 0 {
-		denials = p.decider.Attachment(v.tenant, p.subject(req.Kind, o), policy.Attachment{Gateway: req.Gateway, Listener: req.Listener, Hostnames: req.Hostnames})
-	}
-	if len(denials) > 0 {
-		verdict := policy.Verdict{Denials: denials}
-		d.Allowed, d.Reason, d.Message = false, verdict.Reason(), verdict.Message()
-	}
-	return d
+	return p.attached(req.Kind, o, policy.Attachment{Gateway: req.Gateway, Listener: req.Listener, Hostnames: req.Hostnames})
 }
 
 // AuthorizeListenerSet implements translate.ListenerSetAuthorizer.
 func (p *pass) AuthorizeListenerSet(ls *gwv1.ListenerSet, gw *gwv1.Gateway) translate.Decision {
-	v := p.verdict("ListenerSet", ls)
-	d := translate.Decision{Allowed: true, Owner: v.tenant, Warnings: v.result.Warnings}
-	denials := v.denials
-	if len(denials) == 0 {
-		denials = p.decider.Attachment(v.tenant, p.subject("ListenerSet", ls), policy.Attachment{Gateway: gw})
-	}
-	if len(denials) > 0 {
-		verdict := policy.Verdict{Denials: denials}
-		d.Allowed, d.Reason, d.Message = false, verdict.Reason(), verdict.Message()
+	return p.attached("ListenerSet", ls, policy.Attachment{Gateway: gw})
+}
+
+// attached decides one attachment of an object, as admission does.
+func (p *pass) attached(kind string, o client.Object, a policy.Attachment) translate.Decision {
+	v := p.decider.Attached(p.verdict(kind, o).verdict(), p.subject(kind, o), a)
+	d := translate.Decision{Allowed: v.Allowed(), Owner: v.Tenant, Warnings: v.Warnings}
+	if !d.Allowed {
+		d.Reason, d.Message = v.Reason(), v.Message()
 	}
 	return d
 }
@@ -366,7 +359,7 @@ func (p *pass) report(in translate.Input, out translate.Output) {
 	}
 	routeReport := func(kind string, o client.Object, parents []gwv1.RouteParentStatus) {
 		v := p.verdict(kind, o)
-		for name, n := range v.result.Violations {
+		for name, n := range v.violations {
 			r.policies[name] += n
 		}
 		attached := false
@@ -392,7 +385,7 @@ func (p *pass) report(in translate.Input, out translate.Output) {
 			if refused != nil {
 				viol.Reason, viol.Message = refused.Reason, refused.Message
 			} else {
-				verdict := policy.Verdict{Denials: v.denials}
+				verdict := v.verdict()
 				viol.Reason, viol.Message = verdict.Reason(), verdict.Message()
 			}
 			r.violations[v.tenant] = append(r.violations[v.tenant], viol)

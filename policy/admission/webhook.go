@@ -137,9 +137,9 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 		Grants: grants(ctx, reader)}
 	verdict := d.Decide(ctx, s)
 	if verdict.Allowed() {
-		for _, a := range attachments(ctx, reader, v.opts.Controller, obj, ns.Labels) {
-			verdict.Denials = append(verdict.Denials, d.Attachment(verdict.Tenant, s, a)...)
-		}
+		// A refused object is refused at every listener (Attached): its
+		// Gateways need not be read.
+		verdict = d.Attached(verdict, s, attachments(ctx, reader, v.opts.Controller, obj, ns.Labels)...)
 	}
 	if !verdict.Allowed() {
 		denialsTotal.WithLabelValues(cluster, verdict.Reason()).Inc()

@@ -152,9 +152,12 @@ type route struct {
 	obj  client.Object
 }
 
-// check decides one route as the hub's status pass does (operator/hub:
-// pass.verdict): the namespace's tenant, tenancy's checks, the policies.
-// Tenant limits and attachments need the fleet and are left out.
+// check decides one route with the composition the hub's status pass and
+// the admission webhook use (policy.Decider.Verdict): the namespace's
+// tenant, tenancy's checks, the policies. Tenant limits and attachments
+// need the fleet and are left out: the decider counts no routes and is
+// asked of no listener. Without a TenantsFile there is no tenancy to
+// check, whatever Tenant says.
 func check(ctx context.Context, o Options, decider, details *policy.Decider, pol *policy.Policy, r route) Result {
 	s := policy.Subject{Cluster: o.Cluster, Kind: r.kind, Object: r.obj, Operation: o.Operation, NamespaceLabels: o.NamespaceLabels}
 	tenant := o.Tenant
@@ -163,19 +166,17 @@ func check(ctx context.Context, o Options, decider, details *policy.Decider, pol
 	}
 	res := Result{Kind: r.kind, Namespace: r.obj.GetNamespace(), Name: r.obj.GetName(), Tenant: tenant,
 		Applies: pol.Matches(tenant, s), Enforcement: pol.Enforcement}
-	if o.TenantsFile != "" {
-		if deny := decider.OfNoTenant(tenant, s); deny != nil {
-			res.Tenancy = append(res.Tenancy, *deny)
-		} else {
-			res.Tenancy = append(res.Tenancy, decider.Hostnames(tenant, s)...)
+	verdict := decider.Verdict(tenant, s, decider.Evaluate(ctx, tenant, s))
+	for _, d := range verdict.Denials {
+		if d.Reason != policy.ReasonPolicyViolation {
+			res.Tenancy = append(res.Tenancy, d)
 		}
 	}
-	verdict := decider.Evaluate(ctx, tenant, s)
 	for _, d := range details.Evaluate(ctx, tenant, s).Denials {
 		res.Violations = append(res.Violations, d.Err)
 	}
 	switch {
-	case len(res.Tenancy) > 0 || len(verdict.Denials) > 0:
+	case !verdict.Allowed():
 		res.Outcome = Denied
 	case len(verdict.Warnings) > 0:
 		res.Outcome = Warned
