@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -185,31 +186,55 @@ func (t *translator) backendTLS(svc *corev1.Service, port *corev1.ServicePort) *
 	return nil
 }
 
+// MaxPolicyAncestors is the most entries a policy's status.ancestors may
+// hold, all controllers' together (PolicyStatus, MaxItems=16): a status
+// with more is refused whole by the API server.
+const MaxPolicyAncestors = 16
+
+// Our signal that a policy's ancestors do not fit its status: on each
+// ancestor entry written, and on each Gateway left out.
+const (
+	// ConditionAncestorsListed is False on a policy's ancestor entries while
+	// Gateways are left out of its status.ancestors.
+	ConditionAncestorsListed = "gatehouse.dev/AncestorsListed"
+	// ConditionPoliciesListed is False on a Gateway that a policy's
+	// status.ancestors leaves out.
+	ConditionPoliciesListed = "gatehouse.dev/PoliciesListed"
+	ReasonAncestorsFull     = "AncestorsFull"
+	ReasonAllListed         = "AllListed"
+)
+
 // backendTLSPolicies reports each policy on the Gateways whose routes reach
-// a Service it targets: its ancestors.
+// a Service it targets: its ancestors, at most MaxPolicyAncestors of them.
 func (t *translator) backendTLSPolicies() {
 	if t.tlsPolicyOf == nil {
 		t.indexTLSPolicies()
 	}
+	omittedFrom := map[types.NamespacedName][]string{} // Gateway → the policies that leave it out
 	for pk, tp := range t.tlsPolicyOf {
 		p := tp.obj
-		gws := map[types.NamespacedName]bool{}
+		gws := map[types.NamespacedName][]string{} // Gateway → the targeted Services its routes reach
 		for _, target := range p.Spec.TargetRefs {
-			for gw := range t.backendUse[key(p.Namespace, string(target.Name))] {
-				gws[gw] = true
+			svc := key(p.Namespace, string(target.Name))
+			for gw := range t.backendUse[svc] {
+				if name := "Service " + svc.String(); !slices.Contains(gws[gw], name) {
+					gws[gw] = append(gws[gw], name)
+				}
 			}
 		}
 		if len(gws) == 0 {
 			continue
 		}
-		keys := make([]types.NamespacedName, 0, len(gws))
-		for k := range gws {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, compareKeys)
+		kept, omitted, others := t.boundAncestors(p, slices.Collect(maps.Keys(gws)))
+		signal := len(omitted) > 0 || slices.ContainsFunc(p.Status.Ancestors, func(a gwv1.PolicyAncestorStatus) bool {
+			return a.ControllerName == t.controller && conditions(a.Conditions).get(ConditionAncestorsListed) != nil
+		})
 		var ancestors []gwv1.PolicyAncestorStatus
-		for _, gk := range keys {
+		for _, gk := range kept {
 			conds := tp.conditions()
+			if signal {
+				ancestorsListed(&conds, omitted, others, p.Generation)
+			}
 			group, kind, ns := gwv1.Group(gwv1.GroupName), gwv1.Kind("Gateway"), gwv1.Namespace(gk.Namespace)
 			ancestors = append(ancestors, gwv1.PolicyAncestorStatus{
 				AncestorRef:    gwv1.ParentReference{Group: &group, Kind: &kind, Namespace: &ns, Name: gwv1.ObjectName(gk.Name)},
@@ -218,6 +243,88 @@ func (t *translator) backendTLSPolicies() {
 			})
 		}
 		t.out.BackendTLSPolicies[pk] = ancestors
+		for _, gk := range omitted {
+			omittedFrom[gk] = append(omittedFrom[gk], fmt.Sprintf("BackendTLSPolicy %s (on %s)", pk, strings.Join(gws[gk], ", ")))
+		}
+	}
+	t.policiesListed(omittedFrom)
+}
+
+// boundAncestors chooses the Gateways a policy's status lists, sorted, and
+// those it leaves out. The entries of other controllers (others) take their
+// places first. The spec forbids adding entries to a full list, so Gateways
+// the stored status lists keep their places; the remaining places go to the
+// other Gateways in namespace/name order, so that each pass chooses the same.
+func (t *translator) boundAncestors(p *gwv1.BackendTLSPolicy, gws []types.NamespacedName) (kept, omitted []types.NamespacedName, others int) {
+	listed := map[types.NamespacedName]bool{}
+	for _, a := range p.Status.Ancestors {
+		if a.ControllerName != t.controller {
+			others++
+			continue
+		}
+		if kind, k := parentKind(p.Namespace, a.AncestorRef); kind == "Gateway" {
+			listed[k] = true
+		}
+	}
+	room := max(MaxPolicyAncestors-others, 0)
+	slices.SortFunc(gws, func(a, b types.NamespacedName) int {
+		if listed[a] != listed[b] {
+			if listed[a] {
+				return -1
+			}
+			return 1
+		}
+		return compareKeys(a, b)
+	})
+	if len(gws) <= room {
+		room = len(gws)
+	}
+	kept, omitted = gws[:room], gws[room:]
+	slices.SortFunc(kept, compareKeys)
+	slices.SortFunc(omitted, compareKeys)
+	return kept, omitted, others
+}
+
+// ancestorsListed says on a policy's ancestor entry which Gateways its
+// status leaves out, or that it leaves none out any more.
+func ancestorsListed(conds *conditions, omitted []types.NamespacedName, others int, generation int64) {
+	if len(omitted) == 0 {
+		conds.set(ConditionAncestorsListed, true, ReasonAllListed, "every Gateway whose routes reach a Service this policy targets is listed", generation)
+		return
+	}
+	names := make([]string, 0, min(len(omitted), 5))
+	for _, gk := range omitted[:min(len(omitted), 5)] {
+		names = append(names, gk.String())
+	}
+	if more := len(omitted) - len(names); more > 0 {
+		names = append(names, fmt.Sprintf("and %d more", more))
+	}
+	full := fmt.Sprintf("status.ancestors holds %d entries at most", MaxPolicyAncestors)
+	if others > 0 {
+		full += fmt.Sprintf(" (%d of them other controllers')", others)
+	}
+	conds.set(ConditionAncestorsListed, false, ReasonAncestorsFull,
+		fmt.Sprintf("%s, and %d more Gateways reach a Service this policy targets (%s): they are not listed, and each says so in its %s condition; the policy's TLS settings still apply to them. To list every Gateway, have fewer reach the targeted Services, or split the Services and their policies among the Gateways",
+			full, len(omitted), strings.Join(names, ", "), ConditionPoliciesListed), generation)
+}
+
+// policiesListed signals on each Gateway the policies whose status leaves
+// it out; on a Gateway that said so before, it says when none does.
+func (t *translator) policiesListed(omittedFrom map[types.NamespacedName][]string) {
+	for _, gw := range t.gatewayList {
+		status := t.out.Gateways[gw.key]
+		policies := omittedFrom[gw.key]
+		conds := conditions(status.Conditions)
+		switch {
+		case len(policies) > 0:
+			slices.Sort(policies) // they come in map order
+			conds.set(ConditionPoliciesListed, false, ReasonAncestorsFull,
+				fmt.Sprintf("routes of this Gateway reach Services of %s, whose status.ancestors is full (%d entries at most) and does not list this Gateway; their TLS settings still apply here. A policy's owner can split its Service and the policy among fewer Gateways",
+					strings.Join(policies, ", "), MaxPolicyAncestors), gw.obj.Generation)
+		case conditions(gw.obj.Status.Conditions).get(ConditionPoliciesListed) != nil:
+			conds.set(ConditionPoliciesListed, true, ReasonAllListed, "every BackendTLSPolicy whose targets this Gateway's routes reach lists it", gw.obj.Generation)
+		}
+		status.Conditions = conds
 	}
 }
 
