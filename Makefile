@@ -97,6 +97,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRequestHead -fuzztime $(FUZZTIME) ./dataplane/proxy/wire/
 	$(GO) test -run '^$$' -fuzz FuzzResponseHead -fuzztime $(FUZZTIME) ./dataplane/proxy/wire/
 	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime $(FUZZTIME) ./policy/
+	$(GO) test -run '^$$' -fuzz FuzzAttachmentAgreement -fuzztime $(FUZZTIME) ./operator/hub/
 	$(GO) test -run '^$$' -fuzz FuzzRegexDialect -fuzztime $(FUZZTIME) ./dataplane/routetable/
 
 ## lint: formatting and go vet

@@ -209,7 +209,9 @@ func GatewayListeners(gw *gwv1.Gateway) []*Listener {
 }
 
 // ListenerSetListeners is GatewayListeners for a ListenerSet's listeners.
+// None takes a route while the ListenerSet's Gateway does not take it.
 func ListenerSetListeners(ls *gwv1.ListenerSet) []*Listener {
+	refused := ListenerSetAccepted(ls)
 	owner := "ListenerSet " + ls.Namespace + "/" + ls.Name
 	status := make([]gwv1.ListenerStatus, len(ls.Status.Listeners))
 	for i, s := range ls.Status.Listeners {
@@ -219,6 +221,9 @@ func ListenerSetListeners(ls *gwv1.ListenerSet) []*Listener {
 	for _, s := range ls.Spec.Listeners {
 		l := NewListener(owner, ls.Namespace, s.Name, s.Port, s.Protocol, s.Hostname, s.TLS, s.AllowedRoutes)
 		l.NotAccepted = notAccepted(ls.Generation, s.Name, status)
+		if refused != "" {
+			l.NotAccepted = refused
+		}
 		out = append(out, l)
 	}
 	return out

@@ -114,13 +114,14 @@ func (c *ruleCompiler) commit(entries []*entry) {
 }
 
 // unsupportedFilter makes the rule answer 500: skipping a filter it cannot
-// apply could expose what the filter protects.
+// apply could expose what the filter protects. An ExtensionRef that does not
+// resolve leaves the route served, as the spec asks; a filter type Gatehouse
+// does not implement makes the whole route not accepted.
 func (c *ruleCompiler) unsupportedFilter(a *ruleAction, field fieldPath, typ string) {
-	msg := fmt.Sprintf("%s: filter type %q is not supported; requests matching this rule get HTTP 500", field, typ)
 	if typ == "ExtensionRef" {
-		c.r.unresolved(gwv1.RouteReasonInvalidKind, msg)
+		c.r.unresolved(gwv1.RouteReasonInvalidKind, fmt.Sprintf("%s: filter type %q is not supported; requests matching this rule get HTTP 500", field, typ))
 	} else {
-		c.r.fallbacks = append(c.r.fallbacks, msg)
+		c.r.fallbacks = append(c.r.fallbacks, fmt.Sprintf("%s: filter type %q is not supported", field, typ))
 	}
 	a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: "filter not supported"}
 }
@@ -134,7 +135,7 @@ func (c *ruleCompiler) unsupportedBackendFilter(wb *routetable.WeightedBackend, 
 	if typ == "ExtensionRef" {
 		c.r.unresolved(gwv1.RouteReasonInvalidKind, msg)
 	} else {
-		c.r.fallbacks = append(c.r.fallbacks, msg)
+		c.r.fallbacks = append(c.r.fallbacks, fmt.Sprintf("%s: filter type %q is not supported on a backendRef", field, typ))
 	}
 	wb.Backend, wb.InvalidReason = "", msg
 }

@@ -12,14 +12,14 @@ import (
 	"github.com/gatehouse-dev/gatehouse/policy"
 )
 
-// attachments lists the listeners of our Gateways that a route's parentRefs
+// Attachments lists the listeners of our Gateways that a route's parentRefs
 // select and that the Gateway API lets it attach to (package attach, which
 // translate asks too), with the hostnames it would serve on each: what
 // status asks the Decider about, so that admission and status decide alike.
 // Listener acceptance comes from the status the hub wrote. A ListenerSet's
 // parent Gateway is its one attachment. Parents that do not exist yet are
 // skipped: status will decide once they do.
-func attachments(ctx context.Context, r client.Reader, controller gwv1.GatewayController, obj client.Object, nsLabels map[string]string) []policy.Attachment {
+func Attachments(ctx context.Context, r client.Reader, controller gwv1.GatewayController, obj client.Object, nsLabels map[string]string) []policy.Attachment {
 	if ls, ok := obj.(*gwv1.ListenerSet); ok {
 		gw := listenerSetParent(ctx, r, controller, ls)
 		if gw == nil {
@@ -65,7 +65,7 @@ func parentListeners(ctx context.Context, r client.Reader, controller gwv1.Gatew
 		return gw, attach.GatewayListeners(gw)
 	case *p.Kind == "ListenerSet":
 		var ls gwv1.ListenerSet
-		if r.Get(ctx, key, &ls) != nil || attach.ListenerSetAccepted(&ls) != "" {
+		if r.Get(ctx, key, &ls) != nil {
 			return nil, nil
 		}
 		gw := listenerSetParent(ctx, r, controller, &ls)

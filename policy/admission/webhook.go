@@ -139,7 +139,7 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 	if verdict.Allowed() {
 		// A refused object is refused at every listener (Attached): its
 		// Gateways need not be read.
-		verdict = d.Attached(verdict, s, attachments(ctx, reader, v.opts.Controller, obj, ns.Labels)...)
+		verdict = d.Attached(verdict, s, Attachments(ctx, reader, v.opts.Controller, obj, ns.Labels)...)
 	}
 	if !verdict.Allowed() {
 		denialsTotal.WithLabelValues(cluster, verdict.Reason()).Inc()

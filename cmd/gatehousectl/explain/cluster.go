@@ -56,6 +56,13 @@ func explainCluster(ctx context.Context, c client.Client, hub hubView, cl tenanc
 	return out, nil
 }
 
+// Cluster explains a route of kind in one member cluster, read through c,
+// with the fleet's tenancy view; the error is NotFound when the route is
+// not there.
+func Cluster(ctx context.Context, c client.Client, tenants *tenancy.View, cl tenancy.Cluster, kind string, key types.NamespacedName) (*ClusterReport, error) {
+	return explainCluster(ctx, c, hubView{tenants: tenants}, cl, kind, key)
+}
+
 // ourStatus is Gatehouse's status entry for a parentRef, or nil.
 func (in *inspection) ourStatus(k parentKey) *gwv1.RouteParentStatus {
 	for i, p := range in.r.parents {
@@ -81,8 +88,11 @@ func (in *inspection) explainParent(i int, p gwv1.ParentReference, backends []Re
 	}
 	info, rs := in.parentObjects(i, k)
 	if info.ours {
-		lrs, _ := in.listenerReasons(i, k, p, info)
+		lrs, taking := in.listenerReasons(i, k, p, info)
 		rs = append(rs, lrs...)
+		for _, c := range taking {
+			rep.Listeners = append(rep.Listeners, string(c.Listener.Name))
+		}
 	}
 
 	st := in.ourStatus(k)

@@ -69,7 +69,7 @@ func selection(i int, k parentKey, all, selected []listenerView) Reason {
 // listenerState reports the listener's protocol and its own conditions.
 func listenerState(l listenerView, c attach.Candidate) Reason {
 	fix := fmt.Sprintf("the owner of %s must fix listener %q", l.Owner, l.Name)
-	if c.Step == attach.NotAccepted && l.NotAccepted == "" {
+	if c.Step == attach.NotAccepted {
 		return problem(checkListener, fix, "listener %q takes no route: %s", l.Name, l.Refusal())
 	}
 	if !l.hasStatus {

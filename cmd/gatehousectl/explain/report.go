@@ -35,6 +35,10 @@ type ParentReport struct {
 	Parent   string `json:"parent"`
 	Attached bool   `json:"attached"`
 	Served   bool   `json:"served"`
+	// Listeners are those of the parent that take the route by the
+	// Gateway API's rules (kinds, namespaces, hostnames), before tenancy
+	// and policies decide.
+	Listeners []string `json:"listeners,omitempty"`
 	// Verdict is one line: "attached and served", "attached, not yet
 	// served" or "not attached", possibly followed by a qualification.
 	Verdict string   `json:"verdict"`
