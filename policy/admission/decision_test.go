@@ -21,7 +21,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/policy/admission"
 	policyv1 "github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
-	"github.com/gatehouse-dev/gatehouse/policy/rego"
 	"github.com/gatehouse-dev/gatehouse/tenancy"
 	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 )
@@ -90,22 +89,10 @@ func deciderOf(t *testing.T, unassigned tenancy.Unassigned) *policy.Decider {
 		{ObjectMeta: metav1.ObjectMeta{Name: "payments"}, Spec: tenancyv1.TenantSpec{
 			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"payments"}}},
 			Hostnames:  []gwv1.Hostname{"shop.example.com"}}},
-	}, unassigned), Engine: rego.New(rego.Options{}), Policies: map[string]*policy.Policy{}}
-	var mods []rego.Module
-	for _, rp := range []policyv1.RoutePolicy{
-		{ObjectMeta: metav1.ObjectMeta{Name: "require-team"}, Spec: policyv1.RoutePolicySpec{Rego: requireTeam, Enforcement: policyv1.Warn}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "no-regex"}, Spec: policyv1.RoutePolicySpec{Rego: noRegex, Enforcement: policyv1.Deny}},
-	} {
-		p, err := policy.NewPolicy(&rp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Policies[rp.Name] = p
-		mods = append(mods, rego.Module{Name: rp.Name, Source: rp.Spec.Rego})
-	}
-	if errs := d.Engine.Load(mods); len(errs) > 0 {
-		t.Fatal(errs)
-	}
+	}, unassigned)}
+	loadPolicies(t, d,
+		policyv1.RoutePolicy{ObjectMeta: metav1.ObjectMeta{Name: "require-team"}, Spec: policyv1.RoutePolicySpec{Rego: requireTeam, Enforcement: policyv1.Warn}},
+		policyv1.RoutePolicy{ObjectMeta: metav1.ObjectMeta{Name: "no-regex"}, Spec: policyv1.RoutePolicySpec{Rego: noRegex, Enforcement: policyv1.Deny}})
 	return d
 }
 

@@ -78,22 +78,31 @@ func newFleet(t *testing.T, policies map[string]string) *fleet {
 			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"payments"}}}, Hostnames: []gwv1.Hostname{"shop.example.com"}}},
 	}, tenancy.Platform)}
 	if len(policies) > 0 {
-		d.Engine, d.Policies = rego.New(rego.Options{}), map[string]*policy.Policy{}
-		var mods []rego.Module
+		var rps []policyv1.RoutePolicy
 		for name, src := range policies {
-			p, err := policy.NewPolicy(&policyv1.RoutePolicy{ObjectMeta: metav1.ObjectMeta{Name: name},
-				Spec: policyv1.RoutePolicySpec{Rego: src, Enforcement: policyv1.Deny}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.Policies[name] = p
-			mods = append(mods, rego.Module{Name: name, Source: src})
+			rps = append(rps, policyv1.RoutePolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: policyv1.RoutePolicySpec{Rego: src, Enforcement: policyv1.Deny}})
 		}
-		if errs := d.Engine.Load(mods); len(errs) > 0 {
-			t.Fatal(errs)
-		}
+		loadPolicies(t, d, rps...)
 	}
 	return &fleet{reader: reader, decider: d}
+}
+
+// loadPolicies gives d an engine that evaluates rps.
+func loadPolicies(t *testing.T, d *policy.Decider, rps ...policyv1.RoutePolicy) {
+	t.Helper()
+	d.Engine, d.Policies = rego.New(rego.Options{}), map[string]*policy.Policy{}
+	var mods []rego.Module
+	for _, rp := range rps {
+		p, err := policy.NewPolicy(&rp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Policies[rp.Name] = p
+		mods = append(mods, rego.Module{Name: rp.Name, Source: rp.Spec.Rego})
+	}
+	if errs := d.Engine.Load(mods); len(errs) > 0 {
+		t.Fatal(errs)
+	}
 }
 
 // review is user creating, in namespace web, a route for host.

@@ -186,24 +186,23 @@ func listenerSetReason(ls *gwv1.ListenerSet, gw types.NamespacedName) Reason {
 }
 
 func gatewayListeners(gw *gwv1.Gateway) []listenerView {
-	var out []listenerView
-	for _, l := range attach.GatewayListeners(gw) {
-		v := listenerView{Listener: l}
-		for _, s := range gw.Status.Listeners {
-			if s.Name == l.Name {
-				v.hasStatus, v.conditions, v.attached = true, s.Conditions, s.AttachedRoutes
-			}
-		}
-		out = append(out, v)
-	}
-	return out
+	return views(attach.GatewayListeners(gw), gw.Status.Listeners)
 }
 
 func listenerSetListeners(ls *gwv1.ListenerSet) []listenerView {
-	var out []listenerView
-	for _, l := range attach.ListenerSetListeners(ls) {
+	status := make([]gwv1.ListenerStatus, len(ls.Status.Listeners))
+	for i, s := range ls.Status.Listeners {
+		status[i] = gwv1.ListenerStatus{Name: s.Name, Conditions: s.Conditions, AttachedRoutes: s.AttachedRoutes}
+	}
+	return views(attach.ListenerSetListeners(ls), status)
+}
+
+// views pairs listeners with the status written for them.
+func views(ls []*attach.Listener, status []gwv1.ListenerStatus) []listenerView {
+	out := make([]listenerView, 0, len(ls))
+	for _, l := range ls {
 		v := listenerView{Listener: l}
-		for _, s := range ls.Status.Listeners {
+		for _, s := range status {
 			if s.Name == l.Name {
 				v.hasStatus, v.conditions, v.attached = true, s.Conditions, s.AttachedRoutes
 			}
