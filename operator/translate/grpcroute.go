@@ -16,6 +16,7 @@ func (t *translator) compileGRPCRoute(gr *gwv1.GRPCRoute) *route {
 	r := &route{
 		kind: kindGRPCRoute, obj: gr, key: key(gr.Namespace, gr.Name), created: gr.CreationTimestamp,
 		hostnames: lowerHostnames(gr.Spec.Hostnames), parents: gr.Spec.ParentRefs, rules: len(gr.Spec.Rules),
+		fallbacks: grpcRouteEnums(gr.Spec.Rules),
 	}
 	for i := range gr.Spec.Rules {
 		rule := &gr.Spec.Rules[i]

@@ -15,6 +15,7 @@ func (t *translator) compileHTTPRoute(hr *gwv1.HTTPRoute) *route {
 	r := &route{
 		kind: kindHTTPRoute, obj: hr, key: key(hr.Namespace, hr.Name), created: hr.CreationTimestamp,
 		hostnames: lowerHostnames(hr.Spec.Hostnames), parents: hr.Spec.ParentRefs, rules: len(hr.Spec.Rules),
+		fallbacks: httpRouteEnums(hr.Spec.Rules),
 	}
 	for i := range hr.Spec.Rules {
 		rule := &hr.Spec.Rules[i]
@@ -121,7 +122,7 @@ func (c *ruleCompiler) unsupportedFilter(a *ruleAction, field fieldPath, typ str
 	if typ == "ExtensionRef" {
 		c.r.unresolved(gwv1.RouteReasonInvalidKind, fmt.Sprintf("%s: filter type %q is not supported; requests matching this rule get HTTP 500", field, typ))
 	} else {
-		c.r.fallbacks = append(c.r.fallbacks, fmt.Sprintf("%s: filter type %q is not supported", field, typ))
+		c.r.fallbacks = append(c.r.fallbacks, fmt.Sprintf("%s: filter type %q is not supported: remove the filter or use one Gatehouse implements", field, typ))
 	}
 	a.direct = &routetable.DirectResponse{Status: http.StatusInternalServerError, Body: "filter not supported"}
 }
@@ -135,7 +136,7 @@ func (c *ruleCompiler) unsupportedBackendFilter(wb *routetable.WeightedBackend, 
 	if typ == "ExtensionRef" {
 		c.r.unresolved(gwv1.RouteReasonInvalidKind, msg)
 	} else {
-		c.r.fallbacks = append(c.r.fallbacks, fmt.Sprintf("%s: filter type %q is not supported on a backendRef", field, typ))
+		c.r.fallbacks = append(c.r.fallbacks, fmt.Sprintf("%s: filter type %q is not supported on a backendRef: remove the filter or use one Gatehouse implements", field, typ))
 	}
 	wb.Backend, wb.InvalidReason = "", msg
 }

@@ -28,9 +28,9 @@ type route struct {
 	refReason   gwv1.RouteConditionReason
 	refMessages []string
 	// invalid rules are left out of the table ("Dropped Rule"); fallbacks
-	// name filters of a type Gatehouse does not implement, which make the
-	// whole route not accepted (UnsupportedValue), as the spec asks of
-	// unknown filter types.
+	// name filters of a type Gatehouse does not implement and enum values
+	// it does not know (enums.go), which make the whole route not accepted
+	// (UnsupportedValue), as the spec asks of unknown values.
 	invalidRules []string
 	fallbacks    []string
 	rules        int
@@ -191,7 +191,7 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 				"no rule is valid: "+strings.Join(r.invalidRules, "; "), gen)
 		case len(r.fallbacks) > 0:
 			conds.set(accepted, false, string(gwv1.RouteReasonUnsupportedValue),
-				strings.Join(r.fallbacks, "; ")+": remove the filter or use one Gatehouse implements; until then the route is not served", gen)
+				strings.Join(r.fallbacks, "; ")+"; until then the route is not served", gen)
 		case reason != "":
 			conds.set(accepted, false, reason, message, gen)
 		default:
