@@ -68,7 +68,7 @@ func (t *translator) buildGateways() {
 		gw := &gateway{obj: g, key: key(g.Namespace, g.Name)}
 		for i := range g.Spec.Listeners {
 			l := &g.Spec.Listeners[i]
-			gw.own = append(gw.own, t.newListener(gw, nil, l.Name, l.Port, l.Protocol, l.Hostname, l.TLS, l.AllowedRoutes))
+			gw.own = append(gw.own, t.newListener(gw, nil, l.Name, l.Port, l.Protocol, l.Hostname, l.TLS, l.AllowedRoutes).withFilters(l.Filters))
 		}
 		gw.listeners = append(gw.listeners, gw.own...)
 		t.gateways[gw.key] = gw
@@ -132,7 +132,7 @@ func (t *translator) attachListenerSets() {
 		}
 		for i := range s.Spec.Listeners {
 			e := &s.Spec.Listeners[i]
-			ls.listeners = append(ls.listeners, t.newListener(gw, ls, e.Name, e.Port, e.Protocol, e.Hostname, e.TLS, e.AllowedRoutes))
+			ls.listeners = append(ls.listeners, t.newListener(gw, ls, e.Name, e.Port, e.Protocol, e.Hostname, e.TLS, e.AllowedRoutes).withFilters(e.Filters))
 		}
 		gw.sets = append(gw.sets, ls)
 		gw.listeners = append(gw.listeners, ls.listeners...)

@@ -32,6 +32,7 @@ type listener struct {
 
 	// problems found while validating; empty when the listener is fine.
 	reserved     string // Accepted=False PortUnavailable: the proxies bind this port themselves
+	unsupported  string // Accepted=False UnsupportedValue: a field Gatehouse does not implement
 	certReason   gwv1.ListenerConditionReason
 	certMessage  string
 	conflict     gwv1.ListenerConditionReason
@@ -55,6 +56,19 @@ func (t *translator) newListener(gw *gateway, ls *listenerSet, name gwv1.Section
 	l := &listener{gw: gw, set: ls, name: name, port: port, protocol: protocol, hostname: spec.Hostname, tls: tls, spec: spec}
 	if protocol == gwv1.HTTPProtocolType || protocol == gwv1.HTTPSProtocolType {
 		l.reserved = t.out.Parameters[string(gw.obj.Spec.GatewayClassName)].reservedPort(port)
+	}
+	return l
+}
+
+// withFilters refuses a listener with pre-routing filters (the
+// experimental spec.listeners[].filters), which Gatehouse does not run.
+// The spec's Listener Accepted condition says "all features used in the
+// listener's spec are supported", and gives UnsupportedValue for "a value
+// for a field that is not supported by the implementation". Serving the
+// listener without them would skip what they enforce (ExternalAuth).
+func (l *listener) withFilters(f *gwv1.ListenerFilters) *listener {
+	if f != nil && len(f.Requests) > 0 {
+		l.unsupported = fmt.Sprintf("filters.requests (%d) are not supported: Gatehouse runs no pre-routing listener filters, and serving the listener without them would skip what they enforce: remove them to serve the listener", len(f.Requests))
 	}
 	return l
 }
@@ -219,7 +233,7 @@ func (l *listener) ref() string {
 // accepted reports whether routes may attach: the listener is supported and
 // distinct. Its references may still be broken.
 func (l *listener) accepted() bool {
-	return l.spec.Accepted() && l.conflict == "" && l.reserved == ""
+	return l.spec.Accepted() && l.conflict == "" && l.reserved == "" && l.unsupported == ""
 }
 
 // usable reports whether the listener is served: accepted, with its
@@ -247,6 +261,9 @@ func (l *listener) finish() {
 		l.conds.set(accepted, false, string(gwv1.ListenerReasonUnsupportedProtocol), l.spec.Unsupported, gen)
 	case l.spec.InvalidNamespaces != "":
 		l.conds.set(accepted, false, ReasonInvalidAllowedRoutes, l.spec.InvalidNamespaces, gen)
+	case l.unsupported != "":
+		l.spec.NotAccepted = l.unsupported
+		l.conds.set(accepted, false, string(gwv1.ListenerReasonUnsupportedValue), l.unsupported, gen)
 	default:
 		l.conds.set(accepted, true, string(gwv1.ListenerReasonAccepted), "listener is accepted", gen)
 	}
