@@ -27,6 +27,10 @@ type tlsPolicy struct {
 	message       string
 	// conflictsWith names the older policy that wins the same target.
 	conflictsWith string
+	// unattached says why Service targets attach to nothing; attached
+	// counts those that do.
+	unattached []string
+	attached   int
 }
 
 func (tp *tlsPolicy) invalid(accept, resolve gwv1.PolicyConditionReason, message string) *tlsPolicy {
@@ -49,7 +53,7 @@ func (t *translator) indexTLSPolicies() {
 	for _, p := range policies {
 		tp := t.validateTLSPolicy(p)
 		t.tlsPolicyOf[key(p.Namespace, p.Name)] = tp
-		for _, target := range p.Spec.TargetRefs {
+		for i, target := range p.Spec.TargetRefs {
 			if target.Group != "" || target.Kind != "Service" {
 				continue
 			}
@@ -57,6 +61,11 @@ func (t *translator) indexTLSPolicies() {
 			if target.SectionName != nil {
 				section = string(*target.SectionName)
 			}
+			if why := t.tlsTargetMissing(p.Namespace, string(target.Name), section); why != "" {
+				tp.unattached = append(tp.unattached, fmt.Sprintf("spec.targetRefs[%d]: %s", i, why))
+				continue
+			}
+			tp.attached++
 			id := p.Namespace + "/" + string(target.Name) + "#" + section
 			if prev := owner[id]; prev != nil {
 				if tp.conflictsWith == "" {
@@ -69,6 +78,26 @@ func (t *translator) indexTLSPolicies() {
 			t.tlsPolicies[svc] = append(t.tlsPolicies[svc], p)
 		}
 	}
+}
+
+// tlsTargetMissing says why a policy's Service target attaches to nothing:
+// the Service does not exist, or has no port named section. The spec, of
+// targetRefs[].sectionName: "If a SectionName is specified, but does not
+// exist on the targeted object, the Policy must fail to attach".
+func (t *translator) tlsTargetMissing(ns, name, section string) string {
+	svc := t.services[key(ns, name)]
+	if svc == nil {
+		return fmt.Sprintf("Service %s/%s does not exist", ns, name)
+	}
+	if section == "" {
+		return ""
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == section {
+			return ""
+		}
+	}
+	return fmt.Sprintf("Service %s/%s has no port named %q (sectionName)", ns, name, section)
 }
 
 func (t *translator) validateTLSPolicy(p *gwv1.BackendTLSPolicy) *tlsPolicy {
@@ -338,6 +367,12 @@ func (tp *tlsPolicy) conditions() conditions {
 			"BackendTLSPolicy "+tp.conflictsWith+" is older and targets the same Service port: only it applies", gen)
 	case tp.acceptReason != "":
 		conds.set(accepted, false, string(tp.acceptReason), tp.message+"; connections to the backend fail until this is fixed", gen)
+	case len(tp.unattached) > 0 && tp.attached == 0:
+		conds.set(accepted, false, string(gwv1.PolicyReasonTargetNotFound),
+			strings.Join(tp.unattached, "; ")+": the policy applies to no backend; point targetRefs at a Service port that exists", gen)
+	case len(tp.unattached) > 0:
+		conds.set(accepted, true, string(gwv1.PolicyReasonAccepted),
+			"policy is applied to the backend, but not through "+strings.Join(tp.unattached, "; "), gen)
 	default:
 		conds.set(accepted, true, string(gwv1.PolicyReasonAccepted), "policy is applied to the backend", gen)
 	}
