@@ -519,14 +519,7 @@ func (w *world) meta(ns, name string, age int) metav1.ObjectMeta {
 }
 
 func (w *world) hubClient(t *testing.T) client.Client {
-	var objs []client.Object
-	for _, o := range w.tenants {
-		objs = append(objs, o)
-	}
-	for _, o := range w.policies {
-		objs = append(objs, o)
-	}
-	return fake.NewClientBuilder().WithScheme(agreementScheme(t)).WithObjects(objs...).Build()
+	return fake.NewClientBuilder().WithScheme(agreementScheme(t)).WithObjects(append(objects(w.tenants), objects(w.policies)...)...).Build()
 }
 
 func (w *world) input() translate.Input {
@@ -555,32 +548,19 @@ func (w *world) writeStatus(out translate.Output) {
 }
 
 func (w *world) memberObjects() []client.Object {
-	var out []client.Object
-	for _, o := range w.classes {
-		out = append(out, o)
-	}
-	for _, o := range w.namespaces {
-		out = append(out, o)
-	}
-	for _, o := range w.services {
-		out = append(out, o)
-	}
-	for _, o := range w.gateways {
-		out = append(out, o)
-	}
-	for _, o := range w.sets {
-		out = append(out, o)
-	}
-	return append(out, w.routes()...)
+	return slices.Concat(objects(w.classes), objects(w.namespaces), objects(w.services), w.gatewaysAndSets(), w.routes())
 }
 
-func (w *world) routes() []client.Object {
-	var out []client.Object
-	for _, r := range w.http {
-		out = append(out, r)
-	}
-	for _, r := range w.grpc {
-		out = append(out, r)
+func (w *world) routes() []client.Object { return append(objects(w.http), objects(w.grpc)...) }
+
+func (w *world) gatewaysAndSets() []client.Object {
+	return append(objects(w.gateways), objects(w.sets)...)
+}
+
+func objects[T client.Object](xs []T) []client.Object {
+	out := make([]client.Object, len(xs))
+	for i, x := range xs {
+		out[i] = x
 	}
 	return out
 }
@@ -597,7 +577,7 @@ func (w *world) nsLabels(ns string) map[string]string {
 // describe prints the world for a failure: the cluster as YAML-ish JSON.
 func (w *world) describe() string {
 	var b strings.Builder
-	for _, o := range append(append([]client.Object{}, w.gatewaysAndSets()...), w.routes()...) {
+	for _, o := range append(w.gatewaysAndSets(), w.routes()...) {
 		spec, _ := json.Marshal(specOf(o))
 		fmt.Fprintf(&b, "  %s %s/%s: %s\n", kindOf(o), o.GetNamespace(), o.GetName(), spec)
 	}
@@ -607,17 +587,6 @@ func (w *world) describe() string {
 	}
 	fmt.Fprintf(&b, "  unassigned: %s, policies: %d\n", w.unassigned, len(w.policies))
 	return b.String()
-}
-
-func (w *world) gatewaysAndSets() []client.Object {
-	var out []client.Object
-	for _, g := range w.gateways {
-		out = append(out, g)
-	}
-	for _, s := range w.sets {
-		out = append(out, s)
-	}
-	return out
 }
 
 func specOf(o client.Object) any {
