@@ -6,6 +6,7 @@
 package attach
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -197,12 +198,17 @@ func (l *Listener) String() string {
 // GatewayListeners compiles a Gateway's listeners as a reader of the
 // cluster sees them: NotAccepted comes from the listener's Accepted
 // condition, when the status describes the Gateway's current generation.
+// None takes a route while the Gateway itself is not accepted.
 func GatewayListeners(gw *gwv1.Gateway) []*Listener {
 	owner := "Gateway " + gw.Namespace + "/" + gw.Name
+	refused := ""
+	if c := meta.FindStatusCondition(gw.Status.Conditions, string(gwv1.GatewayConditionAccepted)); c != nil && c.Status == metav1.ConditionFalse && c.ObservedGeneration == gw.Generation {
+		refused = fmt.Sprintf("%s is not accepted (%s): %s", owner, c.Reason, c.Message)
+	}
 	out := make([]*Listener, 0, len(gw.Spec.Listeners))
 	for _, s := range gw.Spec.Listeners {
 		l := NewListener(owner, gw.Namespace, s.Name, s.Port, s.Protocol, s.Hostname, s.TLS, s.AllowedRoutes)
-		l.NotAccepted = notAccepted(gw.Generation, s.Name, gw.Status.Listeners)
+		l.NotAccepted = cmp.Or(refused, notAccepted(gw.Generation, s.Name, gw.Status.Listeners))
 		out = append(out, l)
 	}
 	return out
@@ -221,9 +227,7 @@ func ListenerSetListeners(ls *gwv1.ListenerSet) []*Listener {
 	for _, s := range ls.Spec.Listeners {
 		l := NewListener(owner, ls.Namespace, s.Name, s.Port, s.Protocol, s.Hostname, s.TLS, s.AllowedRoutes)
 		l.NotAccepted = notAccepted(ls.Generation, s.Name, status)
-		if refused != "" {
-			l.NotAccepted = refused
-		}
+		l.NotAccepted = cmp.Or(refused, l.NotAccepted)
 		out = append(out, l)
 	}
 	return out

@@ -364,6 +364,10 @@ func (w *world) gateway(i int) *gwv1.Gateway {
 		class = "other"
 	}
 	gw := &gwv1.Gateway{ObjectMeta: w.meta("infra", fmt.Sprintf("gw%d", i), i), Spec: gwv1.GatewaySpec{GatewayClassName: gwv1.ObjectName(class)}}
+	if w.pick(6) == 0 {
+		// Not accepted: InvalidParameters.
+		gw.Spec.Infrastructure = &gwv1.GatewayInfrastructure{ParametersRef: &gwv1.LocalParametersReference{Kind: "ConfigMap", Name: "missing"}}
+	}
 	switch w.pick(4) {
 	case 1:
 		gw.Spec.AllowedListeners = &gwv1.AllowedListeners{Namespaces: &gwv1.ListenerNamespaces{From: ptr.To(gwv1.NamespacesFromAll)}}

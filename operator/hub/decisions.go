@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -316,7 +317,8 @@ func (p *pass) AuthorizeAttachment(req translate.AttachmentRequest) translate.De
 	if !ok {
 		return translate.Decision{Allowed: true}
 	}
-	return p.attached(req.Kind, o, policy.Attachment{Gateway: req.Gateway, Listener: req.Listener, Hostnames: req.Hostnames})
+	return p.attached(req.Kind, o, policy.Attachment{Gateway: req.Gateway, Listener: req.Listener, Hostnames: req.Hostnames,
+		Path: field.NewPath("spec", "parentRefs").Index(req.Parent)})
 }
 
 // AuthorizeListenerSet implements translate.ListenerSetAuthorizer.

@@ -150,7 +150,7 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		big = fmt.Sprintf("%s %s %s: split its rules over several routes, or trim its labels and annotations", r.kind, r.key, big)
 		r.unresolved(ReasonTooLarge, "the hub did not keep the route's rules: see Accepted")
 	}
-	for _, p := range r.parents {
+	for i, p := range r.parents {
 		kind, pk := parentKind(r.key.Namespace, p)
 		var candidates []*listener
 		var gw *gateway
@@ -161,6 +161,10 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 				continue
 			}
 			candidates = gw.own
+			if !gw.accepted {
+				// Its proxies get no table: the route would not be served.
+				notAttached = fmt.Sprintf("Gateway %s is not accepted: %s", pk, gw.conds.get(string(gwv1.GatewayConditionAccepted)).Message)
+			}
 		case "ListenerSet":
 			ls := t.listenerSets[pk]
 			if ls == nil {
@@ -179,7 +183,7 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		var reason, message string
 		allInvalid := len(r.invalidRules) > 0 && len(r.entries) == 0
 		if notAttached == "" && !allInvalid && big == "" && len(r.fallbacks) == 0 {
-			reason, message = t.bind(r, p, gw, candidates)
+			reason, message = t.bind(r, i, gw, candidates)
 		}
 		switch {
 		case big != "":
@@ -235,7 +239,8 @@ func describeParent(kind string, k types.NamespacedName, p gwv1.ParentReference)
 // bind attaches r to the candidate listeners p selects, as package attach
 // decides and the authorizer allows. It returns a reason and message when
 // it attaches to none.
-func (t *translator) bind(r *route, p gwv1.ParentReference, gw *gateway, candidates []*listener) (string, string) {
+func (t *translator) bind(r *route, parent int, gw *gateway, candidates []*listener) (string, string) {
+	p := r.parents[parent]
 	specs := make([]*attach.Listener, len(candidates))
 	for i, l := range candidates {
 		specs[i] = l.spec
@@ -254,7 +259,7 @@ func (t *translator) bind(r *route, p gwv1.ParentReference, gw *gateway, candida
 			}
 			continue
 		}
-		req := AttachmentRequest{Kind: r.kind, Route: r.obj, Gateway: gw.obj, Listener: l.name, Hostnames: c.Hostnames}
+		req := AttachmentRequest{Kind: r.kind, Route: r.obj, Parent: parent, Gateway: gw.obj, Listener: l.name, Hostnames: c.Hostnames}
 		if l.set != nil {
 			req.ListenerSet = l.set.obj
 		}

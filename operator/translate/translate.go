@@ -88,6 +88,9 @@ type AttachmentRequest struct {
 	// Kind is "HTTPRoute" or "GRPCRoute"; Route is the object itself.
 	Kind  string
 	Route RouteObject
+	// Parent is the index in spec.parentRefs of the parentRef that selects
+	// the listener, for messages.
+	Parent int
 	// Gateway is the Gateway the listener belongs to; ListenerSet is set when
 	// the listener comes from one.
 	Gateway     *gwv1.Gateway
