@@ -33,6 +33,11 @@ const (
 	Protocol_PROTOCOL_UNSPECIFIED Protocol = 0
 	Protocol_HTTP                 Protocol = 1
 	Protocol_HTTPS                Protocol = 2
+	// TLS sessions routed by SNI: passed through undecrypted
+	// (ListenerTLS.passthrough) or terminated, their plaintext forwarded.
+	Protocol_TLS Protocol = 3
+	Protocol_TCP Protocol = 4
+	Protocol_UDP Protocol = 5
 )
 
 // Enum value maps for Protocol.
@@ -41,11 +46,17 @@ var (
 		0: "PROTOCOL_UNSPECIFIED",
 		1: "HTTP",
 		2: "HTTPS",
+		3: "TLS",
+		4: "TCP",
+		5: "UDP",
 	}
 	Protocol_value = map[string]int32{
 		"PROTOCOL_UNSPECIFIED": 0,
 		"HTTP":                 1,
 		"HTTPS":                2,
+		"TLS":                  3,
+		"TCP":                  4,
+		"UDP":                  5,
 	}
 )
 
@@ -249,8 +260,15 @@ type Limits struct {
 	// may wait for one of them; beyond that a request is answered 503.
 	MaxConnectionsPerBackend     uint32 `protobuf:"varint,10,opt,name=max_connections_per_backend,json=maxConnectionsPerBackend,proto3" json:"max_connections_per_backend,omitempty"`
 	MaxPendingRequestsPerBackend uint32 `protobuf:"varint,11,opt,name=max_pending_requests_per_backend,json=maxPendingRequestsPerBackend,proto3" json:"max_pending_requests_per_backend,omitempty"`
-	unknownFields                protoimpl.UnknownFields
-	sizeCache                    protoimpl.SizeCache
+	// Stream listeners (TLS, TCP, UDP): how long a connection, or a UDP
+	// client's session, may pass no byte in either direction before the
+	// proxy closes it. Zero: the default (1h for TCP and TLS, 60s for UDP).
+	StreamIdleTimeout *Duration `protobuf:"bytes,12,opt,name=stream_idle_timeout,json=streamIdleTimeout,proto3" json:"stream_idle_timeout,omitempty"`
+	// Stream listeners: client connections (UDP: sessions) one listener
+	// holds at most; a new one beyond is refused. Zero: no limit.
+	MaxStreamConnections uint32 `protobuf:"varint,13,opt,name=max_stream_connections,json=maxStreamConnections,proto3" json:"max_stream_connections,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Limits) Reset() {
@@ -360,6 +378,20 @@ func (x *Limits) GetMaxPendingRequestsPerBackend() uint32 {
 	return 0
 }
 
+func (x *Limits) GetStreamIdleTimeout() *Duration {
+	if x != nil {
+		return x.StreamIdleTimeout
+	}
+	return nil
+}
+
+func (x *Limits) GetMaxStreamConnections() uint32 {
+	if x != nil {
+		return x.MaxStreamConnections
+	}
+	return 0
+}
+
 type Listener struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique in the table: the section name for a Gateway listener,
@@ -369,11 +401,16 @@ type Listener struct {
 	Protocol Protocol `protobuf:"varint,3,opt,name=protocol,proto3,enum=gatehouse.routetable.v1.Protocol" json:"protocol,omitempty"`
 	// Empty matches every hostname; "*.example.com" matches one or more labels.
 	Hostname string `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	// Present for HTTPS listeners.
+	// Present for HTTPS and TLS listeners.
 	Tls *ListenerTLS `protobuf:"bytes,5,opt,name=tls,proto3" json:"tls,omitempty"`
-	// Sorted by hostname precedence: exact names first, then wildcards from the
-	// longest suffix, then the catch-all "*".
-	VirtualHosts  []*VirtualHost `protobuf:"bytes,6,rep,name=virtual_hosts,json=virtualHosts,proto3" json:"virtual_hosts,omitempty"`
+	// HTTP and HTTPS listeners. Sorted by hostname precedence: exact names
+	// first, then wildcards from the longest suffix, then the catch-all "*".
+	VirtualHosts []*VirtualHost `protobuf:"bytes,6,rep,name=virtual_hosts,json=virtualHosts,proto3" json:"virtual_hosts,omitempty"`
+	// TLS, TCP and UDP listeners. TLS: one entry per SNI name, sorted by
+	// hostname precedence as virtual_hosts are; a session whose SNI matches
+	// none is closed. TCP and UDP: at most one entry, with an empty domain,
+	// that takes every connection (datagram).
+	StreamRoutes  []*StreamRoute `protobuf:"bytes,7,rep,name=stream_routes,json=streamRoutes,proto3" json:"stream_routes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -450,12 +487,25 @@ func (x *Listener) GetVirtualHosts() []*VirtualHost {
 	return nil
 }
 
+func (x *Listener) GetStreamRoutes() []*StreamRoute {
+	if x != nil {
+		return x.StreamRoutes
+	}
+	return nil
+}
+
 type ListenerTLS struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Names of the key pairs the proxy receives beside the table, in the order
 	// of the listener's certificateRefs; the first whose names match the SNI
-	// serves the handshake.
-	Certificates  []string `protobuf:"bytes,1,rep,name=certificates,proto3" json:"certificates,omitempty"`
+	// serves the handshake. Empty on a passthrough listener.
+	Certificates []string `protobuf:"bytes,1,rep,name=certificates,proto3" json:"certificates,omitempty"`
+	// Present when the Gateway validates client certificates on this
+	// listener's port (spec.tls.frontend).
+	ClientValidation *ClientValidation `protobuf:"bytes,2,opt,name=client_validation,json=clientValidation,proto3" json:"client_validation,omitempty"`
+	// TLS listeners in Passthrough mode: the session is not decrypted; the
+	// proxy reads the ClientHello's SNI and forwards the bytes as they are.
+	Passthrough   bool `protobuf:"varint,3,opt,name=passthrough,proto3" json:"passthrough,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -497,6 +547,141 @@ func (x *ListenerTLS) GetCertificates() []string {
 	return nil
 }
 
+func (x *ListenerTLS) GetClientValidation() *ClientValidation {
+	if x != nil {
+		return x.ClientValidation
+	}
+	return nil
+}
+
+func (x *ListenerTLS) GetPassthrough() bool {
+	if x != nil {
+		return x.Passthrough
+	}
+	return false
+}
+
+// How a listener checks the certificates clients present.
+type ClientValidation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM bundle of the CAs a client certificate must chain to.
+	CaPem string `protobuf:"bytes,1,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	// AllowInsecureFallback: a client without a certificate, or with one that
+	// does not verify, is still served. Otherwise the handshake fails.
+	InsecureFallback bool `protobuf:"varint,2,opt,name=insecure_fallback,json=insecureFallback,proto3" json:"insecure_fallback,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ClientValidation) Reset() {
+	*x = ClientValidation{}
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientValidation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientValidation) ProtoMessage() {}
+
+func (x *ClientValidation) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientValidation.ProtoReflect.Descriptor instead.
+func (*ClientValidation) Descriptor() ([]byte, []int) {
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ClientValidation) GetCaPem() string {
+	if x != nil {
+		return x.CaPem
+	}
+	return ""
+}
+
+func (x *ClientValidation) GetInsecureFallback() bool {
+	if x != nil {
+		return x.InsecureFallback
+	}
+	return false
+}
+
+// A TLSRoute, TCPRoute or UDPRoute rule as one listener serves it.
+type StreamRoute struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Source *RouteSource           `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// TLS listeners: the SNI name served, exact, "*.suffix" or "*". Empty on
+	// TCP and UDP listeners.
+	Domain string `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
+	// Shares of the connections (UDP: of the client sessions); a connection
+	// given to a share whose backend is invalid is closed at once.
+	Backends      []*WeightedBackend `protobuf:"bytes,3,rep,name=backends,proto3" json:"backends,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamRoute) Reset() {
+	*x = StreamRoute{}
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamRoute) ProtoMessage() {}
+
+func (x *StreamRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamRoute.ProtoReflect.Descriptor instead.
+func (*StreamRoute) Descriptor() ([]byte, []int) {
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StreamRoute) GetSource() *RouteSource {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *StreamRoute) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *StreamRoute) GetBackends() []*WeightedBackend {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
 type VirtualHost struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One hostname: exact, "*.suffix" or "*".
@@ -509,7 +694,7 @@ type VirtualHost struct {
 
 func (x *VirtualHost) Reset() {
 	*x = VirtualHost{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[4]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +706,7 @@ func (x *VirtualHost) String() string {
 func (*VirtualHost) ProtoMessage() {}
 
 func (x *VirtualHost) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[4]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +719,7 @@ func (x *VirtualHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualHost.ProtoReflect.Descriptor instead.
 func (*VirtualHost) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{4}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VirtualHost) GetDomain() string {
@@ -571,7 +756,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[5]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +768,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[5]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +781,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{5}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Route) GetSource() *RouteSource {
@@ -707,7 +892,7 @@ type RouteSource struct {
 
 func (x *RouteSource) Reset() {
 	*x = RouteSource{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[6]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +904,7 @@ func (x *RouteSource) String() string {
 func (*RouteSource) ProtoMessage() {}
 
 func (x *RouteSource) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[6]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +917,7 @@ func (x *RouteSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteSource.ProtoReflect.Descriptor instead.
 func (*RouteSource) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{6}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RouteSource) GetKind() string {
@@ -802,7 +987,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[7]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +999,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[7]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1012,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{7}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RouteMatch) GetPath() isRouteMatch_Path {
@@ -924,7 +1109,7 @@ type HeaderMatcher struct {
 
 func (x *HeaderMatcher) Reset() {
 	*x = HeaderMatcher{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[8]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1121,7 @@ func (x *HeaderMatcher) String() string {
 func (*HeaderMatcher) ProtoMessage() {}
 
 func (x *HeaderMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[8]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1134,7 @@ func (x *HeaderMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatcher.ProtoReflect.Descriptor instead.
 func (*HeaderMatcher) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{8}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HeaderMatcher) GetName() string {
@@ -1014,7 +1199,7 @@ type QueryParameterMatcher struct {
 
 func (x *QueryParameterMatcher) Reset() {
 	*x = QueryParameterMatcher{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[9]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1211,7 @@ func (x *QueryParameterMatcher) String() string {
 func (*QueryParameterMatcher) ProtoMessage() {}
 
 func (x *QueryParameterMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[9]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1224,7 @@ func (x *QueryParameterMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParameterMatcher.ProtoReflect.Descriptor instead.
 func (*QueryParameterMatcher) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{9}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *QueryParameterMatcher) GetName() string {
@@ -1101,7 +1286,7 @@ type HeaderMutation struct {
 
 func (x *HeaderMutation) Reset() {
 	*x = HeaderMutation{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[10]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1298,7 @@ func (x *HeaderMutation) String() string {
 func (*HeaderMutation) ProtoMessage() {}
 
 func (x *HeaderMutation) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[10]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1311,7 @@ func (x *HeaderMutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMutation.ProtoReflect.Descriptor instead.
 func (*HeaderMutation) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{10}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeaderMutation) GetSet() []*Header {
@@ -1160,7 +1345,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[11]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1357,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[11]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1370,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{11}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Header) GetName() string {
@@ -1224,7 +1409,7 @@ type RouteAction struct {
 
 func (x *RouteAction) Reset() {
 	*x = RouteAction{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[12]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1421,7 @@ func (x *RouteAction) String() string {
 func (*RouteAction) ProtoMessage() {}
 
 func (x *RouteAction) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[12]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1434,7 @@ func (x *RouteAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteAction.ProtoReflect.Descriptor instead.
 func (*RouteAction) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{12}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RouteAction) GetBackends() []*WeightedBackend {
@@ -1321,7 +1506,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[13]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1518,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[13]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1531,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{13}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WeightedBackend) GetBackend() string {
@@ -1411,7 +1596,7 @@ type PathRewrite struct {
 
 func (x *PathRewrite) Reset() {
 	*x = PathRewrite{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[14]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1608,7 @@ func (x *PathRewrite) String() string {
 func (*PathRewrite) ProtoMessage() {}
 
 func (x *PathRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[14]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1621,7 @@ func (x *PathRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathRewrite.ProtoReflect.Descriptor instead.
 func (*PathRewrite) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{14}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PathRewrite) GetRewrite() isPathRewrite_Rewrite {
@@ -1497,7 +1682,7 @@ type RedirectAction struct {
 
 func (x *RedirectAction) Reset() {
 	*x = RedirectAction{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[15]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1694,7 @@ func (x *RedirectAction) String() string {
 func (*RedirectAction) ProtoMessage() {}
 
 func (x *RedirectAction) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[15]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1707,7 @@ func (x *RedirectAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedirectAction.ProtoReflect.Descriptor instead.
 func (*RedirectAction) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{15}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RedirectAction) GetScheme() string {
@@ -1570,7 +1755,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[16]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1767,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[16]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1780,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{16}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DirectResponse) GetStatus() uint32 {
@@ -1624,7 +1809,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[17]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1821,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[17]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1834,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{17}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RetryPolicy) GetCodes() []uint32 {
@@ -1685,7 +1870,7 @@ type RequestMirror struct {
 
 func (x *RequestMirror) Reset() {
 	*x = RequestMirror{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[18]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1882,7 @@ func (x *RequestMirror) String() string {
 func (*RequestMirror) ProtoMessage() {}
 
 func (x *RequestMirror) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[18]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1895,7 @@ func (x *RequestMirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMirror.ProtoReflect.Descriptor instead.
 func (*RequestMirror) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{18}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RequestMirror) GetBackend() string {
@@ -1749,7 +1934,7 @@ type CorsPolicy struct {
 
 func (x *CorsPolicy) Reset() {
 	*x = CorsPolicy{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[19]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1946,7 @@ func (x *CorsPolicy) String() string {
 func (*CorsPolicy) ProtoMessage() {}
 
 func (x *CorsPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[19]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1959,7 @@ func (x *CorsPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CorsPolicy.ProtoReflect.Descriptor instead.
 func (*CorsPolicy) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{19}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CorsPolicy) GetAllowOrigins() []string {
@@ -1828,7 +2013,7 @@ type Duration struct {
 
 func (x *Duration) Reset() {
 	*x = Duration{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[20]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +2025,7 @@ func (x *Duration) String() string {
 func (*Duration) ProtoMessage() {}
 
 func (x *Duration) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[20]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +2038,7 @@ func (x *Duration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Duration.ProtoReflect.Descriptor instead.
 func (*Duration) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{20}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Duration) GetMilliseconds() int64 {
@@ -1878,7 +2063,7 @@ type Backend struct {
 
 func (x *Backend) Reset() {
 	*x = Backend{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[21]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2075,7 @@ func (x *Backend) String() string {
 func (*Backend) ProtoMessage() {}
 
 func (x *Backend) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[21]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2088,7 @@ func (x *Backend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backend.ProtoReflect.Descriptor instead.
 func (*Backend) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{21}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Backend) GetName() string {
@@ -1946,7 +2131,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[22]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1958,7 +2143,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[22]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2156,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{22}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -2004,13 +2189,17 @@ type BackendTLS struct {
 	UseSystemRoots bool   `protobuf:"varint,3,opt,name=use_system_roots,json=useSystemRoots,proto3" json:"use_system_roots,omitempty"`
 	// Subject alternative names accepted instead of the SNI.
 	SubjectAltNames []string `protobuf:"bytes,4,rep,name=subject_alt_names,json=subjectAltNames,proto3" json:"subject_alt_names,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The key pair (named as ListenerTLS.certificates name them) the proxy
+	// presents when the backend asks for a client certificate: the Gateway's
+	// spec.tls.backend.clientCertificateRef. Empty: none.
+	ClientCertificate string `protobuf:"bytes,5,opt,name=client_certificate,json=clientCertificate,proto3" json:"client_certificate,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *BackendTLS) Reset() {
 	*x = BackendTLS{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2211,7 @@ func (x *BackendTLS) String() string {
 func (*BackendTLS) ProtoMessage() {}
 
 func (x *BackendTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[23]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2224,7 @@ func (x *BackendTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendTLS.ProtoReflect.Descriptor instead.
 func (*BackendTLS) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{23}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BackendTLS) GetSni() string {
@@ -2066,6 +2255,13 @@ func (x *BackendTLS) GetSubjectAltNames() []string {
 	return nil
 }
 
+func (x *BackendTLS) GetClientCertificate() string {
+	if x != nil {
+		return x.ClientCertificate
+	}
+	return ""
+}
+
 // A certificate and its private key, pushed to proxies as its own resource
 // (named as ListenerTLS.certificates name it) beside the route tables that
 // use it, so that renewing a certificate does not resend tables.
@@ -2082,7 +2278,7 @@ type KeyPair struct {
 
 func (x *KeyPair) Reset() {
 	*x = KeyPair{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2290,7 @@ func (x *KeyPair) String() string {
 func (*KeyPair) ProtoMessage() {}
 
 func (x *KeyPair) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[24]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2303,7 @@ func (x *KeyPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPair.ProtoReflect.Descriptor instead.
 func (*KeyPair) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{24}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KeyPair) GetName() string {
@@ -2144,7 +2340,7 @@ type ProxyCache struct {
 
 func (x *ProxyCache) Reset() {
 	*x = ProxyCache{}
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[25]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2352,7 @@ func (x *ProxyCache) String() string {
 func (*ProxyCache) ProtoMessage() {}
 
 func (x *ProxyCache) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_routetable_routetable_proto_msgTypes[25]
+	mi := &file_dataplane_routetable_routetable_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2365,7 @@ func (x *ProxyCache) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyCache.ProtoReflect.Descriptor instead.
 func (*ProxyCache) Descriptor() ([]byte, []int) {
-	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{25}
+	return file_dataplane_routetable_routetable_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ProxyCache) GetVersion() string {
@@ -2204,7 +2400,7 @@ const file_dataplane_routetable_routetable_proto_rawDesc = "" +
 	"\tlisteners\x18\x02 \x03(\v2!.gatehouse.routetable.v1.ListenerR\tlisteners\x12<\n" +
 	"\bbackends\x18\x03 \x03(\v2 .gatehouse.routetable.v1.BackendR\bbackends\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x127\n" +
-	"\x06limits\x18\x05 \x01(\v2\x1f.gatehouse.routetable.v1.LimitsR\x06limits\"\x80\x06\n" +
+	"\x06limits\x18\x05 \x01(\v2\x1f.gatehouse.routetable.v1.LimitsR\x06limits\"\x89\a\n" +
 	"\x06Limits\x12J\n" +
 	"\x0frequest_timeout\x18\x01 \x01(\v2!.gatehouse.routetable.v1.DurationR\x0erequestTimeout\x12J\n" +
 	"\x0fbackend_timeout\x18\x02 \x01(\v2!.gatehouse.routetable.v1.DurationR\x0ebackendTimeout\x12Q\n" +
@@ -2217,16 +2413,28 @@ const file_dataplane_routetable_routetable_proto_rawDesc = "" +
 	"\x0emax_uri_length\x18\t \x01(\rR\fmaxUriLength\x12=\n" +
 	"\x1bmax_connections_per_backend\x18\n" +
 	" \x01(\rR\x18maxConnectionsPerBackend\x12F\n" +
-	" max_pending_requests_per_backend\x18\v \x01(\rR\x1cmaxPendingRequestsPerBackend\"\x90\x02\n" +
+	" max_pending_requests_per_backend\x18\v \x01(\rR\x1cmaxPendingRequestsPerBackend\x12Q\n" +
+	"\x13stream_idle_timeout\x18\f \x01(\v2!.gatehouse.routetable.v1.DurationR\x11streamIdleTimeout\x124\n" +
+	"\x16max_stream_connections\x18\r \x01(\rR\x14maxStreamConnections\"\xdb\x02\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12=\n" +
 	"\bprotocol\x18\x03 \x01(\x0e2!.gatehouse.routetable.v1.ProtocolR\bprotocol\x12\x1a\n" +
 	"\bhostname\x18\x04 \x01(\tR\bhostname\x126\n" +
 	"\x03tls\x18\x05 \x01(\v2$.gatehouse.routetable.v1.ListenerTLSR\x03tls\x12I\n" +
-	"\rvirtual_hosts\x18\x06 \x03(\v2$.gatehouse.routetable.v1.VirtualHostR\fvirtualHosts\"1\n" +
+	"\rvirtual_hosts\x18\x06 \x03(\v2$.gatehouse.routetable.v1.VirtualHostR\fvirtualHosts\x12I\n" +
+	"\rstream_routes\x18\a \x03(\v2$.gatehouse.routetable.v1.StreamRouteR\fstreamRoutes\"\xab\x01\n" +
 	"\vListenerTLS\x12\"\n" +
-	"\fcertificates\x18\x01 \x03(\tR\fcertificates\"]\n" +
+	"\fcertificates\x18\x01 \x03(\tR\fcertificates\x12V\n" +
+	"\x11client_validation\x18\x02 \x01(\v2).gatehouse.routetable.v1.ClientValidationR\x10clientValidation\x12 \n" +
+	"\vpassthrough\x18\x03 \x01(\bR\vpassthrough\"V\n" +
+	"\x10ClientValidation\x12\x15\n" +
+	"\x06ca_pem\x18\x01 \x01(\tR\x05caPem\x12+\n" +
+	"\x11insecure_fallback\x18\x02 \x01(\bR\x10insecureFallback\"\xa9\x01\n" +
+	"\vStreamRoute\x12<\n" +
+	"\x06source\x18\x01 \x01(\v2$.gatehouse.routetable.v1.RouteSourceR\x06source\x12\x16\n" +
+	"\x06domain\x18\x02 \x01(\tR\x06domain\x12D\n" +
+	"\bbackends\x18\x03 \x03(\v2(.gatehouse.routetable.v1.WeightedBackendR\bbackends\"]\n" +
 	"\vVirtualHost\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x126\n" +
 	"\x06routes\x18\x02 \x03(\v2\x1e.gatehouse.routetable.v1.RouteR\x06routes\"\xc2\x04\n" +
@@ -2332,13 +2540,14 @@ const file_dataplane_routetable_routetable_proto_rawDesc = "" +
 	"\bEndpoint\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x16\n" +
-	"\x06target\x18\x03 \x01(\tR\x06target\"\x8b\x01\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\"\xba\x01\n" +
 	"\n" +
 	"BackendTLS\x12\x10\n" +
 	"\x03sni\x18\x01 \x01(\tR\x03sni\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\tR\x05caPem\x12(\n" +
 	"\x10use_system_roots\x18\x03 \x01(\bR\x0euseSystemRoots\x12*\n" +
-	"\x11subject_alt_names\x18\x04 \x03(\tR\x0fsubjectAltNames\"k\n" +
+	"\x11subject_alt_names\x18\x04 \x03(\tR\x0fsubjectAltNames\x12-\n" +
+	"\x12client_certificate\x18\x05 \x01(\tR\x11clientCertificate\"k\n" +
 	"\aKeyPair\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x11certificate_chain\x18\x02 \x01(\fR\x10certificateChain\x12\x1f\n" +
@@ -2348,11 +2557,14 @@ const file_dataplane_routetable_routetable_proto_rawDesc = "" +
 	"ProxyCache\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12;\n" +
 	"\x06tables\x18\x02 \x03(\v2#.gatehouse.routetable.v1.RouteTableR\x06tables\x12=\n" +
-	"\tkey_pairs\x18\x03 \x03(\v2 .gatehouse.routetable.v1.KeyPairR\bkeyPairs*9\n" +
+	"\tkey_pairs\x18\x03 \x03(\v2 .gatehouse.routetable.v1.KeyPairR\bkeyPairs*T\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04HTTP\x10\x01\x12\t\n" +
-	"\x05HTTPS\x10\x02*V\n" +
+	"\x05HTTPS\x10\x02\x12\a\n" +
+	"\x03TLS\x10\x03\x12\a\n" +
+	"\x03TCP\x10\x04\x12\a\n" +
+	"\x03UDP\x10\x05*V\n" +
 	"\vAppProtocol\x12\x1c\n" +
 	"\x18APP_PROTOCOL_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05HTTP1\x10\x01\x12\a\n" +
@@ -2373,7 +2585,7 @@ func file_dataplane_routetable_routetable_proto_rawDescGZIP() []byte {
 }
 
 var file_dataplane_routetable_routetable_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_dataplane_routetable_routetable_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_dataplane_routetable_routetable_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_dataplane_routetable_routetable_proto_goTypes = []any{
 	(Protocol)(0),                 // 0: gatehouse.routetable.v1.Protocol
 	(AppProtocol)(0),              // 1: gatehouse.routetable.v1.AppProtocol
@@ -2381,76 +2593,83 @@ var file_dataplane_routetable_routetable_proto_goTypes = []any{
 	(*Limits)(nil),                // 3: gatehouse.routetable.v1.Limits
 	(*Listener)(nil),              // 4: gatehouse.routetable.v1.Listener
 	(*ListenerTLS)(nil),           // 5: gatehouse.routetable.v1.ListenerTLS
-	(*VirtualHost)(nil),           // 6: gatehouse.routetable.v1.VirtualHost
-	(*Route)(nil),                 // 7: gatehouse.routetable.v1.Route
-	(*RouteSource)(nil),           // 8: gatehouse.routetable.v1.RouteSource
-	(*RouteMatch)(nil),            // 9: gatehouse.routetable.v1.RouteMatch
-	(*HeaderMatcher)(nil),         // 10: gatehouse.routetable.v1.HeaderMatcher
-	(*QueryParameterMatcher)(nil), // 11: gatehouse.routetable.v1.QueryParameterMatcher
-	(*HeaderMutation)(nil),        // 12: gatehouse.routetable.v1.HeaderMutation
-	(*Header)(nil),                // 13: gatehouse.routetable.v1.Header
-	(*RouteAction)(nil),           // 14: gatehouse.routetable.v1.RouteAction
-	(*WeightedBackend)(nil),       // 15: gatehouse.routetable.v1.WeightedBackend
-	(*PathRewrite)(nil),           // 16: gatehouse.routetable.v1.PathRewrite
-	(*RedirectAction)(nil),        // 17: gatehouse.routetable.v1.RedirectAction
-	(*DirectResponse)(nil),        // 18: gatehouse.routetable.v1.DirectResponse
-	(*RetryPolicy)(nil),           // 19: gatehouse.routetable.v1.RetryPolicy
-	(*RequestMirror)(nil),         // 20: gatehouse.routetable.v1.RequestMirror
-	(*CorsPolicy)(nil),            // 21: gatehouse.routetable.v1.CorsPolicy
-	(*Duration)(nil),              // 22: gatehouse.routetable.v1.Duration
-	(*Backend)(nil),               // 23: gatehouse.routetable.v1.Backend
-	(*Endpoint)(nil),              // 24: gatehouse.routetable.v1.Endpoint
-	(*BackendTLS)(nil),            // 25: gatehouse.routetable.v1.BackendTLS
-	(*KeyPair)(nil),               // 26: gatehouse.routetable.v1.KeyPair
-	(*ProxyCache)(nil),            // 27: gatehouse.routetable.v1.ProxyCache
+	(*ClientValidation)(nil),      // 6: gatehouse.routetable.v1.ClientValidation
+	(*StreamRoute)(nil),           // 7: gatehouse.routetable.v1.StreamRoute
+	(*VirtualHost)(nil),           // 8: gatehouse.routetable.v1.VirtualHost
+	(*Route)(nil),                 // 9: gatehouse.routetable.v1.Route
+	(*RouteSource)(nil),           // 10: gatehouse.routetable.v1.RouteSource
+	(*RouteMatch)(nil),            // 11: gatehouse.routetable.v1.RouteMatch
+	(*HeaderMatcher)(nil),         // 12: gatehouse.routetable.v1.HeaderMatcher
+	(*QueryParameterMatcher)(nil), // 13: gatehouse.routetable.v1.QueryParameterMatcher
+	(*HeaderMutation)(nil),        // 14: gatehouse.routetable.v1.HeaderMutation
+	(*Header)(nil),                // 15: gatehouse.routetable.v1.Header
+	(*RouteAction)(nil),           // 16: gatehouse.routetable.v1.RouteAction
+	(*WeightedBackend)(nil),       // 17: gatehouse.routetable.v1.WeightedBackend
+	(*PathRewrite)(nil),           // 18: gatehouse.routetable.v1.PathRewrite
+	(*RedirectAction)(nil),        // 19: gatehouse.routetable.v1.RedirectAction
+	(*DirectResponse)(nil),        // 20: gatehouse.routetable.v1.DirectResponse
+	(*RetryPolicy)(nil),           // 21: gatehouse.routetable.v1.RetryPolicy
+	(*RequestMirror)(nil),         // 22: gatehouse.routetable.v1.RequestMirror
+	(*CorsPolicy)(nil),            // 23: gatehouse.routetable.v1.CorsPolicy
+	(*Duration)(nil),              // 24: gatehouse.routetable.v1.Duration
+	(*Backend)(nil),               // 25: gatehouse.routetable.v1.Backend
+	(*Endpoint)(nil),              // 26: gatehouse.routetable.v1.Endpoint
+	(*BackendTLS)(nil),            // 27: gatehouse.routetable.v1.BackendTLS
+	(*KeyPair)(nil),               // 28: gatehouse.routetable.v1.KeyPair
+	(*ProxyCache)(nil),            // 29: gatehouse.routetable.v1.ProxyCache
 }
 var file_dataplane_routetable_routetable_proto_depIdxs = []int32{
 	4,  // 0: gatehouse.routetable.v1.RouteTable.listeners:type_name -> gatehouse.routetable.v1.Listener
-	23, // 1: gatehouse.routetable.v1.RouteTable.backends:type_name -> gatehouse.routetable.v1.Backend
+	25, // 1: gatehouse.routetable.v1.RouteTable.backends:type_name -> gatehouse.routetable.v1.Backend
 	3,  // 2: gatehouse.routetable.v1.RouteTable.limits:type_name -> gatehouse.routetable.v1.Limits
-	22, // 3: gatehouse.routetable.v1.Limits.request_timeout:type_name -> gatehouse.routetable.v1.Duration
-	22, // 4: gatehouse.routetable.v1.Limits.backend_timeout:type_name -> gatehouse.routetable.v1.Duration
-	22, // 5: gatehouse.routetable.v1.Limits.max_request_timeout:type_name -> gatehouse.routetable.v1.Duration
-	22, // 6: gatehouse.routetable.v1.Limits.idle_timeout:type_name -> gatehouse.routetable.v1.Duration
-	22, // 7: gatehouse.routetable.v1.Limits.request_header_timeout:type_name -> gatehouse.routetable.v1.Duration
-	22, // 8: gatehouse.routetable.v1.Limits.request_body_timeout:type_name -> gatehouse.routetable.v1.Duration
-	0,  // 9: gatehouse.routetable.v1.Listener.protocol:type_name -> gatehouse.routetable.v1.Protocol
-	5,  // 10: gatehouse.routetable.v1.Listener.tls:type_name -> gatehouse.routetable.v1.ListenerTLS
-	6,  // 11: gatehouse.routetable.v1.Listener.virtual_hosts:type_name -> gatehouse.routetable.v1.VirtualHost
-	7,  // 12: gatehouse.routetable.v1.VirtualHost.routes:type_name -> gatehouse.routetable.v1.Route
-	8,  // 13: gatehouse.routetable.v1.Route.source:type_name -> gatehouse.routetable.v1.RouteSource
-	9,  // 14: gatehouse.routetable.v1.Route.match:type_name -> gatehouse.routetable.v1.RouteMatch
-	14, // 15: gatehouse.routetable.v1.Route.route:type_name -> gatehouse.routetable.v1.RouteAction
-	17, // 16: gatehouse.routetable.v1.Route.redirect:type_name -> gatehouse.routetable.v1.RedirectAction
-	18, // 17: gatehouse.routetable.v1.Route.direct_response:type_name -> gatehouse.routetable.v1.DirectResponse
-	12, // 18: gatehouse.routetable.v1.Route.request_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
-	12, // 19: gatehouse.routetable.v1.Route.response_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
-	21, // 20: gatehouse.routetable.v1.Route.cors:type_name -> gatehouse.routetable.v1.CorsPolicy
-	10, // 21: gatehouse.routetable.v1.RouteMatch.headers:type_name -> gatehouse.routetable.v1.HeaderMatcher
-	11, // 22: gatehouse.routetable.v1.RouteMatch.query_parameters:type_name -> gatehouse.routetable.v1.QueryParameterMatcher
-	13, // 23: gatehouse.routetable.v1.HeaderMutation.set:type_name -> gatehouse.routetable.v1.Header
-	13, // 24: gatehouse.routetable.v1.HeaderMutation.add:type_name -> gatehouse.routetable.v1.Header
-	15, // 25: gatehouse.routetable.v1.RouteAction.backends:type_name -> gatehouse.routetable.v1.WeightedBackend
-	16, // 26: gatehouse.routetable.v1.RouteAction.path_rewrite:type_name -> gatehouse.routetable.v1.PathRewrite
-	22, // 27: gatehouse.routetable.v1.RouteAction.request_timeout:type_name -> gatehouse.routetable.v1.Duration
-	22, // 28: gatehouse.routetable.v1.RouteAction.backend_timeout:type_name -> gatehouse.routetable.v1.Duration
-	19, // 29: gatehouse.routetable.v1.RouteAction.retry:type_name -> gatehouse.routetable.v1.RetryPolicy
-	20, // 30: gatehouse.routetable.v1.RouteAction.mirrors:type_name -> gatehouse.routetable.v1.RequestMirror
-	12, // 31: gatehouse.routetable.v1.WeightedBackend.request_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
-	12, // 32: gatehouse.routetable.v1.WeightedBackend.response_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
-	16, // 33: gatehouse.routetable.v1.WeightedBackend.path_rewrite:type_name -> gatehouse.routetable.v1.PathRewrite
-	16, // 34: gatehouse.routetable.v1.RedirectAction.path:type_name -> gatehouse.routetable.v1.PathRewrite
-	22, // 35: gatehouse.routetable.v1.RetryPolicy.backoff:type_name -> gatehouse.routetable.v1.Duration
-	1,  // 36: gatehouse.routetable.v1.Backend.protocol:type_name -> gatehouse.routetable.v1.AppProtocol
-	24, // 37: gatehouse.routetable.v1.Backend.endpoints:type_name -> gatehouse.routetable.v1.Endpoint
-	25, // 38: gatehouse.routetable.v1.Backend.tls:type_name -> gatehouse.routetable.v1.BackendTLS
-	2,  // 39: gatehouse.routetable.v1.ProxyCache.tables:type_name -> gatehouse.routetable.v1.RouteTable
-	26, // 40: gatehouse.routetable.v1.ProxyCache.key_pairs:type_name -> gatehouse.routetable.v1.KeyPair
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	24, // 3: gatehouse.routetable.v1.Limits.request_timeout:type_name -> gatehouse.routetable.v1.Duration
+	24, // 4: gatehouse.routetable.v1.Limits.backend_timeout:type_name -> gatehouse.routetable.v1.Duration
+	24, // 5: gatehouse.routetable.v1.Limits.max_request_timeout:type_name -> gatehouse.routetable.v1.Duration
+	24, // 6: gatehouse.routetable.v1.Limits.idle_timeout:type_name -> gatehouse.routetable.v1.Duration
+	24, // 7: gatehouse.routetable.v1.Limits.request_header_timeout:type_name -> gatehouse.routetable.v1.Duration
+	24, // 8: gatehouse.routetable.v1.Limits.request_body_timeout:type_name -> gatehouse.routetable.v1.Duration
+	24, // 9: gatehouse.routetable.v1.Limits.stream_idle_timeout:type_name -> gatehouse.routetable.v1.Duration
+	0,  // 10: gatehouse.routetable.v1.Listener.protocol:type_name -> gatehouse.routetable.v1.Protocol
+	5,  // 11: gatehouse.routetable.v1.Listener.tls:type_name -> gatehouse.routetable.v1.ListenerTLS
+	8,  // 12: gatehouse.routetable.v1.Listener.virtual_hosts:type_name -> gatehouse.routetable.v1.VirtualHost
+	7,  // 13: gatehouse.routetable.v1.Listener.stream_routes:type_name -> gatehouse.routetable.v1.StreamRoute
+	6,  // 14: gatehouse.routetable.v1.ListenerTLS.client_validation:type_name -> gatehouse.routetable.v1.ClientValidation
+	10, // 15: gatehouse.routetable.v1.StreamRoute.source:type_name -> gatehouse.routetable.v1.RouteSource
+	17, // 16: gatehouse.routetable.v1.StreamRoute.backends:type_name -> gatehouse.routetable.v1.WeightedBackend
+	9,  // 17: gatehouse.routetable.v1.VirtualHost.routes:type_name -> gatehouse.routetable.v1.Route
+	10, // 18: gatehouse.routetable.v1.Route.source:type_name -> gatehouse.routetable.v1.RouteSource
+	11, // 19: gatehouse.routetable.v1.Route.match:type_name -> gatehouse.routetable.v1.RouteMatch
+	16, // 20: gatehouse.routetable.v1.Route.route:type_name -> gatehouse.routetable.v1.RouteAction
+	19, // 21: gatehouse.routetable.v1.Route.redirect:type_name -> gatehouse.routetable.v1.RedirectAction
+	20, // 22: gatehouse.routetable.v1.Route.direct_response:type_name -> gatehouse.routetable.v1.DirectResponse
+	14, // 23: gatehouse.routetable.v1.Route.request_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
+	14, // 24: gatehouse.routetable.v1.Route.response_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
+	23, // 25: gatehouse.routetable.v1.Route.cors:type_name -> gatehouse.routetable.v1.CorsPolicy
+	12, // 26: gatehouse.routetable.v1.RouteMatch.headers:type_name -> gatehouse.routetable.v1.HeaderMatcher
+	13, // 27: gatehouse.routetable.v1.RouteMatch.query_parameters:type_name -> gatehouse.routetable.v1.QueryParameterMatcher
+	15, // 28: gatehouse.routetable.v1.HeaderMutation.set:type_name -> gatehouse.routetable.v1.Header
+	15, // 29: gatehouse.routetable.v1.HeaderMutation.add:type_name -> gatehouse.routetable.v1.Header
+	17, // 30: gatehouse.routetable.v1.RouteAction.backends:type_name -> gatehouse.routetable.v1.WeightedBackend
+	18, // 31: gatehouse.routetable.v1.RouteAction.path_rewrite:type_name -> gatehouse.routetable.v1.PathRewrite
+	24, // 32: gatehouse.routetable.v1.RouteAction.request_timeout:type_name -> gatehouse.routetable.v1.Duration
+	24, // 33: gatehouse.routetable.v1.RouteAction.backend_timeout:type_name -> gatehouse.routetable.v1.Duration
+	21, // 34: gatehouse.routetable.v1.RouteAction.retry:type_name -> gatehouse.routetable.v1.RetryPolicy
+	22, // 35: gatehouse.routetable.v1.RouteAction.mirrors:type_name -> gatehouse.routetable.v1.RequestMirror
+	14, // 36: gatehouse.routetable.v1.WeightedBackend.request_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
+	14, // 37: gatehouse.routetable.v1.WeightedBackend.response_headers:type_name -> gatehouse.routetable.v1.HeaderMutation
+	18, // 38: gatehouse.routetable.v1.WeightedBackend.path_rewrite:type_name -> gatehouse.routetable.v1.PathRewrite
+	18, // 39: gatehouse.routetable.v1.RedirectAction.path:type_name -> gatehouse.routetable.v1.PathRewrite
+	24, // 40: gatehouse.routetable.v1.RetryPolicy.backoff:type_name -> gatehouse.routetable.v1.Duration
+	1,  // 41: gatehouse.routetable.v1.Backend.protocol:type_name -> gatehouse.routetable.v1.AppProtocol
+	26, // 42: gatehouse.routetable.v1.Backend.endpoints:type_name -> gatehouse.routetable.v1.Endpoint
+	27, // 43: gatehouse.routetable.v1.Backend.tls:type_name -> gatehouse.routetable.v1.BackendTLS
+	2,  // 44: gatehouse.routetable.v1.ProxyCache.tables:type_name -> gatehouse.routetable.v1.RouteTable
+	28, // 45: gatehouse.routetable.v1.ProxyCache.key_pairs:type_name -> gatehouse.routetable.v1.KeyPair
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_routetable_routetable_proto_init() }
@@ -2458,25 +2677,25 @@ func file_dataplane_routetable_routetable_proto_init() {
 	if File_dataplane_routetable_routetable_proto != nil {
 		return
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[5].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[7].OneofWrappers = []any{
 		(*Route_Route)(nil),
 		(*Route_Redirect)(nil),
 		(*Route_DirectResponse)(nil),
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[7].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[9].OneofWrappers = []any{
 		(*RouteMatch_Exact)(nil),
 		(*RouteMatch_Prefix)(nil),
 		(*RouteMatch_Regex)(nil),
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[8].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[10].OneofWrappers = []any{
 		(*HeaderMatcher_Exact)(nil),
 		(*HeaderMatcher_Regex)(nil),
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[9].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[11].OneofWrappers = []any{
 		(*QueryParameterMatcher_Exact)(nil),
 		(*QueryParameterMatcher_Regex)(nil),
 	}
-	file_dataplane_routetable_routetable_proto_msgTypes[14].OneofWrappers = []any{
+	file_dataplane_routetable_routetable_proto_msgTypes[16].OneofWrappers = []any{
 		(*PathRewrite_Full)(nil),
 		(*PathRewrite_Prefix)(nil),
 	}
@@ -2486,7 +2705,7 @@ func file_dataplane_routetable_routetable_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_routetable_routetable_proto_rawDesc), len(file_dataplane_routetable_routetable_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
