@@ -176,6 +176,14 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 		c.failed[id] = fmt.Sprintf("port %d is out of range: use a port from 1 to 65535", l.Port)
 		return
 	}
+	switch l.Protocol {
+	case routetable.Protocol_HTTP, routetable.Protocol_HTTPS:
+	default:
+		// Serving a listener as another protocol would answer its clients
+		// with what they did not ask for: it is not served, and says so.
+		c.failed[id] = fmt.Sprintf("protocol %s is not served by this proxy: use a proxy version that serves it", l.Protocol)
+		return
+	}
 	https := l.Protocol == routetable.Protocol_HTTPS
 	pc := c.ports[l.Port]
 	if pc == nil {

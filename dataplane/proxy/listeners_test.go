@@ -135,3 +135,27 @@ func TestAPortChangesProtocol(t *testing.T) {
 		t.Errorf("HTTPS on the port that was HTTP: %d", resp.StatusCode)
 	}
 }
+
+// A listener of a protocol the proxy does not serve is reported as not
+// served, and its port is not bound, rather than served as HTTP.
+func TestAnUnknownProtocolIsNotServed(t *testing.T) {
+	v1 := newEcho(t, "v1")
+	port, other := freePort(t), freePort(t)
+	served := `"virtualHosts":[{"domain":"*","routes":[{"match":{"prefix":"/"},"route":{"backends":[{"backend":"v1","weight":1}]}}]}]`
+	p := start(t, table(t, port, `{"gateway":"infra/gw","listeners":[{"name":"web","port":PORT,"protocol":"HTTP",`+served+`},
+		{"name":"future","port":`+strconv.Itoa(int(other))+`,"protocol":99,`+served+`}]}`, v1))
+	why := p.NotServed()["infra/gw"]["future"]
+	if !strings.Contains(why, "protocol 99 is not served") || len(p.NotServed()["infra/gw"]) != 1 {
+		t.Errorf("not served: %v; want only listener future, naming its protocol", p.NotServed())
+	}
+	if p.Addr(other) != nil {
+		t.Errorf("port %d of a listener not served is bound", other)
+	}
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", other)); err == nil {
+		c.Close()
+		t.Errorf("port %d of a listener not served accepts connections", other)
+	}
+	if r := do(t, port, "GET", "x", "/", nil); r.code != 200 {
+		t.Errorf("the HTTP listener beside it answers %d", r.code)
+	}
+}
