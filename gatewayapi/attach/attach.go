@@ -9,11 +9,12 @@ import (
 	"github.com/gatehouse-dev/gatehouse/gatewayapi/hostnames"
 )
 
-// Route is what attachment needs of an HTTPRoute or GRPCRoute.
+// Route is what attachment needs of a route of any kind.
 type Route struct {
 	Kind      string
 	Namespace string
-	// Hostnames are spec.hostnames, lower case.
+	// Hostnames are spec.hostnames, lower case (TLSRoute: SNI names);
+	// TCPRoute and UDPRoute have none.
 	Hostnames []string
 }
 
@@ -113,7 +114,14 @@ func judge(r Route, l *Listener, nsLabels map[string]string) Candidate {
 	c := Candidate{Listener: l}
 	kind := l.Unsupported == "" && l.AllowsKind(r.Kind)
 	ns := l.InvalidNamespaces == "" && l.AllowsNamespace(r.Namespace, nsLabels)
-	if kind && ns {
+	switch {
+	case !kind || !ns:
+	case r.Kind == KindTCPRoute || r.Kind == KindUDPRoute:
+		// A TCP or UDP listener's hostname matches nothing: the spec
+		// ignores it for protocols without hostnames, and the route
+		// takes every connection to the port.
+		c.Hostnames = []string{"*"}
+	default:
 		c.Hostnames = hostnames.Intersect(l.Hostname, r.Hostnames)
 	}
 	switch {
@@ -187,7 +195,7 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// RouteOf reads the attachment-relevant part of an HTTPRoute or GRPCRoute;
+// RouteOf reads the attachment-relevant part of a route of any kind;
 // false for any other object.
 func RouteOf(obj any) (Route, []gwv1.ParentReference, bool) {
 	switch o := obj.(type) {
@@ -195,6 +203,12 @@ func RouteOf(obj any) (Route, []gwv1.ParentReference, bool) {
 		return Route{Kind: KindHTTPRoute, Namespace: o.Namespace, Hostnames: Lower(o.Spec.Hostnames)}, o.Spec.ParentRefs, true
 	case *gwv1.GRPCRoute:
 		return Route{Kind: KindGRPCRoute, Namespace: o.Namespace, Hostnames: Lower(o.Spec.Hostnames)}, o.Spec.ParentRefs, true
+	case *gwv1.TLSRoute:
+		return Route{Kind: KindTLSRoute, Namespace: o.Namespace, Hostnames: Lower(o.Spec.Hostnames)}, o.Spec.ParentRefs, true
+	case *gwv1.TCPRoute:
+		return Route{Kind: KindTCPRoute, Namespace: o.Namespace}, o.Spec.ParentRefs, true
+	case *gwv1.UDPRoute:
+		return Route{Kind: KindUDPRoute, Namespace: o.Namespace}, o.Spec.ParentRefs, true
 	}
 	return Route{}, nil, false
 }

@@ -86,8 +86,28 @@ func TestAttach(t *testing.T) {
 	}, {
 		name:      "a protocol Gatehouse does not serve takes nothing",
 		route:     web,
+		listeners: []*attach.Listener{listener("sctp", 80, "SCTP", "", from(gwv1.NamespacesFromAll, nil))},
+		reason:    gwv1.RouteReasonNotAllowedByListeners, message: `listener "sctp" is not accepted`,
+	}, {
+		name:      "an HTTPRoute on a TCP listener is not allowed by its kinds",
+		route:     web,
 		listeners: []*attach.Listener{listener("tcp", 80, gwv1.TCPProtocolType, "", from(gwv1.NamespacesFromAll, nil))},
-		reason:    gwv1.RouteReasonNotAllowedByListeners, message: `listener "tcp" is not accepted`,
+		reason:    gwv1.RouteReasonNotAllowedByListeners, message: `listener "tcp" does not allow HTTPRoute`,
+	}, {
+		name:      "a TCPRoute on a TCP listener with a hostname takes every connection",
+		route:     attach.Route{Kind: attach.KindTCPRoute, Namespace: "shop"},
+		listeners: []*attach.Listener{listener("tcp", 5432, gwv1.TCPProtocolType, "db.example.com", from(gwv1.NamespacesFromAll, nil))},
+		taking:    []string{"tcp[*]"},
+	}, {
+		name:      "a TLSRoute's SNI names intersect the TLS listener's hostname",
+		route:     attach.Route{Kind: attach.KindTLSRoute, Namespace: "shop", Hostnames: []string{"x.example.org"}},
+		listeners: []*attach.Listener{listener("tls", 443, gwv1.TLSProtocolType, "*.example.com", from(gwv1.NamespacesFromAll, nil))},
+		reason:    gwv1.RouteReasonNoMatchingListenerHostname, message: "matches a listener's hostname (*.example.com)",
+	}, {
+		name:      "a TLSRoute is not allowed on an HTTPS listener",
+		route:     attach.Route{Kind: attach.KindTLSRoute, Namespace: "shop", Hostnames: []string{"a.example.com"}},
+		listeners: []*attach.Listener{listener("https", 443, gwv1.HTTPSProtocolType, "", from(gwv1.NamespacesFromAll, nil))},
+		reason:    gwv1.RouteReasonNotAllowedByListeners, message: `listener "https" does not allow TLSRoute`,
 	}, {
 		name:      "no hostname in common names the listeners that would take it",
 		route:     attach.Route{Kind: attach.KindHTTPRoute, Namespace: "shop", Hostnames: []string{"x.example.org"}},

@@ -8,6 +8,7 @@ package attach
 import (
 	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -16,11 +17,30 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
-// Route kinds an HTTP or HTTPS listener serves.
+// Route kinds, and the listener protocols that serve them.
 const (
 	KindHTTPRoute = "HTTPRoute"
 	KindGRPCRoute = "GRPCRoute"
+	KindTLSRoute  = "TLSRoute"
+	KindTCPRoute  = "TCPRoute"
+	KindUDPRoute  = "UDPRoute"
 )
+
+// protocolKinds are the route kinds each listener protocol Gatehouse
+// serves takes, in the order supportedKinds lists them.
+var protocolKinds = map[gwv1.ProtocolType][]string{
+	gwv1.HTTPProtocolType:  {KindHTTPRoute, KindGRPCRoute},
+	gwv1.HTTPSProtocolType: {KindHTTPRoute, KindGRPCRoute},
+	gwv1.TLSProtocolType:   {KindTLSRoute},
+	gwv1.TCPProtocolType:   {KindTCPRoute},
+	gwv1.UDPProtocolType:   {KindUDPRoute},
+}
+
+// Stream reports whether routes of kind carry connections rather than
+// requests: they have no hostnames of their own, except TLSRoute's SNI.
+func Stream(kind string) bool {
+	return kind == KindTLSRoute || kind == KindTCPRoute || kind == KindUDPRoute
+}
 
 // Listener is one listener of a Gateway or of a ListenerSet, compiled once
 // for every route that asks about it. Build it with NewListener.
@@ -71,18 +91,17 @@ func NewListener(owner, namespace string, name gwv1.SectionName, port gwv1.PortN
 	if allowed != nil {
 		asked = allowed.Kinds
 	}
-	switch protocol {
-	case gwv1.HTTPProtocolType, gwv1.HTTPSProtocolType:
-	default:
-		l.Unsupported = fmt.Sprintf("protocol %q is not supported: Gatehouse serves HTTP and HTTPS listeners", protocol)
+	kinds, ok := protocolKinds[protocol]
+	if !ok {
+		l.Unsupported = fmt.Sprintf("protocol %q is not supported: Gatehouse serves HTTP, HTTPS, TLS, TCP and UDP listeners", protocol)
 		if len(asked) > 0 {
 			l.InvalidKinds = fmt.Sprintf("no route kind can attach to a %s listener in Gatehouse", protocol)
 		}
 		return l
 	}
-	l.Kinds, l.InvalidKinds = supportedKinds(asked)
+	l.Kinds, l.InvalidKinds = supportedKinds(asked, kinds)
 	if protocol == gwv1.HTTPSProtocolType && tls != nil && tls.Mode != nil && *tls.Mode != gwv1.TLSModeTerminate {
-		l.Unsupported = fmt.Sprintf("TLS mode %q is not supported on an HTTPS listener: use Terminate", *tls.Mode)
+		l.Unsupported = fmt.Sprintf("TLS mode %q is not supported on an HTTPS listener: use Terminate, or protocol TLS for TLSRoutes", *tls.Mode)
 	}
 	return l
 }
@@ -111,12 +130,17 @@ func (l *Listener) compileNamespaces(allowed *gwv1.AllowedRoutes) {
 	l.Selector = s
 }
 
-// supportedKinds keeps the route kinds an HTTP or HTTPS listener can serve
-// and describes the ones it cannot. No kinds asked means all supported kinds.
-func supportedKinds(asked []gwv1.RouteGroupKind) ([]gwv1.RouteGroupKind, string) {
+// supportedKinds keeps the route kinds asked for that the listener's
+// protocol serves (served) and describes the ones it cannot. No kinds asked
+// means all it serves.
+func supportedKinds(asked []gwv1.RouteGroupKind, served []string) ([]gwv1.RouteGroupKind, string) {
 	group := gwv1.Group(gwv1.GroupName)
 	if len(asked) == 0 {
-		return []gwv1.RouteGroupKind{{Group: &group, Kind: KindHTTPRoute}, {Group: &group, Kind: KindGRPCRoute}}, ""
+		out := make([]gwv1.RouteGroupKind, len(served))
+		for i, k := range served {
+			out[i] = gwv1.RouteGroupKind{Group: &group, Kind: gwv1.Kind(k)}
+		}
+		return out, ""
 	}
 	var ok []gwv1.RouteGroupKind
 	var bad []string
@@ -125,7 +149,7 @@ func supportedKinds(asked []gwv1.RouteGroupKind) ([]gwv1.RouteGroupKind, string)
 		if k.Group != nil && *k.Group != "" {
 			g = string(*k.Group)
 		}
-		if g == gwv1.GroupName && (k.Kind == KindHTTPRoute || k.Kind == KindGRPCRoute) {
+		if g == gwv1.GroupName && slices.Contains(served, string(k.Kind)) {
 			ok = append(ok, gwv1.RouteGroupKind{Group: &group, Kind: k.Kind})
 			continue
 		}
@@ -134,7 +158,7 @@ func supportedKinds(asked []gwv1.RouteGroupKind) ([]gwv1.RouteGroupKind, string)
 	if len(bad) == 0 {
 		return ok, ""
 	}
-	return ok, fmt.Sprintf("route kinds %s are not supported on this listener: use HTTPRoute or GRPCRoute", strings.Join(bad, ", "))
+	return ok, fmt.Sprintf("route kinds %s are not supported on this listener: use %s", strings.Join(bad, ", "), strings.Join(served, " or "))
 }
 
 // Accepted reports whether routes may attach to the listener at all.

@@ -97,19 +97,28 @@ func (t *translator) resolveBackend(k backendKey, hasPort bool) resolvedBackend 
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonUnsupportedProtocol,
 			message: fmt.Sprintf("Service %s is of type ExternalName, which Gatehouse does not route to: use a Service with endpoints", svcKey)}
 	}
+	// A Service may use one port number for TCP and for UDP (DNS does):
+	// UDPRoutes take the UDP one, every other kind the TCP one.
+	transport := corev1.ProtocolTCP
+	if k.routeKind == kindUDPRoute {
+		transport = corev1.ProtocolUDP
+	}
 	var port *corev1.ServicePort
 	for i := range svc.Spec.Ports {
-		if svc.Spec.Ports[i].Port == k.port {
-			port = &svc.Spec.Ports[i]
+		if p := &svc.Spec.Ports[i]; p.Port == k.port && cmp.Or(p.Protocol, corev1.ProtocolTCP) == transport {
+			port = p
 		}
 	}
 	if port == nil {
 		return resolvedBackend{service: svcKey, reason: gwv1.RouteReasonBackendNotFound,
-			message: fmt.Sprintf("Service %s has no port %d", svcKey, k.port)}
+			message: fmt.Sprintf("Service %s has no %s port %d", svcKey, transport, k.port)}
 	}
 	tls := t.backendTLS(svc, port)
 	proto := appProtocol(port.AppProtocol)
 	name := svcKey.String() + ":" + strconv.Itoa(int(port.Port))
+	if transport == corev1.ProtocolUDP {
+		name += "/udp"
+	}
 	if k.grpc && proto != routetable.AppProtocol_H2C {
 		// gRPC needs HTTP/2: over TLS when a policy asks for it, else h2c.
 		proto = routetable.AppProtocol_H2C

@@ -46,6 +46,13 @@ func (t *translator) compile() {
 	}
 }
 
+// streamProtocols are the listener protocols whose routes are stream routes.
+var streamProtocols = map[gwv1.ProtocolType]routetable.Protocol{
+	gwv1.TLSProtocolType: routetable.Protocol_TLS,
+	gwv1.TCPProtocolType: routetable.Protocol_TCP,
+	gwv1.UDPProtocolType: routetable.Protocol_UDP,
+}
+
 func (t *translator) compileListener(l *listener, used map[string]bool) *routetable.Listener {
 	out := &routetable.Listener{
 		Name:     string(l.name),
@@ -59,6 +66,24 @@ func (t *translator) compileListener(l *listener, used map[string]bool) *routeta
 	if l.protocol == gwv1.HTTPSProtocolType {
 		out.Protocol = routetable.Protocol_HTTPS
 		out.Tls = &routetable.ListenerTLS{Certificates: l.certificates}
+	}
+	if stream, ok := streamProtocols[l.protocol]; ok {
+		out.Protocol = stream
+		switch {
+		case l.passthrough():
+			out.Tls = &routetable.ListenerTLS{Passthrough: true}
+		case l.terminates():
+			out.Tls = &routetable.ListenerTLS{Certificates: l.certificates}
+		}
+		out.StreamRoutes = t.streamRoutes(l)
+		for _, sr := range out.StreamRoutes {
+			for _, b := range sr.Backends {
+				if b.Backend != "" {
+					used[b.Backend] = true
+				}
+			}
+		}
+		return out
 	}
 	// Routes by the hostname they were attached for.
 	hosts := map[string][]*attachment{}

@@ -18,6 +18,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -113,6 +114,12 @@ func decodeInput(data []byte) (translate.Input, error) {
 			in.HTTPRoutes = append(in.HTTPRoutes, o)
 		case *gwv1.GRPCRoute:
 			in.GRPCRoutes = append(in.GRPCRoutes, o)
+		case *gwv1.TLSRoute:
+			in.TLSRoutes = append(in.TLSRoutes, o)
+		case *gwv1.TCPRoute:
+			in.TCPRoutes = append(in.TCPRoutes, o)
+		case *gwv1.UDPRoute:
+			in.UDPRoutes = append(in.UDPRoutes, o)
 		case *gwv1.ReferenceGrant:
 			in.ReferenceGrants = append(in.ReferenceGrants, o)
 		case *gwv1beta1.ReferenceGrant:
@@ -178,11 +185,15 @@ func render(t testing.TB, out translate.Output) []byte {
 			put(k.String(), v)
 		}
 	}))
-	add("grpcRoutes", toMap(len(out.GRPCRoutes), func(put func(string, any)) {
-		for k, v := range out.GRPCRoutes {
-			put(k.String(), v)
-		}
-	}))
+	for section, routes := range map[string]map[types.NamespacedName][]gwv1.RouteParentStatus{
+		"grpcRoutes": out.GRPCRoutes, "tlsRoutes": out.TLSRoutes, "tcpRoutes": out.TCPRoutes, "udpRoutes": out.UDPRoutes,
+	} {
+		add(section, toMap(len(routes), func(put func(string, any)) {
+			for k, v := range routes {
+				put(k.String(), v)
+			}
+		}))
+	}
 	add("backendTLSPolicies", toMap(len(out.BackendTLSPolicies), func(put func(string, any)) {
 		for k, v := range out.BackendTLSPolicies {
 			put(k.String(), v)

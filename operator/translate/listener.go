@@ -54,10 +54,28 @@ func (t *translator) newListener(gw *gateway, ls *listenerSet, name gwv1.Section
 	}
 	spec := attach.NewListener(owner, ns, name, port, protocol, hostname, tls, allowed)
 	l := &listener{gw: gw, set: ls, name: name, port: port, protocol: protocol, hostname: spec.Hostname, tls: tls, spec: spec}
-	if protocol == gwv1.HTTPProtocolType || protocol == gwv1.HTTPSProtocolType {
+	if served(l) && protocol != gwv1.UDPProtocolType {
+		// The ports the proxies bind themselves are TCP ports.
 		l.reserved = t.out.Parameters[string(gw.obj.Spec.GatewayClassName)].reservedPort(port)
 	}
 	return l
+}
+
+// terminates reports whether the listener decrypts TLS with certificates
+// of its own: HTTPS, and TLS in Terminate mode (the default).
+func (l *listener) terminates() bool {
+	switch l.protocol {
+	case gwv1.HTTPSProtocolType:
+		return true
+	case gwv1.TLSProtocolType:
+		return !l.passthrough()
+	}
+	return false
+}
+
+// passthrough reports whether a TLS listener forwards sessions undecrypted.
+func (l *listener) passthrough() bool {
+	return l.protocol == gwv1.TLSProtocolType && l.tls != nil && l.tls.Mode != nil && *l.tls.Mode == gwv1.TLSModePassthrough
 }
 
 // withFilters refuses a listener with pre-routing filters (the
@@ -73,14 +91,15 @@ func (l *listener) withFilters(f *gwv1.ListenerFilters) *listener {
 	return l
 }
 
-// listenerCertificates resolves an HTTPS listener's certificates, once
+// listenerCertificates resolves the certificates of a listener that
+// terminates TLS (HTTPS, TLS in Terminate mode), once
 // conflicts are settled. Only a listener that will be served (accepted, of
 // an accepted Gateway) asks the issuing source: issuing is an effect, a
 // Certificate on the hub and a key pair in the proxies, and a listener that
 // lost a conflict must not get a key for a hostname another one serves.
 // Other listeners still have their certificateRefs checked, for status.
 func (t *translator) listenerCertificates(l *listener) {
-	if l.protocol != gwv1.HTTPSProtocolType {
+	if !l.terminates() {
 		return
 	}
 	if served := l.accepted() && l.gw.accepted; !served && (l.tls == nil || len(l.tls.CertificateRefs) == 0) {
@@ -96,17 +115,23 @@ func (t *translator) listenerCertificates(l *listener) {
 }
 
 // settleConflicts marks listeners that share a port in a way that cannot be
-// told apart: different protocols, or the same hostname. Within one Gateway or
-// one ListenerSet no listener wins: all indistinct ones are conflicted. Across
-// them, precedence decides: the Gateway's own listeners, then ListenerSets
-// oldest first; only the later listener is conflicted.
+// told apart. Within one Gateway or one ListenerSet no listener wins: all
+// indistinct ones are conflicted. Across them, precedence decides: the
+// Gateway's own listeners, then ListenerSets oldest first; only the later
+// listener is conflicted.
+//
+// What tells listeners on one port apart is the spec's: HTTP listeners by
+// Host header, HTTPS and TLS listeners by SNI, so each may share a port
+// with more of its kind on other hostnames; HTTPS and TLS (passthrough or
+// terminated) may share one with each other too, as SNI picks the listener
+// before anything is decrypted. A TCP listener takes every connection to
+// its port, so it is distinct from nothing else there ("all the Listeners
+// that share a port with the TCP Listener are not distinct"). UDP uses
+// sockets of its own and is indistinct only from another UDP listener.
 //
 // A listener of a protocol Gatehouse does not serve never takes a port from
 // one it serves: it alone is conflicted (ProtocolConflict) when it shares the
-// port with one, and is otherwise not accepted (UnsupportedProtocol). The
-// spec: "If an implementation does not support TCP Protocol Listeners, then
-// the previous rule does not apply, and the TCP Listeners SHOULD NOT be
-// accepted."
+// port with one, and is otherwise not accepted (UnsupportedProtocol).
 func settleConflicts(ls []*listener) {
 	lost := map[*listener]bool{} // conflicted by a listener of higher precedence
 	for i, l := range ls {
@@ -133,13 +158,8 @@ func settleConflicts(ls []*listener) {
 				}
 				continue
 			}
-			reason := gwv1.ListenerConditionReason("")
-			switch {
-			case prev.protocol != l.protocol:
-				reason = gwv1.ListenerReasonProtocolConflict
-			case prev.hostname == l.hostname:
-				reason = gwv1.ListenerReasonHostnameConflict
-			default:
+			reason := portConflict(prev, l)
+			if reason == "" {
 				continue
 			}
 			if prev.set == l.set {
@@ -155,9 +175,44 @@ func settleConflicts(ls []*listener) {
 	overlappingTLS(ls)
 }
 
+// portConflict says why two served listeners on one port cannot be told
+// apart, "" when they can (see settleConflicts).
+func portConflict(a, b *listener) gwv1.ListenerConditionReason {
+	ta, tb := transport(a.protocol), transport(b.protocol)
+	switch {
+	case (ta == "udp") != (tb == "udp"):
+		return ""
+	case ta != tb, ta == "tcp", ta == "udp":
+		// Different ways of telling listeners apart, or none at all.
+		return gwv1.ListenerReasonProtocolConflict
+	case a.hostname == b.hostname:
+		return gwv1.ListenerReasonHostnameConflict
+	}
+	return ""
+}
+
+// transport groups protocols by how a proxy tells their listeners apart
+// on one port: "http" by Host, "sni" by TLS server name, "tcp" and "udp"
+// not at all.
+func transport(p gwv1.ProtocolType) string {
+	switch p {
+	case gwv1.HTTPProtocolType:
+		return "http"
+	case gwv1.HTTPSProtocolType, gwv1.TLSProtocolType:
+		return "sni"
+	case gwv1.UDPProtocolType:
+		return "udp"
+	}
+	return "tcp"
+}
+
 // served reports whether Gatehouse serves the listener's protocol.
 func served(l *listener) bool {
-	return l.protocol == gwv1.HTTPProtocolType || l.protocol == gwv1.HTTPSProtocolType
+	switch l.protocol {
+	case gwv1.HTTPProtocolType, gwv1.HTTPSProtocolType, gwv1.TLSProtocolType, gwv1.TCPProtocolType, gwv1.UDPProtocolType:
+		return true
+	}
+	return false
 }
 
 // overlappingTLS marks HTTPS listeners on one port whose hostnames overlap

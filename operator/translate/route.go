@@ -13,7 +13,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/gatewayapi/attach"
 )
 
-// route is an HTTPRoute or GRPCRoute compiled once, whatever it attaches to.
+// route is a route of any kind compiled once, whatever it attaches to.
 type route struct {
 	kind      string
 	obj       RouteObject
@@ -37,6 +37,10 @@ type route struct {
 	// services the route sends traffic to, and the backends it names.
 	services []types.NamespacedName
 	backends []string
+
+	// stream is the served rule of a TLSRoute, TCPRoute or UDPRoute; nil
+	// for other kinds (stream.go).
+	stream *streamAction
 
 	// counted marks listeners that already count this route as attached.
 	counted map[*listener]bool
@@ -102,6 +106,7 @@ func (t *translator) attachRoutes() {
 			t.out.GRPCRoutes[r.key] = status
 		}
 	}
+	t.attachStreamRoutes()
 }
 
 // parentKind resolves a parentRef to ("Gateway"|"ListenerSet", key), or ""

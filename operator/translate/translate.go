@@ -31,6 +31,9 @@ type Input struct {
 	ListenerSets       []*gwv1.ListenerSet
 	HTTPRoutes         []*gwv1.HTTPRoute
 	GRPCRoutes         []*gwv1.GRPCRoute
+	TLSRoutes          []*gwv1.TLSRoute
+	TCPRoutes          []*gwv1.TCPRoute
+	UDPRoutes          []*gwv1.UDPRoute
 	ReferenceGrants    []*gwv1.ReferenceGrant
 	ReferenceGrantsV1B []*gwv1beta1.ReferenceGrant
 	BackendTLSPolicies []*gwv1.BackendTLSPolicy
@@ -66,6 +69,9 @@ type Output struct {
 	// names a Gateway or ListenerSet of ours.
 	HTTPRoutes         map[types.NamespacedName][]gwv1.RouteParentStatus
 	GRPCRoutes         map[types.NamespacedName][]gwv1.RouteParentStatus
+	TLSRoutes          map[types.NamespacedName][]gwv1.RouteParentStatus
+	TCPRoutes          map[types.NamespacedName][]gwv1.RouteParentStatus
+	UDPRoutes          map[types.NamespacedName][]gwv1.RouteParentStatus
 	BackendTLSPolicies map[types.NamespacedName][]gwv1.PolicyAncestorStatus
 	// One table per accepted Gateway.
 	Tables map[types.NamespacedName]*routetable.RouteTable
@@ -85,7 +91,8 @@ type AttachmentAuthorizer interface {
 
 // AttachmentRequest describes one attachment that Gateway API allows.
 type AttachmentRequest struct {
-	// Kind is "HTTPRoute" or "GRPCRoute"; Route is the object itself.
+	// Kind is the route's kind ("HTTPRoute", "GRPCRoute", "TLSRoute",
+	// "TCPRoute" or "UDPRoute"); Route is the object itself.
 	Kind  string
 	Route RouteObject
 	// Parent is the index in spec.parentRefs of the parentRef that selects

@@ -111,7 +111,7 @@ func readDocs(path string) []obj {
 // inputs are the kinds translate reads; the rest (Deployments, Pods) are
 // the suite's business.
 var inputs = []string{"Namespace", "GatewayClass", "Gateway", "ListenerSet", "HTTPRoute", "GRPCRoute",
-	"ReferenceGrant", "BackendTLSPolicy", "Service", "Secret", "ConfigMap", "EndpointSlice"}
+	"TLSRoute", "TCPRoute", "UDPRoute", "ReferenceGrant", "BackendTLSPolicy", "Service", "Secret", "ConfigMap", "EndpointSlice"}
 
 func writeCase(name string, base, docs []obj, goSource string) {
 	var out []obj
