@@ -49,7 +49,7 @@ func (d Denial) String() string { return d.Err.Error() }
 // Subject is the object being decided, where it lives and who sends it.
 type Subject struct {
 	Cluster tenancy.Cluster
-	// Kind is HTTPRoute, GRPCRoute or ListenerSet; Object one of those.
+	// Kind is one of RouteKinds or ListenerSet; Object one of those.
 	Kind      string
 	Object    client.Object
 	OldObject client.Object
@@ -162,19 +162,8 @@ func ReferenceWarnings(s Subject) []string {
 				p, kind, to.Namespace, to.Name, s.Kind, from.Namespace))
 		}
 	}
-	switch o := s.Object.(type) {
-	case *gwv1.HTTPRoute:
-		for i, r := range o.Spec.Rules {
-			for j, b := range r.BackendRefs {
-				check(field.NewPath("spec", "rules").Index(i).Child("backendRefs").Index(j), b.BackendObjectReference)
-			}
-		}
-	case *gwv1.GRPCRoute:
-		for i, r := range o.Spec.Rules {
-			for j, b := range r.BackendRefs {
-				check(field.NewPath("spec", "rules").Index(i).Child("backendRefs").Index(j), b.BackendObjectReference)
-			}
-		}
+	for _, b := range backendRefs(s.Object) {
+		check(b.path, b.ref)
 	}
 	return out
 }
@@ -193,22 +182,18 @@ func (d *Decider) ofNoTenant(tenant string, s Subject) *Denial {
 // spec.hostnames, a ListenerSet's listener hostnames.
 func (d *Decider) hostnames(tenant string, s Subject) []Denial {
 	var out []Denial
-	switch o := s.Object.(type) {
-	case *gwv1.HTTPRoute:
-		for i, h := range o.Spec.Hostnames {
-			if deny := d.hostname(tenant, s, string(h), field.NewPath("spec", "hostnames").Index(i)); deny != nil {
-				out = append(out, *deny)
-			}
+	for i, h := range routeHostnames(s.Object) {
+		if deny := d.hostname(tenant, s, string(h), field.NewPath("spec", "hostnames").Index(i)); deny != nil {
+			out = append(out, *deny)
 		}
-	case *gwv1.GRPCRoute:
-		for i, h := range o.Spec.Hostnames {
-			if deny := d.hostname(tenant, s, string(h), field.NewPath("spec", "hostnames").Index(i)); deny != nil {
-				out = append(out, *deny)
-			}
-		}
-	case *gwv1.ListenerSet:
+	}
+	if o, ok := s.Object.(*gwv1.ListenerSet); ok {
 		for i, l := range o.Spec.Listeners {
 			p := field.NewPath("spec", "listeners").Index(i).Child("hostname")
+			if tenant != "" && (l.Protocol == gwv1.TCPProtocolType || l.Protocol == gwv1.UDPProtocolType) {
+				out = append(out, d.portListener(tenant, field.NewPath("spec", "listeners").Index(i).Child("protocol"), l.Protocol))
+				continue
+			}
 			if l.Hostname == nil || *l.Hostname == "" {
 				if tenant != "" {
 					out = append(out, Denial{ReasonHostnameNotDelegated, field.Required(p,
@@ -222,6 +207,18 @@ func (d *Decider) hostnames(tenant string, s Subject) []Denial {
 		}
 	}
 	return out
+}
+
+// portListener refuses a TCP or UDP listener in a tenant's ListenerSet. A
+// port has no owner the way a hostname has, so a tenant that could open
+// one could take a port another tenant's connections were meant for; the
+// platform team delegates ports instead as listeners of its Gateways
+// (spec.gateways[].listeners of the Tenant), which TCPRoutes and UDPRoutes
+// attach to.
+func (d *Decider) portListener(tenant string, p *field.Path, protocol gwv1.ProtocolType) Denial {
+	return Denial{ReasonGatewayNotDelegated, field.Forbidden(p, fmt.Sprintf(
+		"tenant %q may not open %s ports through a ListenerSet: ports are delegated as listeners of the platform team's Gateways; attach a %sRoute to a listener tenant %q may use (%s), or ask the platform team to delegate one",
+		tenant, protocol, protocol, tenant, d.Tenancy.DescribeGateways(tenant)))}
 }
 
 // hostname checks one hostname against the fleet's delegations.
@@ -280,6 +277,10 @@ func (d *Decider) attachment(tenant string, s Subject, a Attachment) []Denial {
 		out = append(out, Denial{ReasonGatewayNotDelegated, field.Forbidden(p,
 			fmt.Sprintf("%s in cluster %q is not delegated to tenant %q (allowed: %s)", where, s.Cluster.Name, tenant, d.Tenancy.DescribeGateways(tenant)))})
 	}
+	if hostless(s.Kind) {
+		// Which Gateways and listeners the tenant may use decides alone.
+		return out
+	}
 	own := routeHostnames(s.Object)
 	for _, h := range a.Hostnames {
 		if len(own) > 0 {
@@ -309,16 +310,6 @@ func (d *Decider) attachment(tenant string, s Subject, a Attachment) []Denial {
 	return out
 }
 
-func routeHostnames(o client.Object) []gwv1.Hostname {
-	switch r := o.(type) {
-	case *gwv1.HTTPRoute:
-		return r.Spec.Hostnames
-	case *gwv1.GRPCRoute:
-		return r.Spec.Hostnames
-	}
-	return nil
-}
-
 // sourceIndex finds the route hostname an intersected hostname came from.
 func sourceIndex(own []gwv1.Hostname, h string) int {
 	for i, o := range own {
@@ -338,7 +329,7 @@ func sourceIndex(own []gwv1.Hostname, h string) int {
 // limits checks the tenant's fleet-wide limits for a route; at admission
 // the route counts as given, in status as indexed.
 func (d *Decider) limits(tenant string, s Subject) *Denial {
-	if tenant == "" || d.Routes == nil || (s.Kind != "HTTPRoute" && s.Kind != "GRPCRoute") {
+	if tenant == "" || d.Routes == nil || !isRoute(s.Kind) {
 		return nil
 	}
 	e := tenancy.RouteEntry{Cluster: s.Cluster.Name, Kind: s.Kind, Namespace: s.Object.GetNamespace(), Name: s.Object.GetName(), Tenant: tenant, Created: s.Object.GetCreationTimestamp().Time}

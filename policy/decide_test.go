@@ -237,3 +237,135 @@ func TestEvaluateErrorIsUnsettled(t *testing.T) {
 		t.Errorf("a policy that was not evaluated: %+v, want a denial marked unsettled", r)
 	}
 }
+
+func tlsRoute(ns, name string, hosts ...string) *gwv1.TLSRoute {
+	r := &gwv1.TLSRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: metav1.NewTime(epoch)}}
+	for _, h := range hosts {
+		r.Spec.Hostnames = append(r.Spec.Hostnames, gwv1.Hostname(h))
+	}
+	r.Spec.ParentRefs = []gwv1.ParentReference{{Name: "shared", Namespace: ptr.To[gwv1.Namespace]("infra")}}
+	r.Spec.Rules = []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{Name: "db", Port: ptr.To[gwv1.PortNumber](5432)}}}}}
+	return r
+}
+
+func tcpRoute(ns, name string) *gwv1.TCPRoute {
+	r := &gwv1.TCPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: metav1.NewTime(epoch)}}
+	r.Spec.ParentRefs = []gwv1.ParentReference{{Name: "shared", Namespace: ptr.To[gwv1.Namespace]("infra")}}
+	r.Spec.Rules = []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{Name: "db", Port: ptr.To[gwv1.PortNumber](5432)}}}}}
+	return r
+}
+
+// TestStreamRoutes: a TLSRoute's SNI names are hostnames like any route's;
+// TCPRoutes and UDPRoutes have none, so only the namespace, the Gateways
+// and listeners, limits and policies decide them.
+func TestStreamRoutes(t *testing.T) {
+	cl := tenancy.Cluster{Name: "member-1"}
+	shared := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "shared"}}
+	internal := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "internal"}}
+	udp := &gwv1.UDPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "dns", CreationTimestamp: metav1.NewTime(epoch)}}
+	tcpSet := &gwv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "ports"}, Spec: gwv1.ListenerSetSpec{
+		Listeners: []gwv1.ListenerEntry{{Name: "db", Port: 5432, Protocol: gwv1.TCPProtocolType}}}}
+	cases := []struct {
+		name       string
+		unassigned tenancy.Unassigned
+		kind       string
+		obj        client.Object
+		a          []policy.Attachment
+		reason     string
+		want       string
+	}{
+		{name: "a TLSRoute within its tenant's SNI names", kind: "TLSRoute", obj: tlsRoute("web", "db", "db.web.example.com"),
+			a: []policy.Attachment{{Gateway: shared, Listener: "tls", Hostnames: []string{"db.web.example.com"}}}},
+		{name: "a TLSRoute for another tenant's SNI name", kind: "TLSRoute", obj: tlsRoute("web", "db", "db.web.example.com", "shop.example.com"),
+			reason: policy.ReasonHostnameOwnedByOtherTenant,
+			want:   `spec.hostnames[1]: Forbidden: "shop.example.com" is delegated to tenant "payments"; this namespace belongs to tenant "web" (delegated: *.web.example.com)`},
+		{name: "a TLSRoute of a platform namespace for a tenant's SNI name", kind: "TLSRoute", obj: tlsRoute("infra", "db", "shop.example.com"),
+			reason: policy.ReasonHostnameOwnedByOtherTenant, want: `"shop.example.com" is delegated to tenant "payments"; namespace "infra" belongs to no tenant`},
+		{name: "a TCPRoute on a delegated Gateway, whatever the listener's hostname", kind: "TCPRoute", obj: tcpRoute("web", "db"),
+			a: []policy.Attachment{{Gateway: shared, Listener: "tcp-5432", Hostnames: []string{"*"}}}},
+		{name: "a UDPRoute of a platform namespace", kind: "UDPRoute", obj: &gwv1.UDPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "dns"}},
+			a: []policy.Attachment{{Gateway: internal, Listener: "udp-53", Hostnames: []string{"*"}}}},
+		{name: "a UDPRoute on a Gateway not delegated", kind: "UDPRoute", obj: udp,
+			a:      []policy.Attachment{{Gateway: internal, Listener: "udp-53", Hostnames: []string{"*"}}},
+			reason: policy.ReasonGatewayNotDelegated, want: `listener "udp-53" of Gateway infra/internal in cluster "member-1" is not delegated to tenant "web" (allowed: infra/shared)`},
+		{name: "a TCPRoute from a namespace of no tenant, when such namespaces are refused", unassigned: tenancy.Deny, kind: "TCPRoute", obj: tcpRoute("infra", "db"),
+			reason: policy.ReasonNamespaceNotDelegated, want: `metadata.namespace: Forbidden: namespace "infra" of cluster "member-1" belongs to no tenant`},
+		{name: "a tenant's ListenerSet opening a TCP port", kind: "ListenerSet", obj: tcpSet,
+			reason: policy.ReasonGatewayNotDelegated,
+			want:   `spec.listeners[0].protocol: Forbidden: tenant "web" may not open TCP ports through a ListenerSet: ports are delegated as listeners of the platform team's Gateways; attach a TCPRoute to a listener tenant "web" may use (infra/shared)`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.unassigned == "" {
+				c.unassigned = tenancy.Platform
+			}
+			d := decider(t, c.unassigned)
+			s := policy.Subject{Cluster: cl, Kind: c.kind, Object: c.obj, Operation: "CREATE"}
+			v := d.Decide(context.Background(), s)
+			v = d.Attached(v, s, c.a...)
+			if v.Reason() != c.reason || !strings.Contains(v.Message(), c.want) {
+				t.Errorf("got %q: %s\nwant %q containing: %s", v.Reason(), v.Message(), c.reason, c.want)
+			}
+		})
+	}
+}
+
+// TestStreamRoutesCountTowardLimits: a tenant's limit on routes counts
+// routes of every kind.
+func TestStreamRoutesCountTowardLimits(t *testing.T) {
+	d := decider(t, tenancy.Platform)
+	cl := tenancy.Cluster{Name: "member-1"}
+	d.Routes.SetCluster("member-1", []tenancy.RouteEntry{
+		{Kind: "HTTPRoute", Namespace: "web", Name: "site", Tenant: "web", Created: epoch},
+		{Kind: "TLSRoute", Namespace: "web", Name: "db", Tenant: "web", Created: epoch.Add(time.Minute), Hostnames: []string{"db.web.example.com"}},
+		{Kind: "UDPRoute", Namespace: "web", Name: "dns", Tenant: "web", Created: epoch.Add(2 * time.Minute)},
+	})
+	v := d.Decide(context.Background(), policy.Subject{Cluster: cl, Kind: "TCPRoute", Object: tcpRoute("web", "cache"), Operation: "CREATE"})
+	if v.Reason() != policy.ReasonTenantQuotaExceeded || !strings.Contains(v.Message(), `tenant "web" may have at most 3 routes across the fleet and has 4`) {
+		t.Errorf("a fourth route, a TCPRoute: %q %s", v.Reason(), v.Message())
+	}
+}
+
+// TestStreamRouteReferenceWarnings: a TCPRoute's backendRef into another
+// namespace without a ReferenceGrant is warned of, naming the kind a grant
+// must allow.
+func TestStreamRouteReferenceWarnings(t *testing.T) {
+	r := tcpRoute("web", "db")
+	r.Spec.Rules[0].BackendRefs[0].Namespace = ptr.To[gwv1.Namespace]("data")
+	s := policy.Subject{Kind: "TCPRoute", Object: r, Grants: referencegrant.New(nil, nil)}
+	want := `spec.rules[0].backendRefs[0]: Service data/db is in another namespace and no ReferenceGrant there allows TCPRoutes from namespace "web"`
+	if w := policy.ReferenceWarnings(s); len(w) != 1 || !strings.Contains(w[0], want) {
+		t.Errorf("warnings %q, want one containing %q", w, want)
+	}
+}
+
+// TestPolicyMatchesStreamKinds: a RoutePolicy may apply to TLSRoutes only,
+// and sees the TLSRoute as written.
+func TestPolicyMatchesStreamKinds(t *testing.T) {
+	const sniOnly = `package p.sni
+
+violation contains {"msg": sprintf("%s %s: SNI names must be exact", [input.review.kind.kind, input.review.object.metadata.name]), "details": {"field": "spec.hostnames"}} if {
+	some h in input.review.object.spec.hostnames
+	startswith(h, "*.")
+}
+`
+	engine := rego.New(rego.Options{})
+	if errs := engine.Load([]rego.Module{{Name: "sni", Source: sniOnly}}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	p, err := policy.NewPolicy(&v1alpha1.RoutePolicy{ObjectMeta: metav1.ObjectMeta{Name: "sni"},
+		Spec: v1alpha1.RoutePolicySpec{Rego: sniOnly, Match: v1alpha1.PolicyMatch{Kinds: []string{"TLSRoute"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &policy.Decider{Tenancy: tenancy.NewView(nil, tenancy.Platform), Engine: engine, Policies: map[string]*policy.Policy{"sni": p}}
+	cl := tenancy.Cluster{Name: "member-1"}
+	v := d.Decide(context.Background(), policy.Subject{Cluster: cl, Kind: "TLSRoute", Object: tlsRoute("web", "db", "*.web.example.com")})
+	if want := `spec.hostnames: Forbidden: RoutePolicy "sni": TLSRoute db: SNI names must be exact`; v.Message() != want {
+		t.Errorf("TLSRoute: %q, want %q", v.Message(), want)
+	}
+	wild := httpRoute("web", "site", nil, "*.web.example.com")
+	if v := d.Decide(context.Background(), policy.Subject{Cluster: cl, Kind: "HTTPRoute", Object: wild}); !v.Allowed() {
+		t.Errorf("an HTTPRoute, which the policy does not match, refused: %s", v.Message())
+	}
+}

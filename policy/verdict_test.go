@@ -37,6 +37,9 @@ func TestStatusAndAdmissionAgree(t *testing.T) {
 		{"HTTPRoute", httpRoute("infra", "site", nil, "www.example.org")},
 		{"GRPCRoute", &gwv1.GRPCRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "payments", Name: "api"}, Spec: gwv1.GRPCRouteSpec{Hostnames: []gwv1.Hostname{"shop.example.com"}}}},
 		{"ListenerSet", ls},
+		{"TLSRoute", tlsRoute("web", "db", "db.web.example.com", "shop.example.com")},
+		{"TCPRoute", tcpRoute("web", "db")},
+		{"TCPRoute", tcpRoute("infra", "db")},
 	}
 	shared := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "shared"}}
 	internal := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "internal"}}

@@ -64,6 +64,8 @@ func member(t *testing.T) client.Reader {
 			Listeners: []gwv1.Listener{
 				{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType, AllowedRoutes: all},
 				{Name: "shop", Port: 8080, Protocol: gwv1.HTTPProtocolType, Hostname: ptr.To[gwv1.Hostname]("shop.example.com"), AllowedRoutes: all},
+				{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr.To(gwv1.TLSModePassthrough)}, AllowedRoutes: all},
+				{Name: "tcp-5432", Port: 5432, Protocol: gwv1.TCPProtocolType, AllowedRoutes: all},
 			},
 		}}
 	}
@@ -117,6 +119,31 @@ func route(ns string, hosts []string, parents ...gwv1.ParentReference) *gwv1.HTT
 		r.Spec.Hostnames = append(r.Spec.Hostnames, gwv1.Hostname(h))
 	}
 	return r
+}
+
+// tlsRoute is a TLSRoute of team web in ns for SNI names hosts through
+// parents.
+func tlsRoute(ns string, hosts []string, parents ...gwv1.ParentReference) *gwv1.TLSRoute {
+	r := &gwv1.TLSRoute{
+		TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "TLSRoute"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db", Labels: map[string]string{"team": "web"}},
+		Spec: gwv1.TLSRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parents},
+			Rules: []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{Name: "db", Port: ptr.To[gwv1.PortNumber](5432)}}}}}},
+	}
+	for _, h := range hosts {
+		r.Spec.Hostnames = append(r.Spec.Hostnames, gwv1.Hostname(h))
+	}
+	return r
+}
+
+// tcpRoute is a TCPRoute of team web in ns through parents.
+func tcpRoute(ns string, parents ...gwv1.ParentReference) *gwv1.TCPRoute {
+	return &gwv1.TCPRoute{
+		TypeMeta:   metav1.TypeMeta{APIVersion: gwv1.GroupVersion.String(), Kind: "TCPRoute"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db", Labels: map[string]string{"team": "web"}},
+		Spec: gwv1.TCPRouteSpec{CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parents},
+			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{Name: "db", Port: ptr.To[gwv1.PortNumber](5432)}}}}}},
+	}
 }
 
 // listenerSet is a ListenerSet of team web on Gateway infra/shared with one
@@ -210,6 +237,27 @@ func TestDecision(t *testing.T) {
 			want: []string{`spec.rules[0].matches: Forbidden: RoutePolicy "no-regex": rule 0 uses a regular expression path`}},
 		{name: "a warn policy", allowed: true, obj: unlabelled,
 			warn: []string{`RoutePolicy "require-team": routes must carry a team label`}},
+		{name: "a TLSRoute within its tenant's SNI names", allowed: true,
+			obj: tlsRoute("web", []string{"db.web.example.com"}, parent("shared", "tls"))},
+		{name: "a TLSRoute for an SNI name delegated to another tenant",
+			obj:  tlsRoute("web", []string{"db.web.example.com", "shop.example.com"}, parent("shared", "tls")),
+			want: []string{`spec.hostnames[1]: Forbidden: "shop.example.com" is delegated to tenant "payments"; this namespace belongs to tenant "web" (delegated: *.web.example.com)`}},
+		{name: "a TLSRoute on a listener of a Gateway not delegated to the tenant",
+			obj:  tlsRoute("web", []string{"db.web.example.com"}, parent("internal", "tls")),
+			want: []string{`spec.parentRefs[0]: Forbidden: listener "tls" of Gateway infra/internal in cluster "member-1" is not delegated to tenant "web" (allowed: infra/shared)`}},
+		{name: "a TCPRoute on a port of a Gateway delegated to the tenant", allowed: true,
+			obj: tcpRoute("web", parent("shared", "tcp-5432"))},
+		{name: "a TCPRoute from a namespace of no tenant, when such namespaces are refused", unassigned: tenancy.Deny,
+			obj:  tcpRoute("stray", parent("shared", "tcp-5432")),
+			want: []string{`metadata.namespace: Forbidden: namespace "stray" of cluster "member-1" belongs to no tenant`, `delegate the namespace in a Tenant's spec.namespaces`}},
+		{name: "a TCPRoute from a namespace of no tenant, when the platform's", allowed: true,
+			obj: tcpRoute("stray", parent("internal", "tcp-5432"))},
+		{name: "a metadata-only update of a refused TLSRoute", allowed: true, op: admissionv1.Update,
+			obj: func() client.Object {
+				r := tlsRoute("web", []string{"shop.example.com"}, parent("shared", "tls"))
+				r.Labels["owner"] = "someone"
+				return r
+			}(), old: tlsRoute("web", []string{"shop.example.com"}, parent("shared", "tls"))},
 		{name: "a ListenerSet within its tenant's hostnames", allowed: true, obj: listenerSet("api.web.example.com")},
 		{name: "a ListenerSet with a hostname not delegated", obj: listenerSet("www.example.org"),
 			want: []string{`spec.listeners[0].hostname: Forbidden: "www.example.org" is not delegated to tenant "web"`}},

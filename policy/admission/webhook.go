@@ -1,5 +1,6 @@
 // Package admission is the validating webhook that member clusters call
-// when a tenant applies an HTTPRoute, GRPCRoute or ListenerSet. It asks the
+// when a tenant applies a route (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute,
+// UDPRoute) or a ListenerSet. It asks the
 // same Decider the hub computes status with, and refuses only what tenancy
 // and deny policies refuse: a missing backend or ReferenceGrant is for
 // status to report, since Kubernetes lets objects be created in any order.
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -155,13 +157,8 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 func (v *validator) decode(req admission.Request) (obj, old client.Object, kind string, err error) {
 	kind = req.Kind.Kind
 	newObj := func() client.Object {
-		switch kind {
-		case "HTTPRoute":
-			return &gwv1.HTTPRoute{}
-		case "GRPCRoute":
-			return &gwv1.GRPCRoute{}
-		case "ListenerSet":
-			return &gwv1.ListenerSet{}
+		if f := kinds[kind]; f != nil {
+			return f()
 		}
 		return nil
 	}
@@ -180,20 +177,28 @@ func (v *validator) decode(req admission.Request) (obj, old client.Object, kind 
 	return obj, old, kind, nil
 }
 
+// kinds are the objects the webhook decides, by kind: every route kind
+// the decision knows (policy.RouteKinds) and ListenerSets.
+var kinds = map[string]func() client.Object{
+	"HTTPRoute":   func() client.Object { return &gwv1.HTTPRoute{} },
+	"GRPCRoute":   func() client.Object { return &gwv1.GRPCRoute{} },
+	"TLSRoute":    func() client.Object { return &gwv1.TLSRoute{} },
+	"TCPRoute":    func() client.Object { return &gwv1.TCPRoute{} },
+	"UDPRoute":    func() client.Object { return &gwv1.UDPRoute{} },
+	"ListenerSet": func() client.Object { return &gwv1.ListenerSet{} },
+}
+
 // sameSpec reports whether an update leaves the spec as it was.
 func sameSpec(obj, old client.Object) bool {
-	switch o := obj.(type) {
-	case *gwv1.HTTPRoute:
-		p, ok := old.(*gwv1.HTTPRoute)
-		return ok && apiequality.Semantic.DeepEqual(o.Spec, p.Spec)
-	case *gwv1.GRPCRoute:
-		p, ok := old.(*gwv1.GRPCRoute)
-		return ok && apiequality.Semantic.DeepEqual(o.Spec, p.Spec)
-	case *gwv1.ListenerSet:
-		p, ok := old.(*gwv1.ListenerSet)
-		return ok && apiequality.Semantic.DeepEqual(o.Spec, p.Spec)
+	if obj == nil || old == nil {
+		return false
 	}
-	return false
+	a, b := reflect.ValueOf(obj).Elem(), reflect.ValueOf(old).Elem()
+	if a.Type() != b.Type() {
+		return false
+	}
+	// Every kind in kinds has a Spec field.
+	return apiequality.Semantic.DeepEqual(a.FieldByName("Spec").Interface(), b.FieldByName("Spec").Interface())
 }
 
 // grants reads the member's ReferenceGrants from the hub's cache.

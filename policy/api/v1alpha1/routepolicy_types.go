@@ -83,11 +83,12 @@ type PolicyMatch struct {
 	// +optional
 	// +listType=set
 	Tenants []string `json:"tenants,omitempty"`
-	// Kinds: HTTPRoute, GRPCRoute, ListenerSet. Empty: all of them.
+	// Kinds: HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute,
+	// ListenerSet. Empty: all of them.
 	//
 	// +optional
 	// +listType=set
-	// +kubebuilder:validation:items:Enum=HTTPRoute;GRPCRoute;ListenerSet
+	// +kubebuilder:validation:items:Enum=HTTPRoute;GRPCRoute;TLSRoute;TCPRoute;UDPRoute;ListenerSet
 	Kinds []string `json:"kinds,omitempty"`
 	// Clusters selects member clusters by the labels of their registration
 	// Secret. Unset: every cluster.

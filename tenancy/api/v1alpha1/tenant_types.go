@@ -141,7 +141,10 @@ type GatewayDelegation struct {
 	//
 	// +optional
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
-	// Listeners limits the delegation to these listener names. Empty: all.
+	// Listeners limits the delegation to these listener names (a
+	// parentRef's sectionName). A TCP or UDP port has no hostname to
+	// delegate: a listener named here is how a port is given to a tenant
+	// (a TCPRoute on listener "tcp-5432"). Empty: all.
 	//
 	// +optional
 	// +listType=set
@@ -153,14 +156,15 @@ type GatewayDelegation struct {
 // limit are refused in the order they were created: older routes keep
 // serving.
 type TenantLimits struct {
-	// MaxRoutes is the number of HTTPRoutes and GRPCRoutes the tenant may
-	// have in all clusters together.
+	// MaxRoutes is the number of routes the tenant may have in all clusters
+	// together, of every kind: HTTPRoutes, GRPCRoutes, TLSRoutes, TCPRoutes
+	// and UDPRoutes.
 	//
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	MaxRoutes *int32 `json:"maxRoutes,omitempty"`
 	// MaxHostnames is the number of distinct hostnames the tenant's routes
-	// may name in all clusters together.
+	// may name in all clusters together (a TLSRoute's SNI names count).
 	//
 	// +optional
 	// +kubebuilder:validation:Minimum=0
