@@ -39,10 +39,42 @@ type routeID struct{ table, route string }
 
 // portConfig holds the listeners that share one port, indexed by hostname.
 type portConfig struct {
-	port      uint32
+	port uint32
+	kind portKind
+	// https: connections begin with a TLS handshake (kind portTLS).
 	https     bool
 	hosts     hostIndex[*listenerConfig]
 	listeners []listenerID
+	// protocol is the first listener's, for conflicts.
+	protocol routetable.Protocol
+	// tcp is the listener of a portTCP port (stream.go).
+	tcp *streamListener
+}
+
+// portKind is what a port's connections begin with, which fixes how its
+// socket is served: a port changes kind only by being bound again.
+type portKind uint8
+
+const (
+	portHTTP portKind = iota
+	// portTLS: HTTPS listeners, told apart by SNI.
+	portTLS
+	// portTCP: one TCP listener, whose bytes are relayed as they are.
+	portTCP
+)
+
+// portKindOf is the kind of port a listener of protocol p needs; false
+// for a protocol this proxy does not serve.
+func portKindOf(p routetable.Protocol) (portKind, bool) {
+	switch p {
+	case routetable.Protocol_HTTP:
+		return portHTTP, true
+	case routetable.Protocol_HTTPS:
+		return portTLS, true
+	case routetable.Protocol_TCP:
+		return portTCP, true
+	}
+	return 0, false
 }
 
 type listenerConfig struct {
@@ -176,21 +208,24 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 		c.failed[id] = fmt.Sprintf("port %d is out of range: use a port from 1 to 65535", l.Port)
 		return
 	}
-	switch l.Protocol {
-	case routetable.Protocol_HTTP, routetable.Protocol_HTTPS:
-	default:
+	kind, ok := portKindOf(l.Protocol)
+	if !ok {
 		// Serving a listener as another protocol would answer its clients
 		// with what they did not ask for: it is not served, and says so.
 		c.failed[id] = fmt.Sprintf("protocol %s is not served by this proxy: use a proxy version that serves it", l.Protocol)
 		return
 	}
-	https := l.Protocol == routetable.Protocol_HTTPS
+	https := kind == portTLS
 	pc := c.ports[l.Port]
 	if pc == nil {
-		pc = &portConfig{port: l.Port, https: https}
+		pc = &portConfig{port: l.Port, kind: kind, https: https, protocol: l.Protocol}
 		c.ports[l.Port] = pc
-	} else if pc.https != https {
-		c.failed[id] = fmt.Sprintf("port %d is used for both HTTP and HTTPS: give this listener another port", l.Port)
+	} else if pc.kind != kind {
+		c.failed[id] = fmt.Sprintf("port %d is used for both %s and %s: give this listener another port", l.Port, pc.protocol, l.Protocol)
+		return
+	}
+	if kind == portTCP {
+		c.addTCP(pc, id, t, l)
 		return
 	}
 	lc := &listenerConfig{name: t.Gateway + "/" + l.Name, hostname: l.Hostname}

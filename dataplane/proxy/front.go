@@ -27,8 +27,11 @@ type front struct {
 	hand     *handoffListener
 	tls      *tls.Config
 
-	mu     sync.Mutex
-	ln     net.Listener
+	mu sync.Mutex
+	ln net.Listener
+	// sock is the port's socket, which relayed connections (stream.go)
+	// are drained with.
+	sock   *portListener
 	conns  map[*fastConn]struct{}
 	closed atomic.Bool
 }
@@ -47,6 +50,9 @@ func (p *Proxy) newFront(port uint32, https bool, settings serverSettings) *fron
 func (f *front) serve(ln net.Listener) error {
 	f.mu.Lock()
 	f.ln = ln
+	if v, ok := ln.(*listenerView); ok {
+		f.sock = v.pl
+	}
 	f.mu.Unlock()
 	f.hand.addr = ln.Addr()
 	go func() {
@@ -65,10 +71,17 @@ func (f *front) serve(ln net.Listener) error {
 		// A connection accepted as the port's server is being replaced
 		// is served all the same, as http.Server does: its response asks
 		// the client to reconnect.
-		fc := newFastConn(f, c)
-		f.track(fc, true)
-		go fc.serve()
+		if !f.p.takeStream(f, c) {
+			f.serveHTTP(c)
+		}
 	}
+}
+
+// serveHTTP serves a connection's requests.
+func (f *front) serveHTTP(c net.Conn) {
+	fc := newFastConn(f, c)
+	f.track(fc, true)
+	go fc.serve()
 }
 
 // track adds or removes a connection.

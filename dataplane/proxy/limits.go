@@ -33,6 +33,16 @@ type limits struct {
 	// CRLF.
 	maxHeaderBytes int
 	backend        backendLimits
+	stream         streamLimits
+}
+
+// streamLimits are what bounds the connections of stream listeners.
+type streamLimits struct {
+	// idle: how long a connection (UDP: session) may pass no byte; zero,
+	// the protocol's default (streamIdleDefault).
+	idle time.Duration
+	// maxConns: connections (UDP: sessions) per listener; zero, none.
+	maxConns int
 }
 
 // serverSettings are the limits a port's http.Server holds; a version
@@ -80,6 +90,7 @@ func limitsOf(l *routetable.Limits) *limits {
 		maxURI:         int(l.MaxUriLength),
 		maxHeaderBytes: int(l.MaxRequestHeaderBytes),
 		backend:        backendLimits{maxConnections: int(l.MaxConnectionsPerBackend), maxPending: int(l.MaxPendingRequestsPerBackend)},
+		stream:         streamLimits{idle: l.StreamIdleTimeout.Std(), maxConns: int(l.MaxStreamConnections)},
 	}
 }
 
@@ -102,6 +113,10 @@ func (l *limits) stricter(o *limits) {
 	l.maxHeaderBytes = min(l.maxHeaderBytes, o.maxHeaderBytes)
 	l.backend.maxConnections = min(l.backend.maxConnections, o.backend.maxConnections)
 	l.backend.maxPending = min(l.backend.maxPending, o.backend.maxPending)
+	lower(&l.stream.idle, o.stream.idle)
+	if o.stream.maxConns > 0 && (l.stream.maxConns == 0 || o.stream.maxConns < l.stream.maxConns) {
+		l.stream.maxConns = o.stream.maxConns
+	}
 }
 
 // refuse answers a request beyond the URI or header limits, and returns

@@ -32,6 +32,8 @@ type metrics struct {
 	// regexOverBudget counts requests a regex match was refused to, past
 	// routetable.MaxRegexWork.
 	regexOverBudget prometheus.Counter
+	// stream are the series of stream listeners (stream_metrics.go).
+	stream *streamMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -66,8 +68,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for i, class := range codeClasses {
 		m.requests[i] = requests.WithLabelValues(class)
 	}
+	m.stream = newStreamMetrics()
 	if reg != nil {
 		reg.MustRegister(requests, m.byRoute, m.duration, m.upstreamErrors, m.mirrorErrors, m.applyErrors, m.notServed, m.routesNotServed, m.appliedAt, m.version, m.backendOverflow, m.abusiveConns, m.regexOverBudget)
+		reg.MustRegister(m.stream.collectors()...)
 	}
 	return m
 }

@@ -78,10 +78,13 @@ type Proxy struct {
 	tunnels  atomic.Int64
 	base     context.Context
 	cut      context.CancelFunc
+	// streams are the TCP and TLS connections relayed now (stream.go).
+	streams streamConns
 }
 
 type portServer struct {
 	port  uint32
+	kind  portKind
 	https bool
 	// ln is the port's socket; fr serves a view of it with settings.
 	ln       *portListener
@@ -142,17 +145,17 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 	unbound := map[uint32]error{}
 	for port, pc := range cfg.ports {
 		s, ok := p.servers[port]
-		if (ok && s.https == pc.https) || p.closed {
+		if (ok && s.kind == pc.kind) || p.closed {
 			continue
 		}
 		if ok {
-			// From HTTP to HTTPS or back: release the port to bind it anew.
+			// From one kind to another: release the port to bind it anew.
 			delete(p.servers, port)
 			s.released.Store(true)
 			s.ln.Close()
 			go p.drain(s)
 		}
-		ns, err := p.bind(port, pc.https, cfg.limits.server)
+		ns, err := p.bind(port, pc.kind, cfg.limits.server)
 		if err != nil {
 			unbound[port] = err
 			continue
@@ -277,7 +280,7 @@ func (p *Proxy) retryBinds() {
 	}
 	changed := false
 	for port, prev := range p.unbound {
-		s, err := p.bind(port, cfg.ports[port].https, cfg.limits.server)
+		s, err := p.bind(port, cfg.ports[port].kind, cfg.limits.server)
 		if err != nil {
 			changed = changed || err.Error() != prev.Error()
 			p.unbound[port] = err
@@ -299,14 +302,14 @@ func (p *Proxy) retryBinds() {
 	p.scheduleRetry()
 }
 
-func (p *Proxy) bind(port uint32, https bool, settings serverSettings) (*portServer, error) {
+func (p *Proxy) bind(port uint32, kind portKind, settings serverSettings) (*portServer, error) {
 	addr := net.JoinHostPort(p.opts.BindAddress, strconv.Itoa(int(port)))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("binding listener port %d: %w", port, err)
 	}
-	s := &portServer{port: port, https: https, ln: newPortListener(ln), settings: settings}
-	s.fr = p.newFront(port, https, settings)
+	s := &portServer{port: port, kind: kind, https: kind == portTLS, ln: newPortListener(ln), settings: settings}
+	s.fr = p.newFront(port, s.https, settings)
 	return s, nil
 }
 
@@ -357,9 +360,10 @@ func (p *Proxy) run(s *portServer, fr *front) {
 	}
 }
 
-// drain closes a port and lets its requests finish.
+// drain closes a port and lets its requests and connections finish.
 func (p *Proxy) drain(s *portServer) {
 	s.ln.Close()
+	go p.streams.drain(s.ln, p.opts.DrainTimeout, p.log)
 	p.shutdown(s.port, s.fr)
 }
 
@@ -422,6 +426,9 @@ func (p *Proxy) Close(ctx context.Context) error {
 	if err := waitTunnels(ctx, &p.tunnels); err != nil {
 		errs = append(errs, err)
 	}
+	if err := p.streams.wait(ctx, nil); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		// Ending the requests' context ends the upgraded connections and
 		// the backend requests; closing the servers, their connections.
@@ -429,6 +436,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 		for _, s := range servers {
 			s.fr.Close()
 		}
+		p.streams.cut(nil)
 	}
 	return errors.Join(errs...)
 }

@@ -17,7 +17,12 @@ import (
 // after the config is stored).
 func (p *Proxy) forget(cfg *config, tables []*routetable.RouteTable) {
 	p.transports.retain(cfg.backends)
-	p.metrics.retain(routeLabels(tables), cfg.backends)
+	routes := routeLabels(tables)
+	p.metrics.retain(routes, cfg.backends)
+	p.metrics.stream.retain(map[string]func(string) bool{
+		"route": func(r string) bool { return routes[r] }, "listener": cfg.hasStreamListener,
+		"backend": func(b string) bool { _, ok := cfg.backends[b]; return ok },
+	})
 }
 
 // retain drops the pools no backend reaches any more (a backend TLS
@@ -107,6 +112,11 @@ func routeLabels(tables []*routetable.RouteTable) map[string]bool {
 					if s := r.Source; s != nil {
 						out[routeLabel(s)] = true
 					}
+				}
+			}
+			for _, r := range l.StreamRoutes {
+				if s := r.Source; s != nil {
+					out[routeLabel(s)] = true
 				}
 			}
 		}

@@ -63,6 +63,7 @@ func (l *Limits) WithDefaults() *Limits {
 		{&out.RequestTimeout, l.RequestTimeout}, {&out.BackendTimeout, l.BackendTimeout},
 		{&out.MaxRequestTimeout, l.MaxRequestTimeout}, {&out.IdleTimeout, l.IdleTimeout},
 		{&out.RequestHeaderTimeout, l.RequestHeaderTimeout}, {&out.RequestBodyTimeout, l.RequestBodyTimeout},
+		{&out.StreamIdleTimeout, l.StreamIdleTimeout},
 	} {
 		if f.src != nil {
 			*f.dst = proto.Clone(f.src).(*Duration)
@@ -74,7 +75,7 @@ func (l *Limits) WithDefaults() *Limits {
 	}{
 		{&out.MinRequestBodyRate, l.MinRequestBodyRate}, {&out.MaxRequestHeaderBytes, l.MaxRequestHeaderBytes},
 		{&out.MaxUriLength, l.MaxUriLength}, {&out.MaxConnectionsPerBackend, l.MaxConnectionsPerBackend},
-		{&out.MaxPendingRequestsPerBackend, l.MaxPendingRequestsPerBackend},
+		{&out.MaxPendingRequestsPerBackend, l.MaxPendingRequestsPerBackend}, {&out.MaxStreamConnections, l.MaxStreamConnections},
 	} {
 		if f.src != 0 {
 			*f.dst = f.src
