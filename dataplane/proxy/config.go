@@ -49,6 +49,9 @@ type portConfig struct {
 	protocol routetable.Protocol
 	// tcp is the listener of a portTCP port (stream.go).
 	tcp *streamListener
+	// sniff: a TLS listener shares the port, so each connection's
+	// ClientHello is read first to tell where it goes (stream_tls.go).
+	sniff bool
 }
 
 // portKind is what a port's connections begin with, which fixes how its
@@ -57,7 +60,7 @@ type portKind uint8
 
 const (
 	portHTTP portKind = iota
-	// portTLS: HTTPS listeners, told apart by SNI.
+	// portTLS: HTTPS and TLS listeners, told apart by SNI.
 	portTLS
 	// portTCP: one TCP listener, whose bytes are relayed as they are.
 	portTCP
@@ -69,7 +72,7 @@ func portKindOf(p routetable.Protocol) (portKind, bool) {
 	switch p {
 	case routetable.Protocol_HTTP:
 		return portHTTP, true
-	case routetable.Protocol_HTTPS:
+	case routetable.Protocol_HTTPS, routetable.Protocol_TLS:
 		return portTLS, true
 	case routetable.Protocol_TCP:
 		return portTCP, true
@@ -86,6 +89,8 @@ type listenerConfig struct {
 	// its hostname on the port so that its requests and handshakes fail
 	// instead of reaching a less specific listener.
 	notServed string
+	// stream is a TLS listener's routes (stream_tls.go); nil for HTTPS.
+	stream *streamListener
 }
 
 // hostIndex finds the most specific entry for a hostname: exact names, then
@@ -224,8 +229,12 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 		c.failed[id] = fmt.Sprintf("port %d is used for both %s and %s: give this listener another port", l.Port, pc.protocol, l.Protocol)
 		return
 	}
-	if kind == portTCP {
+	switch l.Protocol {
+	case routetable.Protocol_TCP:
 		c.addTCP(pc, id, t, l)
+		return
+	case routetable.Protocol_TLS:
+		c.addTLS(pc, id, t, l)
 		return
 	}
 	lc := &listenerConfig{name: t.Gateway + "/" + l.Name, hostname: l.Hostname}
@@ -239,12 +248,17 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 	if https {
 		lc.certs, lc.notServed = c.certificates(l)
 	}
+	c.place(pc, id, lc)
+}
+
+// place puts a listener on its port, served or, with why, not.
+func (c *config) place(pc *portConfig, id listenerID, lc *listenerConfig) {
 	if lc.notServed != "" {
 		c.failed[id] = lc.notServed
 	} else {
 		pc.listeners = append(pc.listeners, id)
 	}
-	pc.hosts.add(l.Hostname, lc)
+	pc.hosts.add(lc.hostname, lc)
 }
 
 // routeNotServed records why a route is left out; a route that fails in

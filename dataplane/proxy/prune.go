@@ -20,7 +20,7 @@ func (p *Proxy) forget(cfg *config, tables []*routetable.RouteTable) {
 	routes := routeLabels(tables)
 	p.metrics.retain(routes, cfg.backends)
 	p.metrics.stream.retain(map[string]func(string) bool{
-		"route": func(r string) bool { return routes[r] }, "listener": cfg.hasStreamListener,
+		"route": func(r string) bool { return routes[r] }, "listener": streamListenerLabels(tables),
 		"backend": func(b string) bool { _, ok := cfg.backends[b]; return ok },
 	})
 }

@@ -120,11 +120,15 @@ func (p *Proxy) takeStream(f *front, c net.Conn) bool {
 	if cfg == nil || cfg.ports[f.port] == nil {
 		return false
 	}
-	if l := cfg.ports[f.port].tcp; l != nil {
-		go p.relayStream(f, c, nil, l, "")
-		return true
+	switch pc := cfg.ports[f.port]; {
+	case pc.tcp != nil:
+		go p.relayStream(f, c, nil, pc.tcp, "")
+	case pc.sniff:
+		go p.serveTLS(f, c)
+	default:
+		return false
 	}
-	return false
+	return true
 }
 
 // Why a connection was refused, as metrics name it.
@@ -253,15 +257,4 @@ func (p *Proxy) dialStream(ctx context.Context, b *backend, originate bool) (net
 		return c, e, nil
 	}
 	return nil, nil, errors.Join(errs...)
-}
-
-// hasStreamListener reports whether a stream listener of the config is
-// named name ("gateway/listener").
-func (cfg *config) hasStreamListener(name string) bool {
-	for _, pc := range cfg.ports {
-		if pc.tcp != nil && pc.tcp.name == name {
-			return true
-		}
-	}
-	return false
 }

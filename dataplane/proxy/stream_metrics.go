@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
 // streamMetrics are the series of stream listeners, by route and backend
@@ -63,6 +65,20 @@ func (m *streamMetrics) note(labels ...string) {
 		}
 		m.seen[labels[i]][labels[i+1]] = true
 	}
+}
+
+// streamListenerLabels are the listener labels of the tables' stream
+// listeners.
+func streamListenerLabels(tables []*routetable.RouteTable) func(string) bool {
+	out := map[string]bool{}
+	for _, t := range tables {
+		for _, l := range t.Listeners {
+			if len(l.StreamRoutes) > 0 || l.Protocol > routetable.Protocol_HTTPS {
+				out[t.Gateway+"/"+l.Name] = true
+			}
+		}
+	}
+	return func(name string) bool { return out[name] }
 }
 
 // shareMetrics are the series of one route's share, looked up once per

@@ -31,6 +31,11 @@ func newLineBackend(t *testing.T, name string) *lineBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveLines(t, name, ln)
+}
+
+// serveLines serves a lineBackend on ln.
+func serveLines(t *testing.T, name string, ln net.Listener) *lineBackend {
 	b := &lineBackend{name: name, ln: ln}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
