@@ -16,6 +16,8 @@ import (
 	"math/big"
 	"net"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
 // clockSkew backdates every certificate so that a member whose clock is a
@@ -131,26 +133,7 @@ func encodeKey(key crypto.Signer) ([]byte, error) {
 
 // parseCerts reads every CERTIFICATE block of PEM data; it fails on none.
 func parseCerts(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, cert)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE block")
-	}
-	return certs, nil
+	return routetable.ParseCertificates(data)
 }
 
 // parseKey reads a PEM private key in PKCS#8, SEC 1 or PKCS#1 form, so that

@@ -109,7 +109,7 @@ func sameParent(a, b gwv1.ParentReference) bool {
 // addresses are ours.
 func MergeGatewayStatus(stored, ours *gwv1.GatewayStatus, now metav1.Time) *gwv1.GatewayStatus {
 	out := ours.DeepCopy()
-	out.Conditions = MergeConditions(stored.Conditions, ours.Conditions, now)
+	out.Conditions = MergeConditions(withoutRemoved(stored.Conditions, ours.Conditions), ours.Conditions, now)
 	for i := range out.Listeners {
 		l := &out.Listeners[i]
 		var prev []metav1.Condition
@@ -120,6 +120,25 @@ func MergeGatewayStatus(stored, ours *gwv1.GatewayStatus, now metav1.Time) *gwv1
 			}
 		}
 		l.Conditions = MergeConditions(prev, l.Conditions, now)
+	}
+	return out
+}
+
+// removedWhenAbsent are the Gateway condition types the spec has the
+// Gateway's controller remove, not set False, once they no longer hold:
+// InsecureFrontendValidationMode "is removed as soon as
+// FrontendValidationModeType is changed back to `AllowValidOnly`". A stored
+// one that ours lacks is ours to drop.
+var removedWhenAbsent = []string{string(gwv1.GatewayConditionInsecureFrontendValidationMode)}
+
+// withoutRemoved is stored less the conditions of removedWhenAbsent that
+// ours no longer sets.
+func withoutRemoved(stored, ours []metav1.Condition) []metav1.Condition {
+	out := stored
+	for _, t := range removedWhenAbsent {
+		if i := indexOf(out, t); i >= 0 && indexOf(ours, t) < 0 {
+			out = append(out[:i:i], out[i+1:]...)
+		}
 	}
 	return out
 }

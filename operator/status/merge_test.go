@@ -1,6 +1,7 @@
 package status_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -121,5 +122,39 @@ func TestMergeGatewayStatusByListenerName(t *testing.T) {
 	}
 	if c := got.Listeners[1].Conditions[0]; !c.LastTransitionTime.Equal(&now) {
 		t.Errorf("new listener condition must get now: %+v", c)
+	}
+}
+
+// TestMergeGatewayStatusRemovesInsecureFrontendValidationMode: the spec
+// removes the condition once the mode is back to AllowValidOnly, and keeps
+// every other stored condition translate does not set.
+func TestMergeGatewayStatusRemovesInsecureFrontendValidationMode(t *testing.T) {
+	insecure := cond(string(gwv1.GatewayConditionInsecureFrontendValidationMode), "True", string(gwv1.GatewayReasonConfigurationChanged), 1, earlier)
+	foreign := cond("example.com/Audited", "True", "Seeded", 1, earlier)
+	stored := &gwv1.GatewayStatus{Conditions: []metav1.Condition{cond("Accepted", "True", "Accepted", 1, earlier), insecure, foreign}}
+	tests := []struct {
+		name  string
+		ours  []metav1.Condition
+		types []string
+	}{
+		{"still insecure", []metav1.Condition{cond("Accepted", "True", "Accepted", 2, metav1.Time{}), insecure},
+			[]string{"Accepted", string(gwv1.GatewayConditionInsecureFrontendValidationMode), "example.com/Audited"}},
+		{"back to AllowValidOnly", []metav1.Condition{cond("Accepted", "True", "Accepted", 2, metav1.Time{})},
+			[]string{"Accepted", "example.com/Audited"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := status.MergeGatewayStatus(stored, &gwv1.GatewayStatus{Conditions: tt.ours}, now)
+			var types []string
+			for _, c := range got.Conditions {
+				types = append(types, c.Type)
+			}
+			if fmt.Sprint(types) != fmt.Sprint(tt.types) {
+				t.Errorf("conditions %v, want %v", types, tt.types)
+			}
+			if len(stored.Conditions) != 3 {
+				t.Errorf("the stored status was changed: %+v", stored.Conditions)
+			}
+		})
 	}
 }

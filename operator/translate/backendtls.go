@@ -1,8 +1,7 @@
 package translate
 
 import (
-	"crypto/x509"
-	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -173,24 +172,18 @@ func validCABundle(cm *corev1.ConfigMap) string {
 	if !ok {
 		return `has no key "ca.crt"`
 	}
-	rest := []byte(data)
-	n := 0
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return fmt.Sprintf("holds an invalid certificate in ca.crt: %v", err)
-		}
-		n++
-	}
-	if n == 0 {
+	return caPEMProblem([]byte(data))
+}
+
+// caPEMProblem says why a ca.crt value holds no usable CA certificate, or
+// "" when it holds at least one and every certificate in it parses.
+func caPEMProblem(data []byte) string {
+	_, err := routetable.ParseCertificates(data)
+	switch {
+	case errors.Is(err, routetable.ErrNoCertificate):
 		return "holds no PEM certificate in ca.crt"
+	case err != nil:
+		return fmt.Sprintf("holds an invalid certificate in ca.crt: %v", err)
 	}
 	return ""
 }

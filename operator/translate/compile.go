@@ -65,7 +65,7 @@ func (t *translator) compileListener(l *listener, used map[string]bool) *routeta
 	}
 	if l.protocol == gwv1.HTTPSProtocolType {
 		out.Protocol = routetable.Protocol_HTTPS
-		out.Tls = &routetable.ListenerTLS{Certificates: l.certificates}
+		out.Tls = &routetable.ListenerTLS{Certificates: l.certificates, ClientValidation: l.frontend.table()}
 	}
 	if stream, ok := streamProtocols[l.protocol]; ok {
 		out.Protocol = stream

@@ -206,6 +206,7 @@ func (t *translator) gatewayStatus(gw *gateway) {
 	} else {
 		gw.conds.set(programmed, false, string(gwv1.GatewayReasonInvalid), "the Gateway is not accepted", g.Generation)
 	}
+	frontendConditions(gw)
 	status.Conditions = gw.conds
 	t.out.Gateways[gw.key] = status
 }

@@ -46,6 +46,8 @@ type translator struct {
 	// backendUse records which Gateways reach which Services, for
 	// BackendTLSPolicy ancestor status.
 	backendUse map[types.NamespacedName]map[types.NamespacedName]bool
+	// frontends: each Gateway's client-certificate validations, resolved once.
+	frontends map[frontendKey]*frontendValidation
 }
 
 func newTranslator(in Input) *translator {

@@ -39,6 +39,9 @@ type listener struct {
 	conflictWith string
 	overlaps     string // OverlappingTLSConfig=True: listeners whose hostnames overlap this one's
 	certificates []string
+	// frontend is the Gateway's client-certificate validation for an HTTPS
+	// listener's port (frontendtls.go); nil for none.
+	frontend *frontendValidation
 
 	conds    conditions
 	attached int32
@@ -57,6 +60,10 @@ func (t *translator) newListener(gw *gateway, ls *listenerSet, name gwv1.Section
 	if served(l) && protocol != gwv1.UDPProtocolType {
 		// The ports the proxies bind themselves are TCP ports.
 		l.reserved = t.out.Parameters[string(gw.obj.Spec.GatewayClassName)].reservedPort(port)
+	}
+	if protocol == gwv1.HTTPSProtocolType {
+		l.frontend = t.frontendFor(gw, port)
+		l.unsupported = unknownFrontendMode(gw.obj, port)
 	}
 	return l
 }
@@ -288,7 +295,7 @@ func (l *listener) ref() string {
 // accepted reports whether routes may attach: the listener is supported and
 // distinct. Its references may still be broken.
 func (l *listener) accepted() bool {
-	return l.spec.Accepted() && l.conflict == "" && l.reserved == "" && l.unsupported == ""
+	return l.spec.Accepted() && l.conflict == "" && l.reserved == "" && l.unsupported == "" && !l.frontend.noValidCA()
 }
 
 // usable reports whether the listener is served: accepted, with its
@@ -319,6 +326,9 @@ func (l *listener) finish() {
 	case l.unsupported != "":
 		l.spec.NotAccepted = l.unsupported
 		l.conds.set(accepted, false, string(gwv1.ListenerReasonUnsupportedValue), l.unsupported, gen)
+	case l.frontend.noValidCA():
+		l.spec.NotAccepted = l.frontend.notAccepted(l.port)
+		l.conds.set(accepted, false, string(gwv1.ListenerReasonNoValidCACertificate), l.spec.NotAccepted, gen)
 	default:
 		l.conds.set(accepted, true, string(gwv1.ListenerReasonAccepted), "listener is accepted", gen)
 	}
@@ -334,7 +344,9 @@ func (l *listener) finish() {
 	}
 	switch {
 	case l.certReason != "":
-		l.conds.set(resolved, false, string(l.certReason), l.certMessage, gen)
+		l.conds.set(resolved, false, string(l.certReason), l.certMessage+l.frontend.alsoUnresolved(), gen)
+	case l.frontend.unresolved():
+		l.conds.set(resolved, false, string(l.frontend.reason), l.frontend.message, gen)
 	case l.spec.InvalidKinds != "":
 		l.conds.set(resolved, false, string(gwv1.ListenerReasonInvalidRouteKinds), l.spec.InvalidKinds, gen)
 	default:

@@ -9,8 +9,9 @@ import (
 // ConfigMapKeys are the only keys of ConfigMaps translate reads: the class
 // parameters (with the limit keys, which parseLimits reads by name), the
 // proxy settings of classes and Gateways, and the CA bundles of
-// BackendTLSPolicies. A cache that feeds translate may drop every other key
-// (TestReadsListEveryKey keeps this list complete).
+// BackendTLSPolicies and of Gateways' client-certificate validation. A cache
+// that feeds translate may drop every other key (TestReadsListEveryKey keeps
+// this list complete).
 var ConfigMapKeys = slices.Concat([]string{"mode", "addresses", "clusterIssuer", "issuer", "adminPort", "ca.crt"}, limitKeys(), ProxySettingKeys)
 
 // limitKeys are the names of the limit keys of class parameters.
@@ -26,8 +27,9 @@ func limitKeys() []string {
 }
 
 // SecretKeys are the only keys of Secrets translate reads: the key pairs of
-// listeners' certificateRefs.
-var SecretKeys = []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey}
+// listeners' certificateRefs, and the CA bundles of Gateways' client
+// certificate validation.
+var SecretKeys = []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey, "ca.crt"}
 
 // AnnotationTooLarge marks an object a cache kept only a stub of because
 // it was too large: its name, what it refers to and its status. Its value

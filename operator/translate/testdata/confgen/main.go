@@ -228,8 +228,37 @@ func suiteSecrets(objs []obj) []obj {
 	return out
 }
 
+// caRefs are the caCertificateRefs of a BackendTLSPolicy's validation, or
+// of the validations of a Gateway's spec.tls.frontend.
+func caRefs(o obj) []any {
+	spec, _ := o["spec"].(map[string]any)
+	var validations []any
+	switch o.kind() {
+	case "BackendTLSPolicy":
+		validations = append(validations, spec["validation"])
+	case "Gateway":
+		tls, _ := spec["tls"].(map[string]any)
+		frontend, _ := tls["frontend"].(map[string]any)
+		def, _ := frontend["default"].(map[string]any)
+		validations = append(validations, def["validation"])
+		perPort, _ := frontend["perPort"].([]any)
+		for _, p := range perPort {
+			pm, _ := p.(map[string]any)
+			ptls, _ := pm["tls"].(map[string]any)
+			validations = append(validations, ptls["validation"])
+		}
+	}
+	var refs []any
+	for _, v := range validations {
+		vm, _ := v.(map[string]any)
+		r, _ := vm["caCertificateRefs"].([]any)
+		refs = append(refs, r...)
+	}
+	return refs
+}
+
 // suiteCAs are the CA ConfigMaps the suite creates, for those a
-// BackendTLSPolicy refers to.
+// BackendTLSPolicy or a Gateway's client-certificate validation refers to.
 func suiteCAs(objs []obj) []obj {
 	created := map[string]bool{
 		"tls-validity-checks-ca-certificate": true, "tls-validity-checks-per-port-ca-certificate": true,
@@ -238,13 +267,7 @@ func suiteCAs(objs []obj) []obj {
 	have := map[string]bool{}
 	var out []obj
 	for _, o := range objs {
-		if o.kind() != "BackendTLSPolicy" {
-			continue
-		}
-		spec, _ := o["spec"].(map[string]any)
-		validation, _ := spec["validation"].(map[string]any)
-		refs, _ := validation["caCertificateRefs"].([]any)
-		for _, r := range refs {
+		for _, r := range caRefs(o) {
 			rm, _ := r.(map[string]any)
 			name, _ := rm["name"].(string)
 			k := o.namespace() + "/" + name
