@@ -91,6 +91,11 @@ type listenerConfig struct {
 	notServed string
 	// stream is a TLS listener's routes (stream_tls.go); nil for HTTPS.
 	stream *streamListener
+	// client is how an HTTPS listener checks client certificates, nil
+	// when it does not; tls is its handshakes' configuration, nil when it
+	// is not served (handshake.go).
+	client *clientAuth
+	tls    *tls.Config
 }
 
 // hostIndex finds the most specific entry for a hostname: exact names, then
@@ -247,6 +252,12 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 	}
 	if https {
 		lc.certs, lc.notServed = c.certificates(l)
+		if lc.notServed == "" {
+			lc.client, lc.notServed = compileClientAuth(l.GetTls().GetClientValidation())
+		}
+		if lc.notServed == "" {
+			lc.tls = listenerTLS(lc)
+		}
 	}
 	c.place(pc, id, lc)
 }

@@ -94,6 +94,11 @@ func (cfg *config) vhostFor(port uint32, host string, state *tls.ConnectionState
 	if l.notServed != "" {
 		return nil, http.StatusServiceUnavailable, "this listener is not served"
 	}
+	if !l.client.admits(state) {
+		// The handshake verified no certificate against the CAs the
+		// listener trusts now: a new connection's handshake will.
+		return nil, http.StatusMisdirectedRequest, "this connection's client certificate was not verified against the CAs this listener trusts now: connect again"
+	}
 	vh, ok := l.vhosts.lookup(host)
 	if !ok {
 		return nil, http.StatusNotFound, ""

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -331,11 +329,7 @@ func (p *Proxy) newServer(port uint32, https bool, settings serverSettings) *htt
 	protocols.SetHTTP1(true)
 	if https {
 		protocols.SetHTTP2(true)
-		srv.TLSConfig = &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { return p.certificate(port, hello) },
-		}
+		srv.TLSConfig = p.serverTLS(port)
 	} else {
 		// Cleartext HTTP/2 with prior knowledge, for gRPC clients.
 		protocols.SetUnencryptedHTTP2(true)
@@ -375,26 +369,6 @@ func (p *Proxy) shutdown(port uint32, srv *front) {
 		p.log.Warn("listener did not drain in time: its last connections were closed", "port", port, "drainTimeout", p.opts.DrainTimeout, "error", err)
 		srv.Close()
 	}
-}
-
-// certificate chooses the key pair for a handshake: the listener that owns
-// the SNI on this port, then its first certificate valid for the name.
-func (p *Proxy) certificate(port uint32, hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	cfg := p.cfg.Load()
-	if cfg == nil || cfg.ports[port] == nil {
-		return nil, errors.New("no listener on this port")
-	}
-	name := strings.ToLower(hello.ServerName)
-	l, ok := cfg.ports[port].hosts.lookup(name)
-	if !ok || len(l.certs) == 0 {
-		return nil, fmt.Errorf("no listener served for %q", name)
-	}
-	for _, c := range l.certs {
-		if hello.SupportsCertificate(c) == nil {
-			return c, nil
-		}
-	}
-	return l.certs[0], nil
 }
 
 // Close stops every listener and lets the requests and upgraded
