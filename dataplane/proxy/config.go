@@ -27,6 +27,8 @@ type config struct {
 	// badRoutes are the routes left out because they did not compile,
 	// with why; the other routes of their virtual hosts are served.
 	badRoutes map[routeID]string
+	// udp are the UDP listeners, by port (stream_udp.go).
+	udp map[uint32]*streamListener
 }
 
 // listenerID names a listener of a route table: the table's push name (its
@@ -216,6 +218,10 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 	id := listenerID{table: tableName(t), listener: l.Name}
 	if l.Port == 0 || l.Port > 65535 {
 		c.failed[id] = fmt.Sprintf("port %d is out of range: use a port from 1 to 65535", l.Port)
+		return
+	}
+	if l.Protocol == routetable.Protocol_UDP {
+		c.addUDP(id, t, l)
 		return
 	}
 	kind, ok := portKindOf(l.Protocol)

@@ -76,8 +76,10 @@ type Proxy struct {
 	tunnels  atomic.Int64
 	base     context.Context
 	cut      context.CancelFunc
-	// streams are the TCP and TLS connections relayed now (stream.go).
+	// streams are the TCP and TLS connections relayed now (stream.go);
+	// udp, the UDP sockets (stream_udp.go).
 	streams streamConns
+	udp     udpPorts
 }
 
 type portServer struct {
@@ -183,6 +185,7 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 		}
 	}
 	p.unbound = unbound
+	p.applyUDP(cfg)
 	p.scheduleRetry()
 	p.version = version
 	p.metrics.applied(version)
@@ -247,6 +250,9 @@ func (p *Proxy) notServed() map[listenerID]string {
 			out[id] = why
 		}
 	}
+	for port, err := range p.udp.unbound {
+		out[cfg.udp[port].id] = p.bindAdvice(err)
+	}
 	return out
 }
 
@@ -262,7 +268,7 @@ func (p *Proxy) bindAdvice(err error) string {
 // scheduleRetry binds the unbound ports again after RetryInterval; p.mu
 // is held.
 func (p *Proxy) scheduleRetry() {
-	if len(p.unbound) == 0 || p.retry != nil || p.closed {
+	if (len(p.unbound) == 0 && len(p.udp.unbound) == 0) || p.retry != nil || p.closed {
 		return
 	}
 	p.retry = time.AfterFunc(p.opts.RetryInterval, p.retryBinds)
@@ -290,6 +296,7 @@ func (p *Proxy) retryBinds() {
 		changed = true
 		p.log.Info("listener port bound on retry: its listeners are served", "port", port)
 	}
+	changed = p.retryUDP() || changed
 	if changed {
 		p.metrics.notServed.Set(float64(len(p.notServed())))
 		select {
@@ -382,6 +389,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	}
 	servers := p.servers
 	p.servers = map[uint32]*portServer{}
+	udp := p.takeUDP()
 	p.mu.Unlock()
 	// Every socket first: no port accepts while another one drains.
 	for _, s := range servers {
@@ -401,6 +409,9 @@ func (p *Proxy) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if err := p.streams.wait(ctx, nil); err != nil {
+		errs = append(errs, err)
+	}
+	if err := closeUDP(ctx, udp); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
