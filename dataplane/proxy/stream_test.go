@@ -2,12 +2,15 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/gatehouse-dev/gatehouse/dataplane/proxy"
 	rt "github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
@@ -301,4 +305,146 @@ func sample(t *testing.T, reg *prometheus.Registry, name string, want map[string
 		}
 	}
 	return sum
+}
+
+// A new table applies to new connections: one open before the swap goes
+// on with the backend it started with. A port the new table no longer
+// has refuses new connections, and its open ones get the drain timeout.
+func TestStreamConnectionsDrainOnTableSwap(t *testing.T) {
+	old, next := newLineBackend(t, "old"), newLineBackend(t, "new")
+	port, gone := freePort(t), freePort(t)
+	listeners := func(backend string, withGone bool) string {
+		js := `{"name":"tcp","port":PORT,"protocol":"TCP","streamRoutes":[{"backends":[{"backend":"` + backend + `","weight":1}]}]}`
+		if withGone {
+			js += `,{"name":"gone","port":` + strconv.Itoa(int(gone)) + `,"protocol":"TCP","streamRoutes":[{"backends":[{"backend":"old","weight":1}]}]}`
+		}
+		return `{"gateway":"infra/gw","listeners":[` + js + `]}`
+	}
+	p := start(t, streamTable(t, port, listeners("old", true), old.backend(), next.backend()))
+	before, onGone := dialPort(t, port), dialPort(t, gone)
+	for _, c := range []net.Conn{before, onGone} {
+		if got := talk(t, c, "hi"); got != "old:hi" {
+			t.Fatalf("before the swap: %q", got)
+		}
+	}
+	if err := p.Apply("v2", []*rt.RouteTable{streamTable(t, port, listeners("new", false), old.backend(), next.backend())}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := talk(t, before, "again"); got != "old:again" {
+		t.Errorf("a connection open before the swap: %q, want its old backend", got)
+	}
+	if got := talk(t, dialPort(t, port), "hi"); got != "new:hi" {
+		t.Errorf("a connection after the swap: %q, want the new backend", got)
+	}
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", gone)); err == nil {
+		c.Close()
+		t.Errorf("the removed port accepts connections")
+	}
+	if got := talk(t, onGone, "still"); got != "old:still" {
+		t.Errorf("a connection of the removed port, within the drain timeout: %q", got)
+	}
+	// The drain timeout (1s, see start) closes it.
+	if !closedAtOnce(onGone) {
+		t.Errorf("a connection of the removed port outlived the drain timeout")
+	}
+	if got := talk(t, before, "last"); got != "old:last" {
+		t.Errorf("the connection on the port that stayed: %q", got)
+	}
+}
+
+// Close waits for relayed connections, within its context.
+func TestCloseWaitsForStreamConnections(t *testing.T) {
+	b := newLineBackend(t, "db")
+	port := freePort(t)
+	p := proxy.New(proxy.Options{BindAddress: "127.0.0.1"})
+	if err := p.Apply("v1", []*rt.RouteTable{streamTable(t, port, tcpListener(`{"backend":"db","weight":1}`), b.backend())}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := dialPort(t, port)
+	if talk(t, c, "hi") != "db:hi" {
+		t.Fatal("no answer")
+	}
+	closed := make(chan error)
+	go func() { closed <- p.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) with a connection open", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if got := talk(t, c, "during"); got != "db:during" {
+		t.Errorf("the connection while the proxy closes: %q", got)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	io.ReadAll(c)
+	if err := <-closed; err != nil {
+		t.Errorf("Close after the connection ended: %v", err)
+	}
+}
+
+// Connections are counted by route and backend, refusals by reason, and
+// bytes both ways; a closed connection leaves an access log line.
+func TestStreamMetricsAndAccessLog(t *testing.T) {
+	b := newLineBackend(t, "db")
+	port := freePort(t)
+	reg := prometheus.NewRegistry()
+	var log strings.Builder
+	var logMu sync.Mutex
+	p := proxy.New(proxy.Options{BindAddress: "127.0.0.1", Registry: reg,
+		AccessLog: slog.New(slog.NewTextHandler(lockedWriter{&logMu, &log}, nil))})
+	t.Cleanup(func() { _ = p.Close(t.Context()) })
+	tbl := streamTable(t, port, tcpListener(`{"backend":"db","weight":1}`), b.backend())
+	tbl.Limits = &rt.Limits{MaxStreamConnections: 1}
+	if err := p.Apply("v1", []*rt.RouteTable{tbl}, nil); err != nil {
+		t.Fatal(err)
+	}
+	route := map[string]string{"route": "TCPRoute apps/db", "backend": "db"}
+	c := dialPort(t, port)
+	if talk(t, c, "hello") != "db:hello" {
+		t.Fatal("no answer")
+	}
+	if !closedAtOnce(dialPort(t, port)) {
+		t.Fatal("the connection beyond the limit was relayed")
+	}
+	if got := sample(t, reg, "gatehouse_proxy_stream_connections_active", route); got != 1 {
+		t.Errorf("active: %v, want 1", got)
+	}
+	if got := sample(t, reg, "gatehouse_proxy_stream_refused_total", map[string]string{"listener": "infra/gw/tcp", "reason": "limit"}); got != 1 {
+		t.Errorf("refused for the limit: %v, want 1", got)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	io.ReadAll(c)
+	deadline := time.Now().Add(5 * time.Second)
+	for sample(t, reg, "gatehouse_proxy_stream_connections_active", route) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for name, want := range map[string]float64{
+		"gatehouse_proxy_stream_connections_total":  1,
+		"gatehouse_proxy_stream_connections_active": 0,
+	} {
+		if got := sample(t, reg, name, route); got != want {
+			t.Errorf("%s%v = %v, want %v", name, route, got, want)
+		}
+	}
+	for dir, want := range map[string]float64{"from_client": float64(len("hello\n")), "to_client": float64(len("db:hello\ndb:bye\n"))} {
+		if got := sample(t, reg, "gatehouse_proxy_stream_bytes_total", map[string]string{"route": "TCPRoute apps/db", "direction": dir}); got != want {
+			t.Errorf("bytes %s: %v, want %v", dir, got, want)
+		}
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(log.String(), `msg=connection listener=infra/gw/tcp route="TCPRoute apps/db" backend=db`) ||
+		!strings.Contains(log.String(), "bytesIn=6 bytesOut=16") || !strings.Contains(log.String(), "refused=limit") {
+		t.Errorf("access log:\n%s", log.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
