@@ -332,10 +332,8 @@ func (d *Decider) limits(tenant string, s Subject) *Denial {
 	if tenant == "" || d.Routes == nil || !isRoute(s.Kind) {
 		return nil
 	}
-	e := tenancy.RouteEntry{Cluster: s.Cluster.Name, Kind: s.Kind, Namespace: s.Object.GetNamespace(), Name: s.Object.GetName(), Tenant: tenant, Created: s.Object.GetCreationTimestamp().Time}
-	for _, h := range routeHostnames(s.Object) {
-		e.Hostnames = append(e.Hostnames, string(h))
-	}
+	e := RouteEntry(s.Kind, s.Object, tenant)
+	e.Cluster = s.Cluster.Name
 	if s.Operation == "CREATE" {
 		// Not created yet: it ranks after every route that exists.
 		e.Created = time.Time{}

@@ -6,12 +6,33 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/gatewayapi/attach"
+	"github.com/gatehouse-dev/gatehouse/tenancy"
 )
 
 // RouteKinds are the route kinds the decision knows, as Subject.Kind and a
 // RoutePolicy's spec.match.kinds name them; ListenerSet is the one other
 // kind decided.
 var RouteKinds = []string{attach.KindHTTPRoute, attach.KindGRPCRoute, attach.KindTLSRoute, attach.KindTCPRoute, attach.KindUDPRoute}
+
+// NewObject returns an empty object of kind, one of RouteKinds or
+// ListenerSet, to decode into; nil for any other kind.
+func NewObject(kind string) client.Object {
+	switch kind {
+	case attach.KindHTTPRoute:
+		return &gwv1.HTTPRoute{}
+	case attach.KindGRPCRoute:
+		return &gwv1.GRPCRoute{}
+	case attach.KindTLSRoute:
+		return &gwv1.TLSRoute{}
+	case attach.KindTCPRoute:
+		return &gwv1.TCPRoute{}
+	case attach.KindUDPRoute:
+		return &gwv1.UDPRoute{}
+	case "ListenerSet":
+		return &gwv1.ListenerSet{}
+	}
+	return nil
+}
 
 // isRoute reports whether kind is one of RouteKinds.
 func isRoute(kind string) bool {
@@ -44,6 +65,17 @@ func routeHostnames(o client.Object) []gwv1.Hostname {
 		return r.Spec.Hostnames
 	}
 	return nil
+}
+
+// RouteEntry is a route of kind of tenant as its limits count it: its
+// hostnames as written. The hub indexes every route so, and admission
+// counts the route it is asked about the same way.
+func RouteEntry(kind string, o client.Object, tenant string) tenancy.RouteEntry {
+	e := tenancy.RouteEntry{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName(), Tenant: tenant, Created: o.GetCreationTimestamp().Time}
+	for _, h := range routeHostnames(o) {
+		e.Hostnames = append(e.Hostnames, string(h))
+	}
+	return e
 }
 
 // pathRef is one backendRef of a route with its field path.

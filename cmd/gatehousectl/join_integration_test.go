@@ -175,6 +175,9 @@ func checkAccess(ctx context.Context, t *testing.T, asHub kubernetes.Interface) 
 	}{
 		{authorizationv1.ResourceAttributes{Verb: "list", Group: gw, Resource: "httproutes"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "watch", Group: gw, Resource: "grpcroutes"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Group: gw, Resource: "tlsroutes"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "list", Group: gw, Resource: "udproutes"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: gw, Resource: "tcproutes", Subresource: "status", Namespace: "web"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: gw, Resource: "httproutes", Subresource: "status", Namespace: "web"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: gw, Resource: "gateways", Subresource: "status", Namespace: "infra"}, true},
 		{authorizationv1.ResourceAttributes{Verb: "list", Group: "discovery.k8s.io", Resource: "endpointslices"}, true},
@@ -189,6 +192,7 @@ func checkAccess(ctx context.Context, t *testing.T, asHub kubernetes.Interface) 
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "kube-system", Name: "any"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Resource: "namespaces", Name: "web"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Group: gw, Resource: "httproutes", Namespace: "web"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "update", Group: gw, Resource: "tcproutes", Namespace: "web"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: gw, Resource: "gateways", Namespace: "infra"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: "other-webhook"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "delete", Group: "apps", Resource: "deployments", Namespace: "infra"}, false},

@@ -500,7 +500,8 @@ var policyTestCommand = &command{
 POLICY is a Rego module (.rego; the policy is named after the file and denies
 unless --enforcement says otherwise) or a RoutePolicy (.yaml, .yml), whose
 spec.rego, enforcement, parameters and match are used. --route holds one or
-more HTTPRoutes, GRPCRoutes or ListenerSets ("-": standard input).
+more routes (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute) or
+ListenerSets ("-": standard input).
 
 Evaluation is the hub's own: the same engine and decision code, input
 {"review": {...}, "parameters"} and data.gatehouse.tenants from --tenants.
@@ -521,7 +522,7 @@ kubectl get httproute -n web shop -o yaml | gatehousectl policy test p.rego --ro
 		o := policycheck.Options{Unassigned: tenancy.Platform}
 		var clusterLabels, nsLabels labelsFlag
 		unassigned := string(tenancy.Platform)
-		fs.StringVar(&o.RouteFile, "route", "", "file of the routes to check (HTTPRoute, GRPCRoute, ListenerSet; multi-document YAML); - for standard input")
+		fs.StringVar(&o.RouteFile, "route", "", "file of the routes to check (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute, ListenerSet; multi-document YAML); - for standard input")
 		fs.StringVar(&o.Kind, "kind", "HTTPRoute", "kind of route documents that name none")
 		fs.StringVar(&o.Tenant, "tenant", "", "the routes' tenant (default: from --tenants by namespace; none without it)")
 		fs.StringVar(&o.TenantsFile, "tenants", "", "file of Tenant objects: data.gatehouse.tenants and the namespace-to-tenant mapping")

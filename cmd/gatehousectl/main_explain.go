@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/explain"
@@ -30,12 +31,13 @@ namespace of the current context.`,
 	examples: `
 gatehousectl explain route shop/checkout --member-kubeconfig prod-eu=$HOME/.kube/prod-eu
 gatehousectl explain route shop/checkout --member-context prod-eu=prod-eu --cluster prod-eu -o json
-gatehousectl explain route shop/payments-api --kind GRPCRoute --hub-credentials`,
+gatehousectl explain route shop/payments-api --kind GRPCRoute --hub-credentials
+gatehousectl explain route shop/postgres --kind TCPRoute --hub-credentials`,
 	setup: func(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
 		o := explain.Options{HubNamespace: defaultHubNamespace}
 		fs.StringVar(&o.HubNamespace, "hub-namespace", o.HubNamespace, "hub namespace holding the members' kubeconfig Secrets")
 		fs.StringVar(&o.Cluster, "cluster", "", "the member to look in (default: every member)")
-		fs.StringVar(&o.Kind, "kind", "HTTPRoute", "HTTPRoute or GRPCRoute")
+		fs.StringVar(&o.Kind, "kind", explain.KindHTTPRoute, "the route's kind: "+strings.Join(explain.Kinds, ", "))
 		fs.StringVar(&o.Format, "o", "text", "output format: text or json")
 		var files, contexts memberFlag
 		fs.Var(&files, "member-kubeconfig", "NAME=PATH: read member NAME with the kubeconfig file PATH (repeatable)")
@@ -45,10 +47,8 @@ gatehousectl explain route shop/payments-api --kind GRPCRoute --hub-credentials`
 			if len(args) != 1 {
 				return usagef("explain route takes one NAMESPACE/NAME, got %d arguments", len(args))
 			}
-			switch o.Kind {
-			case "HTTPRoute", "GRPCRoute":
-			default:
-				return usagef("--kind %q: want HTTPRoute or GRPCRoute", o.Kind)
+			if !slices.Contains(explain.Kinds, o.Kind) {
+				return usagef("--kind %q: want one of %s", o.Kind, strings.Join(explain.Kinds, ", "))
 			}
 			switch o.Format {
 			case "text", "json":

@@ -108,6 +108,16 @@ func TestPolicyTest(t *testing.T) {
 			stdout: []string{`denied: GRPCRoute web/api (no tenant)`},
 		},
 		{
+			name: "a TLSRoute's SNI names are judged as hostnames; a TCPRoute has none",
+			args: []string{file("within-delegation.rego"), "--route", file("streamroutes.yaml"), "--tenants", file("tenants.yaml")},
+			code: exitDenied,
+			stdout: []string{
+				`denied: TLSRoute web/db (tenant "web")`,
+				`  - spec.hostnames[1]: HostnameOwnedByOtherTenant: "pay.example.com" is delegated to tenant "payments"; this namespace belongs to tenant "web" (delegated: *.web.example.com, www.example.com)`,
+				`allowed: TCPRoute web/cache (tenant "web")`,
+			},
+		},
+		{
 			name:   "compile error with its position",
 			args:   []string{file("broken.rego"), "--route", file("route-ok.yaml")},
 			code:   exitError,

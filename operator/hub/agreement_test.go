@@ -561,14 +561,6 @@ func (w *world) gatewaysAndSets() []client.Object {
 	return append(objects(w.gateways), objects(w.sets)...)
 }
 
-func objects[T client.Object](xs []T) []client.Object {
-	out := make([]client.Object, len(xs))
-	for i, x := range xs {
-		out[i] = x
-	}
-	return out
-}
-
 func (w *world) nsLabels(ns string) map[string]string {
 	for _, n := range w.namespaces {
 		if n.Name == ns {

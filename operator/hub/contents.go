@@ -49,13 +49,21 @@ func (w *worker) record(table, hash string, t *routetable.RouteTable, gw *gwv1.G
 	on := map[string]map[string]bool{}
 	for _, l := range t.Listeners {
 		routes := map[string]bool{}
+		carried := func(s *routetable.RouteSource) {
+			if s != nil {
+				k := objectKey(s.Kind, s.Namespace, s.Name, s.Generation)
+				set[k], routes[k] = true, true
+			}
+		}
 		for _, vh := range l.VirtualHosts {
 			for _, r := range vh.Routes {
-				if s := r.Source; s != nil {
-					k := objectKey(s.Kind, s.Namespace, s.Name, s.Generation)
-					set[k], routes[k] = true, true
-				}
+				carried(r.Source)
 			}
+		}
+		// TLS, TCP and UDP listeners carry TLSRoutes, TCPRoutes and
+		// UDPRoutes.
+		for _, r := range l.StreamRoutes {
+			carried(r.Source)
 		}
 		on[l.Name] = routes
 	}

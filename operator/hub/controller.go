@@ -31,6 +31,11 @@ import (
 // re-translates the whole cluster.
 var clusterKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "cluster"}}
 
+// specChanged passes the changes that matter of objects whose status the
+// hub writes: their spec, labels and annotations. The hub's own status
+// writes would otherwise start every pass again.
+var specChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+
 // SetupWithManager wires the hub to a multicluster manager: every engaged
 // member gets a worker, and every change to an input of translate kicks it.
 // Call before the manager starts.
@@ -42,11 +47,11 @@ func (h *Hub) SetupWithManager(mgr mcmanager.Manager) error {
 	toCluster := mchandler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{clusterKey}
 	})
-	// Objects whose status we write only matter when their spec changes;
-	// our own status writes would otherwise retrigger every pass.
-	spec := mcbuilder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))
+	spec := mcbuilder.WithPredicates(specChanged)
 	b := mcbuilder.ControllerManagedBy(mgr).Named("gatehouse-clusters").
 		WithOptions(mccontroller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: ptr.To(true)})
+	// TLSRoutes, TCPRoutes and UDPRoutes are watched by each worker once
+	// its member is found to serve them (optionalkinds.go).
 	for _, obj := range []client.Object{&gwv1.GatewayClass{}, &gwv1.Gateway{}, &gwv1.ListenerSet{}, &gwv1.HTTPRoute{}, &gwv1.GRPCRoute{}, &gwv1.BackendTLSPolicy{}} {
 		b = b.Watches(obj, toCluster, spec)
 	}

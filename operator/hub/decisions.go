@@ -243,23 +243,14 @@ func (d *Decisions) forPass(ctx context.Context, cluster string, in *translate.I
 			p.losers[ns.Name] = losers
 		}
 	}
+	// Every tenant's routes of every kind count toward its limits.
 	var entries []tenancy.RouteEntry
-	add := func(kind string, o client.Object, hosts []gwv1.Hostname) {
-		t := p.tenantOf[o.GetNamespace()]
-		if t == "" {
-			return
+	for _, set := range routeSets(*in, translate.Output{}) {
+		for _, r := range set.routes {
+			if t := p.tenantOf[r.GetNamespace()]; t != "" {
+				entries = append(entries, policy.RouteEntry(set.kind, r, t))
+			}
 		}
-		e := tenancy.RouteEntry{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName(), Tenant: t, Created: o.GetCreationTimestamp().Time}
-		for _, h := range hosts {
-			e.Hostnames = append(e.Hostnames, string(h))
-		}
-		entries = append(entries, e)
-	}
-	for _, r := range in.HTTPRoutes {
-		add("HTTPRoute", r, r.Spec.Hostnames)
-	}
-	for _, r := range in.GRPCRoutes {
-		add("GRPCRoute", r, r.Spec.Hostnames)
 	}
 	if changed := d.routes.SetCluster(cluster, entries); len(changed) > 0 {
 		for _, t := range changed {
@@ -393,11 +384,10 @@ func (p *pass) report(in translate.Input, out translate.Output) {
 			r.violations[v.tenant] = append(r.violations[v.tenant], viol)
 		}
 	}
-	for _, hr := range in.HTTPRoutes {
-		routeReport("HTTPRoute", hr, out.HTTPRoutes[types.NamespacedName{Namespace: hr.Namespace, Name: hr.Name}])
-	}
-	for _, gr := range in.GRPCRoutes {
-		routeReport("GRPCRoute", gr, out.GRPCRoutes[types.NamespacedName{Namespace: gr.Namespace, Name: gr.Name}])
+	for _, set := range routeSets(in, out) {
+		for _, r := range set.routes {
+			routeReport(set.kind, r, set.ours[client.ObjectKeyFromObject(r)])
+		}
 	}
 	p.d.mu.Lock()
 	p.d.reports[p.cluster.Name] = r

@@ -90,7 +90,7 @@ func trimMemberObject(obj any) (any, error) {
 		v.Annotations = nil
 	case *gwv1.Gateway:
 		v.Annotations = keepKeys(v.Annotations, gatewayAnnotations)
-	case *gwv1.HTTPRoute, *gwv1.GRPCRoute, *gwv1.ListenerSet:
+	case *gwv1.HTTPRoute, *gwv1.GRPCRoute, *gwv1.TLSRoute, *gwv1.TCPRoute, *gwv1.UDPRoute, *gwv1.ListenerSet:
 		o.SetAnnotations(without(o.GetAnnotations(), annotationLastApplied, translate.AnnotationTooLarge))
 	case *gwv1.GatewayClass, *gwv1.ReferenceGrant, *gwv1beta1.ReferenceGrant, *gwv1.BackendTLSPolicy:
 		dropMetadata(o)
@@ -178,6 +178,12 @@ func stub(o client.Object) client.Object {
 		s = &gwv1.HTTPRoute{ObjectMeta: meta, Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: v.Spec.CommonRouteSpec}, Status: v.Status}
 	case *gwv1.GRPCRoute:
 		s = &gwv1.GRPCRoute{ObjectMeta: meta, Spec: gwv1.GRPCRouteSpec{CommonRouteSpec: v.Spec.CommonRouteSpec}, Status: v.Status}
+	case *gwv1.TLSRoute:
+		s = &gwv1.TLSRoute{ObjectMeta: meta, Spec: gwv1.TLSRouteSpec{CommonRouteSpec: v.Spec.CommonRouteSpec}, Status: v.Status}
+	case *gwv1.TCPRoute:
+		s = &gwv1.TCPRoute{ObjectMeta: meta, Spec: gwv1.TCPRouteSpec{CommonRouteSpec: v.Spec.CommonRouteSpec}, Status: v.Status}
+	case *gwv1.UDPRoute:
+		s = &gwv1.UDPRoute{ObjectMeta: meta, Spec: gwv1.UDPRouteSpec{CommonRouteSpec: v.Spec.CommonRouteSpec}, Status: v.Status}
 	case *gwv1.ListenerSet:
 		s = &gwv1.ListenerSet{ObjectMeta: meta, Spec: gwv1.ListenerSetSpec{ParentRef: v.Spec.ParentRef}, Status: v.Status}
 	case *gwv1.Gateway:

@@ -320,33 +320,19 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		}
 		return false
 	}
-	// routeStatus writes one route's parents; with returns a copy of the
-	// route carrying them.
-	routeStatus := func(kind string, r client.Object, stored, parents []gwv1.RouteParentStatus, with func([]gwv1.RouteParentStatus) client.Object) {
-		if settling(kind, r, parents) {
-			return
+	// Every kind of route: its parents, Programmed once served.
+	for _, set := range routeSets(in, out) {
+		for _, r := range set.routes {
+			stored, parents := set.parents(r), set.ours[client.ObjectKeyFromObject(r)]
+			if settling(set.kind, r, parents) {
+				continue
+			}
+			next := status.MergeRouteParents(stored, routeProgrammed(set.kind, r, parents, stored), controller, now)
+			if !equality.Semantic.DeepEqual(stored, next) && !(len(stored) == 0 && len(next) == 0) {
+				announceParents(recorder, r, stored, next, controller)
+				update(set.withParents(r, next))
+			}
 		}
-		next := status.MergeRouteParents(stored, routeProgrammed(kind, r, parents, stored), controller, now)
-		if !equality.Semantic.DeepEqual(stored, next) && !(len(stored) == 0 && len(next) == 0) {
-			announceParents(recorder, r, stored, next, controller)
-			update(with(next))
-		}
-	}
-	for _, r := range in.HTTPRoutes {
-		routeStatus("HTTPRoute", r, r.Status.Parents, out.HTTPRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}],
-			func(next []gwv1.RouteParentStatus) client.Object {
-				obj := r.DeepCopy()
-				obj.Status.Parents = next
-				return obj
-			})
-	}
-	for _, r := range in.GRPCRoutes {
-		routeStatus("GRPCRoute", r, r.Status.Parents, out.GRPCRoutes[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}],
-			func(next []gwv1.RouteParentStatus) client.Object {
-				obj := r.DeepCopy()
-				obj.Status.Parents = next
-				return obj
-			})
 	}
 
 	for _, p := range in.BackendTLSPolicies {

@@ -60,7 +60,7 @@ func (r *WebhookRegistration) desired(cluster, token string) *admissionregistrat
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
 			Name:                    "routes.gatehouse.dev",
 			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: r.CABundle()},
-			Rules:                   []admissionregistrationv1.RuleWithOperations{rule("httproutes", "grpcroutes", "listenersets")},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{rule("httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes", "listenersets")},
 			FailurePolicy:           ptr.To(r.FailurePolicy),
 			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),

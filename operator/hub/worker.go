@@ -43,6 +43,8 @@ type worker struct {
 	// webhookHash: the registration last applied, and when.
 	webhookHash string
 	webhookAt   time.Time
+	// optional: which of TLSRoute, TCPRoute and UDPRoute the member serves.
+	optional optionalKinds
 
 	// The hand-over between the workers of one cluster engaged again
 	// (rejoin.go): prev is the worker this one replaces, whose state it
@@ -70,6 +72,7 @@ func (w *worker) stop() { w.cancel() }
 func (w *worker) run(ctx context.Context) {
 	log := w.hub.opts.Log.With("cluster", w.name)
 	defer w.leave(log)
+	defer w.stopWatching()
 	if w.prev != nil {
 		w.takeOver(w.prev, log)
 	}
@@ -166,6 +169,9 @@ func (w *worker) snapshot(ctx context.Context) (translate.Input, error) {
 		sets      gwv1.ListenerSetList
 		http      gwv1.HTTPRouteList
 		grpc      gwv1.GRPCRouteList
+		tls       gwv1.TLSRouteList
+		tcp       gwv1.TCPRouteList
+		udp       gwv1.UDPRouteList
 		grants    gwv1beta1.ReferenceGrantList
 		policies  gwv1.BackendTLSPolicyList
 		nss       corev1.NamespaceList
@@ -179,43 +185,40 @@ func (w *worker) snapshot(ctx context.Context) (translate.Input, error) {
 			return in, err
 		}
 	}
-	for i := range classes.Items {
-		in.GatewayClasses = append(in.GatewayClasses, &classes.Items[i])
+	for _, o := range []struct {
+		kind string
+		list client.ObjectList
+		obj  client.Object
+	}{{"TLSRoute", &tls, &gwv1.TLSRoute{}}, {"TCPRoute", &tcp, &gwv1.TCPRoute{}}, {"UDPRoute", &udp, &gwv1.UDPRoute{}}} {
+		if err := w.listOptional(ctx, c, o.kind, o.list, o.obj); err != nil {
+			return in, err
+		}
 	}
-	for i := range gateways.Items {
-		in.Gateways = append(in.Gateways, &gateways.Items[i])
-	}
-	for i := range sets.Items {
-		in.ListenerSets = append(in.ListenerSets, &sets.Items[i])
-	}
-	for i := range http.Items {
-		in.HTTPRoutes = append(in.HTTPRoutes, &http.Items[i])
-	}
-	for i := range grpc.Items {
-		in.GRPCRoutes = append(in.GRPCRoutes, &grpc.Items[i])
-	}
-	for i := range grants.Items {
-		in.ReferenceGrantsV1B = append(in.ReferenceGrantsV1B, &grants.Items[i])
-	}
-	for i := range policies.Items {
-		in.BackendTLSPolicies = append(in.BackendTLSPolicies, &policies.Items[i])
-	}
-	for i := range nss.Items {
-		in.Namespaces = append(in.Namespaces, &nss.Items[i])
-	}
-	for i := range services.Items {
-		in.Services = append(in.Services, &services.Items[i])
-	}
-	for i := range slices.Items {
-		in.EndpointSlices = append(in.EndpointSlices, &slices.Items[i])
-	}
-	for i := range secrets.Items {
-		in.Secrets = append(in.Secrets, &secrets.Items[i])
-	}
-	for i := range configMap.Items {
-		in.ConfigMaps = append(in.ConfigMaps, &configMap.Items[i])
-	}
+	in.GatewayClasses = pointers(classes.Items)
+	in.Gateways = pointers(gateways.Items)
+	in.ListenerSets = pointers(sets.Items)
+	in.HTTPRoutes = pointers(http.Items)
+	in.GRPCRoutes = pointers(grpc.Items)
+	in.TLSRoutes = pointers(tls.Items)
+	in.TCPRoutes = pointers(tcp.Items)
+	in.UDPRoutes = pointers(udp.Items)
+	in.ReferenceGrantsV1B = pointers(grants.Items)
+	in.BackendTLSPolicies = pointers(policies.Items)
+	in.Namespaces = pointers(nss.Items)
+	in.Services = pointers(services.Items)
+	in.EndpointSlices = pointers(slices.Items)
+	in.Secrets = pointers(secrets.Items)
+	in.ConfigMaps = pointers(configMap.Items)
 	return in, nil
+}
+
+// pointers points at each item of a list, in order; nil for none.
+func pointers[T any](items []T) []*T {
+	var out []*T
+	for i := range items {
+		out = append(out, &items[i])
+	}
+	return out
 }
 
 // onlyConflicts reports whether every error joined in err is an update

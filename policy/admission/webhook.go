@@ -156,36 +156,19 @@ func (v *validator) Handle(ctx context.Context, req admission.Request) admission
 
 func (v *validator) decode(req admission.Request) (obj, old client.Object, kind string, err error) {
 	kind = req.Kind.Kind
-	newObj := func() client.Object {
-		if f := kinds[kind]; f != nil {
-			return f()
-		}
-		return nil
-	}
-	if obj = newObj(); obj == nil || len(req.Object.Raw) == 0 {
+	if obj = policy.NewObject(kind); obj == nil || len(req.Object.Raw) == 0 {
 		return nil, nil, kind, nil
 	}
 	if err := v.decoder.DecodeRaw(req.Object, obj); err != nil {
 		return nil, nil, kind, err
 	}
 	if len(req.OldObject.Raw) > 0 {
-		old = newObj()
+		old = policy.NewObject(kind)
 		if err := v.decoder.DecodeRaw(req.OldObject, old); err != nil {
 			return nil, nil, kind, err
 		}
 	}
 	return obj, old, kind, nil
-}
-
-// kinds are the objects the webhook decides, by kind: every route kind
-// the decision knows (policy.RouteKinds) and ListenerSets.
-var kinds = map[string]func() client.Object{
-	"HTTPRoute":   func() client.Object { return &gwv1.HTTPRoute{} },
-	"GRPCRoute":   func() client.Object { return &gwv1.GRPCRoute{} },
-	"TLSRoute":    func() client.Object { return &gwv1.TLSRoute{} },
-	"TCPRoute":    func() client.Object { return &gwv1.TCPRoute{} },
-	"UDPRoute":    func() client.Object { return &gwv1.UDPRoute{} },
-	"ListenerSet": func() client.Object { return &gwv1.ListenerSet{} },
 }
 
 // sameSpec reports whether an update leaves the spec as it was.
@@ -197,7 +180,7 @@ func sameSpec(obj, old client.Object) bool {
 	if a.Type() != b.Type() {
 		return false
 	}
-	// Every kind in kinds has a Spec field.
+	// Every kind policy.NewObject knows has a Spec field.
 	return apiequality.Semantic.DeepEqual(a.FieldByName("Spec").Interface(), b.FieldByName("Spec").Interface())
 }
 

@@ -164,7 +164,7 @@ func (in *inspection) endpointsReason(b backendRef, key types.NamespacedName, po
 	}
 	if ready == 0 {
 		return problem(checkEndpoints, fmt.Sprintf("make sure ready pods back Service %s (its selector matches them, their readiness probes pass)", key),
-			"%s: Service %s has no ready endpoint for port %d: requests routed to it fail", b.path, key, port.Port)
+			"%s: Service %s has no ready endpoint for port %d: traffic routed to it fails", b.path, key, port.Port)
 	}
 	return ok(checkEndpoints, "%s: Service %s has %d ready endpoint(s)", b.path, key, ready)
 }

@@ -135,7 +135,7 @@ func (in *inspection) explainParent(i int, p gwv1.ParentReference, backends []Re
 		rep.Verdict = verdictNotAttached
 	}
 	if attached && resolved != nil && resolved.Status != metav1.ConditionTrue {
-		rep.Verdict += "; but some backendRefs do not resolve (ResolvedRefs=False): requests meant for them fail with HTTP 500"
+		rep.Verdict += "; but some backendRefs do not resolve (ResolvedRefs=False): " + in.r.failedShare()
 	}
 	return rep
 }

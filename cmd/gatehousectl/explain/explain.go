@@ -55,7 +55,7 @@ type Options struct {
 	// Cluster is the member to look in; "" looks in every member and
 	// explains the route wherever it exists.
 	Cluster string
-	// Kind is HTTPRoute (the default) or GRPCRoute.
+	// Kind is one of Kinds; HTTPRoute by default.
 	Kind  string
 	Route types.NamespacedName
 	// Format is "text" (the default) or "json".
@@ -133,8 +133,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Kind == "" {
 		o.Kind = KindHTTPRoute
 	}
-	if o.Kind != KindHTTPRoute && o.Kind != KindGRPCRoute {
-		return o, fmt.Errorf("unknown route kind %q: use %s or %s", o.Kind, KindHTTPRoute, KindGRPCRoute)
+	if !slices.Contains(Kinds, o.Kind) {
+		return o, unknownKind(o.Kind)
 	}
 	if o.Format == "" {
 		o.Format = "text"

@@ -494,8 +494,8 @@ func TestRouteRefusesWhatItCannotExplain(t *testing.T) {
 			"no member cluster is registered on the hub", ""},
 		{"unknown member", []client.Object{member}, Options{HubCredentials: true, Cluster: "member-9", Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
 			`cluster "member-9" is not a member of the fleet (members: member-1)`, ""},
-		{"unknown kind", nil, Options{Kind: "TCPRoute", Route: types.NamespacedName{Name: "web"}},
-			`unknown route kind "TCPRoute"`, ""},
+		{"unknown kind", nil, Options{Kind: "SCTPRoute", Route: types.NamespacedName{Name: "web"}},
+			`unknown route kind "SCTPRoute": use one of HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute`, ""},
 		{"unusable kubeconfig", []client.Object{member}, Options{HubCredentials: true, Route: types.NamespacedName{Namespace: "shop", Name: "web"}},
 			"no member cluster could be read", "cluster member-1: its kubeconfig on the hub is unusable"},
 		// Without --hub-credentials, the hub's member Secrets are never read:
@@ -598,5 +598,72 @@ func TestGRPCRouteKind(t *testing.T) {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("missing %q in:\n%s", w, out.String())
 		}
+	}
+}
+
+// TestStreamRouteKinds: explain reads TLSRoutes, TCPRoutes and UDPRoutes,
+// and words what differs: a TCPRoute has no hostnames and takes a TCP
+// listener's every connection; an HTTP listener takes no TCPRoute, and says
+// which listeners would; a TLSRoute's SNI names meet the listener's
+// hostname as an HTTPRoute's hostnames do.
+func TestStreamRouteKinds(t *testing.T) {
+	f := newFixture()
+	all := &gwv1.AllowedRoutes{Namespaces: &gwv1.RouteNamespaces{From: ptr.To(gwv1.NamespacesFromAll)}}
+	f.gateway.Spec.Listeners = append(f.gateway.Spec.Listeners,
+		gwv1.Listener{Name: "tcp-5432", Port: 5432, Protocol: gwv1.TCPProtocolType, AllowedRoutes: all},
+		gwv1.Listener{Name: "tls", Port: 8443, Protocol: gwv1.TLSProtocolType, Hostname: ptr.To[gwv1.Hostname]("*.db.example.test"),
+			TLS: &gwv1.ListenerTLSConfig{Mode: ptr.To(gwv1.TLSModePassthrough)}, AllowedRoutes: all})
+	section := func(s gwv1.SectionName) gwv1.CommonRouteSpec {
+		return gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "shared", Namespace: ptr.To[gwv1.Namespace]("infra"), SectionName: &s}}}
+	}
+	echo := []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{Name: "echo", Port: ptr.To[gwv1.PortNumber](80)}}}
+	f.extra = []client.Object{
+		&gwv1.TCPRoute{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop", Generation: 1},
+			Spec: gwv1.TCPRouteSpec{CommonRouteSpec: section("tcp-5432"), Rules: []gwv1.TCPRouteRule{{BackendRefs: echo}}}},
+		&gwv1.TCPRoute{ObjectMeta: metav1.ObjectMeta{Name: "lost", Namespace: "shop", Generation: 1},
+			Spec: gwv1.TCPRouteSpec{CommonRouteSpec: section("http"), Rules: []gwv1.TCPRouteRule{{BackendRefs: echo}}}},
+		&gwv1.TLSRoute{ObjectMeta: metav1.ObjectMeta{Name: "pg", Namespace: "shop", Generation: 1},
+			Spec: gwv1.TLSRouteSpec{CommonRouteSpec: section("tls"), Hostnames: []gwv1.Hostname{"pg.example.org"}, Rules: []gwv1.TLSRouteRule{{BackendRefs: echo}}}},
+		&gwv1.UDPRoute{ObjectMeta: metav1.ObjectMeta{Name: "dns", Namespace: "shop", Generation: 1},
+			Spec: gwv1.UDPRouteSpec{CommonRouteSpec: section("tcp-5432"), Rules: []gwv1.UDPRouteRule{{BackendRefs: echo}}}},
+	}
+	c := fake.NewClientBuilder().WithScheme(memberScheme).WithObjects(f.objects()...).Build()
+	for _, tc := range []struct {
+		kind, name string
+		want       []string
+	}{
+		{KindTCPRoute, "db", []string{
+			`[ok] allowedRoutes.kinds: listener "tcp-5432" takes TCPRoutes (allowedRoutes.kinds is unset: TCP listeners take TCPRoute)`,
+			`[ok] hostnames: TCPRoutes have no hostnames: the route takes every connection to listener "tcp-5432"'s port 5432`,
+			"[ok] endpoints: spec.rules[0].backendRefs[0]: Service shop/echo has 1 ready endpoint(s)",
+		}},
+		{KindTCPRoute, "lost", []string{
+			`[no] allowedRoutes.kinds: listener "http" does not take TCPRoutes: HTTP listeners take HTTPRoute, GRPCRoute`,
+			"attach to a listener of a protocol that takes TCPRoutes (TCP)",
+		}},
+		{KindTLSRoute, "pg", []string{
+			`[no] hostnames: no hostname in common: the route has pg.example.org, the listener "tls" accepts *.db.example.test`,
+		}},
+		{KindUDPRoute, "dns", []string{
+			`[no] allowedRoutes.kinds: listener "tcp-5432" does not take UDPRoutes: TCP listeners take TCPRoute`,
+			"attach to a listener of a protocol that takes UDPRoutes (UDP)",
+		}},
+	} {
+		t.Run(tc.kind+" "+tc.name, func(t *testing.T) {
+			cr, err := explainCluster(context.Background(), c, hubView{tenants: tenancy.NewView(nil, "")}, tenancy.Cluster{Name: "member-1"},
+				tc.kind, types.NamespacedName{Namespace: "shop", Name: tc.name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := (&Report{Kind: tc.kind, Namespace: "shop", Name: tc.name, Clusters: []ClusterReport{*cr}}).write(&out, "text"); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("missing %q in:\n%s", w, out.String())
+				}
+			}
+		})
 	}
 }

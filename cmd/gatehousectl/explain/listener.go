@@ -105,26 +105,55 @@ func listenerState(l listenerView, c attach.Candidate) Reason {
 func (in *inspection) kindReason(l listenerView) Reason {
 	kind := in.r.kind
 	if l.Unsupported != "" {
-		return problem(checkKinds, "attach to an HTTP or HTTPS listener", "listener %q takes no %ss: %s", l.Name, kind, l.Unsupported)
+		return problem(checkKinds, "attach to a listener of a protocol that takes "+kind+"s ("+protocolsOf(kind)+")",
+			"listener %q takes no %ss: %s", l.Name, kind, l.Unsupported)
 	}
 	if l.Allowed == nil || len(l.Allowed.Kinds) == 0 {
-		return ok(checkKinds, "listener %q takes %ss (allowedRoutes.kinds is unset: %s listeners take HTTPRoutes and GRPCRoutes)", l.Name, kind, l.Protocol)
-	}
-	var kinds []string
-	for _, k := range l.Allowed.Kinds {
-		if k.Group == nil || *k.Group == "" || *k.Group == gwv1.GroupName {
-			kinds = append(kinds, string(k.Kind))
-		} else {
-			kinds = append(kinds, string(k.Kind)+"."+string(*k.Group))
+		taken := kindNames(l.Kinds)
+		if l.AllowsKind(kind) {
+			return ok(checkKinds, "listener %q takes %ss (allowedRoutes.kinds is unset: %s listeners take %s)", l.Name, kind, l.Protocol, taken)
 		}
+		return problem(checkKinds, "attach to a listener of a protocol that takes "+kind+"s ("+protocolsOf(kind)+"), or use a route of a kind this listener takes ("+taken+")",
+			"listener %q does not take %ss: %s listeners take %s", l.Name, kind, l.Protocol, taken)
 	}
-	list := strings.Join(kinds, ", ")
+	list := kindNames(l.Allowed.Kinds)
 	if l.AllowsKind(kind) {
 		return ok(checkKinds, "listener %q takes %ss (allowedRoutes.kinds: %s)", l.Name, kind, list)
+	}
+	if !strings.Contains(protocolsOf(kind), string(l.Protocol)) {
+		return problem(checkKinds, "attach to a listener of a protocol that takes "+kind+"s ("+protocolsOf(kind)+")",
+			"listener %q does not take %ss: %s listeners never do (its allowedRoutes.kinds lists %s)", l.Name, kind, l.Protocol, list)
 	}
 	return problem(checkKinds,
 		fmt.Sprintf("use a route of a kind the listener takes (%s), or ask the owner of %s to add %s to listener %q's allowedRoutes.kinds", list, l.Owner, kind, l.Name),
 		"listener %q does not take %ss: its allowedRoutes.kinds lists only %s", l.Name, kind, list)
+}
+
+// kindNames lists route kinds as a person reads them: the kind, and its
+// group when it is not the Gateway API's.
+func kindNames(kinds []gwv1.RouteGroupKind) string {
+	var out []string
+	for _, k := range kinds {
+		if k.Group == nil || *k.Group == "" || *k.Group == gwv1.GroupName {
+			out = append(out, string(k.Kind))
+		} else {
+			out = append(out, string(k.Kind)+"."+string(*k.Group))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// protocolsOf names the listener protocols that take routes of kind.
+func protocolsOf(kind string) string {
+	switch kind {
+	case KindTLSRoute:
+		return "TLS"
+	case KindTCPRoute:
+		return "TCP"
+	case KindUDPRoute:
+		return "UDP"
+	}
+	return "HTTP or HTTPS"
 }
 
 // namespaceReason: does the listener take routes from the route's
@@ -209,6 +238,12 @@ func describeLabels(m map[string]string) string {
 
 // hostnameReason intersects the listener's hostname with the route's.
 func (in *inspection) hostnameReason(l listenerView) Reason {
+	if in.r.kind == KindTCPRoute || in.r.kind == KindUDPRoute {
+		if !l.AllowsKind(in.r.kind) {
+			return ok(checkHostnames, "%ss have no hostnames", in.r.kind)
+		}
+		return ok(checkHostnames, "%ss have no hostnames: the route takes every connection to listener %q's port %d", in.r.kind, l.Name, l.Port)
+	}
 	accepts := orAny(l.Hostname)
 	common := hostnames.Intersect(l.Hostname, in.r.hostnames)
 	switch {

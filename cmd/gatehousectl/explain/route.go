@@ -3,6 +3,7 @@ package explain
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -13,19 +14,32 @@ import (
 
 // Route kinds explain knows.
 const (
-	KindHTTPRoute = "HTTPRoute"
-	KindGRPCRoute = "GRPCRoute"
+	KindHTTPRoute = attach.KindHTTPRoute
+	KindGRPCRoute = attach.KindGRPCRoute
+	KindTLSRoute  = attach.KindTLSRoute
+	KindTCPRoute  = attach.KindTCPRoute
+	KindUDPRoute  = attach.KindUDPRoute
 )
 
-// route is what HTTPRoutes and GRPCRoutes have in common, as explain reads
+// Kinds lists the route kinds explain knows, for usage messages.
+var Kinds = []string{KindHTTPRoute, KindGRPCRoute, KindTLSRoute, KindTCPRoute, KindUDPRoute}
+
+// unknownKind is the error of a kind explain does not know.
+func unknownKind(kind string) error {
+	return fmt.Errorf("unknown route kind %q: use one of %s", kind, strings.Join(Kinds, ", "))
+}
+
+// route is what routes of every kind have in common, as explain reads
 // them.
 type route struct {
 	kind       string
 	key        types.NamespacedName
 	generation int64
 	parentRefs []gwv1.ParentReference
-	hostnames  []string
-	backends   []backendRef
+	// hostnames are spec.hostnames, lower case: request hostnames, or a
+	// TLSRoute's SNI names; TCPRoutes and UDPRoutes have none.
+	hostnames []string
+	backends  []backendRef
 	// filters names the filters the route uses, by field path.
 	filters []string
 	parents []gwv1.RouteParentStatus
@@ -39,21 +53,60 @@ type backendRef struct {
 
 // getRoute reads a route of kind from a member cluster.
 func getRoute(ctx context.Context, c client.Client, kind string, key types.NamespacedName) (*route, error) {
+	var obj client.Object
 	switch kind {
 	case KindHTTPRoute:
-		var r gwv1.HTTPRoute
-		if err := c.Get(ctx, key, &r); err != nil {
-			return nil, err
-		}
-		return fromHTTPRoute(&r), nil
+		obj = &gwv1.HTTPRoute{}
 	case KindGRPCRoute:
-		var r gwv1.GRPCRoute
-		if err := c.Get(ctx, key, &r); err != nil {
-			return nil, err
-		}
-		return fromGRPCRoute(&r), nil
+		obj = &gwv1.GRPCRoute{}
+	case KindTLSRoute:
+		obj = &gwv1.TLSRoute{}
+	case KindTCPRoute:
+		obj = &gwv1.TCPRoute{}
+	case KindUDPRoute:
+		obj = &gwv1.UDPRoute{}
+	default:
+		return nil, unknownKind(kind)
 	}
-	return nil, fmt.Errorf("unknown route kind %q: use %s or %s", kind, KindHTTPRoute, KindGRPCRoute)
+	if err := c.Get(ctx, key, obj); err != nil {
+		return nil, err
+	}
+	switch r := obj.(type) {
+	case *gwv1.HTTPRoute:
+		return fromHTTPRoute(r), nil
+	case *gwv1.GRPCRoute:
+		return fromGRPCRoute(r), nil
+	case *gwv1.TLSRoute:
+		return fromStreamRoute(kind, r, r.Spec.Hostnames, r.Status.Parents, rulesBackends(r.Spec.Rules, func(x gwv1.TLSRouteRule) []gwv1.BackendRef { return x.BackendRefs })), nil
+	case *gwv1.TCPRoute:
+		return fromStreamRoute(kind, r, nil, r.Status.Parents, rulesBackends(r.Spec.Rules, func(x gwv1.TCPRouteRule) []gwv1.BackendRef { return x.BackendRefs })), nil
+	case *gwv1.UDPRoute:
+		return fromStreamRoute(kind, r, nil, r.Status.Parents, rulesBackends(r.Spec.Rules, func(x gwv1.UDPRouteRule) []gwv1.BackendRef { return x.BackendRefs })), nil
+	}
+	return nil, unknownKind(kind)
+}
+
+// fromStreamRoute reads a TLSRoute, TCPRoute or UDPRoute: no filters,
+// and each rule's backendRefs (rules[i]) as they are.
+func fromStreamRoute(kind string, r client.Object, hostnames []gwv1.Hostname, parents []gwv1.RouteParentStatus, rules [][]gwv1.BackendRef) *route {
+	_, refs, _ := attach.RouteOf(r)
+	out := &route{kind: kind, key: types.NamespacedName{Namespace: r.GetNamespace(), Name: r.GetName()}, generation: r.GetGeneration(),
+		parentRefs: refs, hostnames: attach.Lower(hostnames), parents: parents}
+	for i, rule := range rules {
+		for j, b := range rule {
+			out.backends = append(out.backends, backendRef{path: fmt.Sprintf("spec.rules[%d].backendRefs[%d]", i, j), ref: b.BackendObjectReference})
+		}
+	}
+	return out
+}
+
+// rulesBackends lists each rule's backendRefs.
+func rulesBackends[R any](rules []R, refs func(R) []gwv1.BackendRef) [][]gwv1.BackendRef {
+	out := make([][]gwv1.BackendRef, len(rules))
+	for i, r := range rules {
+		out[i] = refs(r)
+	}
+	return out
 }
 
 func fromHTTPRoute(r *gwv1.HTTPRoute) *route {
@@ -90,6 +143,15 @@ func fromGRPCRoute(r *gwv1.GRPCRoute) *route {
 		}
 	}
 	return out
+}
+
+// failedShare says what becomes of the share of traffic meant for a
+// backendRef that does not resolve.
+func (r *route) failedShare() string {
+	if attach.Stream(r.kind) {
+		return "connections meant for them are closed at once"
+	}
+	return "requests meant for them fail with HTTP 500"
 }
 
 // attachRoute is the route as package attach sees it.

@@ -31,11 +31,11 @@ func Rules(webhook, managedProxies bool) []*rbacv1ac.PolicyRuleApplyConfiguratio
 	rules := []*rbacv1ac.PolicyRuleApplyConfiguration{
 		// Every input of translate: the hub caches them and re-translates
 		// the cluster when one changes.
-		rule([]string{gw}, []string{"gatewayclasses", "gateways", "listenersets", "httproutes", "grpcroutes", "backendtlspolicies", "referencegrants"},
-			"list", "watch"),
+		rule([]string{gw}, []string{"gatewayclasses", "gateways", "listenersets", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes",
+			"backendtlspolicies", "referencegrants"}, "list", "watch"),
 		// The statuses the hub writes (Status().Update of what it read).
-		rule([]string{gw}, []string{"gatewayclasses/status", "gateways/status", "listenersets/status", "httproutes/status", "grpcroutes/status", "backendtlspolicies/status"},
-			"update"),
+		rule([]string{gw}, []string{"gatewayclasses/status", "gateways/status", "listenersets/status", "httproutes/status", "grpcroutes/status",
+			"tlsroutes/status", "tcproutes/status", "udproutes/status", "backendtlspolicies/status"}, "update"),
 		// Namespaces (tenancy by namespace labels), Services and
 		// EndpointSlices (backends), ConfigMaps (GatewayClass parameters,
 		// BackendTLSPolicy CA certificates).

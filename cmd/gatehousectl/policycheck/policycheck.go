@@ -38,7 +38,7 @@ type Options struct {
 	Name           string
 	Enforcement    string
 	ParametersFile string
-	// RouteFile holds the HTTPRoutes, GRPCRoutes and ListenerSets to check;
+	// RouteFile holds the routes (of policy.RouteKinds) and ListenerSets to check;
 	// "-" reads standard input.
 	RouteFile string
 	// Kind of the documents that name none.
@@ -291,16 +291,9 @@ func readRoutes(file, kind string) ([]route, error) {
 		if gv, err := schema.ParseGroupVersion(d.APIVersion); err != nil || (d.APIVersion != "" && gv.Group != gwv1.GroupName) {
 			return nil, fmt.Errorf("%s: object #%d: apiVersion %q is not of %s", file, d.Index+1, d.APIVersion, gwv1.GroupName)
 		}
-		var obj client.Object
-		switch k {
-		case "HTTPRoute":
-			obj = &gwv1.HTTPRoute{}
-		case "GRPCRoute":
-			obj = &gwv1.GRPCRoute{}
-		case "ListenerSet":
-			obj = &gwv1.ListenerSet{}
-		default:
-			return nil, fmt.Errorf("%s: object #%d is a %q; policies judge HTTPRoutes, GRPCRoutes and ListenerSets", file, d.Index+1, k)
+		obj := policy.NewObject(k)
+		if obj == nil {
+			return nil, fmt.Errorf("%s: object #%d is a %q; policies judge %ss and ListenerSets", file, d.Index+1, k, strings.Join(policy.RouteKinds, "s, "))
 		}
 		if err := d.Into(obj); err != nil {
 			return nil, fmt.Errorf("%s: %w", file, err)
