@@ -257,15 +257,23 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 		lc.vhosts.add(vh.Domain, v)
 	}
 	if https {
-		lc.certs, lc.notServed = c.certificates(l)
-		if lc.notServed == "" {
-			lc.client, lc.notServed = compileClientAuth(l.GetTls().GetClientValidation())
-		}
-		if lc.notServed == "" {
-			lc.tls = listenerTLS(lc)
-		}
+		lc.tls = c.terminating(lc, l)
 	}
 	c.place(pc, id, lc)
+}
+
+// terminating is the handshakes' configuration of a listener that
+// terminates TLS: its key pairs and its client validation; nil, with
+// lc.notServed saying why, when it cannot be served.
+func (c *config) terminating(lc *listenerConfig, l *routetable.Listener) *tls.Config {
+	lc.certs, lc.notServed = c.certificates(l)
+	if lc.notServed == "" {
+		lc.client, lc.notServed = compileClientAuth(l.GetTls().GetClientValidation())
+	}
+	if lc.notServed != "" {
+		return nil
+	}
+	return listenerTLS(lc)
 }
 
 // place puts a listener on its port, served or, with why, not.

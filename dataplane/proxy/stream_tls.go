@@ -42,14 +42,13 @@ func (c *config) addTLS(pc *portConfig, id listenerID, t *routetable.RouteTable,
 	case lc.stream.passthrough:
 	case len(l.GetTls().GetCertificates()) == 0:
 		lc.notServed = "a TLS listener that terminates needs a certificate: give it certificateRefs, or make it Passthrough"
-	case l.GetTls().GetClientValidation() != nil:
-		lc.notServed = "client-certificate validation on a TLS listener is not served by this proxy: serve the listener as HTTPS, or without validation"
 	default:
-		lc.certs, lc.notServed = c.certificates(l)
-		certs := lc.certs
-		lc.stream.terminate = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return chooseCertificate(certs, hello), nil
-		}}
+		if cfg := c.terminating(lc, l); cfg != nil {
+			// The plaintext goes to the backend as it is: no application
+			// protocol is offered that the backend might not speak.
+			cfg.NextProtos = nil
+			lc.stream.terminate = cfg
+		}
 	}
 	c.place(pc, id, lc)
 }

@@ -172,3 +172,41 @@ func TestTLSAndHTTPSListenersShareAPort(t *testing.T) {
 		t.Errorf("TLS passthrough beside HTTPS: %q", got)
 	}
 }
+
+// A terminating TLS listener validates client certificates as its table
+// says, as HTTPS listeners do: without a certificate its CA signed, the
+// handshake fails.
+func TestTLSTerminateValidatesClientCertificates(t *testing.T) {
+	plain := newLineBackend(t, "plain")
+	kp, pool := selfSigned(t, "infra/term", "db.example.com")
+	ca, other := newTestCA(t, "clients"), newTestCA(t, "others")
+	port := freePort(t)
+	tbl := streamTable(t, port, `{"gateway":"infra/gw","listeners":[
+		{"name":"tls","port":PORT,"protocol":"TLS","tls":{"certificates":["infra/term"]},"streamRoutes":[
+			{"domain":"db.example.com","backends":[{"backend":"plain","weight":1}]}]}]}`, plain.backend())
+	tbl.Listeners[0].Tls.ClientValidation = &rt.ClientValidation{CaPem: ca.pem}
+	p := start(t)
+	if err := p.Apply("v1", []*rt.RouteTable{tbl}, map[string]*rt.KeyPair{"infra/term": kp}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		certs []tls.Certificate
+		ok    bool
+	}{
+		{"signed by the CA", []tls.Certificate{ca.client(t, "app")}, true},
+		{"signed by another CA", []tls.Certificate{other.client(t, "app")}, false},
+		{"no certificate", nil, false},
+	} {
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{ServerName: "db.example.com", RootCAs: pool, Certificates: tt.certs})
+		answer := ""
+		if err == nil {
+			// TLS 1.3 reports a refused client certificate at the first read.
+			answer = talk(t, c, "hi")
+			c.Close()
+		}
+		if got := answer == "plain:hi"; got != tt.ok {
+			t.Errorf("%s: served %v (%q, %v), want %v", tt.name, got, answer, err, tt.ok)
+		}
+	}
+}
