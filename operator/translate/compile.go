@@ -292,6 +292,8 @@ func supportedFeatures() []gwv1.SupportedFeature {
 		features.SupportGateway, features.SupportGatewayHTTPListenerIsolation, features.SupportGatewayPort8080,
 		features.SupportGatewayStaticAddresses, features.SupportGatewayRouteHostnameIntersectionPrecedence,
 		features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
+		features.SupportGatewayFrontendClientCertificateValidation,
+		features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
 		features.SupportHTTPRoute, features.SupportHTTPRouteBackendProtocolH2C, features.SupportHTTPRouteBackendProtocolWebSocket,
 		features.SupportHTTPRouteBackendRequestHeaderModification, features.SupportHTTPRouteBackendTimeout,
 		features.SupportHTTPRouteBackendURLRewrite, features.SupportHTTPRouteCORS,
