@@ -27,6 +27,7 @@ import (
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/gatehouse-dev/gatehouse/cmd/gatehousectl/explain"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/attach"
 	"github.com/gatehouse-dev/gatehouse/operator/translate"
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/policy/admission"
@@ -87,60 +88,77 @@ func checkAgreement(t *testing.T, seed uint64) {
 	w.writeStatus(out)
 
 	member := fake.NewClientBuilder().WithScheme(agreementScheme(t)).WithObjects(w.memberObjects()...).Build()
-	webhook := admission.New(agreementFleet{member, decisions}, anyToken{}, agreementScheme(t), admission.Options{Controller: translate.ControllerName})
+	a := agreement{t: t, ctx: ctx, w: w, rec: rec, member: member, decisions: decisions,
+		webhook: admission.New(agreementFleet{member, decisions}, anyToken{}, agreementScheme(t), admission.Options{Controller: translate.ControllerName})}
+	for _, rs := range routeSets(in, out) {
+		for _, r := range rs.routes {
+			a.check(fmt.Sprintf("seed %d, %s %s/%s", seed, rs.kind, r.GetNamespace(), r.GetName()), rs, r)
+		}
+	}
+}
 
-	for _, r := range w.routes() {
-		where := fmt.Sprintf("seed %d, %s %s/%s", seed, kindOf(r), r.GetNamespace(), r.GetName())
-		key := types.NamespacedName{Namespace: r.GetNamespace(), Name: r.GetName()}
+// agreement is one random cluster after translation, with the webhook and
+// the member explain reads.
+type agreement struct {
+	t         *testing.T
+	ctx       context.Context
+	w         *world
+	rec       *recordingAuthorizer
+	member    client.Client
+	webhook   http.Handler
+	decisions *Decisions
+}
 
-		// Which listeners, with which hostnames.
-		status := rec.calls[key.String()]
-		var webhookSaw []string
-		for _, a := range admission.Attachments(ctx, member, translate.ControllerName, r, w.nsLabels(r.GetNamespace())) {
-			webhookSaw = append(webhookSaw, attachmentKey(a.Gateway.Name, a.Listener, a.Hostnames))
-		}
-		if !sameSet(status, webhookSaw) {
-			t.Errorf("%s: status asked about attachments %v, the webhook about %v\n%s", where, set(status), set(webhookSaw), w.describe())
-		}
-		rep, err := explain.Cluster(ctx, member, decisions.Decider().Tenancy, tenancy.Cluster{Name: agreementMember}, kindOf(r), key)
-		if err != nil {
-			t.Fatalf("%s: explain: %v", where, err)
-		}
-		var explained []string
-		for _, p := range rep.Parents {
-			explained = append(explained, p.Listeners...)
-		}
-		if !sameSet(listenerNames(status), explained) {
-			t.Errorf("%s: status attaches to listeners %v, explain finds %v\n%s", where, set(listenerNames(status)), set(explained), w.describe())
-		}
-		checkParents(t, where, w, r, rep, out)
+// check compares what status, the webhook and explain say of route r of
+// the set rs.
+func (a agreement) check(where string, rs routeSet, r client.Object) {
+	t, w := a.t, a.w
+	t.Helper()
+	key := types.NamespacedName{Namespace: r.GetNamespace(), Name: r.GetName()}
 
-		// Tenancy and policies.
-		if len(status) == 0 {
-			continue
-		}
-		allowed, message := w.review(t, webhook, r)
-		refused := rec.denied[key.String()]
-		if allowed != (len(refused) == 0) {
-			t.Errorf("%s: the webhook allowed=%v (%s); status refused %d of its %d attachments: %v", where, allowed, message, len(refused), len(status), refused)
-		}
-		for _, m := range refused {
-			if !strings.Contains(message, strings.Trim(m, "[]")) && !strings.Contains(m, message) {
-				t.Errorf("%s: status says %q, the webhook %q", where, m, message)
-			}
+	// Which listeners, with which hostnames.
+	status := a.rec.calls[rs.kind+"/"+key.String()]
+	var webhookSaw []string
+	for _, at := range admission.Attachments(a.ctx, a.member, translate.ControllerName, r, w.nsLabels(r.GetNamespace())) {
+		webhookSaw = append(webhookSaw, attachmentKey(at.Gateway.Name, at.Listener, at.Hostnames))
+	}
+	if !sameSet(status, webhookSaw) {
+		t.Errorf("%s: status asked about attachments %v, the webhook about %v\n%s", where, set(status), set(webhookSaw), w.describe())
+	}
+	rep, err := explain.Cluster(a.ctx, a.member, a.decisions.Decider().Tenancy, tenancy.Cluster{Name: agreementMember}, rs.kind, key)
+	if err != nil {
+		t.Fatalf("%s: explain: %v", where, err)
+	}
+	var explained []string
+	for _, p := range rep.Parents {
+		explained = append(explained, p.Listeners...)
+	}
+	if !sameSet(listenerNames(status), explained) {
+		t.Errorf("%s: status attaches to listeners %v, explain finds %v\n%s", where, set(listenerNames(status)), set(explained), w.describe())
+	}
+	checkParents(t, where, w, r, rep, rs.ours[key])
+
+	// Tenancy and policies.
+	if len(status) == 0 {
+		return
+	}
+	allowed, message := w.review(t, a.webhook, rs.kind, r)
+	refused := a.rec.denied[rs.kind+"/"+key.String()]
+	if allowed != (len(refused) == 0) {
+		t.Errorf("%s: the webhook allowed=%v (%s); status refused %d of its %d attachments: %v", where, allowed, message, len(refused), len(status), refused)
+	}
+	for _, m := range refused {
+		if !strings.Contains(message, strings.Trim(m, "[]")) && !strings.Contains(m, message) {
+			t.Errorf("%s: status says %q, the webhook %q", where, m, message)
 		}
 	}
 }
 
 // checkParents holds explain's listeners to the route's status, parentRef
 // by parentRef.
-func checkParents(t *testing.T, where string, w *world, r client.Object, rep *explain.ClusterReport, out translate.Output) {
+func checkParents(t *testing.T, where string, w *world, r client.Object, rep *explain.ClusterReport, parents []gwv1.RouteParentStatus) {
 	t.Helper()
-	parents := out.HTTPRoutes[client.ObjectKeyFromObject(r)]
-	if _, ok := r.(*gwv1.GRPCRoute); ok {
-		parents = out.GRPCRoutes[client.ObjectKeyFromObject(r)]
-	}
-	refs := parentRefs(r)
+	_, refs, _ := attach.RouteOf(r)
 	for i, p := range refs {
 		st := statusFor(r.GetNamespace(), p, parents)
 		if st == nil || i >= len(rep.Parents) {
@@ -201,7 +219,7 @@ type recordingAuthorizer struct {
 
 func (a *recordingAuthorizer) AuthorizeAttachment(req translate.AttachmentRequest) translate.Decision {
 	d := a.pass.AuthorizeAttachment(req)
-	k := req.Route.GetNamespace() + "/" + req.Route.GetName()
+	k := req.Kind + "/" + req.Route.GetNamespace() + "/" + req.Route.GetName()
 	a.calls[k] = append(a.calls[k], attachmentKey(req.Gateway.Name, req.Listener, req.Hostnames))
 	if !d.Allowed {
 		a.denied[k] = append(a.denied[k], d.Message)
@@ -264,13 +282,12 @@ func agreementScheme(t *testing.T) *runtime.Scheme {
 }
 
 // review asks the webhook about creating r, as its member's API server would.
-func (w *world) review(t *testing.T, h http.Handler, r client.Object) (bool, string) {
+func (w *world) review(t *testing.T, h http.Handler, kind string, r client.Object) (bool, string) {
 	t.Helper()
 	raw, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kind := kindOf(r)
 	body, err := json.Marshal(admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request: &admissionv1.AdmissionRequest{
@@ -309,6 +326,9 @@ type world struct {
 	sets       []*gwv1.ListenerSet
 	http       []*gwv1.HTTPRoute
 	grpc       []*gwv1.GRPCRoute
+	tls        []*gwv1.TLSRoute
+	tcp        []*gwv1.TCPRoute
+	udp        []*gwv1.UDPRoute
 	tenants    []*tenancyv1.Tenant
 	policies   []*policyv1.RoutePolicy
 	unassigned tenancy.Unassigned
@@ -396,18 +416,33 @@ func (w *world) listenerSet(i int) *gwv1.ListenerSet {
 }
 
 func (w *world) listener(name string) (gwv1.SectionName, gwv1.PortNumber, gwv1.ProtocolType, *gwv1.Hostname, *gwv1.ListenerTLSConfig, *gwv1.AllowedRoutes) {
-	port := []gwv1.PortNumber{80, 8080, 443}[w.pick(3)]
-	proto := gwv1.HTTPProtocolType
-	var tls *gwv1.ListenerTLSConfig
-	if port == 443 {
-		proto = gwv1.HTTPSProtocolType
-		tls = &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{{Name: "missing-cert"}}}
-	}
-	if w.pick(8) == 0 {
-		proto, tls = gwv1.TCPProtocolType, nil
+	var (
+		port  gwv1.PortNumber
+		proto gwv1.ProtocolType
+		tls   *gwv1.ListenerTLSConfig
+	)
+	missingCert := []gwv1.SecretObjectReference{{Name: "missing-cert"}}
+	switch p := w.pick(12); {
+	case p < 6:
+		port, proto = []gwv1.PortNumber{80, 8080}[w.pick(2)], gwv1.HTTPProtocolType
+	case p < 8:
+		port, proto, tls = 443, gwv1.HTTPSProtocolType, &gwv1.ListenerTLSConfig{CertificateRefs: missingCert}
+	case p < 10:
+		// TLS shares its port with HTTPS by SNI.
+		port, proto = []gwv1.PortNumber{443, 8443}[w.pick(2)], gwv1.TLSProtocolType
+		tls = &gwv1.ListenerTLSConfig{Mode: ptr.To(gwv1.TLSModePassthrough)}
+		if w.pick(3) == 0 {
+			tls = &gwv1.ListenerTLSConfig{Mode: ptr.To(gwv1.TLSModeTerminate), CertificateRefs: missingCert}
+		}
+	case p < 11:
+		// TCP takes a port alone: 80 clashes with the HTTP listeners.
+		port, proto = []gwv1.PortNumber{5432, 80}[w.pick(2)], gwv1.TCPProtocolType
+	default:
+		// UDP has sockets of its own: 5432 is no clash with TCP.
+		port, proto = []gwv1.PortNumber{53, 5432}[w.pick(2)], gwv1.UDPProtocolType
 	}
 	var host *gwv1.Hostname
-	if h := listenerHostnames[w.pick(len(listenerHostnames))]; h != "" {
+	if h := listenerHostnames[w.pick(len(listenerHostnames))]; h != "" && proto != gwv1.TCPProtocolType && proto != gwv1.UDPProtocolType {
 		host = ptr.To(gwv1.Hostname(h))
 	}
 	var allowed *gwv1.AllowedRoutes
@@ -423,13 +458,9 @@ func (w *world) listener(name string) (gwv1.SectionName, gwv1.PortNumber, gwv1.P
 				allowed.Namespaces.Selector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn}}}
 			}
 		}
-		switch w.pick(5) {
-		case 1:
-			allowed.Kinds = []gwv1.RouteGroupKind{{Kind: "HTTPRoute"}}
-		case 2:
-			allowed.Kinds = []gwv1.RouteGroupKind{{Kind: "GRPCRoute"}}
-		case 3:
-			allowed.Kinds = []gwv1.RouteGroupKind{{Kind: "TLSRoute"}}
+		if w.pick(3) == 0 {
+			kind := []gwv1.Kind{"HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"}[w.pick(5)]
+			allowed.Kinds = []gwv1.RouteGroupKind{{Kind: kind}}
 		}
 	}
 	return gwv1.SectionName(name), port, proto, host, tls, allowed
@@ -447,20 +478,72 @@ func (w *world) route(i int) {
 			hosts = append(hosts, h)
 		}
 	}
+	kind, ref := w.routeKind()
 	var parents []gwv1.ParentReference
-	for range 1 + w.pick(2) {
+	if ref != nil {
+		parents = append(parents, *ref)
+	}
+	for range 1 + w.pick(2) - len(parents) {
 		parents = append(parents, w.parentRef())
 	}
-	backend := gwv1.BackendObjectReference{Name: "web", Port: ptr.To(gwv1.PortNumber(80))}
-	if w.pick(2) == 0 {
-		w.http = append(w.http, &gwv1.HTTPRoute{ObjectMeta: meta, Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parents}, Hostnames: hosts,
-			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: backend}}}}}}})
-		return
+	common := gwv1.CommonRouteSpec{ParentRefs: parents}
+	backend := gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "web", Port: ptr.To(gwv1.PortNumber(80))}}
+	switch kind {
+	case "HTTPRoute":
+		w.http = append(w.http, &gwv1.HTTPRoute{ObjectMeta: meta, Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: common, Hostnames: hosts,
+			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: backend}}}}}})
+	case "GRPCRoute":
+		w.grpc = append(w.grpc, &gwv1.GRPCRoute{ObjectMeta: meta, Spec: gwv1.GRPCRouteSpec{CommonRouteSpec: common, Hostnames: hosts,
+			Rules: []gwv1.GRPCRouteRule{{BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: backend}}}}}})
+	case "TLSRoute":
+		// A TLSRoute names at least one SNI name.
+		if len(hosts) == 0 {
+			hosts = []gwv1.Hostname{gwv1.Hostname(routeHostnames[w.pick(len(routeHostnames))])}
+		}
+		w.tls = append(w.tls, &gwv1.TLSRoute{ObjectMeta: meta, Spec: gwv1.TLSRouteSpec{CommonRouteSpec: common, Hostnames: hosts,
+			Rules: []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{backend}}}}})
+	case "TCPRoute":
+		w.tcp = append(w.tcp, &gwv1.TCPRoute{ObjectMeta: meta, Spec: gwv1.TCPRouteSpec{CommonRouteSpec: common,
+			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{backend}}}}})
+	default:
+		w.udp = append(w.udp, &gwv1.UDPRoute{ObjectMeta: meta, Spec: gwv1.UDPRouteSpec{CommonRouteSpec: common,
+			Rules: []gwv1.UDPRouteRule{{BackendRefs: []gwv1.BackendRef{backend}}}}})
 	}
-	w.grpc = append(w.grpc, &gwv1.GRPCRoute{ObjectMeta: meta, Spec: gwv1.GRPCRouteSpec{
-		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: parents}, Hostnames: hosts,
-		Rules: []gwv1.GRPCRouteRule{{BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: backend}}}}}}})
+}
+
+// routeKind picks a route's kind: mostly one that a listener of the
+// world takes, so that every kind is attached often enough to compare,
+// and then sometimes a parentRef to that very listener.
+func (w *world) routeKind() (string, *gwv1.ParentReference) {
+	kinds := []string{"HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"}
+	type listener struct {
+		gateway  string
+		name     gwv1.SectionName
+		protocol gwv1.ProtocolType
+	}
+	var ls []listener
+	for _, gw := range w.gateways {
+		for _, l := range gw.Spec.Listeners {
+			ls = append(ls, listener{gw.Name, l.Name, l.Protocol})
+		}
+	}
+	if len(ls) == 0 || w.pick(3) == 0 {
+		return kinds[w.pick(len(kinds))], nil
+	}
+	l := ls[w.pick(len(ls))]
+	var ref *gwv1.ParentReference
+	if w.pick(2) == 0 {
+		ref = &gwv1.ParentReference{Name: gwv1.ObjectName(l.gateway), Namespace: ptr.To(gwv1.Namespace("infra")), SectionName: ptr.To(l.name)}
+	}
+	switch l.protocol {
+	case gwv1.TLSProtocolType:
+		return "TLSRoute", ref
+	case gwv1.TCPProtocolType:
+		return "TCPRoute", ref
+	case gwv1.UDPProtocolType:
+		return "UDPRoute", ref
+	}
+	return kinds[w.pick(2)], ref
 }
 
 func (w *world) parentRef() gwv1.ParentReference {
@@ -486,7 +569,7 @@ func (w *world) parentRef() gwv1.ParentReference {
 		p.SectionName = ptr.To(names[w.pick(len(names))])
 	}
 	if w.pick(5) == 0 {
-		p.Port = ptr.To([]gwv1.PortNumber{80, 8080, 443, 9999}[w.pick(4)])
+		p.Port = ptr.To([]gwv1.PortNumber{80, 8080, 443, 5432, 53, 9999}[w.pick(6)])
 	}
 	return p
 }
@@ -528,7 +611,7 @@ func (w *world) hubClient(t *testing.T) client.Client {
 
 func (w *world) input() translate.Input {
 	return translate.Input{GatewayClasses: w.classes, Gateways: w.gateways, ListenerSets: w.sets, HTTPRoutes: w.http, GRPCRoutes: w.grpc,
-		Namespaces: w.namespaces, Services: w.services}
+		TLSRoutes: w.tls, TCPRoutes: w.tcp, UDPRoutes: w.udp, Namespaces: w.namespaces, Services: w.services}
 }
 
 // writeStatus stores what the hub would write.
@@ -543,11 +626,10 @@ func (w *world) writeStatus(out translate.Output) {
 			ls.Status = *s
 		}
 	}
-	for _, r := range w.http {
-		r.Status.Parents = out.HTTPRoutes[client.ObjectKeyFromObject(r)]
-	}
-	for _, r := range w.grpc {
-		r.Status.Parents = out.GRPCRoutes[client.ObjectKeyFromObject(r)]
+	for _, rs := range routeSets(w.input(), out) {
+		for _, r := range rs.routes {
+			rs.setParents(r, rs.ours[client.ObjectKeyFromObject(r)])
+		}
 	}
 }
 
@@ -555,7 +637,14 @@ func (w *world) memberObjects() []client.Object {
 	return slices.Concat(objects(w.classes), objects(w.namespaces), objects(w.services), w.gatewaysAndSets(), w.routes())
 }
 
-func (w *world) routes() []client.Object { return append(objects(w.http), objects(w.grpc)...) }
+// routes are the routes of every kind.
+func (w *world) routes() []client.Object {
+	var out []client.Object
+	for _, rs := range routeSets(w.input(), translate.Output{}) {
+		out = append(out, rs.routes...)
+	}
+	return out
+}
 
 func (w *world) gatewaysAndSets() []client.Object {
 	return append(objects(w.gateways), objects(w.sets)...)
@@ -573,9 +662,20 @@ func (w *world) nsLabels(ns string) map[string]string {
 // describe prints the world for a failure: the cluster as YAML-ish JSON.
 func (w *world) describe() string {
 	var b strings.Builder
-	for _, o := range append(w.gatewaysAndSets(), w.routes()...) {
-		spec, _ := json.Marshal(specOf(o))
-		fmt.Fprintf(&b, "  %s %s/%s: %s\n", kindOf(o), o.GetNamespace(), o.GetName(), spec)
+	for _, gw := range w.gateways {
+		spec, _ := json.Marshal(gw.Spec)
+		fmt.Fprintf(&b, "  Gateway %s/%s: %s\n", gw.Namespace, gw.Name, spec)
+	}
+	for _, ls := range w.sets {
+		spec, _ := json.Marshal(ls.Spec)
+		fmt.Fprintf(&b, "  ListenerSet %s/%s: %s\n", ls.Namespace, ls.Name, spec)
+	}
+	for _, rs := range routeSets(w.input(), translate.Output{}) {
+		for _, r := range rs.routes {
+			route, parents, _ := attach.RouteOf(r)
+			spec, _ := json.Marshal(map[string]any{"labels": r.GetLabels(), "parentRefs": parents, "hostnames": route.Hostnames})
+			fmt.Fprintf(&b, "  %s %s/%s: %s\n", rs.kind, r.GetNamespace(), r.GetName(), spec)
+		}
 	}
 	for _, t := range w.tenants {
 		spec, _ := json.Marshal(t.Spec)
@@ -583,37 +683,4 @@ func (w *world) describe() string {
 	}
 	fmt.Fprintf(&b, "  unassigned: %s, policies: %d\n", w.unassigned, len(w.policies))
 	return b.String()
-}
-
-func specOf(o client.Object) any {
-	switch o := o.(type) {
-	case *gwv1.Gateway:
-		return o.Spec
-	case *gwv1.ListenerSet:
-		return o.Spec
-	case *gwv1.HTTPRoute:
-		return map[string]any{"labels": o.Labels, "parentRefs": o.Spec.ParentRefs, "hostnames": o.Spec.Hostnames}
-	case *gwv1.GRPCRoute:
-		return map[string]any{"labels": o.Labels, "parentRefs": o.Spec.ParentRefs, "hostnames": o.Spec.Hostnames}
-	}
-	return nil
-}
-
-func kindOf(o client.Object) string {
-	switch o.(type) {
-	case *gwv1.Gateway:
-		return "Gateway"
-	case *gwv1.ListenerSet:
-		return "ListenerSet"
-	case *gwv1.GRPCRoute:
-		return "GRPCRoute"
-	}
-	return "HTTPRoute"
-}
-
-func parentRefs(o client.Object) []gwv1.ParentReference {
-	if r, ok := o.(*gwv1.GRPCRoute); ok {
-		return r.Spec.ParentRefs
-	}
-	return o.(*gwv1.HTTPRoute).Spec.ParentRefs
 }

@@ -15,25 +15,25 @@ type routeSet struct {
 	routes []client.Object
 	// ours are translate's entries of each route's status.parents.
 	ours map[types.NamespacedName][]gwv1.RouteParentStatus
-	// parents are a route's stored status.parents; withParents is a copy
-	// of the route carrying others.
-	parents     func(client.Object) []gwv1.RouteParentStatus
-	withParents func(client.Object, []gwv1.RouteParentStatus) client.Object
+	// parents are a route's stored status.parents; setParents replaces
+	// them in the object given.
+	parents    func(client.Object) []gwv1.RouteParentStatus
+	setParents func(client.Object, []gwv1.RouteParentStatus)
 }
 
-func newRouteSet[R interface {
-	client.Object
-	DeepCopy() R
-}](kind string, routes []R, ours map[types.NamespacedName][]gwv1.RouteParentStatus, parents func(R) *[]gwv1.RouteParentStatus) routeSet {
+func newRouteSet[R client.Object](kind string, routes []R, ours map[types.NamespacedName][]gwv1.RouteParentStatus, parents func(R) *[]gwv1.RouteParentStatus) routeSet {
 	return routeSet{
 		kind: kind, routes: objects(routes), ours: ours,
-		parents: func(o client.Object) []gwv1.RouteParentStatus { return *parents(o.(R)) },
-		withParents: func(o client.Object, next []gwv1.RouteParentStatus) client.Object {
-			c := o.(R).DeepCopy()
-			*parents(c) = next
-			return c
-		},
+		parents:    func(o client.Object) []gwv1.RouteParentStatus { return *parents(o.(R)) },
+		setParents: func(o client.Object, next []gwv1.RouteParentStatus) { *parents(o.(R)) = next },
 	}
+}
+
+// withParents is a copy of route r of the set, carrying parents.
+func (s routeSet) withParents(r client.Object, parents []gwv1.RouteParentStatus) client.Object {
+	c := r.DeepCopyObject().(client.Object)
+	s.setParents(c, parents)
+	return c
 }
 
 // routeSets are the routes of every kind of a pass's input, with their
