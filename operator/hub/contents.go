@@ -95,3 +95,20 @@ func (w *worker) carriesOn(table, hash, listener, obj string) bool {
 	tc := w.contents[table]
 	return tc != nil && tc.on[hash][listener][obj]
 }
+
+// carriesOnAny reports whether a listener of the table version with this
+// hash for which on is true carries obj.
+func (w *worker) carriesOnAny(table, hash, obj string, on func(listener string) bool) bool {
+	w.keysMu.Lock()
+	defer w.keysMu.Unlock()
+	tc := w.contents[table]
+	if tc == nil {
+		return false
+	}
+	for l, routes := range tc.on[hash] {
+		if on(l) && routes[obj] {
+			return true
+		}
+	}
+	return false
+}

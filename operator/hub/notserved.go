@@ -7,9 +7,11 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+	"github.com/gatehouse-dev/gatehouse/gatewayapi/attach"
 )
 
 // A proxy serves every listener of a version it can and acknowledges the
@@ -147,4 +149,20 @@ func ofListenerSet(failed map[string]string, namespace, name string) map[string]
 		}
 	}
 	return out
+}
+
+// superseded says why the listeners of the Gateway's current table (hash)
+// that a parentRef attaches to (on) do not carry an accepted route of a
+// stream kind, or "" when one does or the kind is not one. The Gateway API gives a TCP or UDP listener's port to the oldest
+// route attached to it, and each of a TLS listener's SNI names to the route
+// that names it most specifically, then the oldest; the others are
+// accepted and serve nothing.
+func (w *worker) superseded(kind string, gw types.NamespacedName, hash, route string, on func(listener string) bool) string {
+	if hash == "" || !attach.Stream(kind) || w.carriesOnAny(TableName(w.name, gw.Namespace, gw.Name), hash, route, on) {
+		return ""
+	}
+	if kind == attach.KindTLSRoute {
+		return "the Gateway's proxies serve none of this route's SNI names: on each TLS listener it attaches to, each name goes to the route that names it most specifically, then to the oldest, and other routes do; name other SNI names, or attach to another listener"
+	}
+	return "the Gateway's proxies do not serve this route: an older " + kind + " attached to the same listener takes its port, as the Gateway API has it (the oldest route wins); attach this route to another listener, or delete the older one"
 }

@@ -32,6 +32,10 @@ const (
 	ReasonPending = "Pending"
 	// ReasonProxyRejected: a proxy NACKed the current table.
 	ReasonProxyRejected = "Invalid"
+	// ReasonSuperseded: the route is accepted, and the Gateway's current
+	// table does not carry it, because another route takes what it asks
+	// for: waiting for the proxies would not change that.
+	ReasonSuperseded = "Superseded"
 	conditionProgramed  = "Programmed"
 )
 
@@ -294,6 +298,9 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 				}
 			}
 			f := w.fleetState(gw, hashes[gw], key)
+			if why := w.superseded(kind, gw, hashes[gw], key, onParent(routeNS, p.ParentRef)); why != "" && !f.ok && !f.keep {
+				f = fleet{reason: ReasonSuperseded, message: why}
+			}
 			if f.ok {
 				node := TableName(w.name, gw.Namespace, gw.Name)
 				st := w.hub.push.Status(node)

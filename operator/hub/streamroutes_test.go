@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,5 +242,38 @@ func TestTableContentsCarryStreamRoutes(t *testing.T) {
 	}
 	if w.carries(node, "h", objectKey("TCPRoute", "shop", "db", 1)) {
 		t.Error("an earlier generation of the TCPRoute is taken as carried")
+	}
+}
+
+// Of two TCPRoutes on one TCP listener, the Gateway API gives the port to
+// the older; the newer is accepted, and its Programmed says that no proxy
+// will serve it and why, instead of waiting for proxies that never will.
+func TestANewerTCPRouteOnATakenPort(t *testing.T) {
+	ctx := t.Context()
+	older, newer := tcpRoute("older", "tcp-5432"), tcpRoute("newer", "tcp-5432")
+	older.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	newer.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC))
+	m := newStreamMember(t, false, older, newer)
+	w := streamWorker(t, m)
+	if err := w.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, reason, message string
+	}{
+		{"older", ReasonPending, "no proxy of this Gateway is connected"},
+		{"newer", ReasonSuperseded, "an older TCPRoute attached to the same listener takes its port"},
+	} {
+		var r gwv1.TCPRoute
+		if err := m.c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: c.name}, &r); err != nil {
+			t.Fatal(err)
+		}
+		p := ourParent(t, "the "+c.name+" TCPRoute", r.Status.Parents)
+		if !meta.IsStatusConditionTrue(p.Conditions, "Accepted") {
+			t.Errorf("the %s TCPRoute is not accepted: %+v", c.name, p.Conditions)
+		}
+		if got := meta.FindStatusCondition(p.Conditions, "Programmed"); got == nil || got.Status != metav1.ConditionFalse || got.Reason != c.reason || !strings.Contains(got.Message, c.message) {
+			t.Errorf("the %s TCPRoute: Programmed %+v, want False, %s, saying %q", c.name, got, c.reason, c.message)
+		}
 	}
 }

@@ -378,6 +378,18 @@ func TestExplainParent(t *testing.T) {
 			"fix: the owner of Gateway infra/shared must start its proxies",
 		},
 	}, {
+		name: "superseded: another route holds what it asks for",
+		change: func(f *fixture) {
+			f.setStatus(cond("Accepted", true, "Accepted", "attached"), cond("ResolvedRefs", true, "ResolvedRefs", "ok"),
+				cond("Programmed", false, "Superseded", "the Gateway's proxies do not serve this route: an older TCPRoute attached to the same listener takes its port"))
+		},
+		verdict:  "attached, not yet served",
+		attached: true,
+		want: []string{
+			"[no] Programmed: accepted, and served by no proxy: Programmed=False (Superseded): the Gateway's proxies do not serve this route: an older TCPRoute",
+			"fix: attach the route to a listener no other route holds",
+		},
+	}, {
 		name: "a proxy rejected the table: a port it cannot bind",
 		change: func(f *fixture) {
 			f.gateway.Spec.Listeners = append(f.gateway.Spec.Listeners, gwv1.Listener{Name: "extra", Port: 9090, Protocol: gwv1.HTTPProtocolType})
@@ -466,8 +478,9 @@ func TestExplainParent(t *testing.T) {
 }
 
 func TestProgrammedReasonsAreTheHubs(t *testing.T) {
-	if reasonPending != hub.ReasonPending || reasonProxyRejected != hub.ReasonProxyRejected {
-		t.Errorf("explain reads Programmed reasons %q and %q; the hub writes %q and %q", reasonPending, reasonProxyRejected, hub.ReasonPending, hub.ReasonProxyRejected)
+	if reasonPending != hub.ReasonPending || reasonProxyRejected != hub.ReasonProxyRejected || reasonSuperseded != hub.ReasonSuperseded {
+		t.Errorf("explain reads Programmed reasons %q, %q and %q; the hub writes %q, %q and %q", reasonPending, reasonProxyRejected, reasonSuperseded,
+			hub.ReasonPending, hub.ReasonProxyRejected, hub.ReasonSuperseded)
 	}
 }
 

@@ -15,6 +15,9 @@ import (
 const (
 	reasonPending       = "Pending"
 	reasonProxyRejected = "Invalid"
+	// reasonSuperseded: another route takes what a TLSRoute, TCPRoute or
+	// UDPRoute asks for.
+	reasonSuperseded = "Superseded"
 	// rejectedPrefix begins the message of a rejection.
 	rejectedPrefix = "a proxy rejected the route table: "
 )
@@ -45,6 +48,9 @@ func (in *inspection) programmedReason(k parentKey, info parentInfo, attached bo
 			fix = fmt.Sprintf("the owner of %s must start its proxies, or check that they reach the hub and present the Gateway's token", gw)
 		}
 		return problem(checkProgrammed, fix, "waiting for proxies: Programmed=False (Pending): %s", c.Message)
+	case c.Reason == reasonSuperseded:
+		return problem(checkProgrammed, "attach the route to a listener no other route holds, or (if it is yours) change or delete the route that holds it",
+			"accepted, and served by no proxy: Programmed=False (Superseded): %s", c.Message)
 	case c.Reason == reasonProxyRejected:
 		msg := c.Message
 		if !strings.HasPrefix(msg, rejectedPrefix) {
