@@ -35,8 +35,8 @@ const (
 	// ReasonSuperseded: the route is accepted, and the Gateway's current
 	// table does not carry it, because another route takes what it asks
 	// for: waiting for the proxies would not change that.
-	ReasonSuperseded = "Superseded"
-	conditionProgramed  = "Programmed"
+	ReasonSuperseded   = "Superseded"
+	conditionProgramed = "Programmed"
 )
 
 // fleet says whether a Gateway's proxies serve its current table.
