@@ -369,3 +369,25 @@ violation contains {"msg": sprintf("%s %s: SNI names must be exact", [input.revi
 		t.Errorf("an HTTPRoute, which the policy does not match, refused: %s", v.Message())
 	}
 }
+
+// TestAPortDelegatedAsAListener: docs/tenancy.md's way of giving a tenant
+// a TCP port — the listener named in the Tenant's spec.gateways — lets its
+// TCPRoutes use that port of the Gateway and no other.
+func TestAPortDelegatedAsAListener(t *testing.T) {
+	d := &policy.Decider{Tenancy: tenancy.NewView([]*tenancyv1.Tenant{tenant("db", 0, tenancyv1.TenantSpec{
+		Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"db"}}},
+		Gateways:   []tenancyv1.GatewayDelegation{{Namespace: "infra", Name: "shared", Listeners: []gwv1.SectionName{"tcp-5432"}}},
+	})}, tenancy.Platform)}
+	cl := tenancy.Cluster{Name: "member-1"}
+	shared := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "shared"}}
+	s := policy.Subject{Cluster: cl, Kind: "TCPRoute", Object: tcpRoute("db", "postgres"), Operation: "CREATE"}
+	v := d.Decide(context.Background(), s)
+	if got := d.Attached(v, s, policy.Attachment{Gateway: shared, Listener: "tcp-5432", Hostnames: []string{"*"}}); !got.Allowed() {
+		t.Errorf("the delegated port: %s", got.Message())
+	}
+	got := d.Attached(v, s, policy.Attachment{Gateway: shared, Listener: "tcp-6379", Hostnames: []string{"*"}})
+	want := `listener "tcp-6379" of Gateway infra/shared in cluster "member-1" is not delegated to tenant "db" (allowed: infra/shared listeners tcp-5432)`
+	if got.Reason() != policy.ReasonGatewayNotDelegated || !strings.Contains(got.Message(), want) {
+		t.Errorf("another port: %q %s\nwant %q", got.Reason(), got.Message(), want)
+	}
+}
