@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
@@ -25,6 +28,7 @@ import (
 // backend is a set of endpoints reached with one protocol and TLS setting.
 type backend struct {
 	name      string
+	spec      *routetable.Backend // as the table describes it
 	protocol  routetable.AppProtocol
 	endpoints []*endpoint
 	tls       *tls.Config // nil for plaintext
@@ -46,8 +50,49 @@ type endpoint struct {
 	inflight atomic.Int32
 }
 
-func newBackend(b *routetable.Backend) (*backend, error) {
-	nb := &backend{name: b.Name, protocol: b.Protocol, limits: defaultBackendLimits}
+// tableBackends compiles a table's backends into all and returns them by
+// the names the table gives them. The tables of one cluster describe a
+// backend alike, except for the client certificate their Gateways present
+// (spec.tls.backend): a backend that a table describes otherwise than one
+// compiled before under its name is compiled again, under a key qualified
+// by the table, so that each Gateway's requests present its own
+// certificate and no other's.
+func (c *config) tableBackends(t *routetable.RouteTable, all map[string]*backend) (map[string]*backend, error) {
+	view := make(map[string]*backend, len(t.Backends))
+	for _, b := range t.Backends {
+		key := b.Name
+		if prev, ok := all[key]; ok && !proto.Equal(prev.spec, b) {
+			key = tableName(t) + "|" + b.Name
+		}
+		nb, ok := all[key]
+		if !ok {
+			var err error
+			if nb, err = newBackend(b, c.keyPair); err != nil {
+				return nil, fmt.Errorf("table %s: backend %s: %w", t.Gateway, b.Name, err)
+			}
+			nb.limits = c.limits.backend
+			all[key] = nb
+		}
+		view[b.Name] = nb
+	}
+	return view, nil
+}
+
+// keyPair is a key pair the proxy received, loaded, or why it cannot be
+// used.
+func (c *config) keyPair(name string) (*tls.Certificate, error) {
+	if err, bad := c.badKeys[name]; bad {
+		return nil, fmt.Errorf("key pair %s does not load: %v", name, err)
+	}
+	cert, ok := c.certs[name]
+	if !ok {
+		return nil, fmt.Errorf("key pair %s has not been received", name)
+	}
+	return cert, nil
+}
+
+func newBackend(b *routetable.Backend, keyPair func(string) (*tls.Certificate, error)) (*backend, error) {
+	nb := &backend{name: b.Name, protocol: b.Protocol, limits: defaultBackendLimits, spec: b}
 	for _, e := range b.Endpoints {
 		if net.ParseIP(e.Address) == nil {
 			return nil, fmt.Errorf("endpoint address %q is not an IP address", e.Address)
@@ -65,8 +110,27 @@ func newBackend(b *routetable.Backend) (*backend, error) {
 		}
 		nb.tls = cfg
 		nb.transportKey += "|" + t.Sni + "|" + t.CaPem + "|" + fmt.Sprint(t.UseSystemRoots, t.SubjectAltNames)
+		if name := t.ClientCertificate; name != "" {
+			cert, err := keyPair(name)
+			if err != nil {
+				return nil, fmt.Errorf("client certificate: %w", err)
+			}
+			presentClientCertificate(cfg, cert)
+			// A renewed certificate under the same name must reach new
+			// connections: its pool is another one.
+			sum := sha256.Sum256(cert.Certificate[0])
+			nb.transportKey += "|client " + name + " " + hex.EncodeToString(sum[:])
+		}
 	}
 	return nb, nil
+}
+
+// presentClientCertificate makes the handshakes of cfg present cert
+// whenever the backend asks for a client certificate, whatever issuers the
+// backend says it accepts: a backend that does not trust it then says so
+// in its alert, instead of seeing no certificate at all.
+func presentClientCertificate(cfg *tls.Config, cert *tls.Certificate) {
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 }
 
 // backendTLSConfig verifies the backend's certificate against the policy's

@@ -183,22 +183,19 @@ func compile(tables []*routetable.RouteTable, keyPairs map[string]*routetable.Ke
 		c.certs[name] = &cert
 	}
 	regexes := map[string]*routetable.Regex{}
+	all := c.backends
 	for _, t := range tables {
-		for _, b := range t.Backends {
-			if _, ok := c.backends[b.Name]; ok {
-				continue
-			}
-			nb, err := newBackend(b)
-			if err != nil {
-				return nil, fmt.Errorf("table %s: backend %s: %w", t.Gateway, b.Name, err)
-			}
-			nb.limits = c.limits.backend
-			c.backends[b.Name] = nb
+		view, err := c.tableBackends(t, all)
+		if err != nil {
+			return nil, err
 		}
+		// A table's listeners reach backends by the names it gives them.
+		c.backends = view
 		for _, l := range t.Listeners {
 			c.addListener(t, l, regexes)
 		}
 	}
+	c.backends = all
 	return c, nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -384,20 +383,7 @@ func (c *Client) nack(s discovery.AggregatedDiscoveryService_StreamAggregatedRes
 
 // keyNames are the key pairs the current tables name, sorted.
 func (c *Client) keyNames() []string {
-	set := map[string]bool{}
-	for _, t := range c.tables {
-		for _, l := range t.Listeners {
-			for _, n := range l.GetTls().GetCertificates() {
-				set[n] = true
-			}
-		}
-	}
-	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return routetable.KeyPairNames(slices.Collect(maps.Values(c.tables))...)
 }
 
 func (c *Client) missingKeys() []string {

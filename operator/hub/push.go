@@ -89,36 +89,52 @@ func (w *worker) withdrawKeyPairs(keep map[string]bool, log *slog.Logger) {
 }
 
 // qualifyKeyPairs renames the key pairs a table names from "ns/secret" to
-// "cluster/ns/secret" and publishes them: two clusters' Secrets of the same
-// name are different key pairs.
+// names qualified by the cluster, and publishes them: two clusters'
+// Secrets of the same name are different key pairs. A listener's key pair
+// becomes "cluster/ns/secret"; a backend's client certificate becomes
+// "client/cluster/ns/secret" (ClientKeyPairPrefix), a name no listener key
+// pair can have, so that each use of a Secret is published, authorized and
+// withdrawn by itself, and a name in a log says which use it is.
 func (w *worker) qualifyKeyPairs(t *routetable.RouteTable, secrets map[string]*corev1.Secret, published map[string]bool, log *slog.Logger) map[string]bool {
 	names := map[string]bool{}
+	qualify := func(ref, prefix string) string {
+		if strings.Count(ref, "/") != 1 {
+			names[ref] = true // already qualified by a certificate source
+			return ref
+		}
+		qualified := prefix + w.name + "/" + ref
+		names[qualified] = true
+		s := secrets[ref]
+		if s == nil {
+			return qualified
+		}
+		kp := &routetable.KeyPair{Name: qualified, CertificateChain: s.Data[corev1.TLSCertKey], PrivateKey: s.Data[corev1.TLSPrivateKeyKey]}
+		if _, err := w.hub.push.SetKeyPair(kp); err != nil {
+			log.Error("publishing a key pair failed", "name", qualified, "error", err)
+			return qualified
+		}
+		published[qualified] = true
+		return qualified
+	}
 	for _, l := range t.Listeners {
 		if l.Tls == nil {
 			continue
 		}
 		for i, ref := range l.Tls.Certificates {
-			if strings.Count(ref, "/") != 1 {
-				names[ref] = true // already qualified by a certificate source
-				continue
-			}
-			s := secrets[ref]
-			qualified := w.name + "/" + ref
-			l.Tls.Certificates[i] = qualified
-			names[qualified] = true
-			if s == nil {
-				continue
-			}
-			kp := &routetable.KeyPair{Name: qualified, CertificateChain: s.Data[corev1.TLSCertKey], PrivateKey: s.Data[corev1.TLSPrivateKeyKey]}
-			if _, err := w.hub.push.SetKeyPair(kp); err != nil {
-				log.Error("publishing a key pair failed", "name", qualified, "error", err)
-				continue
-			}
-			published[qualified] = true
+			l.Tls.Certificates[i] = qualify(ref, "")
+		}
+	}
+	for _, b := range t.Backends {
+		if ref := b.GetTls().GetClientCertificate(); ref != "" {
+			b.Tls.ClientCertificate = qualify(ref, ClientKeyPairPrefix)
 		}
 	}
 	return names
 }
+
+// ClientKeyPairPrefix starts the push names of the key pairs proxies present
+// to backends as their Gateway's client certificate.
+const ClientKeyPairPrefix = "client/"
 
 func (w *worker) setKeys(table string, names map[string]bool) {
 	w.keysMu.Lock()

@@ -45,28 +45,49 @@ func (s secretCertificates) ListenerCertificates(req ListenerCertificateRequest)
 	}
 	var res CertificateResult
 	for i, r := range req.TLS.CertificateRefs {
-		field := fmt.Sprintf("tls.certificateRefs[%d]", i)
-		if (r.Group != nil && *r.Group != "") || (r.Kind != nil && *r.Kind != "Secret") {
-			return CertificateResult{Reason: gwv1.ListenerReasonInvalidCertificateRef,
-				Message: fmt.Sprintf("%s: only core Secrets can hold certificates, not %s", field, groupKind(r.Group, r.Kind))}
+		ref := s.t.keyPairRef(fromKind, owner, fmt.Sprintf("tls.certificateRefs[%d]", i), r)
+		switch {
+		case ref.notPermitted:
+			return CertificateResult{Reason: gwv1.ListenerReasonRefNotPermitted, Message: ref.problem}
+		case ref.problem != "":
+			return CertificateResult{Reason: gwv1.ListenerReasonInvalidCertificateRef, Message: ref.problem}
 		}
-		ns := owner
-		if r.Namespace != nil && *r.Namespace != "" {
-			ns = string(*r.Namespace)
-		}
-		if !s.t.grants.Allowed(referencegrant.Ref{Group: gwv1.GroupName, Kind: fromKind, Namespace: owner}, referencegrant.Ref{Kind: "Secret", Namespace: ns, Name: string(r.Name)}) {
-			return CertificateResult{Reason: gwv1.ListenerReasonRefNotPermitted,
-				Message: fmt.Sprintf("%s: Secret %s/%s is in another namespace and no ReferenceGrant in %q allows it: add one from %s in %q",
-					field, ns, r.Name, ns, fromKind, owner)}
-		}
-		secret := s.t.secrets[key(ns, string(r.Name))]
-		if msg := validKeyPair(secret); msg != "" {
-			return CertificateResult{Reason: gwv1.ListenerReasonInvalidCertificateRef,
-				Message: fmt.Sprintf("%s: Secret %s/%s %s", field, ns, r.Name, msg)}
-		}
-		res.KeyPairs = append(res.KeyPairs, ns+"/"+string(r.Name))
+		res.KeyPairs = append(res.KeyPairs, ref.name)
 	}
 	return res
+}
+
+// secretKeyPair is a reference to a Secret that holds a key pair, resolved.
+type secretKeyPair struct {
+	// name is "namespace/secret" when the reference resolves.
+	name string
+	// notPermitted: the Secret is in another namespace and no ReferenceGrant
+	// allows it. problem says what is wrong and what to do.
+	notPermitted bool
+	problem      string
+}
+
+// keyPairRef resolves a reference, at field of an object of kind fromKind in
+// namespace owner, to a kubernetes.io/tls Secret holding a valid key pair:
+// the one rule for listener certificates and a Gateway's client
+// certificate for backends.
+func (t *translator) keyPairRef(fromKind, owner, field string, r gwv1.SecretObjectReference) secretKeyPair {
+	if (r.Group != nil && *r.Group != "") || (r.Kind != nil && *r.Kind != "Secret") {
+		return secretKeyPair{problem: fmt.Sprintf("%s: only core Secrets can hold certificates, not %s", field, groupKind(r.Group, r.Kind))}
+	}
+	ns := owner
+	if r.Namespace != nil && *r.Namespace != "" {
+		ns = string(*r.Namespace)
+	}
+	if !t.grants.Allowed(referencegrant.Ref{Group: gwv1.GroupName, Kind: fromKind, Namespace: owner}, referencegrant.Ref{Kind: "Secret", Namespace: ns, Name: string(r.Name)}) {
+		return secretKeyPair{notPermitted: true,
+			problem: fmt.Sprintf("%s: Secret %s/%s is in another namespace and no ReferenceGrant in %q allows it: add one from %s in %q",
+				field, ns, r.Name, ns, fromKind, owner)}
+	}
+	if msg := validKeyPair(t.secrets[key(ns, string(r.Name))]); msg != "" {
+		return secretKeyPair{problem: fmt.Sprintf("%s: Secret %s/%s %s", field, ns, r.Name, msg)}
+	}
+	return secretKeyPair{name: ns + "/" + string(r.Name)}
 }
 
 func validKeyPair(s *corev1.Secret) string {

@@ -39,7 +39,7 @@ func (t *translator) compile() {
 		}
 		slices.Sort(names)
 		for _, n := range names {
-			table.Backends = append(table.Backends, t.backends[n])
+			table.Backends = append(table.Backends, gw.withClientCertificate(t.backends[n]))
 		}
 		clampTable(table, limits.GetMaxRequestTimeout().Std())
 		t.out.Tables[gw.key] = table

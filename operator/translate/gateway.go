@@ -24,6 +24,8 @@ type gateway struct {
 	own       []*listener
 	sets      []*listenerSet
 	accepted  bool
+	// client is its client certificate for backends (backendclient.go).
+	client backendClient
 }
 
 // listenerSet is a ListenerSet whose parent is a Gateway of ours.
@@ -207,6 +209,8 @@ func (t *translator) gatewayStatus(gw *gateway) {
 		gw.conds.set(programmed, false, string(gwv1.GatewayReasonInvalid), "the Gateway is not accepted", g.Generation)
 	}
 	frontendConditions(gw)
+	gw.client = t.resolveBackendClient(g)
+	t.gatewayResolvedRefs(gw)
 	status.Conditions = gw.conds
 	t.out.Gateways[gw.key] = status
 }
