@@ -162,19 +162,31 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 const annotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
 
 // infrastructure are the labels and annotations spec.infrastructure asks
-// every object of the Gateway's proxies to carry.
+// every object of the Gateway's proxies to carry, less those in the hub's
+// own domain: the hub writes and reads keys of gatehouse.dev on these
+// objects itself (which Gateway an object is for, whether its cached copy
+// is whole), and a Gateway must not be able to say otherwise. The labels
+// the hub sets beside them (LabelGateway, the Gateway API's gateway-name)
+// are merged last, so they win over any a Gateway asks for.
 func infrastructure(gw *gwv1.Gateway) (map[string]string, map[string]string) {
 	labels, annotations := map[string]string{}, map[string]string{}
 	if inf := gw.Spec.Infrastructure; inf != nil {
 		for k, v := range inf.Labels {
-			labels[string(k)] = string(v)
+			if !translate.InDomain(string(k), hubDomain) {
+				labels[string(k)] = string(v)
+			}
 		}
 		for k, v := range inf.Annotations {
-			annotations[string(k)] = string(v)
+			if !translate.InDomain(string(k), hubDomain) {
+				annotations[string(k)] = string(v)
+			}
 		}
 	}
 	return labels, annotations
 }
+
+// hubDomain is the domain of the labels and annotations the hub owns.
+const hubDomain = "gatehouse.dev"
 
 func merge(into map[string]string, from ...map[string]string) map[string]string {
 	if into == nil {

@@ -50,16 +50,19 @@ var reservedDomains = []string{"kubernetes.io", "k8s.io", "gatehouse.dev"}
 // ReservedKey reports whether a label or annotation key is in a domain of
 // reservedDomains or below one.
 func ReservedKey(key string) bool {
-	prefix, _, ok := strings.Cut(key, "/")
-	if !ok {
-		return false
-	}
 	for _, d := range reservedDomains {
-		if prefix == d || strings.HasSuffix(prefix, "."+d) {
+		if InDomain(key, d) {
 			return true
 		}
 	}
 	return false
+}
+
+// InDomain reports whether a label or annotation key's prefix is domain or
+// a name below it.
+func InDomain(key, domain string) bool {
+	prefix, _, ok := strings.Cut(key, "/")
+	return ok && (prefix == domain || strings.HasSuffix(prefix, "."+domain))
 }
 
 // settingsParser reads the proxy keys of one ConfigMap, collecting every
