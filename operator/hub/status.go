@@ -189,15 +189,10 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 		f := w.fleetState(k, hashes[k], objectKey("Gateway", gw.Namespace, gw.Name, gw.Generation))
 		fleets[k] = f
 		ours = ours.DeepCopy()
-		if a, ok := provisioned[k]; ok && len(gw.Spec.Addresses) == 0 {
-			ours.Addresses = a
-		}
 		params := out.Parameters[string(gw.Spec.GatewayClassName)]
 		node := w.hub.push.Status(TableName(w.name, gw.Namespace, gw.Name))
 		advertised, failed := node.Addresses, unserved(node.Node, node)
-		if len(ours.Addresses) == 0 && len(gw.Spec.Addresses) == 0 {
-			ours.Addresses = statusAddresses(advertised)
-		}
+		unassigned := assignAddresses(ours, gw, params, provisioned[k], advertised)
 		ours.Conditions = partlyServed(programmed(ours.Conditions, f, gw.Status.Conditions), failed)
 		if why, ok := refusals[k]; ok {
 			ours.Conditions = notServed(ours.Conditions, why)
@@ -214,6 +209,11 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 				ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotAssigned),
 					"no address: list addresses in the GatewayClass parameters, or start the Gateway's proxies with --advertise-address")
 			}
+		}
+		if len(unassigned) > 0 {
+			ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf(
+				"spec.addresses asks for an address of type %s to be assigned, and there is none of that type: %s",
+				strings.Join(unassigned, ", "), addressSources(params, advertised)))
 		}
 		ours.Conditions = withProxyVersions(ours.Conditions, node, f)
 		for i := range ours.Listeners {
@@ -438,6 +438,43 @@ func announceParents(r record.EventRecorder, obj runtime.Object, before, after [
 		}
 		announce(r, obj, prev, p.Conditions)
 	}
+}
+
+// assignAddresses sets a Gateway's addresses from spec.addresses and those
+// assigned to it: in external mode the class's, else (or when it lists
+// none) its proxies' Service's in managed mode, else where its connected
+// proxies answer. It returns the types spec.addresses asks to be assigned
+// that none of those has.
+func assignAddresses(ours *gwv1.GatewayStatus, gw *gwv1.Gateway, params translate.ClassParameters, service []gwv1.GatewayStatusAddress, advertised []string) []string {
+	var assigned []gwv1.GatewayStatusAddress
+	if params.Mode == translate.ModeExternal {
+		assigned = params.Addresses
+	}
+	if len(assigned) == 0 {
+		assigned = service
+	}
+	if len(assigned) == 0 {
+		assigned = statusAddresses(advertised)
+	}
+	addrs, unassigned, problem := translate.GatewayAddresses(gw.Spec.Addresses, assigned)
+	if problem != "" {
+		return nil // the Gateway is not accepted, and says why
+	}
+	ours.Addresses = addrs
+	var types []string
+	for _, t := range unassigned {
+		types = append(types, string(t))
+	}
+	return types
+}
+
+// addressSources says where a Gateway's assigned addresses come from, for
+// a message that none fits.
+func addressSources(params translate.ClassParameters, advertised []string) string {
+	if params.Mode == translate.ModeExternal {
+		return fmt.Sprintf("they come from the GatewayClass parameters' addresses, else from what the Gateway's proxies advertise (%s)", orNone(advertised))
+	}
+	return fmt.Sprintf("they come from the proxies' Service (its load balancer, or a ClusterIP Service's cluster IP), else from what the Gateway's proxies advertise (%s)", orNone(advertised))
 }
 
 // statusAddresses types the addresses proxies advertise: IPs or hostnames.

@@ -3,7 +3,6 @@ package translate
 import (
 	"cmp"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -170,10 +169,11 @@ func (t *translator) allowsListenerSet(gw *gateway, ns string) bool {
 func (t *translator) gatewayStatus(gw *gateway) {
 	g := gw.obj
 	status := &gwv1.GatewayStatus{}
-	addrs, addrErr := staticAddresses(g.Spec.Addresses)
-	if params := t.out.Parameters[string(g.Spec.GatewayClassName)]; len(addrs) == 0 && params.Mode == ModeExternal {
-		addrs = params.Addresses
+	var assigned []gwv1.GatewayStatusAddress
+	if params := t.out.Parameters[string(g.Spec.GatewayClassName)]; params.Mode == ModeExternal {
+		assigned = params.Addresses
 	}
+	addrs, _, addrErr := GatewayAddresses(g.Spec.Addresses, assigned)
 	status.Addresses = addrs
 	settings, badParams := t.gatewayProxySettings(g)
 	var refusal, why string
@@ -302,31 +302,6 @@ func (t *translator) listenerSetStatus(ls *listenerSet) {
 	}
 	status.Conditions = ls.conds
 	t.out.ListenerSets[ls.key] = status
-}
-
-// staticAddresses validates spec.addresses and reports them in status.
-func staticAddresses(spec []gwv1.GatewaySpecAddress) ([]gwv1.GatewayStatusAddress, string) {
-	var out []gwv1.GatewayStatusAddress
-	for i, a := range spec {
-		typ := gwv1.IPAddressType
-		if a.Type != nil {
-			typ = *a.Type
-		}
-		switch typ {
-		case gwv1.IPAddressType:
-			if a.Value == "" {
-				continue // an empty value asks for any address: the hub assigns one
-			}
-			if _, err := netip.ParseAddr(a.Value); err != nil {
-				return nil, fmt.Sprintf("spec.addresses[%d]: %q is not an IP address", i, a.Value)
-			}
-		case gwv1.HostnameAddressType:
-		default:
-			return nil, fmt.Sprintf("spec.addresses[%d]: address type %q is not supported: use IPAddress or Hostname", i, typ)
-		}
-		out = append(out, gwv1.GatewayStatusAddress{Type: &typ, Value: a.Value})
-	}
-	return out, ""
 }
 
 func compareKeys(a, b types.NamespacedName) int {
