@@ -290,6 +290,7 @@ func compareEntries(a, b *entry) int {
 func supportedFeatures() []gwv1.SupportedFeature {
 	names := []features.FeatureName{
 		features.SupportGateway, features.SupportGatewayHTTPListenerIsolation, features.SupportGatewayPort8080,
+		features.SupportGatewayAddressEmpty, features.SupportGatewayBackendClientCertificate,
 		features.SupportGatewayStaticAddresses, features.SupportGatewayRouteHostnameIntersectionPrecedence,
 		features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
 		features.SupportGatewayFrontendClientCertificateValidation,
