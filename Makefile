@@ -65,10 +65,13 @@ bench:
 
 ## bench-proxy: load comparison of gatehouse-proxy against nginx and HAProxy:
 ## HTTP/1.1 (wrk) at 1, 1,000 and 10,000 prefix + header routes with 1 and 2
-## procs, HTTPS (wrk) and HTTP/2 (h2load, h2c and h2) at 1,000 routes
-## (installs wrk, h2load, nginx and haproxy from Debian when missing);
-## BENCH_PROXY_FLAGS passes flags, e.g. -out FILE, -rounds 3, -procs 1,
-## -haproxy=false or -cpuprofile DIR (see test/bench/proxy/README.md)
+## procs, HTTPS (wrk) and HTTP/2 (h2load, h2c and h2) at 1,000 routes, and
+## L4: TCP and TLS passthrough (wrk through nginx stream, HAProxy mode tcp
+## and our TCP/TLS listeners; kept-alive and a connection per exchange)
+## (installs wrk, h2load, nginx with its stream module and haproxy from
+## Debian when missing); BENCH_PROXY_FLAGS passes flags, e.g. -out FILE,
+## -rounds 3, -procs 1, -haproxy=false, -tcp=false, -passthrough=false or
+## -cpuprofile DIR (see test/bench/proxy/README.md)
 bench-proxy:
 	@bash test/bench/proxy/deps.sh
 	@mkdir -p $(BIN)
@@ -139,8 +142,8 @@ demo:
 	@$(GO) build -o $(BIN)/demo ./test/env/cmd/demo
 	$(BIN)/demo --bin $(BIN) --members $(MEMBERS) --dir $(CURDIR)/.demo
 
-## conformance: the official Gateway API conformance suite (profile
-## GATEWAY-HTTP) against the hub, a proxy per Gateway and the suite's echo
+## conformance: the official Gateway API conformance suite (profiles
+## GATEWAY-HTTP, -GRPC, -TLS, -TCP and -UDP) against the hub, a proxy per Gateway and the suite's echo
 ## backends on one local cluster; writes the report to test/conformance/reports/
 ## and prints a summary. Needs root (network namespaces). CONFORMANCE_FLAGS
 ## passes the suite's flags, e.g. -run-test=HTTPRouteSimpleSameNamespace

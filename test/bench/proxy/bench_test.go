@@ -1,6 +1,12 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/gatehouse-dev/gatehouse/dataplane/proxy"
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
 )
 
@@ -94,7 +102,8 @@ func TestParseH2load(t *testing.T) {
 }
 
 func TestConfigs(t *testing.T) {
-	tbl := routeTable(3, 18080, 18443, 18090)
+	up := upstreamPorts{plain: 18090}
+	tbl := routeTable(3, ports{plain: 18080, tls: 18443}, up)
 	data, err := protojson.Marshal(tbl)
 	if err != nil {
 		t.Fatal(err)
@@ -115,32 +124,32 @@ func TestConfigs(t *testing.T) {
 	if l := back.Listeners[1]; l.Protocol != routetable.Protocol_HTTPS || l.Port != 18443 || len(l.Tls.GetCertificates()) != 1 || l.Tls.Certificates[0] != keyPairName {
 		t.Errorf("HTTPS listener: %v", l)
 	}
-	if n := len(routeTable(3, 18080, 0, 18090).Listeners); n != 1 {
+	if n := len(routeTable(3, ports{plain: 18080}, up).Listeners); n != 1 {
 		t.Errorf("no TLS port, %d listeners", n)
 	}
 
 	tf := &tlsFiles{cert: "/tmp/x/tls.crt", key: "/tmp/x/tls.key", combined: "/tmp/x/combined.pem"}
 	p := ports{plain: 18081, h2c: 18082, tls: 18083}
-	conf := nginxProxyConfig("/tmp/x", 3, p, 18090, 2, nginxModules{}, tf)
+	conf := nginxProxyConfig("/tmp/x", 3, p, up, 2, nginxModules{}, tf)
 	for _, s := range []string{"location /svc-3 {", `if ($http_x_tenant != "t3")`, "server 127.0.0.1:18090;", "keepalive 256;", `proxy_set_header Connection "";`, "worker_processes 2;",
 		"listen 127.0.0.1:18082 backlog=4096 http2;", "listen 127.0.0.1:18083 backlog=4096 ssl http2;", "ssl_certificate /tmp/x/tls.crt;", "Ciphersuites " + tlsSuite} {
 		if !strings.Contains(conf, s) {
 			t.Errorf("nginx config lacks %q:\n%s", s, conf)
 		}
 	}
-	if plain := nginxProxyConfig("/tmp/x", 3, ports{plain: 18081}, 18090, 1, nginxModules{}, nil); strings.Contains(plain, "http2") || strings.Contains(plain, "ssl") {
+	if plain := nginxProxyConfig("/tmp/x", 3, ports{plain: 18081}, up, 1, nginxModules{}, nil); strings.Contains(plain, "http2") || strings.Contains(plain, "ssl") || strings.Contains(plain, "\nstream {") {
 		t.Errorf("nginx config without h2c and TLS ports:\n%s", plain)
 	}
 
-	hc := haproxyConfig("/tmp/x/routes.map", p, 18090, 2, tf)
+	hc := haproxyConfig("/tmp/x/routes.map", p, up, 2, tf)
 	for _, s := range []string{"nbthread 2", "bind 127.0.0.1:18081 ", "bind 127.0.0.1:18082 backlog 4096 proto h2", "ssl crt /tmp/x/combined.pem alpn h2,http/1.1",
 		"http-reuse always", "option forwardfor", "X-Forwarded-Host", "X-Forwarded-Proto", "map_beg(/tmp/x/routes.map)", "server up 127.0.0.1:18090", "http-request return status 404"} {
 		if !strings.Contains(hc, s) {
 			t.Errorf("HAProxy config lacks %q:\n%s", s, hc)
 		}
 	}
-	if strings.Contains(hc, "\n    log ") {
-		t.Errorf("HAProxy config logs:\n%s", hc)
+	if strings.Contains(hc, "\n    log ") || strings.Contains(hc, "mode tcp") {
+		t.Errorf("HAProxy config logs or has TCP proxies without their ports:\n%s", hc)
 	}
 	if m := haproxyMap(3); m != "t1|/svc-1/ upstream\nt2|/svc-2/ upstream\nt3|/svc-3/ upstream\n" {
 		t.Errorf("HAProxy map:\n%s", m)
@@ -155,7 +164,8 @@ func TestConfigsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := ports{plain: 18081, h2c: 18082, tls: 18083}
+	p := ports{plain: 18081, h2c: 18082, tls: 18083, tcp: 18084, pass: 18085}
+	up := upstreamPorts{plain: 18090, tls: 18091}
 	t.Run("haproxy", func(t *testing.T) {
 		bin, err := exec.LookPath("haproxy")
 		if err != nil {
@@ -165,7 +175,7 @@ func TestConfigsValid(t *testing.T) {
 		if err := os.WriteFile(mapPath, []byte(haproxyMap(100)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(confPath, []byte(haproxyConfig(mapPath, p, 18090, 1, tf)), 0o644); err != nil {
+		if err := os.WriteFile(confPath, []byte(haproxyConfig(mapPath, p, up, 1, tf)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if out, err := exec.Command(bin, "-c", "-f", confPath).CombinedOutput(); err != nil || strings.Contains(string(out), "WARNING") {
@@ -180,16 +190,30 @@ func TestConfigsValid(t *testing.T) {
 			}
 		}
 		v, _ := exec.Command(bin, "-V").CombinedOutput()
-		ngDir := filepath.Join(dir, "nginx")
-		if err := os.MkdirAll(ngDir, 0o755); err != nil {
-			t.Fatal(err)
+		mods := detectNginxModules(string(v))
+		if _, err := os.Stat(mods.streamModule); mods.streamModule != "" && err != nil {
+			t.Logf("no stream module (%v): the L4 ports are left out", err)
+			mods.stream = false
 		}
-		confPath := filepath.Join(ngDir, "nginx.conf")
-		if err := os.WriteFile(confPath, []byte(nginxProxyConfig(ngDir, 100, p, 18090, 1, detectNginxModules(string(v)), tf)), 0o644); err != nil {
-			t.Fatal(err)
+		np := p
+		if !mods.stream {
+			np.tcp, np.pass = 0, 0
 		}
-		if out, err := exec.Command(bin, "-t", "-p", ngDir, "-c", confPath, "-e", filepath.Join(ngDir, "error.log")).CombinedOutput(); err != nil {
-			t.Errorf("nginx -t: %v\n%s", err, out)
+		for name, conf := range map[string]func(dir string) string{
+			"proxy":    func(dir string) string { return nginxProxyConfig(dir, 100, np, up, 1, mods, tf) },
+			"upstream": func(dir string) string { return upstreamConfig(dir, up, mods, tf) },
+		} {
+			ngDir := filepath.Join(dir, "nginx-"+name)
+			if err := os.MkdirAll(ngDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			confPath := filepath.Join(ngDir, "nginx.conf")
+			if err := os.WriteFile(confPath, []byte(conf(ngDir)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(bin, "-t", "-p", ngDir, "-c", confPath, "-e", filepath.Join(ngDir, "error.log")).CombinedOutput(); err != nil {
+				t.Errorf("nginx -t, %s: %v\n%s", name, err, out)
+			}
 		}
 	})
 }
@@ -237,5 +261,154 @@ func TestParsePerfCount(t *testing.T) {
 	}
 	if n := parsePerfCount("<not counted>,,raw_syscalls:sys_enter,0,0.00,,\n"); n != 0 {
 		t.Errorf("not counted: %d", n)
+	}
+}
+
+func TestPlanStreamRows(t *testing.T) {
+	o := options{routes: []int{1, 1000}, procs: []int{1, 2}, protoRoutes: 1000, tcp: true, passthrough: true}
+	var l4 []caseSpec
+	for _, c := range plan(o) {
+		if slices.ContainsFunc(c.loads, load.stream) {
+			l4 = append(l4, c)
+		}
+	}
+	// One start of its own, with the first procs count and one route.
+	want := []load{loadTCP, loadTCPConn, loadPass, loadPassConn}
+	if len(l4) != 1 || l4[0].procs != 1 || l4[0].routes != 1 || !slices.Equal(l4[0].loads, want) || l4[0].suffix() != "-l4" {
+		t.Fatalf("L4 cases: %v", l4)
+	}
+	o.passthrough = false
+	if got := plan(o); !slices.ContainsFunc(got, func(c caseSpec) bool { return slices.Equal(c.loads, []load{loadTCP, loadTCPConn}) }) {
+		t.Errorf("TCP only: %v", got)
+	}
+	o.tcp = false
+	for _, c := range plan(o) {
+		if slices.ContainsFunc(c.loads, load.stream) || c.suffix() != "" {
+			t.Errorf("no L4 rows asked for: %v", c)
+		}
+	}
+	// Each L4 load is measured against the upstream directly with the
+	// exchange it relays; keep-alive TCP is the HTTP/1.1 run's.
+	if got := directLoads(plan(options{routes: []int{1}, procs: []int{1}, tcp: true, passthrough: true})); !slices.Equal(got, []load{loadH1, loadTCPConn, loadPass, loadPassConn}) {
+		t.Errorf("direct loads: %v", got)
+	}
+}
+
+func TestNginxStreamModule(t *testing.T) {
+	debian := "nginx version: nginx/1.22.1\nconfigure arguments: --prefix=/usr/share/nginx --modules-path=/usr/lib/nginx/modules --with-stream=dynamic --with-stream_ssl_preread_module"
+	if m := detectNginxModules(debian); !m.stream || m.streamModule != "/usr/lib/nginx/modules/ngx_stream_module.so" {
+		t.Errorf("Debian build: %+v", m)
+	}
+	if m := detectNginxModules("configure arguments: --prefix=/opt/ngx --with-stream=dynamic"); m.streamModule != "/opt/ngx/modules/ngx_stream_module.so" {
+		t.Errorf("no --modules-path: %+v", m)
+	}
+	if m := detectNginxModules("configure arguments: --with-stream --with-stream_ssl_preread_module"); !m.stream || m.streamModule != "" {
+		t.Errorf("built in: %+v", m)
+	}
+	if m := detectNginxModules("configure arguments: --with-http_ssl_module"); m.stream {
+		t.Errorf("no stream module: %+v", m)
+	}
+}
+
+func TestStreamConfigs(t *testing.T) {
+	p := ports{plain: 18081, tcp: 18084, pass: 18085}
+	up := upstreamPorts{plain: 18090, tls: 18091}
+	tbl := routeTable(1, p, up)
+	var tcp, pass *routetable.Listener
+	for _, l := range tbl.Listeners {
+		switch l.Protocol {
+		case routetable.Protocol_TCP:
+			tcp = l
+		case routetable.Protocol_TLS:
+			pass = l
+		}
+	}
+	if tcp == nil || tcp.Port != 18084 || len(tcp.StreamRoutes) != 1 || tcp.StreamRoutes[0].Backends[0].Backend != backendName {
+		t.Errorf("TCP listener: %v", tcp)
+	}
+	if pass == nil || pass.Port != 18085 || !pass.Tls.GetPassthrough() || len(pass.StreamRoutes) != 1 ||
+		pass.StreamRoutes[0].Domain != passthroughSNI || pass.StreamRoutes[0].Backends[0].Backend != tlsBackendName {
+		t.Errorf("passthrough listener: %v", pass)
+	}
+	if len(tbl.Backends) != 2 || tbl.Backends[1].Name != tlsBackendName || tbl.Backends[1].Endpoints[0].Port != 18091 {
+		t.Errorf("backends: %v", tbl.Backends)
+	}
+
+	mods := nginxModules{stream: true, streamModule: "/usr/lib/nginx/modules/ngx_stream_module.so"}
+	conf := nginxProxyConfig("/tmp/x", 1, p, up, 1, mods, nil)
+	if !strings.HasPrefix(conf, "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n") {
+		t.Errorf("nginx config does not load the stream module first:\n%s", conf)
+	}
+	for _, s := range []string{"\nstream {\n", "listen 127.0.0.1:18084 backlog=4096;", "server 127.0.0.1:18090;", "listen 127.0.0.1:18085 backlog=4096;", "ssl_preread on;", passthroughSNI + " bench_tls;", "server 127.0.0.1:18091;"} {
+		if !strings.Contains(conf, s) {
+			t.Errorf("nginx config lacks %q:\n%s", s, conf)
+		}
+	}
+	hc := haproxyConfig("/tmp/x/routes.map", p, up, 1, nil)
+	for _, s := range []string{"defaults stream\n    mode tcp\n", "bind 127.0.0.1:18084 backlog 4096", "server up 127.0.0.1:18090", "bind 127.0.0.1:18085 backlog 4096",
+		"req.ssl_hello_type 1", "use_backend upstream_tls if { req.ssl_sni -i " + passthroughSNI + " }", "server up 127.0.0.1:18091"} {
+		if !strings.Contains(hc, s) {
+			t.Errorf("HAProxy config lacks %q:\n%s", s, hc)
+		}
+	}
+	if uc := upstreamConfig("/tmp/x", up, nginxModules{}, &tlsFiles{cert: "/tmp/x/tls.crt", key: "/tmp/x/tls.key"}); !strings.Contains(uc, "listen 127.0.0.1:18091 backlog=4096 ssl;") {
+		t.Errorf("upstream config has no TLS port:\n%s", uc)
+	}
+}
+
+// TestStreamChecksThroughOurProxy runs the L4 rows' checks against our
+// proxy engine serving the benchmark's table, in front of a Go upstream
+// that answers as the benchmark's does, over TLS with the benchmark's
+// certificate: both L4 listeners reach the upstream, on one connection or
+// one per exchange, the TLS session verified is the upstream's, and a
+// session for another name is refused.
+func TestStreamChecksThroughOurProxy(t *testing.T) {
+	tf, roots, err := writeKeyPair(filepath.Join(t.TempDir(), "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(tf.cert, tf.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, upstreamBody) })}
+	go srv.Serve(plainLn)
+	go srv.Serve(tlsLn)
+	t.Cleanup(func() { srv.Close() })
+	up := upstreamPorts{plain: plainLn.Addr().(*net.TCPAddr).Port, tls: tlsLn.Addr().(*net.TCPAddr).Port}
+
+	var p ports
+	for _, port := range []*int{&p.plain, &p.tcp, &p.pass} {
+		if *port, err = freePort(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	px := proxy.New(proxy.Options{BindAddress: "127.0.0.1", Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(), DrainTimeout: time.Second})
+	if err := px.Apply("bench", []*routetable.RouteTable{routeTable(1, p, up)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		px.Close(ctx)
+	})
+
+	ctx := context.Background()
+	for _, l := range []load{loadTCP, loadTCPConn, loadPass, loadPassConn} {
+		if err := checkStream(ctx, l, l.url(p), 1, roots); err != nil {
+			t.Errorf("%s: %v", l, err)
+		}
+	}
+	// The upstream's own TLS port takes any name: the check says so.
+	if err := checkSNIRefused(ctx, tlsLn.Addr().String()); err == nil {
+		t.Error("a TLS server that takes every name passed the SNI check")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -28,11 +29,12 @@ const (
 // over with --key-pairs, as a mounted kubernetes.io/tls Secret would be.
 const keyPairName = "bench/cert"
 
-// routeTable builds the table of n routes for a cleartext listener on port
-// (HTTP/1.1 and HTTP/2 with prior knowledge) and, when tlsPort is not 0, an
-// HTTPS listener with the same routes on tlsPort; every route forwards to
-// the upstream on upstreamPort.
-func routeTable(n int, port, tlsPort, upstreamPort int) *routetable.RouteTable {
+// routeTable builds the table of n routes for a cleartext listener on
+// p.plain (HTTP/1.1 and HTTP/2 with prior knowledge), when p.tls is not 0
+// an HTTPS listener with the same routes on p.tls, and the L4 listeners
+// of the ports p has (streamListeners); every route forwards to the
+// upstream.
+func routeTable(n int, p ports, up upstreamPorts) *routetable.RouteTable {
 	routes := make([]*routetable.Route, 0, n)
 	for i := 1; i <= n; i++ {
 		routes = append(routes, &routetable.Route{
@@ -48,28 +50,35 @@ func routeTable(n int, port, tlsPort, upstreamPort int) *routetable.RouteTable {
 	}
 	listeners := []*routetable.Listener{{
 		Name:         "http",
-		Port:         uint32(port),
+		Port:         uint32(p.plain),
 		Protocol:     routetable.Protocol_HTTP,
 		VirtualHosts: []*routetable.VirtualHost{{Domain: "*", Routes: routes}},
 	}}
-	if tlsPort != 0 {
+	if p.tls != 0 {
 		listeners = append(listeners, &routetable.Listener{
 			Name:         "https",
-			Port:         uint32(tlsPort),
+			Port:         uint32(p.tls),
 			Protocol:     routetable.Protocol_HTTPS,
 			Tls:          &routetable.ListenerTLS{Certificates: []string{keyPairName}},
 			VirtualHosts: []*routetable.VirtualHost{{Domain: "*", Routes: routes}},
 		})
 	}
+	backends := []*routetable.Backend{{
+		Name:      backendName,
+		Protocol:  routetable.AppProtocol_HTTP1,
+		Endpoints: []*routetable.Endpoint{{Address: "127.0.0.1", Port: uint32(up.plain)}},
+	}}
+	if p.pass != 0 {
+		backends = append(backends, &routetable.Backend{
+			Name:      tlsBackendName,
+			Endpoints: []*routetable.Endpoint{{Address: "127.0.0.1", Port: uint32(up.tls)}},
+		})
+	}
 	return &routetable.RouteTable{
 		Gateway:   "bench/gw",
 		Name:      "bench/bench/gw",
-		Listeners: listeners,
-		Backends: []*routetable.Backend{{
-			Name:      backendName,
-			Protocol:  routetable.AppProtocol_HTTP1,
-			Endpoints: []*routetable.Endpoint{{Address: "127.0.0.1", Port: uint32(upstreamPort)}},
-		}},
+		Listeners: append(listeners, streamListeners(p)...),
+		Backends:  backends,
 	}
 }
 
@@ -81,15 +90,24 @@ func writeTable(path string, t *routetable.RouteTable) error {
 	return os.WriteFile(path, data, 0o644)
 }
 
-// nginxModules says which optional modules with temp paths the installed
-// nginx has, from `nginx -V`.
-type nginxModules struct{ fastcgi, uwsgi, scgi bool }
+// nginxModules says which optional modules the installed nginx has, from
+// `nginx -V`: those with temp paths, and the stream module (L4 proxying),
+// which Debian builds as a dynamic module of a package of its own
+// (libnginx-mod-stream); streamModule is its file when it is dynamic.
+type nginxModules struct {
+	fastcgi, uwsgi, scgi bool
+	stream               bool
+	streamModule         string
+}
 
 func detectNginxModules(versionOutput string) nginxModules {
+	args := strings.Fields(versionOutput)
 	return nginxModules{
-		fastcgi: !strings.Contains(versionOutput, "--without-http_fastcgi_module"),
-		uwsgi:   !strings.Contains(versionOutput, "--without-http_uwsgi_module"),
-		scgi:    !strings.Contains(versionOutput, "--without-http_scgi_module"),
+		fastcgi:      !strings.Contains(versionOutput, "--without-http_fastcgi_module"),
+		uwsgi:        !strings.Contains(versionOutput, "--without-http_uwsgi_module"),
+		scgi:         !strings.Contains(versionOutput, "--without-http_scgi_module"),
+		stream:       slices.Contains(args, "--with-stream") || slices.Contains(args, "--with-stream=dynamic"),
+		streamModule: nginxStreamModulePath(versionOutput),
 	}
 }
 
@@ -124,12 +142,14 @@ func nginxMain(b *strings.Builder, dir string, workers int, mods nginxModules) {
 // upstreamBody is what the upstream answers every request with.
 const upstreamBody = "ok\n"
 
-// upstreamConfig is the nginx that both proxies forward to: a fixed small
-// 200 from memory, no file system, no logging.
-func upstreamConfig(dir string, port int, mods nginxModules) string {
+// upstreamConfig is the nginx that every proxy forwards to: a fixed small
+// 200 from memory, no file system, no logging; on up.tls (when not 0) the
+// same over TLS, for the passthrough rows.
+func upstreamConfig(dir string, up upstreamPorts, mods nginxModules, tf *tlsFiles) string {
 	var b strings.Builder
 	nginxMain(&b, dir, 1, mods)
-	fmt.Fprintf(&b, "    server {\n        listen 127.0.0.1:%d backlog=4096;\n", port)
+	fmt.Fprintf(&b, "    server {\n        listen 127.0.0.1:%d backlog=4096;\n", up.plain)
+	upstreamTLSConfig(&b, up.tls, tf)
 	b.WriteString("        location / {\n            default_type text/plain;\n")
 	fmt.Fprintf(&b, "            return 200 %q;\n", upstreamBody)
 	b.WriteString("        }\n    }\n}\n")
@@ -138,9 +158,10 @@ func upstreamConfig(dir string, port int, mods nginxModules) string {
 
 // ports a proxy under test listens on: plain serves HTTP/1.1, h2c HTTP/2
 // with prior knowledge in cleartext, tls HTTP/1.1 and h2 over TLS (by
-// ALPN). 0: not served in this case. Our proxy serves h2c on its plain
-// port, so its h2c equals plain.
-type ports struct{ plain, h2c, tls int }
+// ALPN); tcp relays connections to the upstream (L4), pass relays TLS
+// sessions by SNI to the upstream's TLS port. 0: not served in this case.
+// Our proxy serves h2c on its plain port, so its h2c equals plain.
+type ports struct{ plain, h2c, tls, tcp, pass int }
 
 // tlsFiles are the PEM files of the key pair every proxy presents.
 type tlsFiles struct {
@@ -170,11 +191,12 @@ const tlsSuite = "TLS_AES_128_GCM_SHA256"
 // versions still accept it, with a warning): on a cleartext port it means
 // prior knowledge only, hence a port of its own; with ssl, ALPN offers h2
 // and http/1.1 on one port.
-func nginxProxyConfig(dir string, n int, p ports, upstreamPort, workers int, mods nginxModules, tf *tlsFiles) string {
+func nginxProxyConfig(dir string, n int, p ports, up upstreamPorts, workers int, mods nginxModules, tf *tlsFiles) string {
 	var b strings.Builder
+	b.WriteString(nginxStreamModule(p, mods))
 	nginxMain(&b, dir, workers, mods)
 	b.WriteString("    upstream bench_upstream {\n")
-	fmt.Fprintf(&b, "        server 127.0.0.1:%d;\n", upstreamPort)
+	fmt.Fprintf(&b, "        server 127.0.0.1:%d;\n", up.plain)
 	b.WriteString("        keepalive 256;\n        keepalive_requests 10000000;\n        keepalive_timeout 120s;\n    }\n")
 	b.WriteString("    proxy_http_version 1.1;\n")
 	b.WriteString("    proxy_set_header Connection \"\";\n")
@@ -199,6 +221,7 @@ func nginxProxyConfig(dir string, n int, p ports, upstreamPort, workers int, mod
 		b.WriteString("            proxy_pass http://bench_upstream;\n        }\n")
 	}
 	b.WriteString("    }\n}\n")
+	nginxStreamConfig(&b, p, up)
 	return b.String()
 }
 
@@ -229,7 +252,7 @@ func haproxyMap(n int) string {
 // always), and the headers sent upstream mirror ours: Host unchanged,
 // X-Forwarded-For (option forwardfor), X-Forwarded-Host and
 // X-Forwarded-Proto.
-func haproxyConfig(mapPath string, p ports, upstreamPort, threads int, tf *tlsFiles) string {
+func haproxyConfig(mapPath string, p ports, up upstreamPorts, threads int, tf *tlsFiles) string {
 	var b strings.Builder
 	b.WriteString("global\n")
 	fmt.Fprintf(&b, "    nbthread %d\n", threads)
@@ -254,7 +277,8 @@ func haproxyConfig(mapPath string, p ports, upstreamPort, threads int, tf *tlsFi
 	fmt.Fprintf(&b, "    use_backend %%[var(txn.route),map_beg(%s)]\n", mapPath)
 	b.WriteString("    default_backend notfound\n")
 	b.WriteString("backend upstream\n")
-	fmt.Fprintf(&b, "    server up 127.0.0.1:%d\n", upstreamPort)
+	fmt.Fprintf(&b, "    server up 127.0.0.1:%d\n", up.plain)
 	b.WriteString("backend notfound\n    http-request return status 404\n")
+	haproxyStreamConfig(&b, p, up)
 	return b.String()
 }

@@ -40,6 +40,8 @@ type options struct {
 	protoRoutes int
 	https       bool
 	h2          bool
+	tcp         bool
+	passthrough bool
 	haproxy     bool
 	threads     int
 	conns       int
@@ -71,10 +73,12 @@ func main() {
 	flag.StringVar(&o.h2loadBin, "h2load", "h2load", "h2load binary")
 	flag.StringVar(&o.perfBin, "perf", "perf", "perf binary, to count the proxies' system calls during each warmup (\"\": do not count)")
 	flag.StringVar(&routes, "routes", "1,1000,10000", "route counts of the HTTP/1.1 rows, comma-separated")
-	flag.StringVar(&procs, "procs", "1,2", "comma-separated: for each, the HTTP/1.1 rows run with that many nginx worker_processes, HAProxy nbthread and gatehouse-proxy GOMAXPROCS; the HTTPS and HTTP/2 rows use the first")
+	flag.StringVar(&procs, "procs", "1,2", "comma-separated: for each, the HTTP/1.1 rows run with that many nginx worker_processes, HAProxy nbthread and gatehouse-proxy GOMAXPROCS; the HTTPS, HTTP/2, TCP and passthrough rows use the first")
 	flag.IntVar(&o.protoRoutes, "proto-routes", 1000, "route count of the HTTPS and HTTP/2 rows")
 	flag.BoolVar(&o.https, "https", true, "HTTPS rows: HTTP/1.1 over TLS (wrk), TLS terminated at the proxy")
 	flag.BoolVar(&o.h2, "h2", true, "HTTP/2 rows (h2load): h2c with prior knowledge, and h2 over TLS")
+	flag.BoolVar(&o.tcp, "tcp", true, "TCP rows: the HTTP/1.1 exchange relayed by each proxy's L4 listener (nginx stream, HAProxy mode tcp, our TCP listener), on kept-alive connections and with a new connection per exchange")
+	flag.BoolVar(&o.passthrough, "passthrough", true, "TLS passthrough rows: the exchange over TLS to the upstream, relayed by SNI undecrypted, on kept-alive connections and with a new connection per exchange")
 	flag.BoolVar(&o.haproxy, "haproxy", true, "compare with HAProxy too")
 	flag.IntVar(&o.threads, "threads", 1, "wrk and h2load threads")
 	flag.IntVar(&o.conns, "connections", 32, "wrk and h2load connections (kept alive)")
@@ -146,24 +150,64 @@ const (
 	loadHTTPS             // HTTP/1.1 over TLS, wrk
 	loadH2C               // HTTP/2 with prior knowledge in cleartext, h2load
 	loadH2                // HTTP/2 over TLS (ALPN h2), h2load
+	// The L4 rows (stream.go): wrk's HTTP/1.1 exchange relayed as bytes.
+	loadTCP      // through a TCP listener, on kept-alive connections
+	loadTCPConn  // through a TCP listener, a new connection per exchange
+	loadPass     // over TLS through a passthrough listener (by SNI), kept alive
+	loadPassConn // the same, a new connection and TLS session per exchange
 )
 
 func (l load) String() string {
-	return [...]string{"HTTP/1.1", "HTTPS (HTTP/1.1 over TLS)", "h2c (prior knowledge)", "h2 (TLS)"}[l]
+	return [...]string{"HTTP/1.1", "HTTPS (HTTP/1.1 over TLS)", "h2c (prior knowledge)", "h2 (TLS)",
+		"TCP (keep-alive)", "TCP (connection per exchange)", "TLS passthrough (keep-alive)", "TLS passthrough (connection per exchange)"}[l]
 }
 
-func (l load) tls() bool { return l == loadHTTPS || l == loadH2 }
-func (l load) h2() bool  { return l == loadH2C || l == loadH2 }
+// tls: the proxy ends TLS; passthrough: the upstream does, through an L4
+// proxy; stream: the proxy relays bytes (L4).
+func (l load) tls() bool         { return l == loadHTTPS || l == loadH2 }
+func (l load) h2() bool          { return l == loadH2C || l == loadH2 }
+func (l load) stream() bool      { return l >= loadTCP }
+func (l load) passthrough() bool { return l == loadPass || l == loadPassConn }
 
-// url of the proxy's port that serves l.
+// perConn: every exchange on a new connection (wrk sends Connection:
+// close, the upstream closes after answering, wrk connects again).
+func (l load) perConn() bool { return l == loadTCPConn || l == loadPassConn }
+
+// url of the proxy's port that serves l. Passthrough goes to localhost,
+// which wrk sends as the SNI (passthroughSNI).
 func (l load) url(p ports) string {
 	switch l {
 	case loadHTTPS, loadH2:
 		return fmt.Sprintf("https://127.0.0.1:%d", p.tls)
 	case loadH2C:
 		return fmt.Sprintf("http://127.0.0.1:%d", p.h2c)
+	case loadTCP, loadTCPConn:
+		return fmt.Sprintf("http://127.0.0.1:%d", p.tcp)
+	case loadPass, loadPassConn:
+		return fmt.Sprintf("https://%s:%d", passthroughSNI, p.pass)
 	}
 	return fmt.Sprintf("http://127.0.0.1:%d", p.plain)
+}
+
+// direct is the load that does l's exchange with the upstream when it
+// is sent to the upstream itself; false for the loads whose exchange with
+// the upstream differs from the client's (the proxy ends TLS or HTTP/2).
+func (l load) direct() (load, bool) {
+	switch l {
+	case loadH1, loadTCP:
+		return loadH1, true
+	case loadTCPConn, loadPass, loadPassConn:
+		return l, true
+	}
+	return 0, false
+}
+
+// upstreamURL is the upstream's port for a direct load.
+func (l load) upstreamURL(up upstreamPorts) string {
+	if l.passthrough() {
+		return fmt.Sprintf("https://%s:%d", passthroughSNI, up.tls)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", up.plain)
 }
 
 // caseSpec is one start of the proxies: their processes, route count, and
@@ -176,7 +220,9 @@ type caseSpec struct {
 // plan lists the cases of a run: HTTP/1.1 at every route count for every
 // -procs value, and the HTTPS and HTTP/2 loads with the first -procs value
 // at -proto-routes, in the same start as HTTP/1.1 when that count is one
-// of -routes.
+// of -routes. The TCP and passthrough loads have a start of their own with
+// the first -procs value: one HTTP route (which tells when a proxy is up),
+// and the L4 listeners, each with its one route.
 func plan(o options) []caseSpec {
 	var extra []load
 	if o.https {
@@ -199,8 +245,29 @@ func plan(o options) []caseSpec {
 		if pi == 0 && !placed && len(extra) > 0 {
 			cases = append(cases, caseSpec{procs: p, routes: o.protoRoutes, loads: extra})
 		}
+		if pi == 0 {
+			var streams []load
+			if o.tcp {
+				streams = append(streams, loadTCP, loadTCPConn)
+			}
+			if o.passthrough {
+				streams = append(streams, loadPass, loadPassConn)
+			}
+			if len(streams) > 0 {
+				cases = append(cases, caseSpec{procs: p, routes: 1, loads: streams})
+			}
+		}
 	}
 	return cases
+}
+
+// suffix tells the start of the L4 loads from the HTTP/1.1 start with
+// the same route count and procs, in file names.
+func (c caseSpec) suffix() string {
+	if slices.ContainsFunc(c.loads, load.stream) {
+		return "-l4"
+	}
+	return ""
 }
 
 type caseResult struct {
@@ -215,7 +282,10 @@ type layout struct {
 	serverCPUs string // taskset list for the proxy under test; "": not pinned
 	loadCPUs   string // for the load generator and the upstream
 	upstream   *proc
-	direct     loadResult
+	up         upstreamPorts
+	// direct: the upstream with no proxy in between, by the load whose
+	// exchange it does (load.direct).
+	direct map[load]loadResult
 }
 
 // newLayout pins the proxy to the first procs CPUs and the rest to the
@@ -295,7 +365,7 @@ func run(ctx context.Context, o options) (int, error) {
 	} else {
 		defer os.RemoveAll(e.dir)
 	}
-	if o.https || o.h2 {
+	if o.https || o.h2 || o.passthrough {
 		if e.tls, e.roots, err = writeKeyPair(filepath.Join(e.dir, "tls")); err != nil {
 			return 0, err
 		}
@@ -367,6 +437,12 @@ func findBin(given, name string) (string, error) {
 func (e *env) versions() {
 	v, _ := exec.Command(e.o.nginxBin, "-V").CombinedOutput()
 	e.mods = detectNginxModules(string(v))
+	if _, err := os.Stat(e.mods.streamModule); e.mods.streamModule != "" && err != nil {
+		e.mods.stream = false
+	}
+	if !e.mods.stream && (e.o.tcp || e.o.passthrough) {
+		fmt.Fprintln(os.Stderr, "bench-proxy: this nginx has no stream module (Debian: libnginx-mod-stream; test/bench/proxy/deps.sh installs it): the TCP and passthrough rows leave nginx out")
+	}
 	e.nginxVersion = strings.TrimSpace(strings.TrimPrefix(firstLine(string(v)), "nginx version:"))
 	if e.o.haproxy {
 		hv, _ := exec.Command(e.o.haproxyBin, "-v").CombinedOutput()
@@ -389,21 +465,30 @@ func (e *env) versions() {
 // runLayout starts the upstream on the layout's load CPUs, measures it
 // without a proxy in between, and runs the cases.
 func (e *env) runLayout(ctx context.Context, lay *layout, cases []caseSpec) ([]caseResult, error) {
-	upPort, err := freePort()
-	if err != nil {
+	var err error
+	if lay.up.plain, err = freePort(); err != nil {
 		return nil, err
+	}
+	for _, c := range cases {
+		for _, l := range c.loads {
+			if l.passthrough() && lay.up.tls == 0 {
+				if lay.up.tls, err = freePort(); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	upDir := filepath.Join(e.dir, fmt.Sprintf("upstream-%dprocs", lay.procs))
 	if err := os.MkdirAll(upDir, 0o755); err != nil {
 		return nil, err
 	}
-	up, err := e.startNginx("upstream nginx", upDir, upstreamConfig(upDir, upPort, e.mods), lay.loadCPUs)
+	up, err := e.startNginx("upstream nginx", upDir, upstreamConfig(upDir, lay.up, e.mods, e.tls), lay.loadCPUs)
 	if err != nil {
 		return nil, err
 	}
 	defer up.stop()
 	lay.upstream = up
-	if err := waitHTTP(ctx, up, fmt.Sprintf("http://127.0.0.1:%d/", upPort), 200, 10*time.Second); err != nil {
+	if err := waitHTTP(ctx, up, fmt.Sprintf("http://127.0.0.1:%d/", lay.up.plain), 200, 10*time.Second); err != nil {
 		return nil, withLog(err, filepath.Join(upDir, "error.log"))
 	}
 
@@ -411,13 +496,16 @@ func (e *env) runLayout(ctx context.Context, lay *layout, cases []caseSpec) ([]c
 	// upstream do the same work per request when a proxy is in between, so
 	// a proxy far below this figure is bound by itself, not by them.
 	n := e.o.routes[len(e.o.routes)-1]
-	fmt.Fprintf(os.Stderr, "bench-proxy: %d proc(s): upstream direct\n", lay.procs)
-	if lay.direct, err = e.measure(ctx, lay, loadH1, fmt.Sprintf("http://127.0.0.1:%d%s", upPort, targetPath(n)), n, nil); err != nil {
-		return nil, err
+	lay.direct = map[load]loadResult{}
+	for _, l := range directLoads(cases) {
+		fmt.Fprintf(os.Stderr, "bench-proxy: %d proc(s): upstream direct, %s\n", lay.procs, l)
+		if lay.direct[l], err = e.measure(ctx, lay, l, l.upstreamURL(lay.up)+targetPath(n), n, nil); err != nil {
+			return nil, err
+		}
 	}
 	var results []caseResult
 	for _, c := range cases {
-		r, err := e.runCase(ctx, lay, upPort, c)
+		r, err := e.runCase(ctx, lay, c)
 		if err != nil {
 			return results, fmt.Errorf("%d routes, %d proc(s): %w", c.routes, c.procs, err)
 		}
@@ -426,15 +514,40 @@ func (e *env) runLayout(ctx context.Context, lay *layout, cases []caseSpec) ([]c
 	return results, nil
 }
 
+// directLoads are the loads the upstream is measured with directly for
+// cases: HTTP/1.1 always, and those of the cases' L4 loads.
+func directLoads(cases []caseSpec) []load {
+	out := []load{loadH1}
+	for _, c := range cases {
+		for _, l := range c.loads {
+			if d, ok := l.direct(); ok && !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// serversFor are the servers that run load l: nginx runs the L4 loads
+// only with its stream module.
+func (e *env) serversFor(l load) []string {
+	if l.stream() && !e.mods.stream {
+		return slices.DeleteFunc(slices.Clone(e.servers), func(s string) bool { return s == nginxName })
+	}
+	return e.servers
+}
+
 // runCase starts the proxies with the case's routes and processes, checks
 // that they route on every port the case uses, and measures each load.
-func (e *env) runCase(ctx context.Context, lay *layout, upstreamPort int, c caseSpec) (caseResult, error) {
+func (e *env) runCase(ctx context.Context, lay *layout, c caseSpec) (caseResult, error) {
 	res := caseResult{caseSpec: c, runs: map[load]map[string][]loadResult{}, rssKB: map[string]int64{}}
-	dir := filepath.Join(e.dir, fmt.Sprintf("%dprocs-%droutes", c.procs, c.routes))
-	needTLS, needH2C := false, false
+	dir := filepath.Join(e.dir, fmt.Sprintf("%dprocs-%droutes%s", c.procs, c.routes, c.suffix()))
+	needTLS, needH2C, needTCP, needPass := false, false, false, false
 	for _, l := range c.loads {
 		needTLS = needTLS || l.tls()
 		needH2C = needH2C || l == loadH2C
+		needTCP = needTCP || l == loadTCP || l == loadTCPConn
+		needPass = needPass || l.passthrough()
 	}
 	portsOf := map[string]ports{}
 	for _, name := range e.servers {
@@ -459,6 +572,19 @@ func (e *env) runCase(ctx context.Context, lay *layout, upstreamPort int, c case
 				}
 			}
 		}
+		if needTCP {
+			if p.tcp, err = freePort(); err != nil {
+				return res, err
+			}
+		}
+		if needPass {
+			if p.pass, err = freePort(); err != nil {
+				return res, err
+			}
+		}
+		if name == nginxName && !e.mods.stream {
+			p.tcp, p.pass = 0, 0
+		}
 		portsOf[name] = p
 	}
 
@@ -470,7 +596,7 @@ func (e *env) runCase(ctx context.Context, lay *layout, upstreamPort int, c case
 		}
 	}()
 	for _, name := range e.servers {
-		p, err := e.startServer(ctx, name, filepath.Join(dir, name), c, portsOf[name], upstreamPort, lay.serverCPUs)
+		p, err := e.startServer(ctx, name, filepath.Join(dir, name), c, portsOf[name], lay.up, lay.serverCPUs)
 		if p != nil {
 			procs[name] = p
 		}
@@ -479,9 +605,15 @@ func (e *env) runCase(ctx context.Context, lay *layout, upstreamPort int, c case
 		}
 	}
 
-	for _, name := range e.servers {
-		for _, l := range c.loads {
-			if err := checkRouting(ctx, e.client(l), l.url(portsOf[name]), c.routes, l.h2()); err != nil {
+	for _, l := range c.loads {
+		for _, name := range e.serversFor(l) {
+			var err error
+			if l.stream() {
+				err = checkStream(ctx, l, l.url(portsOf[name]), c.routes, e.roots)
+			} else {
+				err = checkRouting(ctx, e.client(l), l.url(portsOf[name]), c.routes, l.h2())
+			}
+			if err != nil {
 				return res, fmt.Errorf("%s does not route %s as configured: %w", name, l, err)
 			}
 		}
@@ -489,9 +621,10 @@ func (e *env) runCase(ctx context.Context, lay *layout, upstreamPort int, c case
 
 	for _, l := range c.loads {
 		res.runs[l] = map[string][]loadResult{}
+		servers := e.serversFor(l)
 		for round := 0; round < e.o.rounds; round++ {
 			// Rotate which server goes first.
-			order := append(slices.Clone(e.servers[round%len(e.servers):]), e.servers[:round%len(e.servers)]...)
+			order := append(slices.Clone(servers[round%len(servers):]), servers[:round%len(servers)]...)
 			for _, name := range order {
 				fmt.Fprintf(os.Stderr, "bench-proxy: %d routes, %d proc(s), %s: %s (round %d/%d)\n", c.routes, c.procs, l, name, round+1, e.o.rounds)
 				w, err := e.measure(ctx, lay, l, l.url(portsOf[name])+targetPath(c.routes), c.routes, procs[name])
@@ -510,11 +643,11 @@ func (e *env) runCase(ctx context.Context, lay *layout, upstreamPort int, c case
 
 // startServer writes a proxy's configuration into dir, starts it and waits
 // until it answers.
-func (e *env) startServer(ctx context.Context, name, dir string, c caseSpec, p ports, upstreamPort int, cpus string) (*proc, error) {
+func (e *env) startServer(ctx context.Context, name, dir string, c caseSpec, p ports, up upstreamPorts, cpus string) (*proc, error) {
 	url404 := fmt.Sprintf("http://127.0.0.1:%d/", p.plain)
 	switch name {
 	case nginxName:
-		ng, err := e.startNginx(name, dir, nginxProxyConfig(dir, c.routes, p, upstreamPort, c.procs, e.mods, e.tls), cpus)
+		ng, err := e.startNginx(name, dir, nginxProxyConfig(dir, c.routes, p, up, c.procs, e.mods, e.tls), cpus)
 		if err != nil {
 			return nil, err
 		}
@@ -524,7 +657,7 @@ func (e *env) startServer(ctx context.Context, name, dir string, c caseSpec, p p
 		if err := os.WriteFile(mapPath, []byte(haproxyMap(c.routes)), 0o644); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(confPath, []byte(haproxyConfig(mapPath, p, upstreamPort, c.procs, e.tls)), 0o644); err != nil {
+		if err := os.WriteFile(confPath, []byte(haproxyConfig(mapPath, p, up, c.procs, e.tls)), 0o644); err != nil {
 			return nil, err
 		}
 		logPath := filepath.Join(dir, "haproxy.log")
@@ -535,7 +668,7 @@ func (e *env) startServer(ctx context.Context, name, dir string, c caseSpec, p p
 		return hp, withLog(waitHTTP(ctx, hp, url404, 404, 30*time.Second), logPath)
 	}
 	tablePath := filepath.Join(dir, "table.json")
-	if err := writeTable(tablePath, routeTable(c.routes, p.plain, p.tls, upstreamPort)); err != nil {
+	if err := writeTable(tablePath, routeTable(c.routes, p, up)); err != nil {
 		return nil, err
 	}
 	adminPort, err := freePort()
@@ -547,7 +680,7 @@ func (e *env) startServer(ctx context.Context, name, dir string, c caseSpec, p p
 	goEnv := []string{"GOMAXPROCS=" + strconv.Itoa(c.procs)}
 	var gh *proc
 	if e.o.cpuprofile != "" {
-		prof := filepath.Join(e.o.cpuprofile, fmt.Sprintf("gatehouse-proxy-%d-routes-%dprocs.pprof", c.routes, c.procs))
+		prof := filepath.Join(e.o.cpuprofile, fmt.Sprintf("gatehouse-proxy-%d-routes-%dprocs%s.pprof", c.routes, c.procs, c.suffix()))
 		args := []string{"serve", "-table", tablePath, "-admin-address", admin, "-bind-address", "127.0.0.1", "-cpuprofile", prof}
 		if p.tls != 0 {
 			args = append(args, "-tls-cert", e.tls.cert, "-tls-key", e.tls.key, "-tls-name", keyPairName)
@@ -574,6 +707,9 @@ func (e *env) measure(ctx context.Context, lay *layout, l load, url string, n in
 	w := loadRun{
 		bin: e.o.wrkBin, cpus: lay.loadCPUs, threads: e.o.threads, conns: e.o.conns,
 		url: url, headers: []string{tenantHeader + ": " + routeTenant(n)},
+	}
+	if l.perConn() {
+		w.headers = append(w.headers, "Connection: close")
 	}
 	if l.h2() {
 		// HTTP/2 header names are lower case.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -41,7 +42,10 @@ func (e *env) report(results []caseResult, layouts []layout, loadBefore, loadAft
 	if o.haproxy {
 		b.WriteString("- HAProxy: key `<X-Tenant>|<path>/` looked up with `map_beg` (prefix tree) in a map of `t<i>|/svc-<i>/ upstream`, `use_backend` the result, else a backend answering 404; `http-reuse always`, `option forwardfor`; h2c on a `proto h2` bind\n")
 	}
-	if o.https || o.h2 {
+	if hasStreamRows(results) {
+		fmt.Fprintf(&b, "- TCP and TLS passthrough (L4): the same wrk command (route 1's path and header) to each proxy's L4 listeners, which relay bytes to the upstream: `http://127.0.0.1:PORT/...` through a TCP listener (nginx `stream` with `proxy_pass`, HAProxy `mode tcp`, ours a TCP listener with one route), `https://%[1]s:PORT/...` (SNI `%[1]s`) through a listener that reads the ClientHello and passes the session undecrypted to the upstream's TLS port (nginx `ssl_preread` and a `map` of the SNI, HAProxy `tcp-request inspect-delay` and `use_backend if { req.ssl_sni -i %[1]s }`, ours a TLS listener with `passthrough` and one route for `%[1]s`); a session with another SNI is closed by all three. The \"connection per exchange\" rows add `-H 'Connection: close'`: the upstream closes after each answer and wrk connects again, so their rps is connections per second, each with its TLS handshake in the passthrough row; wrk's latency starts at the request's write, after wrk's connect, and so includes the proxy's accept and its own connect to the upstream\n", passthroughSNI)
+	}
+	if o.https || o.h2 || hasStreamRows(results) {
 		fmt.Fprintf(&b, "- TLS: self-signed ECDSA P-256 certificate, TLS 1.3 with %s on all three, connections kept alive (one handshake per connection)\n", tlsSuite)
 	}
 	for _, l := range layouts {
@@ -50,7 +54,15 @@ func (e *env) report(results []caseResult, layouts []layout, loadBefore, loadAft
 		} else {
 			fmt.Fprintf(&b, "- %d proc(s): not pinned: proxy, load generator and upstream share all %d CPUs, so rps and latency measure the machine as much as the proxy; CPU/req compares the proxies", l.procs, runtime.NumCPU())
 		}
-		fmt.Fprintf(&b, "; upstream (nginx, 1 worker, `return 200 %q`) direct, no proxy: %s rps, p99 %s (others' CPU %.2f)\n", upstreamBody, fmtRPS(l.direct.RPS), fmtDur(l.direct.p(99)), l.direct.OtherCPUs)
+		fmt.Fprintf(&b, "; upstream (nginx, 1 worker, `return 200 %q`) direct, no proxy:", upstreamBody)
+		for i, dl := range slices.Sorted(maps.Keys(l.direct)) {
+			d := l.direct[dl]
+			if i > 0 {
+				b.WriteString(";")
+			}
+			fmt.Fprintf(&b, " %s %s rps, p99 %s (others' CPU %.2f)", directName(dl), fmtRPS(d.RPS), fmtDur(d.p(99)), d.OtherCPUs)
+		}
+		b.WriteString("\n")
 	}
 
 	others := slices.DeleteFunc(slices.Clone(e.servers), func(s string) bool { return s == oursName })
@@ -73,7 +85,12 @@ func (e *env) report(results []caseResult, layouts []layout, loadBefore, loadAft
 				for _, w := range r.runs[l][s] {
 					busiest = max(busiest, w.OtherCPUs)
 				}
-				rps[s], tail[s], cpu[s], _ = median(r.runs[l][s])
+				var err error
+				if rps[s], tail[s], cpu[s], err = median(r.runs[l][s]); err != nil {
+					// Not run (nginx without its stream module).
+					rc, tc, cc = append(rc, "—"), append(tc, "—"), append(cc, "—")
+					continue
+				}
 				rc = append(rc, fmtRPS(rps[s]))
 				tc = append(tc, fmtDur(tail[s]))
 				cc = append(cc, fmt.Sprintf("%.1f", float64(cpu[s])/float64(time.Microsecond)))
@@ -111,6 +128,28 @@ func (e *env) report(results []caseResult, layouts []layout, loadBefore, loadAft
 		}
 	}
 	return b.String()
+}
+
+func hasStreamRows(results []caseResult) bool {
+	for _, r := range results {
+		if slices.ContainsFunc(r.loads, load.stream) {
+			return true
+		}
+	}
+	return false
+}
+
+// directName names a direct run of the upstream by the exchange it does.
+func directName(l load) string {
+	switch l {
+	case loadTCPConn:
+		return "HTTP/1.1 with a new connection per request"
+	case loadPass:
+		return "HTTP/1.1 over TLS, kept alive"
+	case loadPassConn:
+		return "HTTP/1.1 over TLS with a new connection per request"
+	}
+	return "HTTP/1.1 kept alive"
 }
 
 // ratio of a to b with two decimals, "?" when b is 0.
