@@ -309,6 +309,8 @@ func supportedFeatures() []gwv1.SupportedFeature {
 		features.SupportHTTPRoute308RedirectStatusCode,
 		features.SupportGRPCRoute, features.SupportGRPCRouteNamedRouteRule, features.SupportGRPCRouteRequestHeaderModifier,
 		features.SupportListenerSet, features.SupportReferenceGrant,
+		features.SupportTLSRoute, features.SupportTLSRouteModeTerminate, features.SupportTLSRouteModeMixed,
+		features.SupportTCPRoute, features.SupportUDPRoute,
 		features.SupportBackendTLSPolicy, features.SupportBackendTLSPolicySANValidation,
 	}
 	slices.Sort(names)

@@ -214,9 +214,12 @@ func suiteOptions(t *testing.T, cl client.Client, cluster *env.Cluster, reportPa
 		Mode:                 flags.DefaultMode,
 		TimeoutConfig:        config.DefaultTimeoutConfig(),
 		ReportOutputPath:     reportPath,
-		// GATEWAY-HTTP is the profile we publish; GATEWAY-GRPC reports the
-		// GRPCRoute features the class also claims.
-		ConformanceProfiles: []suite.ConformanceProfileName{suite.GatewayHTTPConformanceProfileName, suite.GatewayGRPCConformanceProfileName},
+		// Every profile of the standard channel: L7 (HTTP, gRPC) and L4
+		// (TLS, TCP, UDP).
+		ConformanceProfiles: []suite.ConformanceProfileName{
+			suite.GatewayHTTPConformanceProfileName, suite.GatewayGRPCConformanceProfileName,
+			suite.GatewayTLSConformanceProfileName, suite.GatewayTCPConformanceProfileName, suite.GatewayUDPConformanceProfileName,
+		},
 		UsableNetworkAddresses: []gwv1.GatewaySpecAddress{
 			{Type: ptr.To(gwv1.IPAddressType), Value: usableAddress}},
 		UnusableNetworkAddresses: []gwv1.GatewaySpecAddress{
