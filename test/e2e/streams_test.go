@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/test/env"
 )
 
@@ -60,29 +59,7 @@ func TestStreamsAndClientCertificates(t *testing.T) {
 	bins := build(t, "gatehouse", "gatehouse-proxy")
 	kubectl := kubectlPath(t)
 
-	fleet, err := env.Start(ctx, env.Options{Members: 1, AdvertiseAddress: env.AdvertiseAddress})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fleet.Stop() })
-	hubClient, err := client.New(fleet.Hub.Config, client.Options{Scheme: env.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range []client.Object{
-		&tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tenancyv1.TenantSpec{
-			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"web"}}},
-			Hostnames:  []gwv1.Hostname{"*.web.apps.example.test"},
-		}},
-		&tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "payments"}, Spec: tenancyv1.TenantSpec{
-			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"payments"}}},
-			Hostnames:  []gwv1.Hostname{checkoutHost},
-		}},
-	} {
-		if err := hubClient.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fleet, _ := fleetWithTenants(t, ctx, 1)
 	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	whAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	start(t, "hub", bins["gatehouse"], "--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr,

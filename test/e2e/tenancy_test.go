@@ -48,32 +48,10 @@ func TestTenancyAdmissionAndOwnership(t *testing.T) {
 	bins := build(t, "gatehouse", "gatehouse-proxy")
 	kubectl := kubectlPath(t)
 
-	fleet, err := env.Start(ctx, env.Options{Members: 2, AdvertiseAddress: env.AdvertiseAddress})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fleet.Stop() })
-	hubClient, err := client.New(fleet.Hub.Config, client.Options{Scheme: env.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range []client.Object{
-		&tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tenancyv1.TenantSpec{
-			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"web"}}},
-			Hostnames:  []gwv1.Hostname{"*.web.apps.example.test"},
-		}},
-		&tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "payments"}, Spec: tenancyv1.TenantSpec{
-			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"payments"}}},
-			Hostnames:  []gwv1.Hostname{checkoutHost},
-		}},
+	fleet, hubClient := fleetWithTenants(t, ctx, 2,
 		&policyv1.RoutePolicy{ObjectMeta: metav1.ObjectMeta{Name: "require-team-label"}, Spec: policyv1.RoutePolicySpec{
 			Rego: warnPolicy, Enforcement: policyv1.Warn, Match: policyv1.PolicyMatch{Tenants: []string{"web"}},
-		}},
-	} {
-		if err := hubClient.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+		}})
 
 	xdsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	whAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -233,6 +211,38 @@ func TestTenancyAdmissionAndOwnership(t *testing.T) {
 	if n := leaks.Load(); n > 0 {
 		t.Errorf("%d requests for %s reached someone other than payments; last: %v", n, checkoutHost, leaked.Load())
 	}
+}
+
+// fleetWithTenants starts a hub and members member clusters and creates on
+// the hub the tenants "web" (namespace web, *.web.apps.example.test) and
+// "payments" (namespace payments, checkoutHost), then objs.
+func fleetWithTenants(t *testing.T, ctx context.Context, members int, objs ...client.Object) (*env.Fleet, client.Client) {
+	t.Helper()
+	fleet, err := env.Start(ctx, env.Options{Members: members, AdvertiseAddress: env.AdvertiseAddress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fleet.Stop() })
+	hubClient, err := client.New(fleet.Hub.Config, client.Options{Scheme: env.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenants := []client.Object{
+		&tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tenancyv1.TenantSpec{
+			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"web"}}},
+			Hostnames:  []gwv1.Hostname{"*.web.apps.example.test"},
+		}},
+		&tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "payments"}, Spec: tenancyv1.TenantSpec{
+			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"payments"}}},
+			Hostnames:  []gwv1.Hostname{checkoutHost},
+		}},
+	}
+	for _, o := range append(tenants, objs...) {
+		if err := hubClient.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fleet, hubClient
 }
 
 func kubectlPath(t *testing.T) string {

@@ -24,7 +24,6 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/operator/hub"
 	"github.com/gatehouse-dev/gatehouse/operator/webhooktoken"
-	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/test/env"
 )
 
@@ -38,25 +37,7 @@ func TestWebhookAnswersOnlyMembers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	bins := build(t, "gatehouse")
-	fleet, err := env.Start(ctx, env.Options{Members: 2, AdvertiseAddress: env.AdvertiseAddress})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fleet.Stop() })
-	hubClient, err := client.New(fleet.Hub.Config, client.Options{Scheme: env.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range []client.Object{
-		&tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tenancyv1.TenantSpec{
-			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"web"}}}, Hostnames: []gwv1.Hostname{"*.web.apps.example.test"}}},
-		&tenancyv1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "payments"}, Spec: tenancyv1.TenantSpec{
-			Namespaces: []tenancyv1.NamespaceDelegation{{Names: []string{"payments"}}}, Hostnames: []gwv1.Hostname{checkoutHost}}},
-	} {
-		if err := hubClient.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fleet, hubClient := fleetWithTenants(t, ctx, 2)
 	members := map[string]client.Client{}
 	for _, m := range fleet.Members {
 		c, err := client.New(m.Config, client.Options{Scheme: env.Scheme()})
