@@ -222,6 +222,8 @@ func TestBadValuesFail(t *testing.T) {
 		{"class mode outside its set", memberChart, []string{"gatewayClass.parameters.mode=hybrid"}, "/gatewayClass/parameters/mode", true},
 		{"unknown member key", memberChart, []string{"proxyFleet.hubAdress=hub:18000"}, "additional properties 'hubAdress' not allowed", true},
 		{"gateway without ports", memberChart, []string{"proxyFleet.gateways[0].namespace=infra", "proxyFleet.gateways[0].name=shared"}, "missing property 'ports'", true},
+		{"port protocol outside its set", memberChart, []string{"proxyFleet.gateways[0].namespace=infra", "proxyFleet.gateways[0].name=shared",
+			"proxyFleet.gateways[0].ports[0].name=sctp", "proxyFleet.gateways[0].ports[0].port=9000", "proxyFleet.gateways[0].ports[0].protocol=SCTP"}, "/proxyFleet/gateways/0/ports/0/protocol", true},
 		{"managed proxies without a push address", hubChart, []string{"managedProxies.enabled=true"}, "set push.externalAddress", false},
 		{"fleet without a hub address", memberChart, []string{"proxyFleet.enabled=true", "gatewayClass.parameters.mode=external", "proxyFleet.cluster=member-1"}, "proxyFleet.hubAddress", false},
 		{"fleet without the hub's CA bundle", memberChart, []string{"proxyFleet.enabled=true", "gatewayClass.parameters.mode=external", "proxyFleet.cluster=member-1", "proxyFleet.hubAddress=hub:18000"}, "proxyFleet.hubCABundle", false},

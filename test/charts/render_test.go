@@ -366,6 +366,21 @@ func TestMemberChartRenders(t *testing.T) {
 			}
 		}
 		find(t, objs, "PodDisruptionBudget", hub.ProxyServiceAccount("shared"))
+		// A UDP listener's port is a UDP port of the Service and the
+		// proxies, beside the TCP port of the same number.
+		shared := hub.ProxyServiceAccount("shared")
+		svcPorts, _, _ := unstructured.NestedSlice(find(t, objs, "Service", shared).Object, "spec", "ports")
+		containers, _, _ := unstructured.NestedSlice(find(t, objs, "Deployment", shared).Object, "spec", "template", "spec", "containers")
+		for what, ports := range map[string][]any{"Service": svcPorts, "container": containers[0].(map[string]any)["ports"].([]any)} {
+			protocols := map[string]any{}
+			for _, p := range ports {
+				p := p.(map[string]any)
+				protocols[p["name"].(string)] = p["protocol"]
+			}
+			if protocols["dns"] != "TCP" || protocols["dns-udp"] != "UDP" {
+				t.Errorf("%s ports of %s: protocols %v, want dns TCP and dns-udp UDP", what, shared, protocols)
+			}
+		}
 		wantArgs(t, args(t, find(t, objs, "Deployment", hub.ProxyServiceAccount("shared")), "proxy"), "--advertise-address=192.0.2.1", "--access-log")
 	})
 }
