@@ -147,7 +147,7 @@ func TestParseBlocks(t *testing.T) {
 
 var (
 	varRef    = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`)
-	varAssign = regexp.MustCompile(`(?m)(?:^|[\s;(])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=`)
+	varAssign = regexp.MustCompile(`(?m)(?:^|[\s;(])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=|(?:^|[\s;(])for\s+([A-Za-z_][A-Za-z0-9_]*)\s+in\s`)
 	fileName  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*\.ya?ml$`)
 )
 
@@ -168,7 +168,7 @@ func TestGuideBlocks(t *testing.T) {
 				later = append(later, b)
 				set := map[string]bool{}
 				for _, m := range varAssign.FindAllStringSubmatch(b.text, -1) {
-					set[m[1]] = true
+					set[m[1]+m[2]] = true // an assignment, or a for loop's variable
 				}
 				for _, m := range varRef.FindAllStringSubmatch(b.text, -1) {
 					if !slices.Contains(vars, m[1]) && !set[m[1]] {

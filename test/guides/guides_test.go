@@ -3,6 +3,7 @@ package guides
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -282,8 +283,9 @@ func containsGroup(crds []apiextensionsv1.CustomResourceDefinition, groups map[s
 
 // startApps creates, in the member, the applications the guides route to:
 // namespaces, Services and the EndpointSlices an endpoint controller would
-// write, with a server of the test behind each; and the Ingress of the shop
-// that the platform team's guide migrates.
+// write, with a server of the test behind each; the Ingress of the shop
+// that the platform team's guide migrates; and team web's applications
+// behind TLS, TCP and UDP listeners (streams_test.go).
 func startApps(t *testing.T, ctx context.Context, member *env.Cluster) {
 	t.Helper()
 	c, err := client.New(member.Config, client.Options{Scheme: env.Scheme()})
@@ -291,7 +293,7 @@ func startApps(t *testing.T, ctx context.Context, member *env.Cluster) {
 		t.Fatal(err)
 	}
 	for _, a := range apps {
-		serve(t, a.backend, a.answer)
+		serve(t, a.backend, a.answer, nil)
 		host, port, _ := net.SplitHostPort(a.backend)
 		var portNumber int32
 		fmt.Sscan(port, &portNumber)
@@ -332,13 +334,19 @@ func startApps(t *testing.T, ctx context.Context, member *env.Cluster) {
 	if err := c.Create(ctx, ingress); err != nil {
 		t.Fatal(err)
 	}
+	startStreamApps(t, ctx, c)
 }
 
-func serve(t *testing.T, addr, answer string) {
+// serve answers every HTTP request on addr with answer, over TLS with cert
+// when it is not nil.
+func serve(t *testing.T, addr, answer string, cert *tls.Certificate) {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("backend %s: %v", addr, err)
+	}
+	if cert != nil {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}})
 	}
 	s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, answer+"\n") }),
 		ReadHeaderTimeout: 5 * time.Second}
