@@ -38,6 +38,7 @@ var (
 		{"idleTimeout", "", func(l *routetable.Limits) **routetable.Duration { return &l.IdleTimeout }},
 		{"requestHeaderTimeout", "", func(l *routetable.Limits) **routetable.Duration { return &l.RequestHeaderTimeout }},
 		{"requestBodyTimeout", "", func(l *routetable.Limits) **routetable.Duration { return &l.RequestBodyTimeout }},
+		{"streamIdleTimeout", "", func(l *routetable.Limits) **routetable.Duration { return &l.StreamIdleTimeout }},
 	}
 	limitCounts = []countKey{
 		{"minRequestBodyRate", 1, 1 << 30, "500 (bytes per second)", func(l *routetable.Limits) *uint32 { return &l.MinRequestBodyRate }},
@@ -45,6 +46,7 @@ var (
 		{"maxURILength", 256, 1 << 20, "16Ki", func(l *routetable.Limits) *uint32 { return &l.MaxUriLength }},
 		{"maxConnectionsPerBackend", 1, 1 << 20, "1024", func(l *routetable.Limits) *uint32 { return &l.MaxConnectionsPerBackend }},
 		{"maxPendingRequestsPerBackend", 1, 1 << 20, "1024", func(l *routetable.Limits) *uint32 { return &l.MaxPendingRequestsPerBackend }},
+		{"maxStreamConnections", 1, 1 << 24, "10000", func(l *routetable.Limits) *uint32 { return &l.MaxStreamConnections }},
 	}
 )
 

@@ -32,6 +32,10 @@ func TestParseLimits(t *testing.T) {
 		{"default above the maximum", map[string]string{"requestTimeout": "5m", "maxRequestTimeout": "1m"}, nil, "requestTimeout 5m0s exceeds maxRequestTimeout 1m0s"},
 		{"fractional count", map[string]string{"maxConnectionsPerBackend": "1.5"}, nil, `maxConnectionsPerBackend "1.5" is not a whole number`},
 		{"zero pending", map[string]string{"maxPendingRequestsPerBackend": "0"}, nil, "maxPendingRequestsPerBackend 0 is out of range: write a number from 1"},
+		{"stream limits", map[string]string{"streamIdleTimeout": "10m", "maxStreamConnections": "20k"}, func(l *routetable.Limits) bool {
+			return l.StreamIdleTimeout.Std() == 10*time.Minute && l.MaxStreamConnections == 20000
+		}, ""},
+		{"stream idle timeout cannot be off", map[string]string{"streamIdleTimeout": "0s"}, nil, "streamIdleTimeout must be longer than 0s"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
