@@ -64,3 +64,27 @@ func TestAssignedAddresses(t *testing.T) {
 		})
 	}
 }
+
+// TestManagedAddresses: a Gateway whose proxies the hub runs may use only
+// the addresses its proxies' Service was given; while the load balancer
+// gives none, none is usable.
+func TestManagedAddresses(t *testing.T) {
+	ip := func(v string) gwv1.GatewayStatusAddress { return translate.StatusAddress(v) }
+	for _, c := range []struct {
+		name             string
+		addrs, service   []gwv1.GatewayStatusAddress
+		usable, unusable []string
+	}{
+		{"given", []gwv1.GatewayStatusAddress{ip("192.0.2.10")}, []gwv1.GatewayStatusAddress{ip("192.0.2.10")}, []string{"192.0.2.10"}, nil},
+		{"another given", []gwv1.GatewayStatusAddress{ip("192.0.2.9"), ip("192.0.2.10")}, []gwv1.GatewayStatusAddress{ip("192.0.2.10")},
+			[]string{"192.0.2.10"}, []string{"192.0.2.9"}},
+		{"none given yet", []gwv1.GatewayStatusAddress{ip("192.0.2.10")}, nil, nil, []string{"192.0.2.10"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			usable, unusable := managedAddresses(c.addrs, c.service)
+			if got := addressValues(usable); !slices.Equal(got, c.usable) || !slices.Equal(unusable, c.unusable) {
+				t.Errorf("usable %v, unusable %v; want %v, %v", got, unusable, c.usable, c.unusable)
+			}
+		})
+	}
+}

@@ -121,7 +121,9 @@ func provisioned(o client.Object) bool {
 	switch o.(type) {
 	case *corev1.ConfigMap:
 		return o.GetName() == proxyCABundle(gw)
-	case *corev1.Service, *corev1.ServiceAccount, *appsv1.Deployment, *policyv1.PodDisruptionBudget:
+	case *corev1.Service:
+		return o.GetName() == proxyServiceName(gw)
+	case *corev1.ServiceAccount, *appsv1.Deployment, *policyv1.PodDisruptionBudget:
 		return o.GetName() == ProxyServiceAccount(gw)
 	}
 	return false

@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,6 +14,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -48,6 +51,21 @@ func proxyCABundle(gateway string) string {
 		name = strings.TrimRight(name[:249], "-.")
 	}
 	return name + "-ca"
+}
+
+// proxyServiceName names a Gateway's proxies' Service. A Service's name
+// is a DNS label, at most 63 characters and without dots, where a
+// Gateway's may have 253 and dots: a name that would not be a label is cut
+// and told apart from others cut alike by a hash of the Gateway's name.
+func proxyServiceName(gateway string) string {
+	name := "gatehouse-proxy-" + gateway
+	if len(name) <= validation.DNS1035LabelMaxLength && !strings.Contains(name, ".") {
+		return name
+	}
+	sum := sha256.Sum256([]byte(gateway))
+	suffix := "-" + hex.EncodeToString(sum[:4])
+	name = strings.ReplaceAll(name, ".", "-")
+	return strings.TrimRight(name[:min(len(name), validation.DNS1035LabelMaxLength-len(suffix))], "-") + suffix
 }
 
 // Where a managed proxy finds its push credentials.
@@ -146,7 +164,7 @@ func (w *worker) provisionGateway(ctx context.Context, gw *gwv1.Gateway, p Provi
 		return nil, err
 	}
 
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: gw.Namespace}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: proxyServiceName(gw.Name), Namespace: gw.Namespace}}
 	if _, err := controllerutil.CreateOrPatch(ctx, c, svc, func() error {
 		owned(svc)
 		pod.setServiceSpec(svc)

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -114,24 +115,45 @@ func (p proxyPod) container() corev1.Container {
 // own name may be too long for a port name), and the admin port.
 func (p proxyPod) ports() []corev1.ContainerPort {
 	var ports []corev1.ContainerPort
-	for _, port := range listenerPorts(p.gateway) {
-		ports = append(ports, corev1.ContainerPort{Name: listenerPortName(port), ContainerPort: port, Protocol: corev1.ProtocolTCP})
+	for _, l := range listenerPorts(p.gateway) {
+		ports = append(ports, corev1.ContainerPort{Name: l.name(), ContainerPort: l.port, Protocol: l.protocol})
 	}
 	return append(ports, corev1.ContainerPort{Name: adminPortName, ContainerPort: p.params.ProxyAdminPort(), Protocol: corev1.ProtocolTCP})
 }
 
-// listenerPorts are the distinct ports of a Gateway's own listeners, in
-// order.
-func listenerPorts(gw *gwv1.Gateway) []int32 {
-	var ports []int32
-	for _, l := range gw.Spec.Listeners {
-		ports = append(ports, l.Port)
-	}
-	slices.Sort(ports)
-	return slices.Compact(ports)
+// listenerPort is a port the proxies listen on, and over which transport:
+// UDP listeners take datagrams, every other listener TCP connections. A
+// TCP and a UDP listener may have the same port number.
+type listenerPort struct {
+	port     int32
+	protocol corev1.Protocol
 }
 
-func listenerPortName(port int32) string { return fmt.Sprintf("port-%d", port) }
+// name names the port for its number; a UDP port's name says so, since a
+// TCP port may have the same number.
+func (l listenerPort) name() string {
+	if l.protocol == corev1.ProtocolUDP {
+		return fmt.Sprintf("port-%d-udp", l.port)
+	}
+	return fmt.Sprintf("port-%d", l.port)
+}
+
+// listenerPorts are the distinct ports of a Gateway's own listeners, in
+// order of number, TCP before UDP.
+func listenerPorts(gw *gwv1.Gateway) []listenerPort {
+	var ports []listenerPort
+	for _, l := range gw.Spec.Listeners {
+		protocol := corev1.ProtocolTCP
+		if l.Protocol == gwv1.UDPProtocolType {
+			protocol = corev1.ProtocolUDP
+		}
+		ports = append(ports, listenerPort{port: l.Port, protocol: protocol})
+	}
+	slices.SortFunc(ports, func(a, b listenerPort) int {
+		return cmp.Or(cmp.Compare(a.port, b.port), cmp.Compare(a.protocol, b.protocol))
+	})
+	return slices.Compact(ports)
+}
 
 // pushVolume carries what a proxy presents to and verifies the hub with: a
 // short-lived ServiceAccount token bound to the pod for audience gatehouse

@@ -6,9 +6,11 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 	"k8s.io/utils/ptr"
@@ -210,5 +212,67 @@ func TestProxyService(t *testing.T) {
 				t.Fatalf("Service %+v", svc.Spec)
 			}
 		})
+	}
+}
+
+// TestProxyServiceTransportsAndStaticAddress: a UDP listener's port is a
+// UDP port of the Service and of the pod (a TCP listener of the same
+// number keeps its TCP port beside it), and a LoadBalancer Service asks its
+// load balancer for the first IP address of spec.addresses.
+func TestProxyServiceTransportsAndStaticAddress(t *testing.T) {
+	p := testProxyPod(translate.ProxySettings{})
+	p.gateway.Spec.Listeners = []gwv1.Listener{
+		{Name: "dns", Port: 53, Protocol: gwv1.UDPProtocolType},
+		{Name: "dns-tcp", Port: 53, Protocol: gwv1.TCPProtocolType},
+		{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType},
+	}
+	p.gateway.Spec.Addresses = []gwv1.GatewaySpecAddress{
+		{Type: ptr.To(gwv1.HostnameAddressType), Value: "gw.example.test"}, {Value: "192.0.2.10"}, {Value: "192.0.2.11"},
+	}
+	svc := &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
+		Ports: []corev1.ServicePort{{Port: 53, Protocol: corev1.ProtocolTCP, NodePort: 31053}}}}
+	p.setServiceSpec(svc)
+	want := []corev1.ServicePort{
+		{Name: "port-53", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP, NodePort: 31053},
+		{Name: "port-53-udp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolUDP},
+		{Name: "port-80", Port: 80, TargetPort: intstr.FromInt32(80), Protocol: corev1.ProtocolTCP},
+	}
+	if !equality.Semantic.DeepEqual(svc.Spec.Ports, want) {
+		t.Errorf("Service ports %+v, want %+v", svc.Spec.Ports, want)
+	}
+	if svc.Spec.LoadBalancerIP != "192.0.2.10" {
+		t.Errorf("spec.loadBalancerIP %q, want the first IP address of spec.addresses", svc.Spec.LoadBalancerIP)
+	}
+	ports := p.container().Ports
+	if len(ports) != 4 || ports[1].Name != "port-53-udp" || ports[1].Protocol != corev1.ProtocolUDP || ports[0].Protocol != corev1.ProtocolTCP {
+		t.Errorf("container ports %+v", ports)
+	}
+
+	p.settings.ServiceType = corev1.ServiceTypeClusterIP
+	p.setServiceSpec(svc)
+	if svc.Spec.LoadBalancerIP != "" {
+		t.Errorf("a ClusterIP Service asks for load balancer IP %q", svc.Spec.LoadBalancerIP)
+	}
+}
+
+// TestProxyServiceName: a Gateway's proxies' Service has a name the API
+// server takes (a DNS label: 63 characters, no dots) whatever the
+// Gateway's name, the plain one where that is a label already, and two
+// Gateways cut to the same prefix have Services of their own.
+func TestProxyServiceName(t *testing.T) {
+	if got := proxyServiceName("web"); got != "gatehouse-proxy-web" {
+		t.Errorf("proxyServiceName(web) = %q", got)
+	}
+	long := "http-listener-isolation-with-hostname-intersection"
+	names := map[string]bool{}
+	for _, gw := range []string{long, long + "-2", "web.example.test", "web-example-test", strings.Repeat("a", 253)} {
+		name := proxyServiceName(gw)
+		if errs := validation.IsDNS1035Label(name); len(errs) > 0 {
+			t.Errorf("Gateway %s: Service name %q: %v", gw, name, errs)
+		}
+		if !strings.HasPrefix(name, "gatehouse-proxy-") || names[name] {
+			t.Errorf("Gateway %s: Service name %q is not its own", gw, name)
+		}
+		names[name] = true
 	}
 }

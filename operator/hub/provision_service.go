@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,18 +31,39 @@ func (p proxyPod) setServiceSpec(svc *corev1.Service) {
 			svc.Spec.ExternalTrafficPolicy = s.ExternalTrafficPolicy
 		}
 	}
+	// A LoadBalancer Service asks its load balancer for the Gateway's
+	// static address, the first IP address of spec.addresses, in
+	// spec.loadBalancerIP: the field load balancer controllers (clouds',
+	// MetalLB, kube-vip) read. Whether it was given shows in the
+	// Service's status, which the Gateway's follows (managedAddresses).
+	svc.Spec.LoadBalancerIP = ""
+	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		svc.Spec.LoadBalancerIP = staticIP(p.gateway)
+	}
 	svc.Spec.Selector = p.selector()
 	ports := make([]corev1.ServicePort, 0, len(p.gateway.Spec.Listeners))
-	for _, port := range listenerPorts(p.gateway) {
-		sp := corev1.ServicePort{Name: listenerPortName(port), Port: port, TargetPort: intstr.FromInt32(port), Protocol: corev1.ProtocolTCP}
+	for _, l := range listenerPorts(p.gateway) {
+		sp := corev1.ServicePort{Name: l.name(), Port: l.port, TargetPort: intstr.FromInt32(l.port), Protocol: l.protocol}
 		for _, had := range svc.Spec.Ports {
-			if had.Port == port && svc.Spec.Type != corev1.ServiceTypeClusterIP {
+			if had.Port == l.port && cmp.Or(had.Protocol, corev1.ProtocolTCP) == l.protocol && svc.Spec.Type != corev1.ServiceTypeClusterIP {
 				sp.NodePort = had.NodePort
 			}
 		}
 		ports = append(ports, sp)
 	}
 	svc.Spec.Ports = ports
+}
+
+// staticIP is the first IP address spec.addresses names, or "".
+func staticIP(gw *gwv1.Gateway) string {
+	for _, a := range gw.Spec.Addresses {
+		if (a.Type == nil || *a.Type == gwv1.IPAddressType) && a.Value != "" {
+			if ip, err := netip.ParseAddr(a.Value); err == nil {
+				return ip.String()
+			}
+		}
+	}
+	return ""
 }
 
 // disruptionBudget lets voluntary disruptions (drains, evictions) take the

@@ -210,6 +210,15 @@ func (w *worker) writeStatus(ctx context.Context, in translate.Input, out transl
 					"no address: list addresses in the GatewayClass parameters, or start the Gateway's proxies with --advertise-address")
 			}
 		}
+		if service, ok := provisioned[k]; ok {
+			var unusable []string
+			ours.Addresses, unusable = managedAddresses(ours.Addresses, service)
+			if len(unusable) > 0 {
+				ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf(
+					"spec.addresses %s: the proxies' Service %s was not given them (its addresses: %s); a LoadBalancer Service asks its load balancer for the first IP address of spec.addresses, a ClusterIP Service has its cluster IP only",
+					strings.Join(unusable, ", "), proxyServiceName(gw.Name), orNone(addressValues(service))))
+			}
+		}
 		if len(unassigned) > 0 {
 			ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf(
 				"spec.addresses asks for an address of type %s to be assigned, and there is none of that type: %s",
@@ -502,6 +511,12 @@ func usableAddresses(addrs, class []gwv1.GatewayStatusAddress, advertised []stri
 	if len(known) == 0 {
 		return addrs, nil
 	}
+	return splitAddresses(addrs, known)
+}
+
+// splitAddresses splits addrs into those whose value is known and the
+// values of the others.
+func splitAddresses(addrs []gwv1.GatewayStatusAddress, known map[string]bool) ([]gwv1.GatewayStatusAddress, []string) {
 	var usable []gwv1.GatewayStatusAddress
 	var unusable []string
 	for _, a := range addrs {
@@ -512,6 +527,27 @@ func usableAddresses(addrs, class []gwv1.GatewayStatusAddress, advertised []stri
 		}
 	}
 	return usable, unusable
+}
+
+// managedAddresses splits the addresses of a Gateway whose proxies the hub
+// runs into those its proxies' Service was given (by its load balancer, or
+// its cluster IP), which clients reach, and the values of the others.
+// Unlike an external Gateway's, nothing else may vouch for an address: a
+// Service still waiting for its load balancer has none that is usable.
+func managedAddresses(addrs, service []gwv1.GatewayStatusAddress) ([]gwv1.GatewayStatusAddress, []string) {
+	given := map[string]bool{}
+	for _, a := range service {
+		given[a.Value] = true
+	}
+	return splitAddresses(addrs, given)
+}
+
+func addressValues(addrs []gwv1.GatewayStatusAddress) []string {
+	var out []string
+	for _, a := range addrs {
+		out = append(out, a.Value)
+	}
+	return out
 }
 
 // notProgrammed turns a True Programmed into False with the reason: an
