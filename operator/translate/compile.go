@@ -289,7 +289,8 @@ func compareEntries(a, b *entry) int {
 // suite's own constants so that a rename upstream fails to compile here.
 func supportedFeatures() []gwv1.SupportedFeature {
 	names := []features.FeatureName{
-		features.SupportGateway, features.SupportGatewayHTTPListenerIsolation, features.SupportGatewayPort8080,
+		features.SupportGateway, features.SupportGatewayHTTPListenerIsolation, features.SupportGatewayInfrastructure,
+		features.SupportGatewayPort8080,
 		features.SupportGatewayAddressEmpty, features.SupportGatewayBackendClientCertificate,
 		features.SupportGatewayStaticAddresses, features.SupportGatewayRouteHostnameIntersectionPrecedence,
 		features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,

@@ -1,8 +1,9 @@
 // Package conformance runs the official Gateway API conformance suite
 // (sigs.k8s.io/gateway-api/conformance) against Gatehouse as it runs in
-// production: the hub binary, one gatehouse-proxy per Gateway, a real etcd,
-// kube-apiserver and kube-controller-manager, and a kubelet of our own that
-// runs the suite's echo backends in network namespaces. See README.md.
+// production: the hub binary, which runs each Gateway's gatehouse-proxy
+// Pods (managed mode), a real etcd, kube-apiserver and
+// kube-controller-manager, and a kubelet of our own that runs the proxies
+// and the suite's echo backends in network namespaces. See README.md.
 package conformance
 
 import (
@@ -11,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
@@ -48,7 +47,8 @@ import (
 )
 
 // The test network: 10.244.254.0/23 is local to the harness (the API
-// server's advertise address, the node, the Gateways); pods get addresses
+// server's advertise address, the node, the hub, the Gateways' load
+// balancer addresses), and so is the Service range; pods get addresses
 // below it, each in a network namespace of its own.
 const (
 	localRange       = "10.244.254.0/23"
@@ -57,9 +57,9 @@ const (
 	firstGatewayIP   = "10.244.254.10"
 	lastGatewayIP    = "10.244.255.200"
 	podCIDR          = "10.244.0.0/17"
-	// usableAddress is one the proxy fleet will answer on when a Gateway
-	// asks for it in spec.addresses; unusableAddress is outside the test
-	// network, so no proxy can.
+	// usableAddress is one the load balancer gives a Gateway's Service
+	// when the Gateway asks for it in spec.addresses; unusableAddress is
+	// outside the test network, so the load balancer never gives it.
 	usableAddress   = "10.244.255.250"
 	unusableAddress = "10.244.253.250"
 
@@ -72,7 +72,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	env.EnterNetwork(localRange)
+	env.EnterNetwork(localRange, serviceRange)
 	os.Exit(m.Run())
 }
 
@@ -138,7 +138,7 @@ func TestConformance(t *testing.T) {
 
 	kl, err := kubelet.Start(ctx, kubelet.Options{
 		Config: cluster.Config, NodeName: "conformance-node", NodeIP: nodeIP, Port: 10250, PodCIDR: podCIDR,
-		Images: map[string]string{"echo-basic": filepath.Join(bin, "echo-basic")},
+		Images: map[string]string{"echo-basic": filepath.Join(bin, "echo-basic"), "gatehouse-proxy": filepath.Join(bin, "gatehouse-proxy")},
 		Dir:    filepath.Join(artifacts, "kubelet"), Log: logFile("kubelet.log"),
 	})
 	if err != nil {
@@ -150,32 +150,17 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	xdsAddr, whAddr := freeAddress(t), freeAddress(t)
-	hub, err := env.StartProcess("hub", filepath.Join(bin, "gatehouse"), []string{
-		"--kubeconfig", cluster.KubeconfigPath, "--xds-address", xdsAddr,
+	startServiceNetwork(ctx, t, cluster, logFile)
+	whAddr := freeAddress(t)
+	hub, err := env.StartProcess("hub", filepath.Join(bin, "gatehouse"), append([]string{
+		"--kubeconfig", cluster.KubeconfigPath,
 		"--metrics-address", "0", "--health-address", "0", "--startup-grace", "0s",
 		"--webhook-address", whAddr, "--webhook-url", "https://" + whAddr,
-	}, logFile("hub.log"))
+	}, hubProvisioningArgs()...), logFile("hub.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = hub.Stop(10 * time.Second) })
-	caFile, err := env.PushCABundle(ctx, cluster, artifacts)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	proxies := &proxyFleet{
-		cluster: cluster, client: cl, class: className, binary: filepath.Join(bin, "gatehouse-proxy"),
-		xdsAddress: xdsAddr, caFile: caFile, dir: filepath.Join(artifacts, "proxies"), log: logFile("proxies.log"),
-		next: netip.MustParseAddr(firstGatewayIP), last: netip.MustParseAddr(lastGatewayIP),
-		usable:  map[string]bool{usableAddress: true},
-		running: map[types.UID]*gatewayProxy{},
-	}
-	proxyCtx, stopProxies := context.WithCancel(ctx)
-	proxiesDone := make(chan struct{})
-	go func() { proxies.run(proxyCtx); close(proxiesDone) }()
-	t.Cleanup(func() { stopProxies(); <-proxiesDone })
 
 	if err := waitForClass(ctx, cl); err != nil {
 		t.Fatal(err)
@@ -255,13 +240,12 @@ func suiteScheme(t *testing.T) *runtime.Scheme {
 	return s
 }
 
-// createGatewayClass creates our class in external mode with no addresses:
-// each Gateway's proxy advertises its own.
+// createGatewayClass creates our class with classParameters.
 func createGatewayClass(ctx context.Context, cl client.Client) error {
 	for _, o := range []client.Object{
 		&corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: "gatehouse-conformance", Namespace: env.HubNamespace},
-			Data:       map[string]string{"mode": "external"},
+			Data:       classParameters,
 		},
 		&gwv1.GatewayClass{
 			ObjectMeta: metav1.ObjectMeta{Name: className},

@@ -84,6 +84,7 @@ func TestKubelet(t *testing.T) {
 	t.Run("deployment and service with kube-controller-manager", f.testDeployment)
 	t.Run("probes and preStop", func(t *testing.T) { f.testProbes(t, ns) })
 	t.Run("two nodes: placement and cordon", func(t *testing.T) { f.testNodes(t, ns) })
+	t.Run("load balancer, and TCP and UDP through the service proxy", f.testLoadBalancer)
 }
 
 func startFixture(t *testing.T) *fixture {
@@ -511,23 +512,7 @@ func (f *fixture) checkProjectedToken(t *testing.T, ns, logs string) {
 // each other, and deleting the namespace removes everything.
 func (f *fixture) testDeployment(t *testing.T) {
 	ctx := context.Background()
-	bin := os.Getenv("GATEHOUSE_BIN_DIR")
-	if bin == "" {
-		root, err := env.RepoRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		bin = filepath.Join(root, "bin")
-	}
-	kcm, err := StartControllerManager(ctx, bin, f.fleet.Hub.KubeconfigPath, newTestLog(t, filepath.Join(f.dir, "kcm.log")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := kcm.Stop(10 * time.Second); err != nil {
-			t.Error(err)
-		}
-	}()
+	f.startControllerManager(t)
 	ns := f.namespace(t, "kubelet-deploy")
 	template := echoPod(ns, "backend")
 	deploy := &appsv1.Deployment{

@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,14 +23,17 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// ServiceProxy stands in for kube-proxy: for every TCP port of every
-// Service with a cluster IP it listens on clusterIP:port in the current
-// network namespace (where the Service range must be routed locally, see
-// env.EnterNetwork) and hands each connection to one endpoint of the
-// Service's EndpointSlices, chosen at random among the ready ones, or
-// among the serving and terminating ones when none is ready, as kube-proxy
-// does. A connection keeps its endpoint for its life; a Service without
-// endpoints closes the connections it accepts.
+// ServiceProxy stands in for kube-proxy: for every TCP and UDP port of
+// every Service it listens on clusterIP:port and on each address its load
+// balancer was given (status.loadBalancer.ingress), in the current network
+// namespace (where the Service range and the load balancer's addresses
+// must be routed locally, see env.EnterNetwork), and hands each connection
+// to one endpoint of the Service's EndpointSlices, chosen at random among
+// the ready ones, or among the serving and terminating ones when none is
+// ready, as kube-proxy does. A connection keeps its endpoint for its life;
+// a Service without endpoints closes the connections it accepts. UDP
+// datagrams from one client address are a session with one endpoint,
+// ended after udpSessionIdle without a datagram either way.
 type ServiceProxy struct {
 	slices discoverylisters.EndpointSliceLister
 	log    io.Writer
@@ -39,15 +43,29 @@ type ServiceProxy struct {
 	bg     sync.WaitGroup
 
 	mu        sync.Mutex
-	listeners map[string]*serviceListener // by clusterIP:port
+	listeners map[string]*serviceListener // by protocol/address:port
 	logMu     sync.Mutex
 }
 
 type serviceListener struct {
-	ln      net.Listener
-	service string // namespace/name
+	ln      net.Listener   // TCP
+	pc      net.PacketConn // UDP
+	service string         // namespace/name
 	port    corev1.ServicePort
 }
+
+func (l *serviceListener) close() {
+	if l.ln != nil {
+		_ = l.ln.Close()
+	}
+	if l.pc != nil {
+		_ = l.pc.Close()
+	}
+}
+
+// udpSessionIdle ends a UDP session that carried no datagram for so long,
+// as kube-proxy's conntrack entries for UDP time out.
+const udpSessionIdle = 30 * time.Second
 
 // StartServiceProxy proxies the Services of the cluster config reaches
 // until Stop; log receives what it does (nil discards it).
@@ -94,15 +112,15 @@ func (p *ServiceProxy) Stop() {
 	p.cancel()
 	p.mu.Lock()
 	for key, l := range p.listeners {
-		_ = l.ln.Close()
+		l.close()
 		delete(p.listeners, key)
 	}
 	p.mu.Unlock()
 	p.bg.Wait()
 }
 
-// sync opens a listener for each Service port that has none and closes the
-// ones whose Service port went.
+// sync opens a listener for each Service port and address that has none
+// and closes the ones whose Service port or address went.
 func (p *ServiceProxy) sync(services []*corev1.Service) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -111,34 +129,61 @@ func (p *ServiceProxy) sync(services []*corev1.Service) {
 	}
 	want := map[string]serviceListener{}
 	for _, s := range services {
-		if s.Spec.ClusterIP == "" || s.Spec.ClusterIP == corev1.ClusterIPNone {
-			continue
-		}
-		for _, port := range s.Spec.Ports {
-			if port.Protocol == corev1.ProtocolTCP || port.Protocol == "" {
-				want[net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(int(port.Port)))] = serviceListener{service: s.Namespace + "/" + s.Name, port: port}
+		for _, ip := range serviceIPs(s) {
+			for _, port := range s.Spec.Ports {
+				protocol := strings.ToLower(string(cmp.Or(port.Protocol, corev1.ProtocolTCP)))
+				if protocol == "tcp" || protocol == "udp" {
+					want[protocol+"/"+net.JoinHostPort(ip, strconv.Itoa(int(port.Port)))] = serviceListener{service: s.Namespace + "/" + s.Name, port: port}
+				}
 			}
 		}
 	}
-	for addr, l := range p.listeners {
-		if w, ok := want[addr]; !ok || w.service != l.service || w.port.Name != l.port.Name {
-			_ = l.ln.Close()
-			delete(p.listeners, addr)
+	for key, l := range p.listeners {
+		if w, ok := want[key]; !ok || w.service != l.service || w.port.Name != l.port.Name {
+			l.close()
+			delete(p.listeners, key)
 		}
 	}
-	for addr, w := range want {
-		if _, ok := p.listeners[addr]; ok {
+	for key, w := range want {
+		if _, ok := p.listeners[key]; ok {
 			continue
 		}
-		ln, err := net.Listen("tcp", addr)
+		protocol, addr, _ := strings.Cut(key, "/")
+		l := &serviceListener{service: w.service, port: w.port}
+		var err error
+		if protocol == "udp" {
+			l.pc, err = net.ListenPacket("udp", addr)
+		} else {
+			l.ln, err = net.Listen("tcp", addr)
+		}
 		if err != nil {
-			p.logf("service %s port %d: %v", w.service, w.port.Port, err)
+			p.logf("service %s port %d/%s on %s: %v", w.service, w.port.Port, protocol, addr, err)
 			continue
 		}
-		l := &serviceListener{ln: ln, service: w.service, port: w.port}
-		p.listeners[addr] = l
-		p.bg.Go(func() { p.serve(l) })
+		p.listeners[key] = l
+		if l.pc != nil {
+			p.bg.Go(func() { p.serveUDP(l) })
+		} else {
+			p.bg.Go(func() { p.serve(l) })
+		}
 	}
+}
+
+// serviceIPs are the addresses kube-proxy serves a Service on: its cluster
+// IP and the IPs its load balancer was given.
+func serviceIPs(s *corev1.Service) []string {
+	var ips []string
+	if s.Spec.ClusterIP != "" && s.Spec.ClusterIP != corev1.ClusterIPNone {
+		ips = append(ips, s.Spec.ClusterIP)
+	}
+	if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		for _, ing := range s.Status.LoadBalancer.Ingress {
+			if ing.IP != "" {
+				ips = append(ips, ing.IP)
+			}
+		}
+	}
+	return ips
 }
 
 func (p *ServiceProxy) serve(l *serviceListener) {
@@ -182,6 +227,68 @@ func (p *ServiceProxy) forward(c net.Conn, l *serviceListener) {
 		})
 	}
 	wg.Wait()
+}
+
+// serveUDP relays the datagrams of each client address to one endpoint,
+// chosen at the session's first datagram, and the endpoint's answers back
+// from the Service's address.
+func (p *ServiceProxy) serveUDP(l *serviceListener) {
+	var mu sync.Mutex
+	sessions := map[string]net.Conn{}
+	defer func() {
+		mu.Lock()
+		for _, c := range sessions {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := l.pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		key := from.String()
+		mu.Lock()
+		upstream := sessions[key]
+		mu.Unlock()
+		if upstream == nil {
+			endpoints := p.endpoints(l)
+			if len(endpoints) == 0 {
+				p.logf("service %s port %d/udp: no endpoint", l.service, l.port.Port)
+				continue
+			}
+			if upstream, err = net.Dial("udp", endpoints[rand.IntN(len(endpoints))]); err != nil {
+				p.logf("service %s port %d/udp: %v", l.service, l.port.Port, err)
+				continue
+			}
+			mu.Lock()
+			sessions[key] = upstream
+			mu.Unlock()
+			p.bg.Go(func() {
+				defer func() {
+					mu.Lock()
+					if sessions[key] == upstream {
+						delete(sessions, key)
+					}
+					mu.Unlock()
+					_ = upstream.Close()
+				}()
+				answer := make([]byte, 64<<10)
+				for {
+					_ = upstream.SetReadDeadline(time.Now().Add(udpSessionIdle))
+					n, err := upstream.Read(answer)
+					if err != nil {
+						return
+					}
+					if _, err := l.pc.WriteTo(answer[:n], from); err != nil {
+						return
+					}
+				}
+			})
+		}
+		_, _ = upstream.Write(buf[:n])
+	}
 }
 
 // endpoints lists the addresses (ip:port) a connection to l may go to.
