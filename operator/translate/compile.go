@@ -287,7 +287,9 @@ func compareEntries(a, b *entry) int {
 // supportedFeatures are the Gateway API features the route table carries and
 // the proxy serves, as reported on our GatewayClasses. Names come from the
 // suite's own constants so that a rename upstream fails to compile here.
-func supportedFeatures() []gwv1.SupportedFeature {
+// GatewayInfrastructure is claimed only where the hub creates the Gateway's
+// objects (managed mode): a class of external proxies has none to label.
+func supportedFeatures(mode string) []gwv1.SupportedFeature {
 	names := []features.FeatureName{
 		features.SupportGateway, features.SupportGatewayHTTPListenerIsolation, features.SupportGatewayInfrastructure,
 		features.SupportGatewayPort8080,
@@ -313,6 +315,9 @@ func supportedFeatures() []gwv1.SupportedFeature {
 		features.SupportTLSRoute, features.SupportTLSRouteModeTerminate, features.SupportTLSRouteModeMixed,
 		features.SupportTCPRoute, features.SupportUDPRoute,
 		features.SupportBackendTLSPolicy, features.SupportBackendTLSPolicySANValidation,
+	}
+	if mode == ModeExternal {
+		names = slices.DeleteFunc(names, func(n features.FeatureName) bool { return n == features.SupportGatewayInfrastructure })
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

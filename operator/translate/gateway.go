@@ -43,7 +43,8 @@ func (t *translator) gatewayClasses() {
 			continue
 		}
 		var conds conditions
-		if params, problem := t.classParameters(gc); problem != "" {
+		params, problem := t.classParameters(gc)
+		if problem != "" {
 			conds.set(string(gwv1.GatewayClassConditionStatusAccepted), false, string(gwv1.GatewayClassReasonInvalidParameters), problem, gc.Generation)
 		} else {
 			conds.set(string(gwv1.GatewayClassConditionStatusAccepted), true, string(gwv1.GatewayClassReasonAccepted),
@@ -53,7 +54,7 @@ func (t *translator) gatewayClasses() {
 		}
 		t.out.GatewayClasses[gc.Name] = &gwv1.GatewayClassStatus{
 			Conditions:        conds,
-			SupportedFeatures: supportedFeatures(),
+			SupportedFeatures: supportedFeatures(params.Mode),
 		}
 	}
 }
