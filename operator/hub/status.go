@@ -73,7 +73,12 @@ func (w *worker) fleetState(gw types.NamespacedName, hash, obj string) fleet {
 		return fleet{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
 	case time.Since(w.hub.started) < w.hub.opts.StartupGrace:
 		// Just restarted: proxies are reconnecting and re-acknowledging
-		// what they already serve. Until they answer, what is stored stands.
+		// what they already serve. Until they answer, what is stored stands;
+		// when the grace ends, a pass says what the proxies serve then,
+		// even if nothing else changes.
+		w.graceEnd.Do(func() {
+			time.AfterFunc(w.hub.opts.StartupGrace-time.Since(w.hub.started)+10*time.Millisecond, w.trigger)
+		})
 		return fleet{keep: true}
 	case st.Streams == 0:
 		return fleet{reason: ReasonPending, message: fmt.Sprintf("no proxy of this Gateway is connected to the hub (node %s)", node)}
@@ -115,10 +120,11 @@ func programmed(conds []metav1.Condition, f fleet, stored []metav1.Condition) []
 			continue
 		}
 		if f.keep {
-			if s := meta.FindStatusCondition(stored, conditionProgramed); s != nil {
-				kept := *s
-				kept.ObservedGeneration = c.ObservedGeneration
-				*c = kept
+			// What is stored stands only for the generation it was written
+			// for: a change made while the hub was away (or since it
+			// started) was acknowledged by no proxy it knows of.
+			if s := meta.FindStatusCondition(stored, conditionProgramed); s != nil && s.ObservedGeneration == c.ObservedGeneration {
+				*c = *s
 			} else {
 				c.Status, c.Reason = metav1.ConditionFalse, ReasonPending
 				c.Message = "the hub restarted moments ago: waiting for the Gateway's proxies to reconnect"

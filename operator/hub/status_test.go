@@ -21,7 +21,9 @@ func TestProgrammedConditionAlwaysHasAReason(t *testing.T) {
 	translated := func() []metav1.Condition {
 		return []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", ObservedGeneration: 3}}
 	}
-	stored := []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", Message: "served", ObservedGeneration: 2}}
+	storedAt := func(gen int64) []metav1.Condition {
+		return []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", Message: "served", ObservedGeneration: gen}}
+	}
 	tests := []struct {
 		name       string
 		f          fleet
@@ -32,7 +34,8 @@ func TestProgrammedConditionAlwaysHasAReason(t *testing.T) {
 		{"served", fleet{ok: true, reason: "Programmed", message: "m"}, nil, metav1.ConditionTrue, "Programmed"},
 		{"rejected", fleet{reason: ReasonProxyRejected, message: "m"}, nil, metav1.ConditionFalse, ReasonProxyRejected},
 		{"unknown fleet state", fleet{}, nil, metav1.ConditionFalse, ReasonPending},
-		{"restart keeps what is stored", fleet{keep: true}, stored, metav1.ConditionTrue, "Programmed"},
+		{"restart keeps what is stored for this generation", fleet{keep: true}, storedAt(3), metav1.ConditionTrue, "Programmed"},
+		{"restart does not carry an older generation's over", fleet{keep: true}, storedAt(2), metav1.ConditionFalse, ReasonPending},
 		{"restart with nothing stored", fleet{keep: true}, nil, metav1.ConditionFalse, ReasonPending},
 	}
 	for _, tt := range tests {

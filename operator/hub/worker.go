@@ -45,6 +45,8 @@ type worker struct {
 	webhookAt   time.Time
 	// optional: which of TLSRoute, TCPRoute and UDPRoute the member serves.
 	optional optionalKinds
+	// graceEnd schedules one pass for when the hub's startup grace ends.
+	graceEnd sync.Once
 
 	// The hand-over between the workers of one cluster engaged again
 	// (rejoin.go): prev is the worker this one replaces, whose state it
