@@ -48,6 +48,8 @@ type translator struct {
 	backendUse map[types.NamespacedName]map[types.NamespacedName]bool
 	// frontends: each Gateway's client-certificate validations, resolved once.
 	frontends map[frontendKey]*frontendValidation
+	// reuse: the routes compiled or reused, for the next translation.
+	reuse *Compiled
 }
 
 func newTranslator(in Input) *translator {
@@ -83,7 +85,9 @@ func newTranslator(in Input) *translator {
 		regexes:      map[string]error{},
 		resolved:     map[backendKey]resolvedBackend{},
 		backendUse:   map[types.NamespacedName]map[types.NamespacedName]bool{},
+		reuse:        &Compiled{world: world(in), routes: make(map[compiledKey]*compiledRoute, len(in.HTTPRoutes)+len(in.GRPCRoutes))},
 	}
+	t.out.Compiled = t.reuse
 	if t.controller == "" {
 		t.controller = ControllerName
 	}

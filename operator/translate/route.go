@@ -92,7 +92,7 @@ func (t *translator) attachRoutes() {
 		if hr == nil || !t.mayConcernUs(hr.Namespace, hr.Spec.ParentRefs) {
 			continue
 		}
-		r := t.compileHTTPRoute(hr)
+		r := t.compiledRoute(kindHTTPRoute, hr, func() *route { return t.compileHTTPRoute(hr) })
 		if status := t.attach(r); len(status) > 0 {
 			t.out.HTTPRoutes[r.key] = status
 		}
@@ -101,7 +101,7 @@ func (t *translator) attachRoutes() {
 		if gr == nil || !t.mayConcernUs(gr.Namespace, gr.Spec.ParentRefs) {
 			continue
 		}
-		r := t.compileGRPCRoute(gr)
+		r := t.compiledRoute(kindGRPCRoute, gr, func() *route { return t.compileGRPCRoute(gr) })
 		if status := t.attach(r); len(status) > 0 {
 			t.out.GRPCRoutes[r.key] = status
 		}

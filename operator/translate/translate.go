@@ -54,6 +54,11 @@ type Input struct {
 	Owners HostnameOwners
 	// Certificates resolves listener certificates; nil reads certificateRefs.
 	Certificates CertificateSource
+
+	// Compiled is what the previous translation of this cluster compiled
+	// (its Output.Compiled); nil compiles everything. It changes the cost of
+	// a translation, never its result.
+	Compiled *Compiled
 }
 
 // Output is the status of every object Gatehouse owns and the route tables.
@@ -80,6 +85,8 @@ type Output struct {
 	// ProxySettings of each accepted Gateway: its class's, overridden by
 	// its own parametersRef.
 	ProxySettings map[types.NamespacedName]ProxySettings
+	// Compiled is for the next translation's Input.
+	Compiled *Compiled
 }
 
 // AttachmentAuthorizer is the seam through which tenancy and policy decide

@@ -1,0 +1,4 @@
+package translate
+
+// ReusedRoutes is reusedRoutes, for the tests of reuse.
+var ReusedRoutes = reusedRoutes

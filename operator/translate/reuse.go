@@ -1,0 +1,145 @@
+package translate
+
+import (
+	"hash/fnv"
+	"slices"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
+)
+
+// Compiled keeps the HTTPRoutes and GRPCRoutes one translation compiled, so
+// that the next translation of the same cluster takes those that did not
+// change instead of compiling them again: compiling a route's rules is most
+// of the work of a translation, and a change to one route leaves the others
+// as they were.
+//
+// A route is taken when it is the same object (UID) at the same generation,
+// and nothing it is compiled against changed: the Services, EndpointSlices,
+// ReferenceGrants, BackendTLSPolicies, ConfigMaps and Secrets of the
+// cluster, compared by resourceVersion (world). Attachment, authorization,
+// precedence and the tables are computed anew every time, so the output
+// is the same with or without a Compiled (TestReuseMatchesFullTranslation).
+type Compiled struct {
+	world  uint64
+	routes map[compiledKey]*compiledRoute
+}
+
+type compiledKey struct {
+	kind string
+	key  types.NamespacedName
+}
+
+// compiledRoute is a route as compiled, before anything attached it.
+type compiledRoute struct {
+	uid        types.UID
+	generation int64
+	stub       bool
+	r          *route
+	backends   []*routetable.Backend // of r.backends, in order
+}
+
+// reusable says whether a compiled route stands for obj as it is now.
+func (c *compiledRoute) reusable(obj metav1.Object) bool {
+	return c != nil && obj.GetUID() != "" && c.uid == obj.GetUID() && c.generation == obj.GetGeneration() &&
+		c.stub == (tooLarge(obj) != "")
+}
+
+// instance is a fresh route of the compiled one, for obj: what attachment
+// changes (its entries' back references, what it counts and was told) is
+// its own; the compiled rules are shared, and nothing changes them.
+func (c *compiledRoute) instance(obj RouteObject) *route {
+	r := *c.r
+	r.obj = obj
+	r.refMessages = slices.Clip(r.refMessages)
+	r.entries = make([]*entry, len(c.r.entries))
+	for i, e := range c.r.entries {
+		copied := *e
+		copied.route = &r
+		r.entries[i] = &copied
+	}
+	return &r
+}
+
+// compiledRoute compiles a route, or takes it from the previous
+// translation; either way it is kept for the next.
+func (t *translator) compiledRoute(kind string, obj interface {
+	RouteObject
+	metav1.Object
+}, compile func() *route) *route {
+	k := compiledKey{kind, key(obj.GetNamespace(), obj.GetName())}
+	if prev := t.in.Compiled; prev != nil && prev.world == t.reuse.world && t.reuse.world != 0 {
+		if c := prev.routes[k]; c.reusable(obj) {
+			for i, name := range c.r.backends {
+				if _, ok := t.backends[name]; !ok {
+					t.backends[name] = c.backends[i]
+				}
+			}
+			t.reuse.routes[k] = c
+			return c.instance(obj)
+		}
+	}
+	r := compile()
+	c := &compiledRoute{uid: obj.GetUID(), generation: obj.GetGeneration(), stub: tooLarge(obj) != "", r: r}
+	for _, name := range r.backends {
+		c.backends = append(c.backends, t.backends[name])
+	}
+	// The kept route must not see what attachment does to r: keep a copy.
+	c.r = c.instance(obj)
+	t.reuse.routes[k] = c
+	return r
+}
+
+// world fingerprints what routes are compiled against; 0 when it cannot
+// be told (an object without a resourceVersion, as in tests that build
+// objects by hand), and then nothing is reused.
+func world(in Input) uint64 {
+	h := fnv.New64a()
+	known := true
+	add := func(o metav1.Object) {
+		rv := o.GetResourceVersion()
+		if rv == "" {
+			known = false
+		}
+		for _, s := range []string{o.GetNamespace(), o.GetName(), rv} {
+			h.Write([]byte(s))
+			h.Write([]byte{0})
+		}
+	}
+	addAll(add, in.Services)
+	addAll(add, in.EndpointSlices)
+	addAll(add, in.ReferenceGrants)
+	addAll(add, in.ReferenceGrantsV1B)
+	addAll(add, in.BackendTLSPolicies)
+	addAll(add, in.ConfigMaps)
+	addAll(add, in.Secrets)
+	h.Write([]byte(in.ControllerName))
+	if !known {
+		return 0
+	}
+	return max(h.Sum64(), 1)
+}
+
+func addAll[T any, P interface {
+	*T
+	metav1.Object
+}](add func(metav1.Object), list []P) {
+	for _, o := range list {
+		if o != nil {
+			add(o)
+		}
+	}
+}
+
+// reusedRoutes counts the routes next took from prev as they were.
+func reusedRoutes(next, prev *Compiled) int {
+	n := 0
+	for k, c := range next.routes {
+		if prev != nil && prev.routes[k] == c {
+			n++
+		}
+	}
+	return n
+}
