@@ -73,12 +73,13 @@ func main() {
 		xdsHosts    = flag.String("xds-hosts", "", "comma-separated names and IPs of the push server's certificate (default: the hosts of --proxy-xds-address and --xds-address)")
 		metricsAddr = flag.String("metrics-address", "127.0.0.1:8080", `address of /metrics ("0" disables)`)
 		healthAddr  = flag.String("health-address", "127.0.0.1:8081", `address of /healthz and /readyz ("0" disables)`)
+		pprofAddr   = flag.String("pprof-address", "0", `address of Go's /debug/pprof/ profiles, for finding where the hub spends its time ("0" disables; bind it to localhost)`)
 		leaderElect = flag.Bool("leader-elect", false, "elect one active hub among replicas")
 		leaseTime   = flag.Duration("leader-elect-lease-duration", 15*time.Second, "how long standbys wait before taking over from a leader that stopped renewing without releasing its lease (a crash)")
 		renewTime   = flag.Duration("leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing its lease before it stops; shorter than the lease duration")
 		retryTime   = flag.Duration("leader-elect-retry-period", time.Second, "how often standbys try to take the lease and the leader renews it; a released lease is taken within one period")
 		podName     = flag.String("pod-name", "", "this replica's Pod in --namespace (the downward API's metadata.name): the elected replica labels it "+roleLabel+"="+roleActive+" so that the push and webhook Services select it; empty: label nothing")
-		debounce    = flag.Duration("debounce", 50*time.Millisecond, "gather changes of a cluster for this long before translating it")
+		debounce    = flag.Duration("debounce", 50*time.Millisecond, "the least time between two passes over a cluster: a change after a quiet spell is translated at once, changes close after a pass are gathered until this much time has passed")
 		grace       = flag.Duration("startup-grace", 20*time.Second, "after a restart, keep stored Programmed conditions this long while proxies reconnect")
 		logLevel    = flag.String("log-level", "info", "debug, info, warn or error")
 		proxyImage  = flag.String("proxy-image", "", "image of gatehouse-proxy for Gateways of managed-mode classes; empty: create no proxies")
@@ -122,7 +123,7 @@ func main() {
 	}
 	err = run(ctx, logger, options{
 		namespace: *namespace, xdsAddr: *xdsAddr, xdsCertDir: *xdsCertDir, xdsHosts: *xdsHosts, metricsAddr: *metricsAddr,
-		healthAddr: *healthAddr, debounce: *debounce, grace: *grace, podName: *podName,
+		healthAddr: *healthAddr, pprofAddr: *pprofAddr, debounce: *debounce, grace: *grace, podName: *podName,
 		election:     election{enabled: *leaderElect, lease: *leaseTime, renew: *renewTime, retry: *retryTime},
 		provisioning: hub.Provisioning{Image: *proxyImage, XDSAddress: *proxyXDS},
 		unassigned:   tenancy.Unassigned(*unassigned),
@@ -138,6 +139,7 @@ func main() {
 
 type options struct {
 	namespace, xdsAddr, metricsAddr, healthAddr string
+	pprofAddr                                   string
 	xdsCertDir, xdsHosts                        string
 	podName                                     string
 	election                                    election
@@ -194,6 +196,7 @@ func run(ctx context.Context, logger *slog.Logger, o options) error {
 		Scheme:                              s,
 		Metrics:                             metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:              o.healthAddr,
+		PprofBindAddress:                    o.pprofAddr,
 		LeaderElection:                      o.election.enabled,
 		LeaderElectionResourceLockInterface: lock,
 		LeaderElectionID:                    leaseName,

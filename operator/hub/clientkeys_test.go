@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"time"
+
 	"maps"
 	"slices"
 	"testing"
@@ -37,7 +39,7 @@ func TestBackendClientKeyPairsArePublishedApart(t *testing.T) {
 	in := translate.Input{Secrets: []*corev1.Secret{secret}}
 
 	withClient := table("infra/shared")
-	w.push(in, translate.Output{Tables: map[types.NamespacedName]*routetable.RouteTable{gw: withClient}})
+	w.push(in, translate.Output{Tables: map[types.NamespacedName]*routetable.RouteTable{gw: withClient}}, time.Time{})
 	if got := withClient.Backends[0].Tls.ClientCertificate; got != "client/member-1/infra/shared" {
 		t.Errorf("the table names the client key pair %q, want client/member-1/infra/shared", got)
 	}
@@ -49,7 +51,7 @@ func TestBackendClientKeyPairsArePublishedApart(t *testing.T) {
 		t.Errorf("published %v, want %v", got, want)
 	}
 
-	w.push(in, translate.Output{Tables: map[types.NamespacedName]*routetable.RouteTable{gw: table("")}})
+	w.push(in, translate.Output{Tables: map[types.NamespacedName]*routetable.RouteTable{gw: table("")}}, time.Time{})
 	want = []string{"member-1/infra/shared"}
 	if got := slices.Sorted(maps.Keys(h.keyPairsOf(node))); !slices.Equal(got, want) {
 		t.Errorf("without the client certificate the proxies may fetch %v, want %v", got, want)

@@ -35,7 +35,9 @@ type Options struct {
 	// Namespace is the hub's namespace, holding the members' Secrets; no
 	// member may be named so that its certificates would live there.
 	Namespace string
-	// Debounce gathers bursts of changes into one translation.
+	// Debounce is the least time between two passes over a cluster: a
+	// change after a quiet spell is translated at once, and a burst costs a
+	// pass per interval.
 	Debounce time.Duration
 	// StartupGrace keeps stored Programmed conditions while proxies
 	// reconnect after a hub restart, so that status does not flap.
@@ -80,6 +82,8 @@ type Hub struct {
 type pushed struct {
 	hash string
 	at   time.Time
+	// changed: when the first change the table carries was observed.
+	changed time.Time
 }
 
 // publishedAt says when a table's hash was published, while no proxy has
@@ -91,9 +95,12 @@ func (h *Hub) publishedAt(table, hash string) (time.Time, bool) {
 	return p.at, ok && p.hash == hash
 }
 
-func (h *Hub) published(table, hash string) {
+func (h *Hub) published(table, hash string, changed time.Time) {
 	h.mu.Lock()
-	h.pushedAt[table] = pushed{hash, time.Now()}
+	if p, ok := h.pushedAt[table]; ok && !p.changed.IsZero() && (changed.IsZero() || p.changed.Before(changed)) {
+		changed = p.changed // a change still unacknowledged is older
+	}
+	h.pushedAt[table] = pushed{hash, time.Now(), changed}
 	h.mu.Unlock()
 }
 
@@ -230,17 +237,24 @@ func (h *Hub) keyPairsOf(node string) map[string]bool {
 }
 
 // nodeChanged reacts to a proxy acknowledging or rejecting: its cluster's
-// statuses are recomputed. Node IDs are "cluster/namespace/gateway".
+// statuses are written again. Node IDs are "cluster/namespace/gateway".
 func (h *Hub) nodeChanged(node string) {
 	h.mu.Lock()
 	p, ok := h.pushedAt[node]
 	if ok && h.push.Status(node).Acked[node] == p.hash {
 		ackLag.Observe(time.Since(p.at).Seconds())
+		if !p.changed.IsZero() {
+			propagation.Observe(time.Since(p.changed).Seconds())
+		}
 		delete(h.pushedAt, node)
 	}
-	h.mu.Unlock()
+	var w *worker
 	if i := strings.IndexByte(node, '/'); i > 0 {
-		h.Trigger(node[:i])
+		w = h.clusters[node[:i]]
+	}
+	h.mu.Unlock()
+	if w != nil {
+		w.acknowledged()
 	}
 }
 

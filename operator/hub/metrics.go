@@ -17,6 +17,14 @@ var (
 	tablesPushed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_hub_tables_pushed_total", Help: "Route tables published because their content changed.",
 	})
+	passPhase = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gatehouse_hub_pass_phase_seconds", Help: "Time of each phase of a pass over one cluster: read (the snapshot of its cache), translate, push, provision, status (compute and write); acknowledged: a status pass after a proxy's acknowledgement (read and write, nothing translated).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+	}, []string{"phase"})
+	propagation = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "gatehouse_hub_propagation_seconds", Help: "Time from the hub observing a change in a member to the proxies of an affected Gateway acknowledging the table that carries it.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+	})
 	ackLag = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "gatehouse_hub_ack_lag_seconds", Help: "Time from publishing a table to a proxy acknowledging it.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
@@ -58,6 +66,6 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(clustersEngaged, syncDuration, tablesPushed, ackLag,
+	ctrlmetrics.Registry.MustRegister(clustersEngaged, syncDuration, passPhase, tablesPushed, ackLag, propagation,
 		&fleetCollector{vecs: []*prometheus.GaugeVec{clusterEngaged, clusterLastSyncSuccess, clusterLastSyncFailure, memberTokenExpiry, gatewayProxies, gatewayRejected, proxyReplicas}})
 }

@@ -48,7 +48,7 @@ func (w *worker) listOptional(ctx context.Context, c client.Client, kind string,
 	if at, ok := o.absent[kind]; ok && time.Since(at) < absentRecheck {
 		return nil
 	}
-	err := c.List(ctx, list)
+	err := c.List(ctx, list, client.UnsafeDisableDeepCopy)
 	if meta.IsNoMatchError(err) {
 		if _, known := o.absent[kind]; !known {
 			w.log().Info("the member does not serve "+kind+"s (gateway.networking.k8s.io/v1): it has none; install the Gateway API CRDs of the member chart to use them",

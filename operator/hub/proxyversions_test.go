@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"time"
+
 	"testing"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -41,7 +43,7 @@ func connectReplica(t *testing.T, push *xds.Server, id int64, node, ver string) 
 // published for gw.
 func engageWithTable(h *Hub, cluster string, gw types.NamespacedName) {
 	w := &worker{hub: h, name: cluster, tables: map[string]string{}}
-	w.push(translate.Input{}, translate.Output{Tables: map[types.NamespacedName]*routetable.RouteTable{gw: {Gateway: gw.String()}}})
+	w.push(translate.Input{}, translate.Output{Tables: map[types.NamespacedName]*routetable.RouteTable{gw: {Gateway: gw.String()}}}, time.Time{})
 	h.mu.Lock()
 	h.clusters[cluster] = w
 	h.mu.Unlock()

@@ -3,6 +3,7 @@ package hub
 import (
 	"log/slog"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -15,7 +16,7 @@ import (
 // push publishes the cluster's tables, and the key pairs their listeners
 // name, under cluster-qualified names; tables that are gone are withdrawn.
 // It returns the hash of each Gateway's table.
-func (w *worker) push(in translate.Input, out translate.Output) map[types.NamespacedName]string {
+func (w *worker) push(in translate.Input, out translate.Output, changed time.Time) map[types.NamespacedName]string {
 	log := w.hub.opts.Log.With("cluster", w.name)
 	secrets := map[string]*corev1.Secret{}
 	for _, s := range in.Secrets {
@@ -46,7 +47,7 @@ func (w *worker) push(in translate.Input, out translate.Output) map[types.Namesp
 		if w.tables[name] != h {
 			log.Info("route table published", "table", name, "hash", h)
 			tablesPushed.Inc()
-			w.hub.published(name, h)
+			w.hub.published(name, h, changed)
 		}
 		w.tables[name], hashes[gw], seen[name] = h, h, true
 	}

@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"time"
+
 	"fmt"
 	"testing"
 
@@ -28,10 +30,10 @@ func TestAGatewayDeletedLeavesNothingBehind(t *testing.T) {
 			Tls: &routetable.ListenerTLS{Certificates: []string{"infra/" + secret.Name}},
 			VirtualHosts: []*routetable.VirtualHost{{Routes: []*routetable.Route{{
 				Source: &routetable.RouteSource{Kind: "HTTPRoute", Namespace: "shop", Name: "web", Generation: 1}}}}}}}}
-		w.push(translate.Input{Secrets: []*corev1.Secret{secret}}, translate.Output{Tables: map[types.NamespacedName]*routetable.RouteTable{gw: table}})
+		w.push(translate.Input{Secrets: []*corev1.Secret{secret}}, translate.Output{Tables: map[types.NamespacedName]*routetable.RouteTable{gw: table}}, time.Time{})
 	}
 	// The last pass carries no Gateway: every table is withdrawn.
-	w.push(translate.Input{}, translate.Output{})
+	w.push(translate.Input{}, translate.Output{}, time.Time{})
 	w.keysMu.Lock()
 	contents, keys := len(w.contents), len(w.keys)
 	w.keysMu.Unlock()

@@ -86,7 +86,7 @@ func (w *worker) fleetState(gw types.NamespacedName, hash, obj string) fleet {
 	f := fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
 	if at, ok := w.hub.publishedAt(node, hash); ok && time.Since(at) < settleTime {
 		f.settling = true
-		time.AfterFunc(settleTime, w.trigger) // write what is known then, if no ACK came
+		time.AfterFunc(settleTime, w.acknowledged) // write what is known then, if no ACK came
 	}
 	return f
 }
@@ -145,8 +145,8 @@ func programmed(conds []metav1.Condition, f fleet, stored []metav1.Condition) []
 // writeStatus merges translate's statuses into the stored objects and
 // writes those that changed. Errors are collected: one object's conflict
 // does not stop the others.
-func (w *worker) writeStatus(ctx context.Context, in translate.Input, out translate.Output, hashes map[types.NamespacedName]string,
-	provisioned map[types.NamespacedName][]gwv1.GatewayStatusAddress, refusals map[types.NamespacedName]string) error {
+func (w *worker) writeStatus(ctx context.Context, in translate.Input, d *decided) error {
+	out, hashes, provisioned, refusals := d.out, d.hashes, d.addresses, d.refusals
 	c := w.cl.GetClient()
 	now := status.Now()
 	controller := gwv1.GatewayController(w.hub.opts.Controller)

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
@@ -47,6 +48,17 @@ type worker struct {
 	optional optionalKinds
 	// graceEnd schedules one pass for when the hub's startup grace ends.
 	graceEnd sync.Once
+	// compiled: what the last translation compiled, for the next to reuse.
+	compiled *translate.Compiled
+	// acked is kicked when a proxy of the cluster acknowledges or rejects a
+	// table: statuses are written again from the last pass's decisions
+	// (last), which an acknowledgement does not change.
+	acked chan struct{}
+	last  *decided
+	// changed is when an input changed that no pass has read yet (zero:
+	// none), for the propagation metric.
+	changedMu sync.Mutex
+	changed   time.Time
 
 	// The hand-over between the workers of one cluster engaged again
 	// (rejoin.go): prev is the worker this one replaces, whose state it
@@ -58,15 +70,56 @@ type worker struct {
 }
 
 func newWorker(h *Hub, name string, cl Cluster) *worker {
-	return &worker{hub: h, name: name, cl: cl, kick: make(chan struct{}, 1), tables: map[string]string{}, pushed: make(chan struct{}),
+	return &worker{hub: h, name: name, cl: cl, kick: make(chan struct{}, 1), acked: make(chan struct{}, 1), tables: map[string]string{}, pushed: make(chan struct{}),
 		ended: make(chan struct{}), replaced: make(chan struct{}), finished: make(chan struct{})}
 }
 
+// trigger asks for a pass: an input changed.
 func (w *worker) trigger() {
+	w.changedMu.Lock()
+	if w.changed.IsZero() {
+		w.changed = time.Now()
+	}
+	w.changedMu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
 	default:
 	}
+}
+
+// acknowledged asks for statuses to be written again: what a proxy serves
+// changed, the cluster did not.
+func (w *worker) acknowledged() {
+	select {
+	case w.acked <- struct{}{}:
+	default:
+	}
+}
+
+// takeChanged returns when the inputs a pass is about to read changed
+// first, and forgets it.
+func (w *worker) takeChanged() time.Time {
+	w.changedMu.Lock()
+	defer w.changedMu.Unlock()
+	at := w.changed
+	w.changed = time.Time{}
+	return at
+}
+
+// pending says whether an input changed that no pass has read yet.
+func (w *worker) pending() bool {
+	w.changedMu.Lock()
+	defer w.changedMu.Unlock()
+	return !w.changed.IsZero()
+}
+
+// decided is what a pass decided and published, which statuses are
+// written from.
+type decided struct {
+	out       translate.Output
+	hashes    map[types.NamespacedName]string
+	addresses map[types.NamespacedName][]gwv1.GatewayStatusAddress
+	refusals  map[types.NamespacedName]string
 }
 
 func (w *worker) stop() { w.cancel() }
@@ -79,20 +132,39 @@ func (w *worker) run(ctx context.Context) {
 		w.takeOver(w.prev, log)
 	}
 	backoff := time.Second
+	var last time.Time // when the last pass ended
 	for {
+		full := true
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.kick:
+		case <-w.acked:
+			full = w.pending() || w.last == nil
 		}
-		// Gather the burst.
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(w.hub.opts.Debounce):
+		if !full {
+			// An acknowledgement: nothing to translate, only statuses to
+			// write, at once.
+			if err := w.writeAcknowledged(ctx); err != nil && ctx.Err() == nil {
+				log.Debug("writing statuses after an acknowledgement failed; a pass follows", "error", err)
+				w.trigger()
+			}
+			continue
+		}
+		// A change after a quiet spell is translated at once; changes that
+		// follow a pass closely wait for the rest of the debounce interval,
+		// so that a burst costs a pass per interval, not one per object.
+		if wait := w.hub.opts.Debounce - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
 		start := time.Now()
-		if err := w.sync(ctx); err != nil {
+		err := w.sync(ctx)
+		last = time.Now()
+		if err != nil {
 			syncDuration.WithLabelValues("error").Observe(time.Since(start).Seconds())
 			if ctx.Err() != nil {
 				return
@@ -123,10 +195,13 @@ const unsettledRetry = time.Second
 
 // sync is one pass: snapshot, translate, push, status.
 func (w *worker) sync(ctx context.Context) error {
+	clock := phaseClock{at: time.Now()}
+	changed := w.takeChanged()
 	in, err := w.snapshot(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the cluster: %w", err)
 	}
+	clock.lap("read")
 	in.ControllerName = gwv1.GatewayController(w.hub.opts.Controller)
 	in.Authorizer, in.Certificates = w.hub.opts.Authorizer, w.hub.opts.Certificates
 	var decisions *pass
@@ -142,26 +217,60 @@ func (w *worker) sync(ctx context.Context) error {
 		issuing = i.ForPass(ctx, w.name, auth)
 		in.Certificates = issuing
 	}
+	in.Compiled = w.compiled
 	out := translate.Translate(in)
+	w.compiled = out.Compiled
 	if decisions != nil {
 		decisions.report(in, out)
 		if decisions.Unsettled() {
 			time.AfterFunc(unsettledRetry, w.trigger)
 		}
 	}
-	hashes := w.push(in, out)
+	clock.lap("translate")
+	hashes := w.push(in, out, changed)
 	if w.pushed != nil {
 		w.pushedOnce.Do(func() { close(w.pushed) })
 	}
+	clock.lap("push")
 	addrs, refusals, perr := w.provision(ctx, in, out)
 	var cerr error
 	if issuing != nil {
 		cerr = issuing.Apply(ctx)
 	}
-	return errors.Join(perr, cerr, w.writeStatus(ctx, in, out, hashes, addrs, refusals), w.ensureWebhook(ctx))
+	clock.lap("provision")
+	w.last = &decided{out: out, hashes: hashes, addresses: addrs, refusals: refusals}
+	serr := w.writeStatus(ctx, in, w.last)
+	clock.lap("status")
+	return errors.Join(perr, cerr, serr, w.ensureWebhook(ctx))
 }
 
-// snapshot reads every input of translate from the cluster's cache.
+// writeAcknowledged writes the statuses of the last pass's decisions as
+// the proxies' acknowledgements now make them: the cluster is read again for
+// the statuses stored since, nothing is translated or pushed.
+func (w *worker) writeAcknowledged(ctx context.Context) error {
+	clock := phaseClock{at: time.Now()}
+	in, err := w.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	err = w.writeStatus(ctx, in, w.last)
+	clock.lap("acknowledged")
+	return err
+}
+
+// phaseClock times the phases of a pass into passPhase.
+type phaseClock struct{ at time.Time }
+
+func (c *phaseClock) lap(phase string) {
+	now := time.Now()
+	passPhase.WithLabelValues(phase).Observe(now.Sub(c.at).Seconds())
+	c.at = now
+}
+
+// snapshot reads every input of translate from the cluster's cache. The
+// objects are the cache's own, not copies: copying thousands of routes took
+// most of a pass. Nothing in a pass may change them; a status write copies
+// the one object it writes.
 func (w *worker) snapshot(ctx context.Context) (translate.Input, error) {
 	c := w.cl.GetClient()
 	var in translate.Input
@@ -183,7 +292,7 @@ func (w *worker) snapshot(ctx context.Context) (translate.Input, error) {
 		configMap corev1.ConfigMapList
 	)
 	for _, l := range []client.ObjectList{&classes, &gateways, &sets, &http, &grpc, &grants, &policies, &nss, &services, &slices, &secrets, &configMap} {
-		if err := c.List(ctx, l); err != nil {
+		if err := c.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
 			return in, err
 		}
 	}

@@ -10,7 +10,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +34,7 @@ func main() {
 	routes := flag.Int("routes", 1000, "routes per member")
 	binDir := flag.String("bin", "bin", "directory with gatehouse, gatehouse-proxy and the control-plane binaries")
 	logPath := flag.String("log", "", "write the hub's and proxies' logs here (default: discarded with the run)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write the hub's CPU profile of the 30 s from the first route created to this file")
 	flag.Parse()
 	hubLog = *logPath
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -42,7 +45,7 @@ func main() {
 	}
 }
 
-var hubLog string
+var hubLog, cpuProfile string
 
 func run(ctx context.Context, binDir string, members, routes int) error {
 	binDir, _ = filepath.Abs(binDir)
@@ -68,9 +71,18 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	xdsAddr := ln.Addr().String()
 	ln.Close()
+	pprofAddr := "0"
+	if cpuProfile != "" {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		pprofAddr = ln.Addr().String()
+		ln.Close()
+	}
+	ln, _ = net.Listen("tcp", "127.0.0.1:0")
+	metricsAddr := ln.Addr().String()
+	ln.Close()
 	hub, err := env.StartProcess("hub", filepath.Join(binDir, "gatehouse"), []string{
-		"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr, "--metrics-address", "0", "--health-address", "0",
-		"--log-level", "debug",
+		"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr, "--metrics-address", metricsAddr, "--health-address", "0",
+		"--log-level", "debug", "--pprof-address", pprofAddr,
 	}, logFile)
 	if err != nil {
 		return err
@@ -98,6 +110,7 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 	}
 	fmt.Printf("fleet ready: hub and %d members, one proxy each; creating %d routes per member...\n", members, routes)
 
+	profileDone := profile(ctx, pprofAddr)
 	// Routes 1..R; route 0 exists already (the tenant's own).
 	var eg errgroup.Group
 	eg.SetLimit(16)
@@ -135,10 +148,12 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 	}
 	statusAt = time.Now()
 	wg.Wait()
+	profileDone()
 	rss := rssMiB(hub.PID())
 	fmt.Printf("\n| members | routes | last route created → all %d statuses Accepted+Programmed | → last route served by every proxy | hub RSS |\n", members*routes)
 	fmt.Printf("|---:|---:|---:|---:|---:|\n")
 	fmt.Printf("| %d | %d | %v | %v | %d MiB |\n", members, members*routes, statusAt.Sub(created).Round(time.Millisecond), servedAt.Sub(created).Round(time.Millisecond), rss)
+	printPhases(metricsAddr)
 	return nil
 }
 
@@ -190,4 +205,64 @@ func rssMiB(pid int) int {
 		}
 	}
 	return -1
+}
+
+// profile records 30 s of the hub's CPU profile into cpuProfile; the
+// returned function waits for it. Without a file it does nothing.
+func profile(ctx context.Context, addr string) func() {
+	if cpuProfile == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/profile?seconds=30", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scale: cpu profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scale: cpu profile:", err)
+			return
+		}
+		defer f.Close()
+		io.Copy(f, resp.Body)
+	}()
+	return func() { <-done }
+}
+
+// printPhases prints the hub's passes: how many, and the mean time of each
+// phase, from its metrics.
+func printPhases(addr string) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sums, counts := map[string]float64{}, map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, rest, ok := strings.Cut(line, "{phase=\"")
+		if !ok || !strings.HasPrefix(name, "gatehouse_hub_pass_phase_seconds_") {
+			continue
+		}
+		phase, value, _ := strings.Cut(rest, "\"} ")
+		v, _ := strconv.ParseFloat(value, 64)
+		switch strings.TrimPrefix(name, "gatehouse_hub_pass_phase_seconds_") {
+		case "sum":
+			sums[phase] = v
+		case "count":
+			counts[phase] = v
+		}
+	}
+	fmt.Printf("\nhub passes: %.0f; mean per pass:", counts["read"])
+	for _, p := range []string{"read", "translate", "push", "provision", "status"} {
+		if counts[p] > 0 {
+			fmt.Printf(" %s %.1f ms", p, 1000*sums[p]/counts[p])
+		}
+	}
+	fmt.Println()
 }
