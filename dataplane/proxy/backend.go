@@ -43,6 +43,8 @@ type backend struct {
 	// Apply gives the backend its breaker.
 	limits  backendLimits
 	breaker *breaker
+	// clientCert is the certificate its handshakes present, nil for none.
+	clientCert *tls.Certificate
 }
 
 type endpoint struct {
@@ -57,7 +59,10 @@ type endpoint struct {
 // compiled before under its name is compiled again, under a key qualified
 // by the table, so that each Gateway's requests present its own
 // certificate and no other's.
-func (c *config) tableBackends(t *routetable.RouteTable, all map[string]*backend) (map[string]*backend, error) {
+//
+// A backend of prev compiled from the same message, with the same limits
+// and client certificate, is taken as it is.
+func (c *config) tableBackends(t *routetable.RouteTable, all map[string]*backend, prev *config) (map[string]*backend, error) {
 	view := make(map[string]*backend, len(t.Backends))
 	for _, b := range t.Backends {
 		key := b.Name
@@ -66,11 +71,16 @@ func (c *config) tableBackends(t *routetable.RouteTable, all map[string]*backend
 		}
 		nb, ok := all[key]
 		if !ok {
-			var err error
-			if nb, err = newBackend(b, c.keyPair); err != nil {
-				return nil, fmt.Errorf("table %s: backend %s: %w", t.Gateway, b.Name, err)
+			if nb = c.sameBackend(prev, key, b); nb != nil {
+				c.kept++
+			} else {
+				var err error
+				if nb, err = newBackend(b, c.keyPair); err != nil {
+					return nil, fmt.Errorf("table %s: backend %s: %w", t.Gateway, b.Name, err)
+				}
+				nb.limits = c.limits.backend
+				c.renewed[b.Name] = true
 			}
-			nb.limits = c.limits.backend
 			all[key] = nb
 		}
 		view[b.Name] = nb
@@ -116,6 +126,7 @@ func newBackend(b *routetable.Backend, keyPair func(string) (*tls.Certificate, e
 				return nil, fmt.Errorf("client certificate: %w", err)
 			}
 			presentClientCertificate(cfg, cert)
+			nb.clientCert = cert
 			// A renewed certificate under the same name must reach new
 			// connections: its pool is another one.
 			sum := sha256.Sum256(cert.Certificate[0])
@@ -342,24 +353,35 @@ type breakers struct {
 	m  map[string]*breaker
 }
 
-// assign gives each backend of a new config its breaker.
-func (bs *breakers) assign(backends map[string]*backend, m *metrics, log *slog.Logger) {
+// assign gives each backend of a new config its breaker, and with prune
+// drops those of backends it does not have. A backend taken over from the
+// config served has its breaker already, and requests read it: it is not
+// written again.
+func (bs *breakers) assign(backends map[string]*backend, prune bool, m *metrics, log *slog.Logger) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	next := make(map[string]*breaker, len(backends))
+	if bs.m == nil {
+		bs.m = make(map[string]*breaker, len(backends))
+	}
 	for name, b := range backends {
+		if b.breaker != nil {
+			continue
+		}
 		br, ok := bs.m[name]
 		if !ok || br.limits != b.limits {
 			br = &breaker{name: name, limits: b.limits, slots: make(chan struct{}, max(b.limits.maxConnections, 1)),
 				overflow: m.backendOverflow.WithLabelValues(name), log: log}
+			bs.m[name] = br
 		}
 		b.breaker = br
-		next[name] = br
+	}
+	if !prune {
+		return
 	}
 	for name := range bs.m {
-		if _, ok := next[name]; !ok {
+		if _, ok := backends[name]; !ok {
+			delete(bs.m, name)
 			m.backendOverflow.DeleteLabelValues(name)
 		}
 	}
-	bs.m = next
 }

@@ -6,6 +6,7 @@ package proxy
 import (
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
@@ -29,6 +30,17 @@ type config struct {
 	badRoutes map[routeID]string
 	// udp are the UDP listeners, by port (stream_udp.go).
 	udp map[uint32]*streamListener
+	// keyPairs are what certs and badKeys were loaded from, and http the
+	// HTTP and HTTPS listeners: the next version takes from them what did
+	// not change (reuse.go).
+	keyPairs map[string]*routetable.KeyPair
+	http     map[listenerID]*listenerConfig
+	// kept counts the backends taken over from the version before, and
+	// renewed names those compiled anew; keptAll and unmoved say what
+	// follows from them (reuse.go).
+	kept             int
+	renewed          map[string]bool
+	keptAll, unmoved bool
 }
 
 // listenerID names a listener of a route table: the table's push name (its
@@ -148,6 +160,20 @@ func dedupe(s []int) []int {
 	return out
 }
 
+// entry is the entry added under host itself (the first, as add keeps),
+// not the one a request for host would find.
+func (h *hostIndex[T]) entry(host string) (T, bool) {
+	switch {
+	case host == "" || host == "*":
+		return h.catchAll, h.hasAll
+	case strings.HasPrefix(host, "*."):
+		v, ok := h.wildcard[host[1:]]
+		return v, ok
+	}
+	v, ok := h.exact[host]
+	return v, ok
+}
+
 // lookup returns the most specific entry for host (lower case, no port).
 func (h *hostIndex[T]) lookup(host string) (T, bool) {
 	if v, ok := h.exact[host]; ok {
@@ -171,28 +197,34 @@ func (h *hostIndex[T]) lookup(host string) (T, bool) {
 // costs only that route: it is left out and listed in badRoutes, since
 // failing the version would let one tenant's route freeze every tenant of
 // the Gateway. A backend that does not compile still fails the version.
-func compile(tables []*routetable.RouteTable, keyPairs map[string]*routetable.KeyPair) (*config, error) {
-	c := &config{ports: map[uint32]*portConfig{}, backends: map[string]*backend{}, certs: map[string]*tls.Certificate{},
-		badKeys: map[string]error{}, failed: map[listenerID]string{}, badRoutes: map[routeID]string{}, limits: compileLimits(tables)}
-	for name, kp := range keyPairs {
-		cert, err := tls.X509KeyPair(kp.CertificateChain, kp.PrivateKey)
-		if err != nil {
-			c.badKeys[name] = err
-			continue
-		}
-		c.certs[name] = &cert
-	}
-	regexes := map[string]*routetable.Regex{}
-	all := c.backends
+//
+// prev is the config served now, nil for none: what the new version has
+// of it unchanged is taken over rather than compiled again (reuse.go), so
+// that a change costs what changed, not the size of the table.
+func compile(prev *config, tables []*routetable.RouteTable, keyPairs map[string]*routetable.KeyPair) (*config, error) {
+	n := 0
 	for _, t := range tables {
-		view, err := c.tableBackends(t, all)
-		if err != nil {
+		n += len(t.Backends)
+	}
+	c := &config{ports: map[uint32]*portConfig{}, backends: make(map[string]*backend, n), certs: map[string]*tls.Certificate{},
+		badKeys: map[string]error{}, failed: map[listenerID]string{}, badRoutes: map[routeID]string{}, limits: compileLimits(tables),
+		keyPairs: maps.Clone(keyPairs), http: map[listenerID]*listenerConfig{}, renewed: map[string]bool{}}
+	c.loadKeyPairs(prev)
+	all := c.backends
+	views := make([]map[string]*backend, len(tables))
+	for i, t := range tables {
+		var err error
+		if views[i], err = c.tableBackends(t, all, prev); err != nil {
 			return nil, err
 		}
+	}
+	c.noteBackends(prev, tables)
+	regexes := map[string]*routetable.Regex{}
+	for i, t := range tables {
 		// A table's listeners reach backends by the names it gives them.
-		c.backends = view
+		c.backends = views[i]
 		for _, l := range t.Listeners {
-			c.addListener(t, l, regexes)
+			c.addListener(t, l, prev, regexes)
 		}
 	}
 	c.backends = all
@@ -211,7 +243,7 @@ func tableName(t *routetable.RouteTable) string {
 // addListener compiles a listener onto its port. A listener that cannot
 // be served is recorded in c.failed, a route that does not compile in
 // c.badRoutes.
-func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, regexes map[string]*routetable.Regex) {
+func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, prev *config, regexes map[string]*routetable.Regex) {
 	id := listenerID{table: tableName(t), listener: l.Name}
 	if l.Port == 0 || l.Port > 65535 {
 		c.failed[id] = fmt.Sprintf("port %d is out of range: use a port from 1 to 65535", l.Port)
@@ -246,8 +278,12 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 		return
 	}
 	lc := &listenerConfig{name: t.Gateway + "/" + l.Name, hostname: l.Hostname}
+	// Sized at once: growing a map of thousands of hostnames costs more
+	// than filling it.
+	lc.vhosts.exact = make(map[string]*vhost, len(l.VirtualHosts))
+	was := prev.httpListener(id)
 	for _, vh := range l.VirtualHosts {
-		v, bad := compileVhost(vh, c.backends, regexes)
+		v, bad := c.vhost(vh, was, regexes)
 		for _, b := range bad {
 			c.routeNotServed(routeID{table: id.table, route: b.route}, b.err.Error())
 		}
@@ -256,6 +292,7 @@ func (c *config) addListener(t *routetable.RouteTable, l *routetable.Listener, r
 	if https {
 		lc.tls = c.terminating(lc, l)
 	}
+	c.http[id] = lc
 	c.place(pc, id, lc)
 }
 

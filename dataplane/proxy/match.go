@@ -19,6 +19,10 @@ type vhost struct {
 	exact  map[string][]int32
 	prefix *trieNode
 	regex  []int32
+	// spec is the message compiled; partial, that some of its routes did
+	// not compile (they may once their backends change).
+	spec    *routetable.VirtualHost
+	partial bool
 }
 
 type trieNode struct {
@@ -27,6 +31,8 @@ type trieNode struct {
 }
 
 type route struct {
+	// spec is the message compiled, for the next version to recognize.
+	spec   *routetable.Route
 	source string
 	// name is the route object, "Kind namespace/name", for metrics.
 	name    string
@@ -62,41 +68,54 @@ type routeError struct {
 // compileVhost compiles a virtual host's routes one by one. A route that
 // does not compile is left out and returned with why; the others keep
 // their precedence order, so one tenant's route costs only that route.
-func compileVhost(vh *routetable.VirtualHost, backends map[string]*backend, regexes map[string]*routetable.Regex) (*vhost, []routeError) {
-	v := &vhost{exact: map[string][]int32{}, prefix: &trieNode{}}
+// The routes of old (nil for none) compiled from the same messages that
+// reach the same backends (same) are taken as they are.
+func compileVhost(vh *routetable.VirtualHost, backends map[string]*backend, regexes map[string]*routetable.Regex, old *vhost, same func(*route) bool) (*vhost, []routeError) {
+	v := &vhost{spec: vh, exact: map[string][]int32{}, prefix: &trieNode{}}
+	was := old.bySpec()
 	var failed []routeError
 	for i, rt := range vh.Routes {
-		r, err := compileRoute(rt, backends, regexes)
-		if err != nil {
-			failed = append(failed, routeError{route: routeName(vh, i), err: fmt.Errorf("%s: %w", describe(rt.Source), err)})
-			continue
-		}
-		idx := int32(len(v.routes))
-		v.routes = append(v.routes, r)
-		switch p := rt.GetMatch().GetPath().(type) {
-		case *routetable.RouteMatch_Exact:
-			v.exact[p.Exact] = append(v.exact[p.Exact], idx)
-		case *routetable.RouteMatch_Regex:
-			v.regex = append(v.regex, idx)
-		case *routetable.RouteMatch_Prefix:
-			n := v.prefix
-			for _, seg := range segments(p.Prefix) {
-				if n.children == nil {
-					n.children = map[string]*trieNode{}
-				}
-				child := n.children[seg]
-				if child == nil {
-					child = &trieNode{}
-					n.children[seg] = child
-				}
-				n = child
+		r := was[rt]
+		if r == nil || !same(r) {
+			var err error
+			if r, err = compileRoute(rt, backends, regexes); err != nil {
+				failed = append(failed, routeError{route: routeName(vh, i), err: fmt.Errorf("%s: %w", describe(rt.Source), err)})
+				continue
 			}
-			n.routes = append(n.routes, idx)
-		default:
-			v.prefix.routes = append(v.prefix.routes, idx)
 		}
+		v.index(r)
 	}
+	v.partial = len(failed) > 0
 	return v, failed
+}
+
+// index appends a route, last in precedence, to the lists its path can
+// match.
+func (v *vhost) index(r *route) {
+	idx := int32(len(v.routes))
+	v.routes = append(v.routes, r)
+	switch p := r.spec.GetMatch().GetPath().(type) {
+	case *routetable.RouteMatch_Exact:
+		v.exact[p.Exact] = append(v.exact[p.Exact], idx)
+	case *routetable.RouteMatch_Regex:
+		v.regex = append(v.regex, idx)
+	case *routetable.RouteMatch_Prefix:
+		n := v.prefix
+		for _, seg := range segments(p.Prefix) {
+			if n.children == nil {
+				n.children = map[string]*trieNode{}
+			}
+			child := n.children[seg]
+			if child == nil {
+				child = &trieNode{}
+				n.children[seg] = child
+			}
+			n = child
+		}
+		n.routes = append(n.routes, idx)
+	default:
+		v.prefix.routes = append(v.prefix.routes, idx)
+	}
 }
 
 // routeName names a virtual host's route in what the proxy reports.
@@ -125,7 +144,7 @@ func segments(p string) []string {
 
 func compileRoute(rt *routetable.Route, backends map[string]*backend, regexes map[string]*routetable.Regex) (*route, error) {
 	m := rt.GetMatch()
-	r := &route{method: m.GetMethod(), source: describe(rt.Source)}
+	r := &route{spec: rt, method: m.GetMethod(), source: describe(rt.Source)}
 	if s := rt.Source; s != nil {
 		r.name = routeLabel(s)
 	}

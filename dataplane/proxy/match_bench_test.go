@@ -22,7 +22,7 @@ func BenchmarkMatch(b *testing.B) {
 				Action: &rt.Route_DirectResponse{DirectResponse: &rt.DirectResponse{Status: 200}},
 			})
 		}
-		v, err := compileVhost(vh, nil, map[string]*rt.Regex{})
+		v, err := compileVhost(vh, nil, map[string]*rt.Regex{}, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

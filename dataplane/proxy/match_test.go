@@ -120,7 +120,7 @@ func FuzzMatch(f *testing.F) {
 		for range int(n%64) + 1 {
 			vh.Routes = append(vh.Routes, g.route())
 		}
-		v, err := compileVhost(vh, nil, map[string]*rt.Regex{})
+		v, err := compileVhost(vh, nil, map[string]*rt.Regex{}, nil, nil)
 		if err != nil {
 			t.Fatalf("compiling: %v", err)
 		}

@@ -128,11 +128,13 @@ func (p *Proxy) Ready() bool { return p.cfg.Load() != nil && !p.draining.Load() 
 
 // Apply compiles and serves a new version of the tables. When it returns an
 // error nothing changed: the previous version keeps serving. Otherwise the
-// version is served, except the listeners NotServed lists.
+// version is served, except the listeners NotServed lists. What the tables
+// share with the version served (the same messages) is not compiled again:
+// a caller never modifies a message it has passed to Apply.
 func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs map[string]*routetable.KeyPair) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cfg, err := compile(tables, keyPairs)
+	cfg, err := compile(p.cfg.Load(), tables, keyPairs)
 	if err != nil {
 		p.metrics.applyErrors.Inc()
 		return err
@@ -162,11 +164,15 @@ func (p *Proxy) Apply(version string, tables []*routetable.RouteTable, keyPairs 
 		}
 		bound = append(bound, ns)
 	}
-	// Keep connection pools of backends reached the same way.
+	// Keep connection pools of backends reached the same way. A backend
+	// taken over from the version served has its pools, and requests read
+	// them: it is not written again.
 	for _, b := range cfg.backends {
-		b.transport, b.upgrade = p.transports.get(b)
+		if b.transport == nil {
+			b.transport, b.upgrade = p.transports.get(b)
+		}
 	}
-	p.breakers.assign(cfg.backends, p.metrics, p.log)
+	p.breakers.assign(cfg.backends, !cfg.keptAll, p.metrics, p.log)
 	p.cfg.Store(cfg)
 	p.forget(cfg, tables)
 	for _, s := range p.servers {

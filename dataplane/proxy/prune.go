@@ -30,7 +30,7 @@ func (p *Proxy) forget(cfg *config, tables []*routetable.RouteTable) {
 // connections, and in the pools it keeps closes the idle connections to
 // endpoints no backend names.
 func (ts *transports) retain(backends map[string]*backend) {
-	keys, addrs := map[string]bool{}, map[string]bool{}
+	keys, addrs := map[string]bool{}, make(map[string]bool, len(backends))
 	for _, b := range backends {
 		keys[b.transportKey], keys["lean|"+b.transportKey] = true, true
 		for _, e := range b.endpoints {
@@ -104,7 +104,13 @@ func (m *metrics) retain(routes map[string]bool, backends map[string]*backend) {
 func routeLabel(s *routetable.RouteSource) string { return s.Kind + " " + s.Namespace + "/" + s.Name }
 
 func routeLabels(tables []*routetable.RouteTable) map[string]bool {
-	out := map[string]bool{}
+	n := 0
+	for _, t := range tables {
+		for _, l := range t.Listeners {
+			n += len(l.VirtualHosts) + len(l.StreamRoutes)
+		}
+	}
+	out := make(map[string]bool, n)
 	for _, t := range tables {
 		for _, l := range t.Listeners {
 			for _, vh := range l.VirtualHosts {
