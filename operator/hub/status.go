@@ -57,40 +57,6 @@ type fleet struct {
 // status writes of a busy cluster.
 const settleTime = 3 * time.Second
 
-// fleetState says whether the Gateway's proxies serve obj (an objectKey) as
-// it is now: whether a table they acknowledged carries obj's current
-// generation. A later table that they have not acknowledged yet does not
-// take back what they serve.
-func (w *worker) fleetState(gw types.NamespacedName, hash, obj string) fleet {
-	node := TableName(w.name, gw.Namespace, gw.Name)
-	st := w.hub.push.Status(node)
-	switch {
-	case hash == "":
-		return fleet{reason: ReasonPending, message: "no route table was published for this Gateway"}
-	case st.Streams > 0 && w.allServe(node, st.Replicas, obj):
-		return fleet{ok: true, reason: string(gwv1.GatewayReasonProgrammed), message: fmt.Sprintf("served by the Gateway's proxies (%d connected)", st.Streams)}
-	case st.Nack != nil && st.Nack.Resources[node] == hash:
-		return fleet{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
-	case time.Since(w.hub.started) < w.hub.opts.StartupGrace:
-		// Just restarted: proxies are reconnecting and re-acknowledging
-		// what they already serve. Until they answer, what is stored stands;
-		// when the grace ends, a pass says what the proxies serve then,
-		// even if nothing else changes.
-		w.graceEnd.Do(func() {
-			time.AfterFunc(w.hub.opts.StartupGrace-time.Since(w.hub.started)+10*time.Millisecond, w.trigger)
-		})
-		return fleet{keep: true}
-	case st.Streams == 0:
-		return fleet{reason: ReasonPending, message: fmt.Sprintf("no proxy of this Gateway is connected to the hub (node %s)", node)}
-	}
-	f := fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
-	if at, ok := w.hub.publishedAt(node, hash); ok && time.Since(at) < settleTime {
-		f.settling = true
-		time.AfterFunc(settleTime, w.acknowledged) // write what is known then, if no ACK came
-	}
-	return f
-}
-
 // allServe reports whether every connected replica acknowledged a table
 // that carries obj.
 func (w *worker) allServe(node string, replicas []xds.Replica, obj string) bool {
@@ -142,235 +108,93 @@ func programmed(conds []metav1.Condition, f fleet, stored []metav1.Condition) []
 	return conds
 }
 
-// writeStatus merges translate's statuses into the stored objects and
-// writes those that changed. Errors are collected: one object's conflict
-// does not stop the others.
+// writeStatus merges the statuses of a pass's decisions into the stored
+// objects and writes those that changed, kind by kind, with Programmed from
+// what the proxies serve. Errors are collected: one object's conflict does
+// not stop the others.
 func (w *worker) writeStatus(ctx context.Context, in translate.Input, d *decided) error {
-	out, hashes, provisioned, refusals := d.out, d.hashes, d.addresses, d.refusals
-	c := w.cl.GetClient()
-	now := status.Now()
-	controller := gwv1.GatewayController(w.hub.opts.Controller)
-	// Writes go out concurrently: each is one request, and a cluster with
-	// thousands of routes must not wait for them one by one.
-	var (
-		errMu sync.Mutex
-		errs  []error
-		eg    errgroup.Group
-	)
-	eg.SetLimit(32)
-	update := func(obj client.Object) {
-		eg.Go(func() error {
-			if err := c.Status().Update(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
-				errMu.Lock()
-				errs = append(errs, fmt.Errorf("%T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err))
-				errMu.Unlock()
-			}
-			return nil
-		})
-	}
-	recorder := w.cl.GetEventRecorderFor("gatehouse")
+	sw := w.statusWriter(ctx)
+	sv := w.serving(d.hashes)
+	sw.classes(in, d.out)
+	sw.gateways(in, d, sv)
+	sw.listenerSets(in, d.out, sv)
+	sw.routes(in, d.out, sv)
+	sw.policies(in, d.out)
+	return sw.wait()
+}
 
+// statusWriter writes the statuses of one pass. Writes go out
+// concurrently: each is one request, and a cluster with thousands of
+// routes must not wait for them one by one.
+type statusWriter struct {
+	w          *worker
+	ctx        context.Context
+	c          client.Client
+	now        metav1.Time
+	controller gwv1.GatewayController
+	recorder   record.EventRecorder
+
+	eg    errgroup.Group
+	errMu sync.Mutex
+	errs  []error
+}
+
+func (w *worker) statusWriter(ctx context.Context) *statusWriter {
+	sw := &statusWriter{w: w, ctx: ctx, c: w.cl.GetClient(), now: status.Now(),
+		controller: gwv1.GatewayController(w.hub.opts.Controller), recorder: w.cl.GetEventRecorderFor("gatehouse")}
+	sw.eg.SetLimit(32)
+	return sw
+}
+
+// update writes obj's status.
+func (sw *statusWriter) update(obj client.Object) {
+	sw.eg.Go(func() error {
+		if err := sw.c.Status().Update(sw.ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+			sw.errMu.Lock()
+			sw.errs = append(sw.errs, fmt.Errorf("%T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err))
+			sw.errMu.Unlock()
+		}
+		return nil
+	})
+}
+
+func (sw *statusWriter) wait() error {
+	_ = sw.eg.Wait()
+	return errors.Join(sw.errs...)
+}
+
+// classes writes the GatewayClasses' conditions and supported features.
+func (sw *statusWriter) classes(in translate.Input, out translate.Output) {
 	for _, gc := range in.GatewayClasses {
 		ours, ok := out.GatewayClasses[gc.Name]
 		if !ok {
 			continue
 		}
 		next := gc.Status.DeepCopy()
-		next.Conditions = status.MergeConditions(gc.Status.Conditions, ours.Conditions, now)
+		next.Conditions = status.MergeConditions(gc.Status.Conditions, ours.Conditions, sw.now)
 		next.SupportedFeatures = ours.SupportedFeatures
 		if !equality.Semantic.DeepEqual(&gc.Status, next) {
 			obj := gc.DeepCopy()
 			obj.Status = *next
-			update(obj)
+			sw.update(obj)
 		}
 	}
+}
 
-	fleets := map[types.NamespacedName]fleet{}
-	for _, gw := range in.Gateways {
-		k := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}
-		ours, ok := out.Gateways[k]
-		if !ok {
-			continue
-		}
-		f := w.fleetState(k, hashes[k], objectKey("Gateway", gw.Namespace, gw.Name, gw.Generation))
-		fleets[k] = f
-		ours = ours.DeepCopy()
-		params := out.Parameters[string(gw.Spec.GatewayClassName)]
-		node := w.hub.push.Status(TableName(w.name, gw.Namespace, gw.Name))
-		advertised, failed := node.Addresses, unserved(node.Node, node)
-		unassigned := assignAddresses(ours, gw, params, provisioned[k], advertised)
-		ours.Conditions = partlyServed(programmed(ours.Conditions, f, gw.Status.Conditions), failed)
-		if why, ok := refusals[k]; ok {
-			ours.Conditions = notServed(ours.Conditions, why)
-		}
-		if params.Mode == translate.ModeExternal {
-			var unusable []string
-			ours.Addresses, unusable = usableAddresses(ours.Addresses, params.Addresses, advertised)
-			switch {
-			case len(unusable) > 0:
-				ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf(
-					"spec.addresses %s: neither the GatewayClass parameters list them nor does a proxy of this Gateway answer on them (its proxies advertise %s)",
-					strings.Join(unusable, ", "), orNone(advertised)))
-			case len(ours.Addresses) == 0:
-				ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotAssigned),
-					"no address: list addresses in the GatewayClass parameters, or start the Gateway's proxies with --advertise-address")
-			}
-		}
-		if service, ok := provisioned[k]; ok {
-			var unusable []string
-			ours.Addresses, unusable = managedAddresses(ours.Addresses, service)
-			if len(unusable) > 0 {
-				ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf(
-					"spec.addresses %s: the proxies' Service %s was not given them (its addresses: %s); a LoadBalancer Service asks its load balancer for the first IP address of spec.addresses, a ClusterIP Service has its cluster IP only",
-					strings.Join(unusable, ", "), proxyServiceName(gw.Name), orNone(addressValues(service))))
-			}
-		}
-		if len(unassigned) > 0 {
-			ours.Conditions = notProgrammed(ours.Conditions, string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf(
-				"spec.addresses asks for an address of type %s to be assigned, and there is none of that type: %s",
-				strings.Join(unassigned, ", "), addressSources(params, advertised)))
-		}
-		ours.Conditions = withProxyVersions(ours.Conditions, node, f)
-		for i := range ours.Listeners {
-			var stored []metav1.Condition
-			for _, s := range gw.Status.Listeners {
-				if s.Name == ours.Listeners[i].Name {
-					stored = s.Conditions
-				}
-			}
-			ours.Listeners[i].Conditions = programmed(ours.Listeners[i].Conditions, f, stored)
-			if why, ok := failed[string(ours.Listeners[i].Name)]; ok {
-				ours.Listeners[i].Conditions = listenerNotServed(ours.Listeners[i].Conditions, why)
-			}
-		}
-		next := status.MergeGatewayStatus(&gw.Status, ours, now)
-		if !equality.Semantic.DeepEqual(&gw.Status, next) {
-			announce(recorder, gw, gw.Status.Conditions, next.Conditions)
-			obj := gw.DeepCopy()
-			obj.Status = *next
-			update(obj)
-		}
-	}
-
-	for _, ls := range in.ListenerSets {
-		k := types.NamespacedName{Namespace: ls.Namespace, Name: ls.Name}
-		ours, ok := out.ListenerSets[k]
-		if !ok {
-			continue
-		}
-		ours = ours.DeepCopy()
-		gw := parentOf(ls)
-		lf := w.fleetState(gw, hashes[gw], objectKey("ListenerSet", ls.Namespace, ls.Name, ls.Generation))
-		node := TableName(w.name, gw.Namespace, gw.Name)
-		failed := ofListenerSet(unserved(node, w.hub.push.Status(node)), ls.Namespace, ls.Name)
-		ours.Conditions = partlyServed(programmed(ours.Conditions, lf, ls.Status.Conditions), failed)
-		next := ls.Status.DeepCopy()
-		next.Conditions = status.MergeConditions(ls.Status.Conditions, ours.Conditions, now)
-		next.Listeners = nil
-		for _, l := range ours.Listeners {
-			var prev []metav1.Condition
-			for _, s := range ls.Status.Listeners {
-				if s.Name == l.Name {
-					prev = s.Conditions
-				}
-			}
-			l.Conditions = programmed(l.Conditions, lf, prev)
-			if why, ok := failed[ls.Namespace+"/"+ls.Name+"/"+string(l.Name)]; ok {
-				l.Conditions = listenerNotServed(l.Conditions, why)
-			}
-			l.Conditions = status.MergeConditions(prev, l.Conditions, now)
-			next.Listeners = append(next.Listeners, l)
-		}
-		if !equality.Semantic.DeepEqual(&ls.Status, next) {
-			obj := ls.DeepCopy()
-			obj.Status = *next
-			update(obj)
-		}
-	}
-
-	listenerSets := map[types.NamespacedName]types.NamespacedName{}
-	for _, ls := range in.ListenerSets {
-		listenerSets[types.NamespacedName{Namespace: ls.Namespace, Name: ls.Name}] = parentOf(ls)
-	}
-	// A route's parent is Programmed once its Gateway's proxies serve the
-	// table that carries it.
-	routeProgrammed := func(kind string, r metav1.Object, parents []gwv1.RouteParentStatus, stored []gwv1.RouteParentStatus) []gwv1.RouteParentStatus {
-		routeNS, key := r.GetNamespace(), objectKey(kind, r.GetNamespace(), r.GetName(), r.GetGeneration())
-		out := make([]gwv1.RouteParentStatus, len(parents))
-		for i, p := range parents {
-			p.Conditions = append([]metav1.Condition(nil), p.Conditions...)
-			out[i] = p
-			accepted := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionAccepted))
-			if accepted == nil || accepted.Status != metav1.ConditionTrue {
-				continue
-			}
-			gw := gatewayOf(routeNS, p.ParentRef, listenerSets)
-			cond := metav1.Condition{Type: conditionProgramed, Status: metav1.ConditionTrue, Reason: string(gwv1.RouteReasonAccepted), ObservedGeneration: accepted.ObservedGeneration}
-			var prev []metav1.Condition
-			for _, s := range stored {
-				if s.ControllerName == controller && s.ParentRef.Name == p.ParentRef.Name {
-					prev = s.Conditions
-				}
-			}
-			f := w.fleetState(gw, hashes[gw], key)
-			if why := w.superseded(kind, gw, hashes[gw], key, onParent(routeNS, p.ParentRef)); why != "" && !f.ok && !f.keep {
-				f = fleet{reason: ReasonSuperseded, message: why}
-			}
-			if f.ok {
-				node := TableName(w.name, gw.Namespace, gw.Name)
-				st := w.hub.push.Status(node)
-				if l, why, found := w.routeNotServed(node, st, key, onParent(routeNS, p.ParentRef)); found {
-					f = fleet{reason: ReasonProxyRejected, message: routeOnUnservedListener(l, why)}
-				} else if why, found := routeLeftOut(node, st, key); found {
-					f = fleet{reason: ReasonProxyRejected, message: routeNotCompiled(why)}
-				}
-			}
-			out[i].Conditions = programmed(append(out[i].Conditions, cond), f, prev)
-		}
-		return out
-	}
-
-	// A route waiting for its first acknowledgement is written once it
-	// comes, not before and after (see settleTime).
-	settling := func(kind string, r metav1.Object, parents []gwv1.RouteParentStatus) bool {
-		key := objectKey(kind, r.GetNamespace(), r.GetName(), r.GetGeneration())
-		for _, p := range parents {
-			gw := gatewayOf(r.GetNamespace(), p.ParentRef, listenerSets)
-			if meta.IsStatusConditionTrue(p.Conditions, string(gwv1.RouteConditionAccepted)) && w.fleetState(gw, hashes[gw], key).settling {
-				return true
-			}
-		}
-		return false
-	}
-	// Every kind of route: its parents, Programmed once served.
-	for _, set := range routeSets(in, out) {
-		for _, r := range set.routes {
-			stored, parents := set.parents(r), set.ours[client.ObjectKeyFromObject(r)]
-			if settling(set.kind, r, parents) {
-				continue
-			}
-			next := status.MergeRouteParents(stored, routeProgrammed(set.kind, r, parents, stored), controller, now)
-			if !equality.Semantic.DeepEqual(stored, next) && !(len(stored) == 0 && len(next) == 0) {
-				announceParents(recorder, r, stored, next, controller)
-				update(set.withParents(r, next))
-			}
-		}
-	}
-
+// policies writes our ancestor entries of the BackendTLSPolicies.
+func (sw *statusWriter) policies(in translate.Input, out translate.Output) {
 	for _, p := range in.BackendTLSPolicies {
 		ours, ok := out.BackendTLSPolicies[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]
 		if !ok {
 			continue
 		}
-		next := mergeAncestors(p.Status.Ancestors, ours, controller, now)
+		next := mergeAncestors(p.Status.Ancestors, ours, sw.controller, sw.now)
 		if !equality.Semantic.DeepEqual(p.Status.Ancestors, next) {
 			obj := p.DeepCopy()
 			obj.Status.Ancestors = next
-			update(obj)
+			sw.update(obj)
 		}
 	}
-	_ = eg.Wait()
-	return errors.Join(errs...)
 }
 
 // gatewayOf is the Gateway a route's parentRef ends at.

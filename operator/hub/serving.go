@@ -1,0 +1,93 @@
+package hub
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/gatehouse-dev/gatehouse/dataplane/xds"
+)
+
+// serving is what the proxies of a cluster's Gateways serve, as one status
+// pass sees it: the push server's view of each Gateway's node, read once
+// per Gateway, against the table versions the pass's decisions published.
+// Every Programmed condition of the pass is answered here.
+type serving struct {
+	w      *worker
+	hashes map[types.NamespacedName]string
+	nodes  map[types.NamespacedName]xds.NodeStatus
+}
+
+func (w *worker) serving(hashes map[types.NamespacedName]string) *serving {
+	return &serving{w: w, hashes: hashes, nodes: map[types.NamespacedName]xds.NodeStatus{}}
+}
+
+// node is the push server's view of a Gateway's proxies.
+func (s *serving) node(gw types.NamespacedName) xds.NodeStatus {
+	st, ok := s.nodes[gw]
+	if !ok {
+		st = s.w.hub.push.Status(TableName(s.w.name, gw.Namespace, gw.Name))
+		s.nodes[gw] = st
+	}
+	return st
+}
+
+// fleet says whether the Gateway's proxies serve obj (an objectKey) as it
+// is now: whether a table they acknowledged carries obj's current
+// generation. A later table that they have not acknowledged yet does not
+// take back what they serve.
+func (s *serving) fleet(gw types.NamespacedName, obj string) fleet {
+	w, hash := s.w, s.hashes[gw]
+	node := TableName(w.name, gw.Namespace, gw.Name)
+	st := s.node(gw)
+	switch {
+	case hash == "":
+		return fleet{reason: ReasonPending, message: "no route table was published for this Gateway"}
+	case st.Streams > 0 && w.allServe(node, st.Replicas, obj):
+		return fleet{ok: true, reason: string(gwv1.GatewayReasonProgrammed), message: fmt.Sprintf("served by the Gateway's proxies (%d connected)", st.Streams)}
+	case st.Nack != nil && st.Nack.Resources[node] == hash:
+		return fleet{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
+	case time.Since(w.hub.started) < w.hub.opts.StartupGrace:
+		// Just restarted: proxies are reconnecting and re-acknowledging
+		// what they already serve. Until they answer, what is stored stands;
+		// when the grace ends, a pass says what the proxies serve then,
+		// even if nothing else changes.
+		w.graceEnd.Do(func() {
+			time.AfterFunc(w.hub.opts.StartupGrace-time.Since(w.hub.started)+10*time.Millisecond, w.trigger)
+		})
+		return fleet{keep: true}
+	case st.Streams == 0:
+		return fleet{reason: ReasonPending, message: fmt.Sprintf("no proxy of this Gateway is connected to the hub (node %s)", node)}
+	}
+	f := fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
+	if at, ok := w.hub.publishedAt(node, hash); ok && time.Since(at) < settleTime {
+		f.settling = true
+		time.AfterFunc(settleTime, w.acknowledged) // write what is known then, if no ACK came
+	}
+	return f
+}
+
+// route says whether the Gateway's proxies serve a route (obj, an
+// objectKey) attached through a parentRef (on: the table's listeners that
+// parentRef attaches to): as fleet, and, when the proxies serve the table,
+// whether they left the route or its listener out, or another route takes
+// what it asks for.
+func (s *serving) route(kind string, gw types.NamespacedName, obj string, on func(listener string) bool) fleet {
+	f := s.fleet(gw, obj)
+	if why := s.w.superseded(kind, gw, s.hashes[gw], obj, on); why != "" && !f.ok && !f.keep {
+		return fleet{reason: ReasonSuperseded, message: why}
+	}
+	if !f.ok {
+		return f
+	}
+	node, st := TableName(s.w.name, gw.Namespace, gw.Name), s.node(gw)
+	if l, why, found := s.w.routeNotServed(node, st, obj, on); found {
+		return fleet{reason: ReasonProxyRejected, message: routeOnUnservedListener(l, why)}
+	}
+	if why, found := routeLeftOut(node, st, obj); found {
+		return fleet{reason: ReasonProxyRejected, message: routeNotCompiled(why)}
+	}
+	return f
+}
