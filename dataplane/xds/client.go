@@ -23,7 +23,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gatehouse-dev/gatehouse/dataplane/routetable"
@@ -91,6 +93,9 @@ type Client struct {
 	tableNonce  string
 	waiting     *pending
 	acks, nacks prometheus.Counter
+	decoder     routetable.Decoder
+	// encoded are the pushed tables' encodings, for the cache.
+	encoded map[*routetable.RouteTable][]byte
 }
 
 // pending is a table response that waits for key pairs before it can be
@@ -113,6 +118,7 @@ func (c *Client) Run(ctx context.Context) {
 		c.Registry.MustRegister(c.acks, c.nacks)
 	}
 	c.tables, c.keys = map[string]*routetable.RouteTable{}, map[string]*routetable.KeyPair{}
+	c.encoded = map[*routetable.RouteTable][]byte{}
 	c.loadCache()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -292,11 +298,14 @@ func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedR
 	case TableType:
 		prev := maps.Clone(c.tables)
 		for _, a := range resp.GetResources() {
-			t := &routetable.RouteTable{}
-			if err := a.UnmarshalTo(t); err != nil {
+			t, err := c.decodeTable(a)
+			if err != nil {
 				return c.nack(s, TableType, c.tableVer, resp.GetNonce(), c.Tables, fmt.Errorf("decoding a route table: %w", err))
 			}
 			c.tables[t.Name] = t
+			if c.CacheDir != "" {
+				c.encoded[t] = a.GetValue()
+			}
 		}
 		if missing := c.missingKeys(); len(missing) > 0 {
 			// Ask for the key pairs first; acknowledge the tables once served.
@@ -344,6 +353,17 @@ func (c *Client) handle(s discovery.AggregatedDiscoveryService_StreamAggregatedR
 		return c.ack(s, KeyPairType, c.keyVer, resp.GetNonce(), c.keyNames())
 	}
 	return nil
+}
+
+// decodeTable decodes a pushed table. The whole table comes with every
+// change; the decoder reuses the messages of the version before that did
+// not change, so that decoding costs what changed and the proxy, finding
+// the same messages, compiles only that.
+func (c *Client) decodeTable(a *anypb.Any) (*routetable.RouteTable, error) {
+	if !a.MessageIs((*routetable.RouteTable)(nil)) {
+		return nil, fmt.Errorf("a resource of type %s is not a route table", a.GetTypeUrl())
+	}
+	return c.decoder.Decode(a.GetValue())
 }
 
 // apply serves the current tables and key pairs as one version.
@@ -410,13 +430,16 @@ func (c *Client) saveCache(version string, tables []*routetable.RouteTable) {
 	if c.CacheDir == "" {
 		return
 	}
-	cache := &routetable.ProxyCache{Version: version, Tables: tables}
+	cache := &routetable.ProxyCache{Version: version}
 	for _, n := range c.keyNames() {
 		if kp, ok := c.keys[n]; ok {
 			cache.KeyPairs = append(cache.KeyPairs, kp)
 		}
 	}
 	data, err := proto.Marshal(cache)
+	if err == nil {
+		data, err = c.appendTables(data, tables)
+	}
 	if err == nil {
 		err = os.MkdirAll(c.CacheDir, 0o700)
 	}
@@ -436,6 +459,32 @@ func (c *Client) saveCache(version string, tables []*routetable.RouteTable) {
 		c.Log.Warn("could not write the table cache", "dir", c.CacheDir, "error", err)
 	}
 }
+
+// appendTables appends tables to an encoded ProxyCache as its tables
+// field. A table is written as the hub encoded it when it came in a push:
+// encoding thousands of routes again would cost more than the rest of
+// applying a change to them.
+func (c *Client) appendTables(data []byte, tables []*routetable.RouteTable) ([]byte, error) {
+	kept := make(map[*routetable.RouteTable][]byte, len(tables))
+	for _, t := range tables {
+		b, ok := c.encoded[t]
+		if !ok {
+			var err error
+			if b, err = proto.Marshal(t); err != nil {
+				return nil, err
+			}
+		}
+		kept[t] = b
+		data = protowire.AppendTag(data, cacheTablesField, protowire.BytesType)
+		data = protowire.AppendBytes(data, b)
+	}
+	// Encodings of tables no longer applied are not needed again.
+	c.encoded = kept
+	return data, nil
+}
+
+// cacheTablesField is the field number of ProxyCache.tables.
+const cacheTablesField = 2
 
 // loadCache serves the version a previous run applied, if any.
 func (c *Client) loadCache() {
