@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,7 +26,7 @@ func (sw *statusWriter) routes(in translate.Input, out translate.Output, sv *ser
 				continue
 			}
 			next := status.MergeRouteParents(stored, rs.programmed(set.kind, r, parents, stored), sw.controller, sw.now)
-			if !equality.Semantic.DeepEqual(stored, next) && !(len(stored) == 0 && len(next) == 0) {
+			if !status.EqualRouteParents(stored, next) {
 				announceParents(sw.recorder, r, stored, next, sw.controller)
 				sw.update(set.withParents(r, next))
 			}
