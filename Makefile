@@ -84,6 +84,14 @@ bench-proxy:
 bench-scale: tools build
 	$(GO) run ./test/bench/scale --bin $(BIN) --members $(or $(SCALE_MEMBERS),3) --routes $(or $(SCALE_ROUTES),1000)
 
+## bench-churn: route propagation under churn: with CHURN_ROUTES (1,000) routes
+## per member served, CHURN_CHANGES (100) adds, modifies and deletes one at a
+## time in each of CHURN_MEMBERS (1) members at once, under traffic: apply →
+## traffic and → Programmed, load errors, hub and proxy CPU and memory;
+## CHURN_FLAGS passes more flags (see test/bench/churn/README.md)
+bench-churn: tools build
+	$(GO) run ./test/bench/churn --bin $(BIN) --members $(or $(CHURN_MEMBERS),1) --routes $(or $(CHURN_ROUTES),1000) --changes $(or $(CHURN_CHANGES),100) $(CHURN_FLAGS)
+
 ## soak: the hub and a proxy under route, listener and Gateway churn for
 ## SOAK_TIME (default 30m); fails when their memory grows (not part of make test)
 SOAK_TIME ?= 30m
