@@ -128,24 +128,93 @@ func Namespace(cluster string) string {
 	return n
 }
 
-// Pass is the certificate source of one translation of one cluster; Apply
-// then writes the Certificates it found wanted.
+// Pass is the certificate source of one translation of one cluster.
+// Translation is pure, so a Pass does its reading and publishing around it:
+// ForPass reads the cluster's Certificates and publishes the key pairs of
+// the Ready ones before translation, ListenerCertificates only looks them up
+// and notes which Certificates the listeners want, and Apply writes those
+// after translation.
 type Pass struct {
 	i       *Issuer
-	ctx     context.Context
 	cluster string
 	ns      string
 	auth    Authorizer
-	wanted  map[string]*cmv1.Certificate
+	// waiting: cert-manager's API was not served when the pass began; the
+	// pass reads and writes nothing.
+	waiting bool
+
+	// What ForPass found: the cluster's Certificates by name, the outcome of
+	// publishing each Ready one's key pair, and the key pair names published
+	// for the cluster by then. readErr: the Certificates could not be listed.
+	have    map[string]*cmv1.Certificate
+	issued  map[string]issued
+	served  map[string]bool
+	readErr error
+
+	// wanted: the Certificates the listeners asked for, for Apply.
+	wanted map[string]*cmv1.Certificate
 }
 
-// ForPass starts a pass for a cluster. auth decides which certificates
-// listeners may have; nil: no tenants, and only the classes' issuers.
+// issued is the outcome of publishing a Ready Certificate's key pair: the
+// key pair's push name, or why it cannot be used.
+type issued struct {
+	keyPair string
+	err     error
+}
+
+// ForPass starts a pass for a cluster, before its translation: it reads the
+// cluster's Certificates on the hub (one List) and publishes the key pair of
+// each Ready one whose issue it has not published yet, reading its Secret.
+// auth decides which certificates listeners may have; nil: no tenants, and
+// only the classes' issuers.
 func (i *Issuer) ForPass(ctx context.Context, cluster string, auth Authorizer) *Pass {
 	if auth == nil {
 		auth = noTenants{&policy.Decider{Tenancy: tenancy.NewView(nil, "")}}
 	}
-	return &Pass{i: i, ctx: ctx, cluster: cluster, ns: Namespace(cluster), auth: auth, wanted: map[string]*cmv1.Certificate{}}
+	p := &Pass{i: i, cluster: cluster, ns: Namespace(cluster), auth: auth, waiting: i.waiting.Load(),
+		have: map[string]*cmv1.Certificate{}, issued: map[string]issued{}, served: map[string]bool{}, wanted: map[string]*cmv1.Certificate{}}
+	if !p.waiting {
+		p.read(ctx)
+	}
+	return p
+}
+
+// read lists the cluster's Certificates and publishes the Ready ones' key
+// pairs. A Certificate whose listener is gone may be published here once
+// more; Apply withdraws it in the same pass.
+func (p *Pass) read(ctx context.Context) {
+	var list cmv1.CertificateList
+	if err := p.i.c.List(ctx, &list, client.InNamespace(p.ns), p.label()); err != nil {
+		p.readErr = fmt.Errorf("listing the Certificates of cluster %s in %s on the hub: %w", p.cluster, p.ns, err)
+		return
+	}
+	for i := range list.Items {
+		c := &list.Items[i]
+		p.have[c.Name] = c
+		if !isReady(c) {
+			continue
+		}
+		name, err := p.publish(ctx, c)
+		p.issued[c.Name] = issued{keyPair: name, err: err}
+	}
+	prefix := keyPairPrefix(p.cluster)
+	p.i.mu.Lock()
+	for name := range p.i.published {
+		if strings.HasPrefix(name, prefix) {
+			p.served[name] = true
+		}
+	}
+	p.i.mu.Unlock()
+	for name, out := range p.issued {
+		if out.err != nil && p.served[p.keyPairName(name)] {
+			p.i.log.Warn("a renewed key pair cannot be used yet; serving the previous one", "certificate", p.ns+"/"+name, "error", out.err)
+		}
+	}
+}
+
+// label selects the cluster's Certificates.
+func (p *Pass) label() client.MatchingLabels {
+	return client.MatchingLabels{LabelCluster: labelValue(p.cluster)}
 }
 
 // Authorizer decides whether a listener may have the certificate it asks
@@ -243,46 +312,39 @@ func (p *Pass) ListenerCertificates(req translate.ListenerCertificateRequest) tr
 		return translate.CertificateResult{Reason: gwv1.ListenerConditionReason(v.Reason()),
 			Message: fmt.Sprintf("the hub issues no certificate for listener %q: %s", req.Listener, v.Message())}
 	}
-	if p.i.waiting.Load() {
+	if p.waiting {
 		return pending(notInstalled(fmt.Sprintf("%s %s", ref.Kind, ref.Name)))
 	}
 	name := certificateName(req)
 	want := p.certificate(name, req, ref)
 	p.wanted[name] = want
-	var have cmv1.Certificate
-	if err := p.i.c.Get(p.ctx, types.NamespacedName{Namespace: p.ns, Name: name}, &have); err != nil {
+	have := p.have[name]
+	switch {
+	case p.readErr != nil:
+		return pending(fmt.Sprintf("cert-manager Certificate %s/%s on the hub cannot be read yet: %v", p.ns, name, p.readErr))
+	case have == nil:
 		return pending(fmt.Sprintf("cert-manager Certificate %s/%s on the hub is being created", p.ns, name))
-	}
-	if !sameSpec(&have, want) {
+	case !sameSpec(have, want):
 		return pending(fmt.Sprintf("cert-manager Certificate %s/%s on the hub is being updated for hostname %s", p.ns, name, req.Hostname))
 	}
 	// While cert-manager renews (the Certificate not Ready, or its Secret
 	// briefly gone), the key pair published last keeps serving: a renewal
 	// must not take the listener down.
 	last := p.keyPairName(name)
-	p.i.mu.Lock()
-	_, served := p.i.published[last]
-	p.i.mu.Unlock()
-	ready := readyCondition(&have)
-	if ready == nil || ready.Status != cmmeta.ConditionTrue || ready.ObservedGeneration != have.Generation {
-		if served {
-			return translate.CertificateResult{KeyPairs: []string{last}}
-		}
+	out, ready := p.issued[name]
+	switch {
+	case (!ready || out.err != nil) && p.served[last]:
+		return translate.CertificateResult{KeyPairs: []string{last}}
+	case !ready:
 		why := "it has no Ready condition yet"
-		if ready != nil {
-			why = fmt.Sprintf("%s: %s", ready.Reason, ready.Message)
+		if c := readyCondition(have); c != nil {
+			why = fmt.Sprintf("%s: %s", c.Reason, c.Message)
 		}
 		return pending(fmt.Sprintf("cert-manager Certificate %s/%s (issuer %s %s) is not Ready: %s", p.ns, name, ref.Kind, ref.Name, why))
+	case out.err != nil:
+		return pending(fmt.Sprintf("cert-manager Certificate %s/%s is Ready but its key pair cannot be used yet: %v", p.ns, name, out.err))
 	}
-	kp, err := p.publish(&have)
-	if err != nil {
-		if served {
-			p.i.log.Warn("a renewed key pair cannot be used yet; serving the previous one", "certificate", p.ns+"/"+name, "error", err)
-			return translate.CertificateResult{KeyPairs: []string{last}}
-		}
-		return pending(fmt.Sprintf("cert-manager Certificate %s/%s is Ready but its key pair cannot be used yet: %v", p.ns, name, err))
-	}
-	return translate.CertificateResult{KeyPairs: []string{kp}}
+	return translate.CertificateResult{KeyPairs: []string{out.keyPair}}
 }
 
 // keyPairName is the push name of a Certificate's key pair.
@@ -293,6 +355,12 @@ func keyPairPrefix(cluster string) string { return "hub/" + cluster + "/" }
 
 func pending(msg string) translate.CertificateResult {
 	return translate.CertificateResult{Reason: ReasonCertificatePending, Message: msg}
+}
+
+// isReady: cert-manager has issued the Certificate's current spec.
+func isReady(c *cmv1.Certificate) bool {
+	r := readyCondition(c)
+	return r != nil && r.Status == cmmeta.ConditionTrue && r.ObservedGeneration == c.Generation
 }
 
 func readyCondition(c *cmv1.Certificate) *cmv1.CertificateCondition {
@@ -333,8 +401,9 @@ func labelValue(s string) string {
 }
 
 // publish ships a Ready Certificate's key pair to the push server under a
-// name of its own, and returns that name.
-func (p *Pass) publish(c *cmv1.Certificate) (string, error) {
+// name of its own, and returns that name. It reads the Secret only when the
+// Certificate's issue is not the one published last.
+func (p *Pass) publish(ctx context.Context, c *cmv1.Certificate) (string, error) {
 	name := p.keyPairName(c.Name)
 	rev := 0
 	if c.Status.Revision != nil {
@@ -348,7 +417,7 @@ func (p *Pass) publish(c *cmv1.Certificate) (string, error) {
 		return name, nil
 	}
 	var s corev1.Secret
-	if err := p.i.secret.Get(p.ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.SecretName}, &s); err != nil {
+	if err := p.i.secret.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.SecretName}, &s); err != nil {
 		return "", fmt.Errorf("reading Secret %s/%s: %w", c.Namespace, c.Spec.SecretName, err)
 	}
 	if _, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]); err != nil {
@@ -364,13 +433,19 @@ func (p *Pass) publish(c *cmv1.Certificate) (string, error) {
 	return name, nil
 }
 
-// Apply creates or updates the Certificates the pass wanted and deletes
-// the cluster's others: a listener that went away takes its Certificate
-// (and cert-manager's Secret, through cert-manager) with it.
+// Apply, after translation, creates or updates the Certificates the
+// listeners wanted and deletes the cluster's others: a listener that went
+// away takes its Certificate, its Secret and its published key pair with
+// it. It returns ForPass's read error too, so that the pass is retried:
+// the listeners are pending until the Certificates can be read.
 func (p *Pass) Apply(ctx context.Context) error {
-	if p.i.waiting.Load() {
+	if p.waiting {
 		return nil
 	}
+	return errors.Join(p.readErr, p.apply(ctx))
+}
+
+func (p *Pass) apply(ctx context.Context) error {
 	if len(p.wanted) > 0 {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.ns, Labels: map[string]string{LabelCluster: labelValue(p.cluster)}}}
 		if err := p.i.c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -397,7 +472,7 @@ func (p *Pass) Apply(ctx context.Context) error {
 		}
 	}
 	var list cmv1.CertificateList
-	if err := p.i.c.List(ctx, &list, client.InNamespace(p.ns), client.MatchingLabels{LabelCluster: labelValue(p.cluster)}); err != nil {
+	if err := p.i.c.List(ctx, &list, client.InNamespace(p.ns), p.label()); err != nil {
 		return err
 	}
 	for i := range list.Items {

@@ -62,7 +62,7 @@ func request(annotations map[string]string, params translate.ClassParameters) tr
 }
 
 // hubClient is a fake hub holding Certificates and Secrets.
-func hubClient() client.Client {
+func hubClient() client.WithWatch {
 	s := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(s)
 	_ = cmv1.AddToScheme(s)
