@@ -18,6 +18,10 @@ var forbiddenBuiltins = map[string]string{
 	"http.send":          "policies may not reach the network",
 	"net.lookup_ip_addr": "policies may not resolve names",
 	"opa.runtime":        "policies may not read the hub's environment or configuration",
+	// A JSON schema's $ref is loaded by these: a file:// reference reads
+	// the hub's files (allow_net only stops http:// ones).
+	"json.match_schema":  "a schema's $ref may read the hub's files",
+	"json.verify_schema": "a schema's $ref may read the hub's files",
 }
 
 // capabilities are this OPA version's, less forbiddenBuiltins, with no host

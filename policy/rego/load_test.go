@@ -88,6 +88,24 @@ violation contains {"msg": opa.runtime().env.HOME} if true
 `},
 		want: []string{"env.rego:3:28: rego_compile_error: opa.runtime is not available", "environment"},
 	}, {
+		name: "json.match_schema is forbidden: a $ref could read the hub's files",
+		module: rego.Module{Name: "schema", Source: `package policies.schema
+
+violation contains {"msg": "x"} if {
+	[false, _] := json.match_schema(input.review.object, {"$ref": "file:///etc/gatehouse/config.json"})
+}
+`},
+		want: []string{"schema.rego:4:16: rego_compile_error: json.match_schema is not available", "hub's files"},
+	}, {
+		name: "json.verify_schema is forbidden",
+		module: rego.Module{Name: "verify", Source: `package policies.verify
+
+violation contains {"msg": "x"} if {
+	[false, _] := json.verify_schema({"$ref": "file:///etc/gatehouse/config.json"})
+}
+`},
+		want: []string{"verify.rego:4:16: rego_compile_error: json.verify_schema is not available"},
+	}, {
 		name:   "no violation rule",
 		module: rego.Module{Name: "deny", Source: "package policies.deny\n\ndeny contains \"x\" if true\n"},
 		want:   []string{"deny.rego:1:1: rego_compile_error: package data.policies.deny defines no violation rule"},
