@@ -72,10 +72,10 @@ type routeError struct {
 // reach the same backends (same) are taken as they are.
 func compileVhost(vh *routetable.VirtualHost, backends map[string]*backend, regexes map[string]*routetable.Regex, old *vhost, same func(*route) bool) (*vhost, []routeError) {
 	v := &vhost{spec: vh, exact: map[string][]int32{}, prefix: &trieNode{}}
-	was := old.bySpec()
+	was := earlier{old: old}
 	var failed []routeError
 	for i, rt := range vh.Routes {
-		r := was[rt]
+		r := was.find(rt)
 		if r == nil || !same(r) {
 			var err error
 			if r, err = compileRoute(rt, backends, regexes); err != nil {

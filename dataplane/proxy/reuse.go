@@ -143,15 +143,48 @@ func (c *config) noteBackends(prev *config, tables []*routetable.RouteTable) {
 	c.unmoved = c.keptAll && len(tables) == 1
 }
 
-// bySpec are v's routes by the messages they were compiled from; none
-// for a nil v.
-func (v *vhost) bySpec() map[*routetable.Route]*route {
-	if v == nil {
+// earlier finds the routes of a virtual host's version before (old, nil
+// for none) by the messages they were compiled from. Routes keep their
+// order from one version to the next, with a few added, changed or
+// removed: each is looked for just after the last one found, and only
+// after two misses in a row, which a block of routes removed causes, by
+// an index of all of them.
+type earlier struct {
+	old    *vhost
+	next   int
+	misses int
+	byMsg  map[*routetable.Route]int
+}
+
+// window is how many routes after the last one found are looked at.
+const window = 4
+
+func (e *earlier) find(rt *routetable.Route) *route {
+	if e.old == nil {
 		return nil
 	}
-	out := make(map[*routetable.Route]*route, len(v.routes))
-	for _, r := range v.routes {
-		out[r.spec] = r
+	routes := e.old.routes
+	for k := e.next; k < min(e.next+window, len(routes)); k++ {
+		if routes[k].spec == rt {
+			return e.found(k)
+		}
 	}
-	return out
+	if e.misses++; e.misses < 2 {
+		return nil
+	}
+	if e.byMsg == nil {
+		e.byMsg = make(map[*routetable.Route]int, len(routes))
+		for k, r := range routes {
+			e.byMsg[r.spec] = k
+		}
+	}
+	if k, ok := e.byMsg[rt]; ok {
+		return e.found(k)
+	}
+	return nil
+}
+
+func (e *earlier) found(k int) *route {
+	e.next, e.misses = k+1, 0
+	return e.old.routes[k]
 }

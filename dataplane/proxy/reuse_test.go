@@ -162,7 +162,7 @@ func (g *versionGen) listener() *rt.Listener {
 
 func (g *versionGen) vhost() *rt.VirtualHost {
 	vh := &rt.VirtualHost{Domain: g.pick("*", "a.example.com", "*.example.com", "b.example.com")}
-	for range g.r.IntN(5) {
+	for range g.r.IntN(5) + 10*g.r.IntN(2) {
 		vh.Routes = append(vh.Routes, g.gatewayRoute())
 	}
 	return vh
@@ -237,7 +237,8 @@ func (g *versionGen) changeRoutes(l *rt.Listener) {
 	case j == len(vh.Routes):
 		vh.Routes = append(vh.Routes, g.gatewayRoute())
 	case g.r.IntN(2) == 0:
-		vh.Routes = slices.Delete(vh.Routes, j, j+1)
+		// Sometimes a block, as when a route of several matches goes.
+		vh.Routes = slices.Delete(vh.Routes, j, min(j+1+g.r.IntN(2)*5, len(vh.Routes)))
 	default:
 		vh.Routes[j] = g.gatewayRoute()
 	}
@@ -383,4 +384,41 @@ func (d *differ) same(ok bool, path, what string) string {
 		return ""
 	}
 	return path + ": " + what
+}
+
+// TestChangedVirtualHostKeepsItsOtherRoutes: when routes of a virtual host
+// are changed, added or removed, its other routes are taken over, not
+// compiled again; after a block removed, all but the first route after it
+// (found missing before the others are looked for elsewhere).
+func TestChangedVirtualHostKeepsItsOtherRoutes(t *testing.T) {
+	g := &versionGen{matchGen: matchGen{rand.New(rand.NewPCG(1, 2))}}
+	routes := make([]*rt.Route, 12)
+	for i := range routes {
+		routes[i] = g.route()
+	}
+	for _, tc := range []struct {
+		name     string
+		version  func() []*rt.Route
+		compiled int // routes of the version before compiled again
+	}{
+		{"one changed", func() []*rt.Route { r := slices.Clone(routes); r[3] = g.route(); return r }, 0},
+		{"two added", func() []*rt.Route { return slices.Insert(slices.Clone(routes), 5, g.route(), g.route()) }, 0},
+		{"a block removed", func() []*rt.Route { return slices.Delete(slices.Clone(routes), 2, 8) }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			regexes := map[string]*rt.Regex{}
+			old, _ := compileVhost(&rt.VirtualHost{Routes: routes}, nil, regexes, nil, nil)
+			next := tc.version()
+			v, _ := compileVhost(&rt.VirtualHost{Routes: next}, nil, regexes, old, func(*route) bool { return true })
+			compiled := 0
+			for i, r := range v.routes {
+				if k := slices.Index(routes, next[i]); k >= 0 && r != old.routes[k] {
+					compiled++
+				}
+			}
+			if compiled != tc.compiled {
+				t.Errorf("%d routes of the version before compiled again, want %d", compiled, tc.compiled)
+			}
+		})
+	}
 }
