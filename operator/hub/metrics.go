@@ -21,6 +21,9 @@ var (
 		Name: "gatehouse_hub_pass_phase_seconds", Help: "Time of each phase of a pass over one cluster: read (the snapshot of its cache), translate, push, provision, status (compute and write); acknowledged: a status pass after a proxy's acknowledgement (read and write, nothing translated).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 	}, []string{"phase"})
+	routesCompiled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_hub_routes_translated_total", Help: "Routes (HTTPRoutes and GRPCRoutes) a pass compiled (how=\"compiled\") or took as the previous pass compiled them (how=\"reused\"): the route and what it is compiled against were unchanged.",
+	}, []string{"how"})
 	propagation = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "gatehouse_hub_propagation_seconds", Help: "Time from the hub observing a change in a member to the proxies of an affected Gateway acknowledging the table that carries it.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
@@ -66,6 +69,6 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(clustersEngaged, syncDuration, passPhase, tablesPushed, ackLag, propagation,
+	ctrlmetrics.Registry.MustRegister(clustersEngaged, syncDuration, passPhase, tablesPushed, ackLag, propagation, routesCompiled,
 		&fleetCollector{vecs: []*prometheus.GaugeVec{clusterEngaged, clusterLastSyncSuccess, clusterLastSyncFailure, memberTokenExpiry, gatewayProxies, gatewayRejected, proxyReplicas}})
 }

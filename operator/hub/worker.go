@@ -219,6 +219,9 @@ func (w *worker) sync(ctx context.Context) error {
 	}
 	in.Compiled = w.compiled
 	out := translate.Translate(in)
+	reused, compiled := out.Compiled.Counts()
+	routesCompiled.WithLabelValues("reused").Add(float64(reused))
+	routesCompiled.WithLabelValues("compiled").Add(float64(compiled))
 	w.compiled = out.Compiled
 	if decisions != nil {
 		decisions.report(in, out)

@@ -44,6 +44,7 @@ func (t *translator) backend(routeKind, routeNS string, r gwv1.BackendObjectRefe
 	if r.Port != nil {
 		ck.port = *r.Port
 	}
+	t.resolving = append(t.resolving, ck)
 	res, ok := t.resolved[ck]
 	if !ok {
 		res = t.resolveBackend(ck, r.Port != nil)

@@ -48,8 +48,13 @@ type translator struct {
 	backendUse map[types.NamespacedName]map[types.NamespacedName]bool
 	// frontends: each Gateway's client-certificate validations, resolved once.
 	frontends map[frontendKey]*frontendValidation
-	// reuse: the routes compiled or reused, for the next translation.
-	reuse *Compiled
+	// reuse: the routes compiled or reused, for the next translation;
+	// resolving: the backendRefs the route being compiled resolved;
+	// fingerprints and byNamespace: what they read (deps.go).
+	reuse        *Compiled
+	resolving    []backendKey
+	fingerprints map[backendKey]uint64
+	byNamespace  *namespaceObjects
 }
 
 func newTranslator(in Input) *translator {
@@ -85,7 +90,8 @@ func newTranslator(in Input) *translator {
 		regexes:      map[string]error{},
 		resolved:     map[backendKey]resolvedBackend{},
 		backendUse:   map[types.NamespacedName]map[types.NamespacedName]bool{},
-		reuse:        &Compiled{world: world(in), routes: make(map[compiledKey]*compiledRoute, len(in.HTTPRoutes)+len(in.GRPCRoutes))},
+		reuse:        &Compiled{routes: make(map[compiledKey]*compiledRoute, len(in.HTTPRoutes)+len(in.GRPCRoutes))},
+		fingerprints: map[backendKey]uint64{},
 	}
 	t.out.Compiled = t.reuse
 	if t.controller == "" {

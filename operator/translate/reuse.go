@@ -1,7 +1,6 @@
 package translate
 
 import (
-	"hash/fnv"
 	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,14 +16,25 @@ import (
 // as they were.
 //
 // A route is taken when it is the same object (UID) at the same generation,
-// and nothing it is compiled against changed: the Services, EndpointSlices,
-// ReferenceGrants, BackendTLSPolicies, ConfigMaps and Secrets of the
-// cluster, compared by resourceVersion (world). Attachment, authorization,
-// precedence and the tables are computed anew every time, so the output
-// is the same with or without a Compiled (TestReuseMatchesFullTranslation).
+// and nothing it was compiled against changed (deps.go): the Services its
+// backendRefs name, their EndpointSlices, the ReferenceGrants of their
+// namespaces, and the BackendTLSPolicies there with what those read, all
+// compared by resourceVersion. Attachment, authorization, precedence and
+// the tables are computed anew every time, so the output is the same with
+// or without a Compiled (TestReuseMatchesFullTranslation).
 type Compiled struct {
-	world  uint64
 	routes map[compiledKey]*compiledRoute
+	// reused and compiled count this translation's routes.
+	reused, compiled int
+}
+
+// Counts says how many routes a translation took from the previous one and
+// how many it compiled.
+func (c *Compiled) Counts() (reused, compiled int) {
+	if c == nil {
+		return 0, 0
+	}
+	return c.reused, c.compiled
 }
 
 type compiledKey struct {
@@ -39,6 +49,7 @@ type compiledRoute struct {
 	stub       bool
 	r          *route
 	backends   []*routetable.Backend // of r.backends, in order
+	deps       []dependency
 }
 
 // reusable says whether a compiled route stands for obj as it is now.
@@ -70,19 +81,22 @@ func (t *translator) compiledRoute(kind string, obj interface {
 	metav1.Object
 }, compile func() *route) *route {
 	k := compiledKey{kind, key(obj.GetNamespace(), obj.GetName())}
-	if prev := t.in.Compiled; prev != nil && prev.world == t.reuse.world && t.reuse.world != 0 {
-		if c := prev.routes[k]; c.reusable(obj) {
+	if prev := t.in.Compiled; prev != nil {
+		if c := prev.routes[k]; c.reusable(obj) && t.unchanged(c.deps) {
 			for i, name := range c.r.backends {
 				if _, ok := t.backends[name]; !ok {
 					t.backends[name] = c.backends[i]
 				}
 			}
 			t.reuse.routes[k] = c
+			t.reuse.reused++
 			return c.instance(obj)
 		}
 	}
+	t.resolving = t.resolving[:0]
 	r := compile()
-	c := &compiledRoute{uid: obj.GetUID(), generation: obj.GetGeneration(), stub: tooLarge(obj) != "", r: r}
+	t.reuse.compiled++
+	c := &compiledRoute{uid: obj.GetUID(), generation: obj.GetGeneration(), stub: tooLarge(obj) != "", r: r, deps: t.dependencies(t.resolving)}
 	for _, name := range r.backends {
 		c.backends = append(c.backends, t.backends[name])
 	}
@@ -90,36 +104,6 @@ func (t *translator) compiledRoute(kind string, obj interface {
 	c.r = c.instance(obj)
 	t.reuse.routes[k] = c
 	return r
-}
-
-// world fingerprints what routes are compiled against; 0 when it cannot
-// be told (an object without a resourceVersion, as in tests that build
-// objects by hand), and then nothing is reused.
-func world(in Input) uint64 {
-	h := fnv.New64a()
-	known := true
-	add := func(o metav1.Object) {
-		rv := o.GetResourceVersion()
-		if rv == "" {
-			known = false
-		}
-		for _, s := range []string{o.GetNamespace(), o.GetName(), rv} {
-			h.Write([]byte(s))
-			h.Write([]byte{0})
-		}
-	}
-	addAll(add, in.Services)
-	addAll(add, in.EndpointSlices)
-	addAll(add, in.ReferenceGrants)
-	addAll(add, in.ReferenceGrantsV1B)
-	addAll(add, in.BackendTLSPolicies)
-	addAll(add, in.ConfigMaps)
-	addAll(add, in.Secrets)
-	h.Write([]byte(in.ControllerName))
-	if !known {
-		return 0
-	}
-	return max(h.Sum64(), 1)
 }
 
 func addAll[T any, P interface {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -105,7 +107,9 @@ func (c *churn) stamp(o metav1.Object) {
 // change makes one random change and says what it was.
 func (c *churn) change() string {
 	routes := c.in.HTTPRoutes
-	switch op := c.r.IntN(10); {
+	switch op := c.r.IntN(13); {
+	case op >= 10:
+		return c.changeBackendWorld(op)
 	case op < 3 && len(routes) > 0: // a route's spec changes
 		i := c.r.IntN(len(routes))
 		old := routes[i]
@@ -157,6 +161,38 @@ func (c *churn) change() string {
 		c.stamp(g)
 		c.in.Gateways = replaced(c.in.Gateways, i, g)
 		return "Gateway " + g.Name + " changed"
+	}
+}
+
+// changeBackendWorld changes what routes are compiled against, or
+// something next to it that they do not read.
+func (c *churn) changeBackendWorld(op int) string {
+	switch {
+	case op == 10 && len(c.in.EndpointSlices) > 0:
+		i := c.r.IntN(len(c.in.EndpointSlices))
+		old := c.in.EndpointSlices[i]
+		s := c.slice(old.Namespace, old.Labels[discoveryv1.LabelServiceName], c.r.IntN(50))
+		s.Name, s.UID, s.Generation = old.Name, old.UID, old.Generation
+		c.stamp(s)
+		c.in.EndpointSlices = replaced(c.in.EndpointSlices, i, s)
+		return "EndpointSlice " + s.Namespace + "/" + s.Name + " changed"
+	case op == 11 && len(c.in.ReferenceGrants) > 0:
+		c.in.ReferenceGrants = nil
+		return "ReferenceGrant deleted"
+	case op == 11:
+		g := &gwv1.ReferenceGrant{ObjectMeta: metav1.ObjectMeta{Name: "grant", Namespace: "ns-1"},
+			Spec: gwv1.ReferenceGrantSpec{
+				From: []gwv1.ReferenceGrantFrom{{Group: gwv1.GroupName, Kind: "HTTPRoute", Namespace: gwv1.Namespace(fmt.Sprintf("ns-%d", c.r.IntN(4)))}},
+				To:   []gwv1.ReferenceGrantTo{{Kind: "Service"}},
+			}}
+		c.stamp(g)
+		c.in.ReferenceGrants = []*gwv1.ReferenceGrant{g}
+		return "ReferenceGrant created"
+	default: // something no route reads
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "leader", Namespace: fmt.Sprintf("ns-%d", c.r.IntN(4))}}
+		c.stamp(cm)
+		c.in.ConfigMaps = []*corev1.ConfigMap{cm}
+		return "ConfigMap " + cm.Namespace + "/leader written"
 	}
 }
 
