@@ -13,7 +13,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +38,7 @@ const (
 
 type config struct {
 	binDir, logPath     string
+	cpuProfile          string
 	members, routes     int
 	changes             int
 	loadClients         int
@@ -59,6 +62,7 @@ func main() {
 	flag.IntVar(&c.loadRate, "load-rate", 400, "requests per second per member of the background load (0: as fast as the clients go)")
 	flag.DurationVar(&c.changeTimeout, "change-timeout", 30*time.Second, "how long one change may take to show in traffic or status before it counts as timed out")
 	flag.DurationVar(&c.poll, "poll", time.Millisecond, "pause between two requests probing a change through the proxy")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write the hub's CPU profile of the first 30 s of the churn to this file")
 	flag.Parse()
 	if c.members < 1 || c.routes < 1 || c.changes < 0 || c.loadClients < 0 {
 		fmt.Fprintln(os.Stderr, "churn: --members and --routes must be at least 1, --changes and --load-clients not negative")
@@ -101,10 +105,10 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer fleet.Stop()
-	xdsAddr, metricsAddr := freeAddr(), freeAddr()
+	xdsAddr, metricsAddr, pprofAddr := freeAddr(), freeAddr(), freeAddr()
 	hub, err := env.StartProcess("hub", filepath.Join(binDir, "gatehouse"), []string{
 		"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr, "--metrics-address", metricsAddr, "--health-address", "0",
-		"--log-level", "debug",
+		"--log-level", "debug", "--pprof-address", pprofAddr,
 	}, logFile)
 	if err != nil {
 		return err
@@ -127,7 +131,37 @@ func run(ctx context.Context, c config) error {
 	if err := b.createRoutes(ctx, c.routes); err != nil {
 		return err
 	}
-	return b.churn(ctx, c)
+	profiled := profile(ctx, pprofAddr, c.cpuProfile)
+	err = b.churn(ctx, c)
+	profiled()
+	return err
+}
+
+// profile records 30 s of the hub's CPU profile into file; the returned
+// function waits for it. Without a file it does nothing.
+func profile(ctx context.Context, addr, file string) func() {
+	if file == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/profile?seconds=30", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "churn: cpu profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(file)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "churn: cpu profile:", err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+	}()
+	return func() { <-done }
 }
 
 func initialName(i int) string { return "r-" + strconv.Itoa(i) }
