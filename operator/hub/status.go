@@ -149,7 +149,12 @@ func (w *worker) statusWriter(ctx context.Context) *statusWriter {
 // update writes obj's status.
 func (sw *statusWriter) update(obj client.Object) {
 	sw.eg.Go(func() error {
-		if err := sw.c.Status().Update(sw.ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+		before := obj.GetResourceVersion()
+		err := sw.c.Status().Update(sw.ctx, obj)
+		switch {
+		case err == nil:
+			sw.w.own.wrote(obj, before)
+		case !apierrors.IsNotFound(err):
 			sw.errMu.Lock()
 			sw.errs = append(sw.errs, fmt.Errorf("%T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err))
 			sw.errMu.Unlock()
@@ -160,7 +165,14 @@ func (sw *statusWriter) update(obj client.Object) {
 
 func (sw *statusWriter) wait() error {
 	_ = sw.eg.Wait()
+	sw.w.own.endPass()
 	return errors.Join(sw.errs...)
+}
+
+// latest is the stored object to merge with: the cache's, or the hub's own
+// write the cache does not show yet (ownWrites).
+func latest[T client.Object](sw *statusWriter, cached T) T {
+	return sw.w.own.latest(cached).(T)
 }
 
 // classes writes the GatewayClasses' conditions and supported features.
@@ -170,6 +182,7 @@ func (sw *statusWriter) classes(in translate.Input, out translate.Output) {
 		if !ok {
 			continue
 		}
+		gc = latest(sw, gc)
 		next := gc.Status.DeepCopy()
 		next.Conditions = status.MergeConditions(gc.Status.Conditions, ours.Conditions, sw.now)
 		next.SupportedFeatures = ours.SupportedFeatures
@@ -188,6 +201,7 @@ func (sw *statusWriter) policies(in translate.Input, out translate.Output) {
 		if !ok {
 			continue
 		}
+		p = latest(sw, p)
 		next := mergeAncestors(p.Status.Ancestors, ours, sw.controller, sw.now)
 		if !equality.Semantic.DeepEqual(p.Status.Ancestors, next) {
 			obj := p.DeepCopy()

@@ -23,6 +23,7 @@ func (sw *statusWriter) gateways(in translate.Input, d *decided, sv *serving) {
 		if !ok {
 			continue
 		}
+		gw = latest(sw, gw)
 		ours = ours.DeepCopy()
 		f := sv.fleet(k, objectKey("Gateway", gw.Namespace, gw.Name, gw.Generation))
 		node := sv.node(k)
@@ -108,6 +109,7 @@ func (sw *statusWriter) listenerSets(in translate.Input, out translate.Output, s
 		if !ok {
 			continue
 		}
+		ls = latest(sw, ls)
 		ours = ours.DeepCopy()
 		gw := parentOf(ls)
 		f := sv.fleet(gw, objectKey("ListenerSet", ls.Namespace, ls.Name, ls.Generation))

@@ -21,6 +21,7 @@ func (sw *statusWriter) routes(in translate.Input, out translate.Output, sv *ser
 	}
 	for _, set := range routeSets(in, out) {
 		for _, r := range set.routes {
+			r = latest(sw, r)
 			stored, parents := set.parents(r), set.ours[client.ObjectKeyFromObject(r)]
 			if rs.settling(set.kind, r, parents) {
 				continue

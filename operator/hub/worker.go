@@ -55,6 +55,8 @@ type worker struct {
 	// (last), which an acknowledgement does not change.
 	acked chan struct{}
 	last  *decided
+	// own: status writes the cache does not show yet.
+	own ownWrites
 	// changed is when an input changed that no pass has read yet (zero:
 	// none), for the propagation metric.
 	changedMu sync.Mutex
