@@ -21,6 +21,9 @@ var (
 		Name: "gatehouse_hub_pass_phase_seconds", Help: "Time of each phase of a pass over one cluster: read (the snapshot of its cache), translate, push, provision, status (compute and write); acknowledged: a status pass after a proxy's acknowledgement (read and write, nothing translated).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 	}, []string{"phase"})
+	statusWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_hub_status_writes_total", Help: "Status writes to members, by kind of object and result: ok, conflict (the object changed since the hub read it; written again by a later pass), error.",
+	}, []string{"kind", "result"})
 	routesCompiled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_hub_routes_translated_total", Help: "Routes (HTTPRoutes and GRPCRoutes) a pass compiled (how=\"compiled\") or took as the previous pass compiled them (how=\"reused\"): the route and what it is compiled against were unchanged.",
 	}, []string{"how"})
@@ -69,6 +72,6 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(clustersEngaged, syncDuration, passPhase, tablesPushed, ackLag, propagation, routesCompiled,
+	ctrlmetrics.Registry.MustRegister(clustersEngaged, syncDuration, passPhase, tablesPushed, ackLag, propagation, routesCompiled, statusWrites,
 		&fleetCollector{vecs: []*prometheus.GaugeVec{clusterEngaged, clusterLastSyncSuccess, clusterLastSyncFailure, memberTokenExpiry, gatewayProxies, gatewayRejected, proxyReplicas}})
 }

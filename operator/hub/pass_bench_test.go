@@ -148,15 +148,15 @@ type statusRecorder struct {
 	m *recordingMember
 }
 
-func (s statusRecorder) Status() client.SubResourceWriter { return statusWrites{m: s.m} }
+func (s statusRecorder) Status() client.SubResourceWriter { return recordedWrites{m: s.m} }
 
-// statusWrites records updates; a pass calls nothing else of it.
-type statusWrites struct {
+// recordedWrites records updates; a pass calls nothing else of it.
+type recordedWrites struct {
 	client.SubResourceWriter
 	m *recordingMember
 }
 
-func (s statusWrites) Update(_ context.Context, obj client.Object, _ ...client.SubResourceUpdateOption) error {
+func (s recordedWrites) Update(_ context.Context, obj client.Object, _ ...client.SubResourceUpdateOption) error {
 	kind := fmt.Sprintf("%T", obj)
 	switch obj.(type) {
 	case *gwv1.HTTPRoute:

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -18,10 +19,15 @@ type serving struct {
 	w      *worker
 	hashes map[types.NamespacedName]string
 	nodes  map[types.NamespacedName]xds.NodeStatus
+	// now is when the pass began writing: a pass that takes seconds to
+	// write thousands of statuses judges every one of them as of then.
+	now time.Time
+	// settleTimer: a status pass is due once settleTime has passed.
+	settleTimer sync.Once
 }
 
 func (w *worker) serving(hashes map[types.NamespacedName]string) *serving {
-	return &serving{w: w, hashes: hashes, nodes: map[types.NamespacedName]xds.NodeStatus{}}
+	return &serving{w: w, hashes: hashes, nodes: map[types.NamespacedName]xds.NodeStatus{}, now: time.Now()}
 }
 
 // node is the push server's view of a Gateway's proxies.
@@ -49,7 +55,16 @@ func (s *serving) fleet(gw types.NamespacedName, obj string) fleet {
 		return fleet{ok: true, reason: string(gwv1.GatewayReasonProgrammed), message: fmt.Sprintf("served by the Gateway's proxies (%d connected)", st.Streams)}
 	case st.Nack != nil && st.Nack.Resources[node] == hash:
 		return fleet{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
-	case time.Since(w.hub.started) < w.hub.opts.StartupGrace:
+	}
+	waiting := fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
+	if at, ok := w.hub.publishedAt(node, hash); ok && st.Streams > 0 && s.now.Sub(at) < settleTime {
+		// Connected proxies usually acknowledge within milliseconds.
+		waiting.settling = true
+		s.settleTimer.Do(func() { time.AfterFunc(settleTime, w.acknowledged) }) // write what is known then, if no ACK came
+		return waiting
+	}
+	switch {
+	case s.now.Sub(w.hub.started) < w.hub.opts.StartupGrace:
 		// Just restarted: proxies are reconnecting and re-acknowledging
 		// what they already serve. Until they answer, what is stored stands;
 		// when the grace ends, a pass says what the proxies serve then,
@@ -61,12 +76,7 @@ func (s *serving) fleet(gw types.NamespacedName, obj string) fleet {
 	case st.Streams == 0:
 		return fleet{reason: ReasonPending, message: fmt.Sprintf("no proxy of this Gateway is connected to the hub (node %s)", node)}
 	}
-	f := fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
-	if at, ok := w.hub.publishedAt(node, hash); ok && time.Since(at) < settleTime {
-		f.settling = true
-		time.AfterFunc(settleTime, w.acknowledged) // write what is known then, if no ACK came
-	}
-	return f
+	return waiting
 }
 
 // route says whether the Gateway's proxies serve a route (obj, an

@@ -151,10 +151,18 @@ func (sw *statusWriter) update(obj client.Object) {
 	sw.eg.Go(func() error {
 		before := obj.GetResourceVersion()
 		err := sw.c.Status().Update(sw.ctx, obj)
+		kind := strings.TrimPrefix(fmt.Sprintf("%T", obj), "*v1.")
 		switch {
 		case err == nil:
+			statusWrites.WithLabelValues(kind, "ok").Inc()
 			sw.w.own.wrote(obj, before)
-		case !apierrors.IsNotFound(err):
+		case apierrors.IsNotFound(err):
+		default:
+			result := "error"
+			if apierrors.IsConflict(err) {
+				result = "conflict"
+			}
+			statusWrites.WithLabelValues(kind, result).Inc()
 			sw.errMu.Lock()
 			sw.errs = append(sw.errs, fmt.Errorf("%T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err))
 			sw.errMu.Unlock()

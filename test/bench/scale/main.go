@@ -34,6 +34,7 @@ func main() {
 	routes := flag.Int("routes", 1000, "routes per member")
 	binDir := flag.String("bin", "bin", "directory with gatehouse, gatehouse-proxy and the control-plane binaries")
 	logPath := flag.String("log", "", "write the hub's and proxies' logs here (default: discarded with the run)")
+	flag.StringVar(&heapProfile, "heapprofile", "", "write the hub's heap profile at the end to this file")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write the hub's CPU profile of the 30 s from the first route created to this file")
 	flag.Parse()
 	hubLog = *logPath
@@ -45,7 +46,7 @@ func main() {
 	}
 }
 
-var hubLog, cpuProfile string
+var hubLog, cpuProfile, heapProfile string
 
 func run(ctx context.Context, binDir string, members, routes int) error {
 	binDir, _ = filepath.Abs(binDir)
@@ -72,7 +73,7 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 	xdsAddr := ln.Addr().String()
 	ln.Close()
 	pprofAddr := "0"
-	if cpuProfile != "" {
+	if cpuProfile != "" || heapProfile != "" {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		pprofAddr = ln.Addr().String()
 		ln.Close()
@@ -150,6 +151,11 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 	wg.Wait()
 	profileDone()
 	rss := rssMiB(hub.PID())
+	if heapProfile != "" {
+		if err := fetch("http://"+pprofAddr+"/debug/pprof/heap?gc=1", heapProfile); err != nil {
+			fmt.Fprintln(os.Stderr, "scale: heap profile:", err)
+		}
+	}
 	fmt.Printf("\n| members | routes | last route created → all %d statuses Accepted+Programmed | → last route served by every proxy | hub RSS |\n", members*routes)
 	fmt.Printf("|---:|---:|---:|---:|---:|\n")
 	fmt.Printf("| %d | %d | %v | %v | %d MiB |\n", members, members*routes, statusAt.Sub(created).Round(time.Millisecond), servedAt.Sub(created).Round(time.Millisecond), rss)
@@ -245,6 +251,9 @@ func printPhases(addr string) {
 	body, _ := io.ReadAll(resp.Body)
 	sums, counts := map[string]float64{}, map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "gatehouse_hub_status_writes_total") {
+			fmt.Println(line)
+		}
 		name, rest, ok := strings.Cut(line, "{phase=\"")
 		if !ok || !strings.HasPrefix(name, "gatehouse_hub_pass_phase_seconds_") {
 			continue
@@ -265,4 +274,20 @@ func printPhases(addr string) {
 		}
 	}
 	fmt.Println()
+}
+
+// fetch writes what url answers into file.
+func fetch(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }
