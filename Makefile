@@ -102,6 +102,7 @@ soak: tools
 FUZZTIME ?= 5m
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzTranslate -fuzztime $(FUZZTIME) ./operator/translate/
+	$(GO) test -run '^$$' -fuzz FuzzReuse -fuzztime $(FUZZTIME) ./operator/translate/
 	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime $(FUZZTIME) ./dataplane/proxy/
 	$(GO) test -run '^$$' -fuzz FuzzIsolation -fuzztime $(FUZZTIME) ./dataplane/proxy/
 	$(GO) test -run '^$$' -fuzz FuzzFastPathMatchesNetHTTP -fuzztime $(FUZZTIME) ./dataplane/proxy/
