@@ -280,7 +280,7 @@ func TestDashboardQueryChecker(t *testing.T) {
 		{`sum(rate(gatehouse_hub_tables_pushed_total[$gateway]))`, `template variable outside a string`},
 		{`gatehouse_hub_clusters{cluster=~"(a"}`, `missing closing )`},
 		{`label_replace(go_goroutines, "a-b", "$1", "job", "(.*)")`, `bad destination label`},
-		{`gatehouse_hub_propagation_seconds_bucket`, `not exported`},
+		{`gatehouse_hub_no_such_seconds_bucket`, `not exported`},
 		{`rate(gatehouse_hub_ack_lag_seconds[5m])`, `is a histogram`},
 		{`gatehouse_proxy_xds_nacks_total`, `only grows`},
 		{`rate(go_goroutines[5m])`, `not a counter`},
