@@ -108,6 +108,14 @@ func (w *worker) takeChanged() time.Time {
 	return at
 }
 
+// changedBefore says whether an input no pass has read yet changed
+// before t.
+func (w *worker) changedBefore(t time.Time) bool {
+	w.changedMu.Lock()
+	defer w.changedMu.Unlock()
+	return !w.changed.IsZero() && w.changed.Before(t)
+}
+
 // pending says whether an input changed that no pass has read yet.
 func (w *worker) pending() bool {
 	w.changedMu.Lock()
@@ -153,10 +161,11 @@ func (w *worker) run(ctx context.Context) {
 			}
 			continue
 		}
-		// A change after a quiet spell is translated at once; changes that
-		// follow a pass closely wait for the rest of the debounce interval,
-		// so that a burst costs a pass per interval, not one per object.
-		if wait := w.hub.opts.Debounce - time.Since(last); wait > 0 {
+		// A change made while no pass ran is translated at once; changes
+		// that came in during a pass (a burst) wait for the rest of the
+		// debounce interval after it, so that a burst costs a pass per
+		// interval, not one per object.
+		if wait := w.hub.opts.Debounce - time.Since(last); wait > 0 && w.changedBefore(last) {
 			select {
 			case <-ctx.Done():
 				return
