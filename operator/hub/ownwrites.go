@@ -1,7 +1,7 @@
 package hub
 
 import (
-	"fmt"
+	"reflect"
 	"sync"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -14,7 +14,7 @@ import (
 // refused for a conflict, object by object.
 type ownWrites struct {
 	mu sync.Mutex
-	m  map[string]ownWrite
+	m  map[ownKey]ownWrite
 }
 
 type ownWrite struct {
@@ -23,8 +23,13 @@ type ownWrite struct {
 	seen   bool          // asked about by the current pass
 }
 
-func ownKey(obj client.Object) string {
-	return fmt.Sprintf("%T/%s/%s", obj, obj.GetNamespace(), obj.GetName())
+type ownKey struct {
+	kind            reflect.Type
+	namespace, name string
+}
+
+func keyOf(obj client.Object) ownKey {
+	return ownKey{reflect.TypeOf(obj), obj.GetNamespace(), obj.GetName()}
 }
 
 // wrote records a status write: obj is the object as written and returned,
@@ -33,9 +38,9 @@ func (o *ownWrites) wrote(obj client.Object, before string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.m == nil {
-		o.m = map[string]ownWrite{}
+		o.m = map[ownKey]ownWrite{}
 	}
-	o.m[ownKey(obj)] = ownWrite{before: before, obj: obj, seen: true}
+	o.m[keyOf(obj)] = ownWrite{before: before, obj: obj, seen: true}
 }
 
 // latest is the newest known version of a cached object: the one the hub
@@ -43,7 +48,10 @@ func (o *ownWrites) wrote(obj client.Object, before string) {
 func (o *ownWrites) latest(cached client.Object) client.Object {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	k := ownKey(cached)
+	if len(o.m) == 0 {
+		return cached
+	}
+	k := keyOf(cached)
 	w, ok := o.m[k]
 	if !ok {
 		return cached

@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"slices"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -13,26 +15,59 @@ import (
 
 // routes writes our entries of every route's status.parents: translate's,
 // each accepted one Programmed once its Gateway's proxies serve the table
-// that carries the route.
+// that carries the route. A route found up to date is not looked at again
+// while its stored version, translate's entries and what the proxies serve
+// of it stay the same (upToDate).
 func (sw *statusWriter) routes(in translate.Input, out translate.Output, sv *serving) {
 	rs := routeStatuses{sw: sw, sv: sv, listenerSets: map[types.NamespacedName]types.NamespacedName{}}
 	for _, ls := range in.ListenerSets {
 		rs.listenerSets[types.NamespacedName{Namespace: ls.Namespace, Name: ls.Name}] = parentOf(ls)
 	}
+	current := make(map[routeID]routeUpToDate, len(sw.w.upToDate))
 	for _, set := range routeSets(in, out) {
 		for _, r := range set.routes {
 			r = latest(sw, r)
 			stored, parents := set.parents(r), set.ours[client.ObjectKeyFromObject(r)]
-			if rs.settling(set.kind, r, parents) {
+			answers, settling := rs.answers(set.kind, r, parents)
+			if settling {
 				continue
 			}
-			next := status.MergeRouteParents(stored, rs.programmed(set.kind, r, parents, stored), sw.controller, sw.now)
+			id := routeID{set.kind, r.GetNamespace(), r.GetName()}
+			seen := routeUpToDate{resourceVersion: r.GetResourceVersion(), ours: parents, answers: answers}
+			if prev, ok := sw.w.upToDate[id]; ok && prev.same(seen) {
+				current[id] = seen
+				continue
+			}
+			next := status.MergeRouteParents(stored, rs.programmed(parents, stored, answers), sw.controller, sw.now)
 			if !status.EqualRouteParents(stored, next) {
 				announceParents(sw.recorder, r, stored, next, sw.controller)
 				sw.update(set.withParents(r, next))
+				continue
 			}
+			current[id] = seen
 		}
 	}
+	sw.w.upToDate = current
+}
+
+type routeID struct{ kind, namespace, name string }
+
+// routeUpToDate is what a route's status was found up to date with.
+type routeUpToDate struct {
+	resourceVersion string
+	ours            []gwv1.RouteParentStatus
+	answers         []fleet
+}
+
+func (u routeUpToDate) same(v routeUpToDate) bool {
+	return u.resourceVersion == v.resourceVersion && slices.Equal(u.answers, v.answers) &&
+		(sameSlice(u.ours, v.ours) || status.EqualRouteParents(u.ours, v.ours))
+}
+
+// sameSlice: the same entries of the same output (a status pass after an
+// acknowledgement writes from the last pass's).
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // routeStatuses is what the route statuses of one pass are computed from.
@@ -42,9 +77,29 @@ type routeStatuses struct {
 	listenerSets map[types.NamespacedName]types.NamespacedName // → their Gateway
 }
 
-// programmed adds Programmed to each accepted parent entry of a route.
-func (rs routeStatuses) programmed(kind string, r metav1.Object, parents, stored []gwv1.RouteParentStatus) []gwv1.RouteParentStatus {
+// answers says, for each of a route's parent entries, whether its Gateway's
+// proxies serve the route (the zero fleet for entries not accepted), and
+// whether the route waits for its first acknowledgement: it is written
+// once that comes, not before and after (see settleTime).
+func (rs routeStatuses) answers(kind string, r metav1.Object, parents []gwv1.RouteParentStatus) ([]fleet, bool) {
 	routeNS, key := r.GetNamespace(), objectKey(kind, r.GetNamespace(), r.GetName(), r.GetGeneration())
+	answers := make([]fleet, len(parents))
+	for i, p := range parents {
+		if !meta.IsStatusConditionTrue(p.Conditions, string(gwv1.RouteConditionAccepted)) {
+			continue
+		}
+		gw := gatewayOf(routeNS, p.ParentRef, rs.listenerSets)
+		answers[i] = rs.sv.route(kind, gw, key, onParent(routeNS, p.ParentRef))
+		if answers[i].settling {
+			return nil, true
+		}
+	}
+	return answers, false
+}
+
+// programmed adds Programmed to each accepted parent entry of a route, as
+// answers say.
+func (rs routeStatuses) programmed(parents, stored []gwv1.RouteParentStatus, answers []fleet) []gwv1.RouteParentStatus {
 	out := make([]gwv1.RouteParentStatus, len(parents))
 	for i, p := range parents {
 		p.Conditions = append([]metav1.Condition(nil), p.Conditions...)
@@ -53,7 +108,6 @@ func (rs routeStatuses) programmed(kind string, r metav1.Object, parents, stored
 		if accepted == nil || accepted.Status != metav1.ConditionTrue {
 			continue
 		}
-		gw := gatewayOf(routeNS, p.ParentRef, rs.listenerSets)
 		cond := metav1.Condition{Type: conditionProgramed, Status: metav1.ConditionTrue, Reason: string(gwv1.RouteReasonAccepted), ObservedGeneration: accepted.ObservedGeneration}
 		var prev []metav1.Condition
 		for _, s := range stored {
@@ -61,21 +115,7 @@ func (rs routeStatuses) programmed(kind string, r metav1.Object, parents, stored
 				prev = s.Conditions
 			}
 		}
-		f := rs.sv.route(kind, gw, key, onParent(routeNS, p.ParentRef))
-		out[i].Conditions = programmed(append(out[i].Conditions, cond), f, prev)
+		out[i].Conditions = programmed(append(out[i].Conditions, cond), answers[i], prev)
 	}
 	return out
-}
-
-// settling says whether a route waits for its first acknowledgement: it
-// is written once that comes, not before and after (see settleTime).
-func (rs routeStatuses) settling(kind string, r metav1.Object, parents []gwv1.RouteParentStatus) bool {
-	key := objectKey(kind, r.GetNamespace(), r.GetName(), r.GetGeneration())
-	for _, p := range parents {
-		gw := gatewayOf(r.GetNamespace(), p.ParentRef, rs.listenerSets)
-		if meta.IsStatusConditionTrue(p.Conditions, string(gwv1.RouteConditionAccepted)) && rs.sv.fleet(gw, key).settling {
-			return true
-		}
-	}
-	return false
 }

@@ -55,8 +55,10 @@ type worker struct {
 	// (last), which an acknowledgement does not change.
 	acked chan struct{}
 	last  *decided
-	// own: status writes the cache does not show yet.
-	own ownWrites
+	// own: status writes the cache does not show yet; upToDate: routes
+	// whose status the last status pass found up to date.
+	own      ownWrites
+	upToDate map[routeID]routeUpToDate
 	// changed is when an input changed that no pass has read yet (zero:
 	// none), for the propagation metric.
 	changedMu sync.Mutex
