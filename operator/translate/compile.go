@@ -86,7 +86,7 @@ func (t *translator) compileListener(l *listener, used map[string]bool) *routeta
 		return out
 	}
 	// Routes by the hostname they were attached for.
-	hosts := map[string][]*attachment{}
+	hosts := make(map[string][]*attachment, len(l.routes))
 	for _, a := range l.routes {
 		for _, h := range a.hostnames {
 			hosts[h] = append(hosts[h], a)
@@ -155,14 +155,13 @@ func (t *translator) ownerOf(domain string) (string, bool) {
 // With ownership, a virtual host only lists routes of its domain's owner.
 func virtualHost(d string, hosts map[string][]*attachment, ownerOf func(string) (string, bool)) *routetable.VirtualHost {
 	var ranked []rankedEntry
-	seen := map[*route]bool{}
+	var seen routeSet
 	owner, owned := ownerOf(d)
 	for _, cover := range coveringDomains(d) {
 		for _, a := range hosts[cover] {
-			if seen[a.route] || (owned && a.route.owner != owner) {
+			if !seen.add(a.route) || (owned && a.route.owner != owner) {
 				continue
 			}
-			seen[a.route] = true
 			class, length := routeHostnameRank(a.route.hostnames, d)
 			for _, e := range a.route.entries {
 				ranked = append(ranked, rankedEntry{e, class, length})
@@ -175,6 +174,36 @@ func virtualHost(d string, hosts map[string][]*attachment, ownerOf func(string) 
 		vh.Routes[i] = r.e.r
 	}
 	return vh
+}
+
+// routeSet is a set of routes: a list while small (most domains have a
+// route or two, and thousands of them are built per translation), a map
+// once large.
+type routeSet struct {
+	list []*route
+	m    map[*route]bool
+}
+
+// add adds r and says whether it was new.
+func (s *routeSet) add(r *route) bool {
+	if s.m != nil {
+		if s.m[r] {
+			return false
+		}
+		s.m[r] = true
+		return true
+	}
+	if slices.Contains(s.list, r) {
+		return false
+	}
+	s.list = append(s.list, r)
+	if len(s.list) > 16 {
+		s.m = make(map[*route]bool, 2*len(s.list))
+		for _, x := range s.list {
+			s.m[x] = true
+		}
+	}
+	return true
 }
 
 // coveringDomains lists d and every domain that also admits d's requests:

@@ -59,18 +59,14 @@ func (c *compiledRoute) reusable(obj metav1.Object) bool {
 }
 
 // instance is a fresh route of the compiled one, for obj: what attachment
-// changes (its entries' back references, what it counts and was told) is
-// its own; the compiled rules are shared, and nothing changes them.
+// changes (what it counts and was told) is its own; the compiled rules and
+// their entries are shared, and nothing changes them. An entry's route is
+// the compiled one, which orders entries (compareEntries) by what the
+// instance has too: its name, age and kind.
 func (c *compiledRoute) instance(obj RouteObject) *route {
 	r := *c.r
 	r.obj = obj
 	r.refMessages = slices.Clip(r.refMessages)
-	r.entries = make([]*entry, len(c.r.entries))
-	for i, e := range c.r.entries {
-		copied := *e
-		copied.route = &r
-		r.entries[i] = &copied
-	}
 	return &r
 }
 
