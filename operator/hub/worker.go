@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -143,8 +144,7 @@ func (w *worker) run(ctx context.Context) {
 	if w.prev != nil {
 		w.takeOver(w.prev, log)
 	}
-	backoff := time.Second
-	var last time.Time // when the last pass ended
+	p := passes{w: w, log: log, backoff: time.Second}
 	for {
 		full := true
 		select {
@@ -163,42 +163,62 @@ func (w *worker) run(ctx context.Context) {
 			}
 			continue
 		}
-		// A change made while no pass ran is translated at once; changes
-		// that came in during a pass (a burst) wait for the rest of the
-		// debounce interval after it, so that a burst costs a pass per
-		// interval, not one per object.
-		if wait := w.hub.opts.Debounce - time.Since(last); wait > 0 && w.changedBefore(last) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
+		if !p.debounce(ctx) {
+			return
 		}
-		start := time.Now()
-		err := w.sync(ctx)
-		last = time.Now()
-		if err != nil {
-			syncDuration.WithLabelValues("error").Observe(time.Since(start).Seconds())
-			if ctx.Err() != nil {
-				return
-			}
-			if onlyConflicts(err) {
-				// Our cache had not seen an object's latest version yet: read
-				// again shortly; this is churn, not trouble.
-				log.Debug("status write conflicted; syncing again", "error", err)
-				time.AfterFunc(100*time.Millisecond, w.trigger)
-				continue
-			}
-			recordSync(w.name, false)
-			log.Error("cluster sync failed; retrying", "error", err, "in", backoff)
-			time.AfterFunc(backoff, w.trigger)
-			backoff = min(backoff*2, time.Minute)
-			continue
-		}
-		backoff = time.Second
+		p.run(ctx)
+	}
+}
+
+// passes runs a worker's full passes one after the other.
+type passes struct {
+	w       *worker
+	log     *slog.Logger
+	backoff time.Duration
+	last    time.Time // when the last pass ended
+}
+
+// debounce waits, when changes came in during the last pass (a burst), for
+// the rest of the debounce interval after it: a burst costs a pass per
+// interval, not one per object. A change made while no pass ran is
+// translated at once. It reports false when ctx ended.
+func (p *passes) debounce(ctx context.Context) bool {
+	wait := p.w.hub.opts.Debounce - time.Since(p.last)
+	if wait <= 0 || !p.w.changedBefore(p.last) {
+		return true
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(wait):
+		return true
+	}
+}
+
+// run runs one pass and schedules the next after an error.
+func (p *passes) run(ctx context.Context) {
+	w, start := p.w, time.Now()
+	err := w.sync(ctx)
+	p.last = time.Now()
+	switch {
+	case err == nil:
+		p.backoff = time.Second
 		syncDuration.WithLabelValues("ok").Observe(time.Since(start).Seconds())
 		recordSync(w.name, true)
-		log.Debug("cluster synced", "took", time.Since(start))
+		p.log.Debug("cluster synced", "took", time.Since(start))
+	case ctx.Err() != nil:
+	case onlyConflicts(err):
+		// Our cache had not seen an object's latest version yet: read
+		// again shortly; this is churn, not trouble.
+		syncDuration.WithLabelValues("error").Observe(time.Since(start).Seconds())
+		p.log.Debug("status write conflicted; syncing again", "error", err)
+		time.AfterFunc(100*time.Millisecond, w.trigger)
+	default:
+		syncDuration.WithLabelValues("error").Observe(time.Since(start).Seconds())
+		recordSync(w.name, false)
+		p.log.Error("cluster sync failed; retrying", "error", err, "in", p.backoff)
+		time.AfterFunc(p.backoff, w.trigger)
+		p.backoff = min(p.backoff*2, time.Minute)
 	}
 }
 
