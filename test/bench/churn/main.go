@@ -13,9 +13,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -131,37 +129,12 @@ func run(ctx context.Context, c config) error {
 	if err := b.createRoutes(ctx, c.routes); err != nil {
 		return err
 	}
-	profiled := profile(ctx, pprofAddr, c.cpuProfile)
+	profiled := env.Profile(ctx, pprofAddr, c.cpuProfile)
 	err = b.churn(ctx, c)
-	profiled()
-	return err
-}
-
-// profile records 30 s of the hub's CPU profile into file; the returned
-// function waits for it. Without a file it does nothing.
-func profile(ctx context.Context, addr, file string) func() {
-	if file == "" {
-		return func() {}
+	if perr := profiled(); perr != nil {
+		fmt.Fprintln(os.Stderr, "churn: cpu profile:", perr)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/profile?seconds=30", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "churn: cpu profile:", err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(file)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "churn: cpu profile:", err)
-			return
-		}
-		defer f.Close()
-		_, _ = io.Copy(f, resp.Body)
-	}()
-	return func() { <-done }
+	return err
 }
 
 func initialName(i int) string { return "r-" + strconv.Itoa(i) }

@@ -111,7 +111,7 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 	}
 	fmt.Printf("fleet ready: hub and %d members, one proxy each; creating %d routes per member...\n", members, routes)
 
-	profileDone := profile(ctx, pprofAddr)
+	profileDone := env.Profile(ctx, pprofAddr, cpuProfile)
 	// Routes 1..R; route 0 exists already (the tenant's own).
 	var eg errgroup.Group
 	eg.SetLimit(16)
@@ -149,10 +149,12 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 	}
 	statusAt = time.Now()
 	wg.Wait()
-	profileDone()
+	if err := profileDone(); err != nil {
+		fmt.Fprintln(os.Stderr, "scale: cpu profile:", err)
+	}
 	rss := rssMiB(hub.PID())
 	if heapProfile != "" {
-		if err := fetch("http://"+pprofAddr+"/debug/pprof/heap?gc=1", heapProfile); err != nil {
+		if err := env.Fetch(ctx, "http://"+pprofAddr+"/debug/pprof/heap?gc=1", heapProfile); err != nil {
 			fmt.Fprintln(os.Stderr, "scale: heap profile:", err)
 		}
 	}
@@ -213,33 +215,6 @@ func rssMiB(pid int) int {
 	return -1
 }
 
-// profile records 30 s of the hub's CPU profile into cpuProfile; the
-// returned function waits for it. Without a file it does nothing.
-func profile(ctx context.Context, addr string) func() {
-	if cpuProfile == "" {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/profile?seconds=30", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "scale: cpu profile:", err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "scale: cpu profile:", err)
-			return
-		}
-		defer f.Close()
-		io.Copy(f, resp.Body)
-	}()
-	return func() { <-done }
-}
-
 // printPhases prints the hub's passes: how many, and the mean time of each
 // phase, from its metrics.
 func printPhases(addr string) {
@@ -274,20 +249,4 @@ func printPhases(addr string) {
 		}
 	}
 	fmt.Println()
-}
-
-// fetch writes what url answers into file.
-func fetch(url, file string) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(f, resp.Body)
-	return err
 }
