@@ -61,7 +61,7 @@ func (c *compiledRoute) reusable(obj metav1.Object) bool {
 // instance is a fresh route of the compiled one, for obj: what attachment
 // changes (what it counts and was told) is its own; the compiled rules and
 // their entries are shared, and nothing changes them. An entry's route is
-// the compiled one, which orders entries (compareEntries) by what the
+// the kept one, which orders entries (compareEntries) by what every
 // instance has too: its name, age and kind.
 func (c *compiledRoute) instance(obj RouteObject) *route {
 	r := *c.r
@@ -96,8 +96,16 @@ func (t *translator) compiledRoute(kind string, obj interface {
 	for _, name := range r.backends {
 		c.backends = append(c.backends, t.backends[name])
 	}
-	// The kept route must not see what attachment does to r: keep a copy.
-	c.r = c.instance(obj)
+	// The kept route is a copy taken before attachment changes r, and the
+	// entries refer to it: an entry kept from a pass to the next must not
+	// hold that pass's listeners and everything attached to them. Nor the
+	// object: instance gives each pass its own.
+	kept := *r
+	kept.obj = nil
+	for _, e := range r.entries {
+		e.route = &kept
+	}
+	c.r = &kept
 	t.reuse.routes[k] = c
 	return r
 }
