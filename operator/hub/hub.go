@@ -86,15 +86,6 @@ type pushed struct {
 	changed time.Time
 }
 
-// publishedAt says when a table's hash was published, while no proxy has
-// acknowledged it yet.
-func (h *Hub) publishedAt(table, hash string) (time.Time, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	p, ok := h.pushedAt[table]
-	return p.at, ok && p.hash == hash
-}
-
 func (h *Hub) published(table, hash string, changed time.Time) {
 	h.mu.Lock()
 	if p, ok := h.pushedAt[table]; ok && !p.changed.IsZero() && (changed.IsZero() || p.changed.Before(changed)) {

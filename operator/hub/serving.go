@@ -18,7 +18,7 @@ import (
 type serving struct {
 	w      *worker
 	hashes map[types.NamespacedName]string
-	nodes  map[types.NamespacedName]xds.NodeStatus
+	nodes  map[types.NamespacedName]gatewayNode
 	// now is when the pass began writing: a pass that takes seconds to
 	// write thousands of statuses judges every one of them as of then.
 	now time.Time
@@ -27,18 +27,35 @@ type serving struct {
 }
 
 func (w *worker) serving(hashes map[types.NamespacedName]string) *serving {
-	return &serving{w: w, hashes: hashes, nodes: map[types.NamespacedName]xds.NodeStatus{}, now: time.Now()}
+	return &serving{w: w, hashes: hashes, nodes: map[types.NamespacedName]gatewayNode{}, now: time.Now()}
+}
+
+// gatewayNode is what a pass knows of a Gateway's proxies, read at once:
+// the push server's view of them, and when the table they have not
+// acknowledged yet was published. Read apart, an acknowledgement between
+// the two reads left a route neither served nor awaited.
+type gatewayNode struct {
+	status      xds.NodeStatus
+	published   time.Time
+	unconfirmed bool // published has not been acknowledged
+}
+
+func (s *serving) gateway(gw types.NamespacedName) gatewayNode {
+	n, ok := s.nodes[gw]
+	if !ok {
+		node := TableName(s.w.name, gw.Namespace, gw.Name)
+		s.w.hub.mu.Lock()
+		n.status = s.w.hub.push.Status(node)
+		p, waiting := s.w.hub.pushedAt[node]
+		s.w.hub.mu.Unlock()
+		n.published, n.unconfirmed = p.at, waiting && p.hash == s.hashes[gw]
+		s.nodes[gw] = n
+	}
+	return n
 }
 
 // node is the push server's view of a Gateway's proxies.
-func (s *serving) node(gw types.NamespacedName) xds.NodeStatus {
-	st, ok := s.nodes[gw]
-	if !ok {
-		st = s.w.hub.push.Status(TableName(s.w.name, gw.Namespace, gw.Name))
-		s.nodes[gw] = st
-	}
-	return st
-}
+func (s *serving) node(gw types.NamespacedName) xds.NodeStatus { return s.gateway(gw).status }
 
 // fleet says whether the Gateway's proxies serve obj (an objectKey) as it
 // is now: whether a table they acknowledged carries obj's current
@@ -57,7 +74,7 @@ func (s *serving) fleet(gw types.NamespacedName, obj string) fleet {
 		return fleet{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
 	}
 	waiting := fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
-	if at, ok := w.hub.publishedAt(node, hash); ok && st.Streams > 0 && s.now.Sub(at) < settleTime {
+	if n := s.gateway(gw); n.unconfirmed && st.Streams > 0 && s.now.Sub(n.published) < settleTime {
 		// Connected proxies usually acknowledge within milliseconds.
 		waiting.settling = true
 		s.settleTimer.Do(func() { time.AfterFunc(settleTime, w.acknowledged) }) // write what is known then, if no ACK came
