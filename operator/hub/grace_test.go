@@ -21,7 +21,7 @@ func TestStartupGraceCountsFromTheFirstEngagement(t *testing.T) {
 		t.Fatal(err)
 	}
 	gw := types.NamespacedName{Namespace: "infra", Name: "shared"}
-	st := h.worker("member-1").serving(map[types.NamespacedName]string{gw: "published"}).fleet(gw, objectKey("HTTPRoute", "shop", "web", 1))
+	st := h.worker("member-1").serving(map[types.NamespacedName]string{gw: "published"}).answer(gw, objectKey("HTTPRoute", "shop", "web", 1))
 	if !st.keep {
 		t.Fatalf("no proxy connected yet, just elected: got %q (%s), want the stored condition kept", st.reason, st.message)
 	}

@@ -24,7 +24,7 @@ func proxyVersions(node xds.NodeStatus) version.Replicas {
 // its connected proxies run, which `gatehousectl explain` shows and which
 // tells an operator where a rollout stands. While the hub keeps the stored
 // conditions after a restart (f.keep) they stay as stored.
-func withProxyVersions(conds []metav1.Condition, node xds.NodeStatus, f fleet) []metav1.Condition {
+func withProxyVersions(conds []metav1.Condition, node xds.NodeStatus, f served) []metav1.Condition {
 	if f.keep {
 		return conds
 	}

@@ -90,25 +90,25 @@ func TestProxyVersionsOfAGateway(t *testing.T) {
 		}
 	}
 
-	served := []metav1.Condition{{Type: conditionProgramed, Status: metav1.ConditionTrue, Message: "served by the Gateway's proxies (4 connected)"}}
-	conds := withProxyVersions(served, push.Status(node), fleet{ok: true})
+	programmedTrue := []metav1.Condition{{Type: conditionProgramed, Status: metav1.ConditionTrue, Message: "served by the Gateway's proxies (4 connected)"}}
+	conds := withProxyVersions(programmedTrue, push.Status(node), served{ok: true})
 	const wantMsg = "served by the Gateway's proxies (4 connected); proxy versions: unknown on 1 replica, v0.1.0 on 1 replica, v0.2.0 on 2 replicas"
 	if conds[0].Message != wantMsg {
 		t.Errorf("Programmed message %q\nwant                %q", conds[0].Message, wantMsg)
 	}
-	if again := withProxyVersions(conds, push.Status(node), fleet{ok: true}); again[0].Message != wantMsg {
+	if again := withProxyVersions(conds, push.Status(node), served{ok: true}); again[0].Message != wantMsg {
 		t.Errorf("written on every pass, the message grows: %q", again[0].Message)
 	}
 	if r := version.FromMessage(conds[0].Message); r["v0.2.0"] != 2 || len(r) != 3 {
 		t.Errorf("the message reads back as %v", r)
 	}
 	stored := []metav1.Condition{{Type: conditionProgramed, Status: metav1.ConditionTrue, Message: "served (2 connected); proxy versions: v0.1.0 on 2 replicas"}}
-	if kept := withProxyVersions(stored, push.Status(node), fleet{keep: true}); kept[0].Message != stored[0].Message {
+	if kept := withProxyVersions(stored, push.Status(node), served{keep: true}); kept[0].Message != stored[0].Message {
 		t.Errorf("while the hub keeps stored conditions after a restart, the message changed to %q", kept[0].Message)
 	}
 	push.OnStreamClosed(1, nil)
 	push.OnStreamClosed(4, nil)
-	if c := withProxyVersions(conds, push.Status(node), fleet{ok: true}); c[0].Message != "served by the Gateway's proxies (4 connected); proxy versions: v0.2.0 on 2 replicas" {
+	if c := withProxyVersions(conds, push.Status(node), served{ok: true}); c[0].Message != "served by the Gateway's proxies (4 connected); proxy versions: v0.2.0 on 2 replicas" {
 		t.Errorf("after two replicas left: %q", c[0].Message)
 	}
 }

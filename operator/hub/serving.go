@@ -57,23 +57,23 @@ func (s *serving) gateway(gw types.NamespacedName) gatewayNode {
 // node is the push server's view of a Gateway's proxies.
 func (s *serving) node(gw types.NamespacedName) xds.NodeStatus { return s.gateway(gw).status }
 
-// fleet says whether the Gateway's proxies serve obj (an objectKey) as it
+// answer says whether the Gateway's proxies serve obj (an objectKey) as it
 // is now: whether a table they acknowledged carries obj's current
 // generation. A later table that they have not acknowledged yet does not
 // take back what they serve.
-func (s *serving) fleet(gw types.NamespacedName, obj string) fleet {
+func (s *serving) answer(gw types.NamespacedName, obj string) served {
 	w, hash := s.w, s.hashes[gw]
 	node := TableName(w.name, gw.Namespace, gw.Name)
 	st := s.node(gw)
 	switch {
 	case hash == "":
-		return fleet{reason: ReasonPending, message: "no route table was published for this Gateway"}
+		return served{reason: ReasonPending, message: "no route table was published for this Gateway"}
 	case st.Streams > 0 && w.allServe(node, st.Replicas, obj):
-		return fleet{ok: true, reason: string(gwv1.GatewayReasonProgrammed), message: fmt.Sprintf("served by the Gateway's proxies (%d connected)", st.Streams)}
+		return served{ok: true, reason: string(gwv1.GatewayReasonProgrammed), message: fmt.Sprintf("served by the Gateway's proxies (%d connected)", st.Streams)}
 	case st.Nack != nil && st.Nack.Resources[node] == hash:
-		return fleet{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
+		return served{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
 	}
-	waiting := fleet{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
+	waiting := served{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
 	if n := s.gateway(gw); n.unconfirmed && st.Streams > 0 && s.now.Sub(n.published) < settleTime {
 		// Connected proxies usually acknowledge within milliseconds.
 		waiting.settling = true
@@ -89,32 +89,32 @@ func (s *serving) fleet(gw types.NamespacedName, obj string) fleet {
 		w.graceEnd.Do(func() {
 			time.AfterFunc(w.hub.opts.StartupGrace-time.Since(w.hub.started)+10*time.Millisecond, w.trigger)
 		})
-		return fleet{keep: true}
+		return served{keep: true}
 	case st.Streams == 0:
-		return fleet{reason: ReasonPending, message: fmt.Sprintf("no proxy of this Gateway is connected to the hub (node %s)", node)}
+		return served{reason: ReasonPending, message: fmt.Sprintf("no proxy of this Gateway is connected to the hub (node %s)", node)}
 	}
 	return waiting
 }
 
 // route says whether the Gateway's proxies serve a route (obj, an
 // objectKey) attached through a parentRef (on: the table's listeners that
-// parentRef attaches to): as fleet, and, when the proxies serve the table,
+// parentRef attaches to): as answer, and, when the proxies serve the table,
 // whether they left the route or its listener out, or another route takes
 // what it asks for.
-func (s *serving) route(kind string, gw types.NamespacedName, obj string, on func(listener string) bool) fleet {
-	f := s.fleet(gw, obj)
+func (s *serving) route(kind string, gw types.NamespacedName, obj string, on func(listener string) bool) served {
+	f := s.answer(gw, obj)
 	if why := s.w.superseded(kind, gw, s.hashes[gw], obj, on); why != "" && !f.ok && !f.keep {
-		return fleet{reason: ReasonSuperseded, message: why}
+		return served{reason: ReasonSuperseded, message: why}
 	}
 	if !f.ok {
 		return f
 	}
 	node, st := TableName(s.w.name, gw.Namespace, gw.Name), s.node(gw)
 	if l, why, found := s.w.routeNotServed(node, st, obj, on); found {
-		return fleet{reason: ReasonProxyRejected, message: routeOnUnservedListener(l, why)}
+		return served{reason: ReasonProxyRejected, message: routeOnUnservedListener(l, why)}
 	}
 	if why, found := routeLeftOut(node, st, obj); found {
-		return fleet{reason: ReasonProxyRejected, message: routeNotCompiled(why)}
+		return served{reason: ReasonProxyRejected, message: routeNotCompiled(why)}
 	}
 	return f
 }

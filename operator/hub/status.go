@@ -39,8 +39,9 @@ const (
 	conditionProgramed = "Programmed"
 )
 
-// fleet says whether a Gateway's proxies serve its current table.
-type fleet struct {
+// served says whether a Gateway's proxies serve an object as it is now,
+// and if not, why: the answer Programmed is written from.
+type served struct {
 	ok      bool
 	reason  string
 	message string
@@ -78,8 +79,8 @@ func objectKey(kind, namespace, name string, generation int64) string {
 }
 
 // programmed replaces a True Programmed condition of translate with the
-// fleet's answer; a False one (invalid configuration) stays.
-func programmed(conds []metav1.Condition, f fleet, stored []metav1.Condition) []metav1.Condition {
+// proxies' answer; a False one (invalid configuration) stays.
+func programmed(conds []metav1.Condition, f served, stored []metav1.Condition) []metav1.Condition {
 	for i := range conds {
 		c := &conds[i]
 		if c.Type != conditionProgramed || c.Status != metav1.ConditionTrue {

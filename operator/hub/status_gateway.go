@@ -25,7 +25,7 @@ func (sw *statusWriter) gateways(in translate.Input, d *decided, sv *serving) {
 		}
 		gw = latest(sw, gw)
 		ours = ours.DeepCopy()
-		f := sv.fleet(k, objectKey("Gateway", gw.Namespace, gw.Name, gw.Generation))
+		f := sv.answer(k, objectKey("Gateway", gw.Namespace, gw.Name, gw.Generation))
 		node := sv.node(k)
 		failed := unserved(node.Node, node)
 		ours.Conditions = partlyServed(programmed(ours.Conditions, f, gw.Status.Conditions), failed)
@@ -112,7 +112,7 @@ func (sw *statusWriter) listenerSets(in translate.Input, out translate.Output, s
 		ls = latest(sw, ls)
 		ours = ours.DeepCopy()
 		gw := parentOf(ls)
-		f := sv.fleet(gw, objectKey("ListenerSet", ls.Namespace, ls.Name, ls.Generation))
+		f := sv.answer(gw, objectKey("ListenerSet", ls.Namespace, ls.Name, ls.Generation))
 		node := sv.node(gw)
 		failed := ofListenerSet(unserved(node.Node, node), ls.Namespace, ls.Name)
 		ours.Conditions = partlyServed(programmed(ours.Conditions, f, ls.Status.Conditions), failed)

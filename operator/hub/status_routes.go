@@ -56,7 +56,7 @@ type routeID struct{ kind, namespace, name string }
 type routeUpToDate struct {
 	resourceVersion string
 	ours            []gwv1.RouteParentStatus
-	answers         []fleet
+	answers         []served
 }
 
 func (u routeUpToDate) same(v routeUpToDate) bool {
@@ -78,12 +78,12 @@ type routeStatuses struct {
 }
 
 // answers says, for each of a route's parent entries, whether its Gateway's
-// proxies serve the route (the zero fleet for entries not accepted), and
+// proxies serve the route (the zero answer for entries not accepted), and
 // whether the route waits for its first acknowledgement: it is written
 // once that comes, not before and after (see settleTime).
-func (rs routeStatuses) answers(kind string, r metav1.Object, parents []gwv1.RouteParentStatus) ([]fleet, bool) {
+func (rs routeStatuses) answers(kind string, r metav1.Object, parents []gwv1.RouteParentStatus) ([]served, bool) {
 	routeNS, key := r.GetNamespace(), objectKey(kind, r.GetNamespace(), r.GetName(), r.GetGeneration())
-	answers := make([]fleet, len(parents))
+	answers := make([]served, len(parents))
 	for i, p := range parents {
 		if !meta.IsStatusConditionTrue(p.Conditions, string(gwv1.RouteConditionAccepted)) {
 			continue
@@ -99,7 +99,7 @@ func (rs routeStatuses) answers(kind string, r metav1.Object, parents []gwv1.Rou
 
 // programmed adds Programmed to each accepted parent entry of a route, as
 // answers say.
-func (rs routeStatuses) programmed(parents, stored []gwv1.RouteParentStatus, answers []fleet) []gwv1.RouteParentStatus {
+func (rs routeStatuses) programmed(parents, stored []gwv1.RouteParentStatus, answers []served) []gwv1.RouteParentStatus {
 	out := make([]gwv1.RouteParentStatus, len(parents))
 	for i, p := range parents {
 		p.Conditions = append([]metav1.Condition(nil), p.Conditions...)

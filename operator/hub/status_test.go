@@ -26,17 +26,17 @@ func TestProgrammedConditionAlwaysHasAReason(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		f          fleet
+		f          served
 		stored     []metav1.Condition
 		wantStatus metav1.ConditionStatus
 		wantReason string
 	}{
-		{"served", fleet{ok: true, reason: "Programmed", message: "m"}, nil, metav1.ConditionTrue, "Programmed"},
-		{"rejected", fleet{reason: ReasonProxyRejected, message: "m"}, nil, metav1.ConditionFalse, ReasonProxyRejected},
-		{"unknown fleet state", fleet{}, nil, metav1.ConditionFalse, ReasonPending},
-		{"restart keeps what is stored for this generation", fleet{keep: true}, storedAt(3), metav1.ConditionTrue, "Programmed"},
-		{"restart does not carry an older generation's over", fleet{keep: true}, storedAt(2), metav1.ConditionFalse, ReasonPending},
-		{"restart with nothing stored", fleet{keep: true}, nil, metav1.ConditionFalse, ReasonPending},
+		{"served", served{ok: true, reason: "Programmed", message: "m"}, nil, metav1.ConditionTrue, "Programmed"},
+		{"rejected", served{reason: ReasonProxyRejected, message: "m"}, nil, metav1.ConditionFalse, ReasonProxyRejected},
+		{"unknown fleet state", served{}, nil, metav1.ConditionFalse, ReasonPending},
+		{"restart keeps what is stored for this generation", served{keep: true}, storedAt(3), metav1.ConditionTrue, "Programmed"},
+		{"restart does not carry an older generation's over", served{keep: true}, storedAt(2), metav1.ConditionFalse, ReasonPending},
+		{"restart with nothing stored", served{keep: true}, nil, metav1.ConditionFalse, ReasonPending},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,7 +51,7 @@ func TestProgrammedConditionAlwaysHasAReason(t *testing.T) {
 	}
 	// A False Programmed from translate (invalid configuration) is not the fleet's to change.
 	invalid := []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionFalse, Reason: "Invalid"}}
-	if c := programmed(invalid, fleet{ok: true, reason: "Programmed"}, nil)[0]; c.Reason != "Invalid" {
+	if c := programmed(invalid, served{ok: true, reason: "Programmed"}, nil)[0]; c.Reason != "Invalid" {
 		t.Errorf("translate's Invalid was overwritten: %+v", c)
 	}
 }
