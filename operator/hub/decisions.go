@@ -162,7 +162,10 @@ func (d *Decisions) markDirty() {
 }
 
 // cachedPolicy is a route's policy result, valid while the route's
-// generation and metadata, the Decider and the fleet data are the same.
+// generation and metadata, the Decider and the fleet data are the same;
+// and its verdict, valid while its namespace's labels are the same too and
+// its tenant has no limits (which rank it against the tenant's other
+// routes, fleet-wide).
 type cachedPolicy struct {
 	uid        types.UID
 	generation int64
@@ -171,6 +174,8 @@ type cachedPolicy struct {
 	decider    *policy.Decider
 	result     policy.PolicyResult
 	tenant     string
+	verdict    *routeVerdict
+	nsLabels   map[string]string
 }
 
 // clusterReport is what one pass found, for Tenant and RoutePolicy status.
@@ -287,17 +292,22 @@ func (p *pass) verdict(kind string, o client.Object) *routeVerdict {
 	var result policy.PolicyResult
 	if c, ok := p.cache[id]; ok && c.uid == o.GetUID() && c.generation == o.GetGeneration() && c.decider == p.decider && c.tenant == tenant &&
 		maps.Equal(c.labels, o.GetLabels()) && maps.Equal(c.annots, o.GetAnnotations()) {
+		if c.verdict != nil && maps.Equal(c.nsLabels, s.NamespaceLabels) && p.decider.Tenancy.Limits(tenant) == nil {
+			p.next[id], p.verdicts[id] = c, c.verdict
+			return c.verdict
+		}
 		result = c.result
 	} else {
 		result = p.decider.Evaluate(p.ctx, tenant, s)
 	}
+	v := newRouteVerdict(p.decider.Verdict(tenant, s, result))
 	if result.Unsettled {
 		// A timeout is not a verdict: evaluate again on the next pass.
 		p.unsettled = true
 	} else {
-		p.next[id] = cachedPolicy{uid: o.GetUID(), generation: o.GetGeneration(), labels: o.GetLabels(), annots: o.GetAnnotations(), decider: p.decider, result: result, tenant: tenant}
+		p.next[id] = cachedPolicy{uid: o.GetUID(), generation: o.GetGeneration(), labels: o.GetLabels(), annots: o.GetAnnotations(), decider: p.decider,
+			result: result, tenant: tenant, verdict: v, nsLabels: s.NamespaceLabels}
 	}
-	v := newRouteVerdict(p.decider.Verdict(tenant, s, result))
 	p.verdicts[id] = v
 	return v
 }

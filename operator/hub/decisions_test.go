@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/policy/api/v1alpha1"
 	"github.com/gatehouse-dev/gatehouse/policy/rego"
 	"github.com/gatehouse-dev/gatehouse/tenancy"
+	tenancyv1 "github.com/gatehouse-dev/gatehouse/tenancy/api/v1alpha1"
 )
 
 // TestUnsettledPolicyIsNotCached: a Rego evaluation that did not finish
@@ -78,5 +79,46 @@ func TestATooLargeRouteIsATenantViolation(t *testing.T) {
 	got := d.reports["member-1"].violations["web"]
 	if len(got) != 1 || got[0].Reason != translate.ReasonTooLarge || got[0].Message != tooLarge.Message {
 		t.Fatalf("tenant web's violations: %+v", got)
+	}
+}
+
+// A route's verdict is kept from one pass to the next while nothing it
+// depends on changes, and computed again when its namespace's labels change
+// or when its tenant has limits, which rank it against the tenant's other
+// routes fleet-wide.
+func TestVerdictKeptOnlyWhileItCannotChange(t *testing.T) {
+	one := int32(1)
+	view := tenancy.NewView([]*tenancyv1.Tenant{
+		{ObjectMeta: metav1.ObjectMeta{Name: "web"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "capped"}, Spec: tenancyv1.TenantSpec{Limits: &tenancyv1.TenantLimits{MaxRoutes: &one}}},
+	}, tenancy.Platform)
+	decider := &policy.Decider{Tenancy: view, Routes: tenancy.NewRoutes(), Engine: rego.New(rego.Options{})}
+	newPass := func(cache map[string]cachedPolicy, nsLabels map[string]string) *pass {
+		return &pass{decider: decider, ctx: context.Background(), cluster: tenancy.Cluster{Name: "member-1"},
+			tenantOf: map[string]string{"web": "web", "capped": "capped"},
+			nsLabels: map[string]map[string]string{"web": nsLabels, "capped": nsLabels},
+			verdicts: map[string]*routeVerdict{}, cache: cache, next: map[string]cachedPolicy{}}
+	}
+	route := func(ns string) *gwv1.HTTPRoute {
+		return &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: ns, UID: types.UID(ns), Generation: 1}}
+	}
+	labels := map[string]string{"team": "a"}
+
+	first := newPass(nil, labels)
+	v := first.verdict("HTTPRoute", route("web"))
+	second := newPass(first.next, map[string]string{"team": "a"})
+	if second.verdict("HTTPRoute", route("web")) != v {
+		t.Error("an unchanged route of a tenant without limits was judged again")
+	}
+	third := newPass(second.next, map[string]string{"team": "b"})
+	if third.verdict("HTTPRoute", route("web")) == v {
+		t.Error("the verdict was kept though the namespace's labels changed")
+	}
+
+	capped := newPass(nil, labels)
+	c := capped.verdict("HTTPRoute", route("capped"))
+	again := newPass(capped.next, labels)
+	if again.verdict("HTTPRoute", route("capped")) == c {
+		t.Error("the verdict of a tenant with limits was kept: another route may have changed its rank")
 	}
 }
