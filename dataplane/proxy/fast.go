@@ -648,7 +648,14 @@ func (fc *fastConn) exchange(pl *plan, rl *requestLimits, addr string, head []by
 	t := pl.t
 	p := fc.f.p
 	for try := 0; ; try++ {
-		hc, err := t.get(p.base, addr)
+		get := t.get
+		if try > 0 {
+			// Going again after a pooled connection turned out closed by
+			// the backend (errStale): on a new one, as another pooled
+			// connection may have been closed at the same moment.
+			get = t.dial
+		}
+		hc, err := get(p.base, addr)
 		if err != nil {
 			return nil, err
 		}

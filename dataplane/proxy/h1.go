@@ -89,7 +89,14 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // (errNoResponseInTime after that; zero is no bound).
 func (t *h1Transport) roundTrip(req *http.Request, headerWait func() time.Duration) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		hc, err := t.get(req.Context(), req.URL.Host)
+		get := t.get
+		if attempt > 0 {
+			// Going again after a pooled connection turned out closed by
+			// the backend (errStale): on a new one, as another pooled
+			// connection may have been closed at the same moment.
+			get = t.dial
+		}
+		hc, err := get(req.Context(), req.URL.Host)
 		if err != nil {
 			return nil, err
 		}
@@ -245,6 +252,11 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
 		}
 		hc.c.Close()
 	}
+	return t.dial(ctx, addr)
+}
+
+// dial opens a new connection to a backend.
+func (t *h1Transport) dial(ctx context.Context, addr string) (*h1Conn, error) {
 	c, err := t.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
