@@ -79,7 +79,7 @@ func main() {
 		renewTime   = flag.Duration("leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing its lease before it stops; shorter than the lease duration")
 		retryTime   = flag.Duration("leader-elect-retry-period", time.Second, "how often standbys try to take the lease and the leader renews it; a released lease is taken within one period")
 		podName     = flag.String("pod-name", "", "this replica's Pod in --namespace (the downward API's metadata.name): the elected replica labels it "+roleLabel+"="+roleActive+" so that the push and webhook Services select it; empty: label nothing")
-		debounce    = flag.Duration("debounce", 50*time.Millisecond, "the least time between two passes over a cluster: a change after a quiet spell is translated at once, changes close after a pass are gathered until this much time has passed")
+		debounce    = flag.Duration("debounce", 50*time.Millisecond, "the least time between two passes over a cluster in a burst: a change after a quiet spell, or a single one during a pass, is translated at once; changes during a pass that followed changes during the one before are gathered until this much time has passed since it")
 		grace       = flag.Duration("startup-grace", 20*time.Second, "after a restart, keep stored Programmed conditions this long while proxies reconnect")
 		logLevel    = flag.String("log-level", "info", "debug, info, warn or error")
 		proxyImage  = flag.String("proxy-image", "", "image of gatehouse-proxy for Gateways of managed-mode classes; empty: create no proxies")

@@ -254,7 +254,11 @@ func (s *Server) SetKeyPair(kp *routetable.KeyPair) (string, error) {
 }
 
 func (s *Server) set(c *cachev3.LinearCache, name string, m proto.Message) (string, error) {
-	h := Hash(m)
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	h := hashBytes(b)
 	s.mu.Lock()
 	same := s.hashes[name] == h
 	if !same {
@@ -265,7 +269,16 @@ func (s *Server) set(c *cachev3.LinearCache, name string, m proto.Message) (stri
 	if same {
 		return h, nil
 	}
-	return h, c.UpdateResource(name, m)
+	return h, c.UpdateResource(name, encoded(m, b))
+}
+
+// encoded is a message of m's type that encodes to b, m's encoding, as
+// fields it does not know: the cache encodes what it sends again, and for a
+// table of thousands of routes that is a copy, not a second walk of them.
+func encoded(m proto.Message, b []byte) proto.Message {
+	e := m.ProtoReflect().Type().New()
+	e.SetUnknown(b)
+	return e.Interface()
 }
 
 // DeleteTable withdraws a table; subscribed proxies keep what they have.

@@ -35,9 +35,9 @@ type Options struct {
 	// Namespace is the hub's namespace, holding the members' Secrets; no
 	// member may be named so that its certificates would live there.
 	Namespace string
-	// Debounce is the least time between two passes over a cluster: a
-	// change after a quiet spell is translated at once, and a burst costs a
-	// pass per interval.
+	// Debounce is the least time between two passes over a cluster in a
+	// burst: a change after a quiet spell is translated at once, and a
+	// burst costs a pass per interval (passes.debounce).
 	Debounce time.Duration
 	// StartupGrace keeps stored Programmed conditions while proxies
 	// reconnect after a hub restart, so that status does not flap.

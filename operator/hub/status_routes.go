@@ -23,31 +23,43 @@ func (sw *statusWriter) routes(in translate.Input, out translate.Output, sv *ser
 	for _, ls := range in.ListenerSets {
 		rs.listenerSets[types.NamespacedName{Namespace: ls.Namespace, Name: ls.Name}] = parentOf(ls)
 	}
-	current := make(map[routeID]routeUpToDate, len(sw.w.upToDate))
+	if sw.w.upToDate == nil {
+		sw.w.upToDate = map[routeID]routeUpToDate{}
+	}
+	// The memo is kept in place, each entry stamped with the pass that
+	// found it up to date: thousands of routes, most of them unchanged.
+	sw.w.statusPasses++
+	pass := sw.w.statusPasses
 	for _, set := range routeSets(in, out) {
 		for _, r := range set.routes {
 			r = latest(sw, r)
 			stored, parents := set.parents(r), set.ours[client.ObjectKeyFromObject(r)]
+			id := routeID{set.kind, r.GetNamespace(), r.GetName()}
 			answers, settling := rs.answers(set.kind, r, parents)
 			if settling {
+				delete(sw.w.upToDate, id)
 				continue
 			}
-			id := routeID{set.kind, r.GetNamespace(), r.GetName()}
-			seen := routeUpToDate{resourceVersion: r.GetResourceVersion(), ours: parents, answers: answers}
+			seen := routeUpToDate{resourceVersion: r.GetResourceVersion(), ours: parents, answers: answers, pass: pass}
 			if prev, ok := sw.w.upToDate[id]; ok && prev.same(seen) {
-				current[id] = seen
+				sw.w.upToDate[id] = seen
 				continue
 			}
 			next := status.MergeRouteParents(stored, rs.programmed(parents, stored, answers), sw.controller, sw.now)
 			if !status.EqualRouteParents(stored, next) {
 				announceParents(sw.recorder, r, stored, next, sw.controller)
 				sw.update(set.withParents(r, next))
+				delete(sw.w.upToDate, id)
 				continue
 			}
-			current[id] = seen
+			sw.w.upToDate[id] = seen
 		}
 	}
-	sw.w.upToDate = current
+	for id, u := range sw.w.upToDate {
+		if u.pass != pass {
+			delete(sw.w.upToDate, id)
+		}
+	}
 }
 
 type routeID struct{ kind, namespace, name string }
@@ -57,6 +69,7 @@ type routeUpToDate struct {
 	resourceVersion string
 	ours            []gwv1.RouteParentStatus
 	answers         []served
+	pass            uint64 // the status pass that found it so
 }
 
 func (u routeUpToDate) same(v routeUpToDate) bool {

@@ -57,9 +57,11 @@ type worker struct {
 	acked chan struct{}
 	last  *decided
 	// own: status writes the cache does not show yet; upToDate: routes
-	// whose status the last status pass found up to date.
-	own      ownWrites
-	upToDate map[routeID]routeUpToDate
+	// whose status the last status pass found up to date, statusPasses
+	// counting those passes.
+	own          ownWrites
+	upToDate     map[routeID]routeUpToDate
+	statusPasses uint64
 	// changed is when an input changed that no pass has read yet (zero:
 	// none), for the propagation metric.
 	changedMu sync.Mutex
@@ -176,15 +178,24 @@ type passes struct {
 	log     *slog.Logger
 	backoff time.Duration
 	last    time.Time // when the last pass ended
+	// followed: the last pass read a change that came in during the pass
+	// before it.
+	followed bool
 }
 
-// debounce waits, when changes came in during the last pass (a burst), for
-// the rest of the debounce interval after it: a burst costs a pass per
-// interval, not one per object. A change made while no pass ran is
-// translated at once. It reports false when ctx ended.
+// debounce waits, in a burst, for the rest of the debounce interval after
+// the last pass: a burst costs a pass per interval, not one per object. A
+// burst is a change that came in during a pass that itself followed a
+// change made during its predecessor; a change made while no pass ran, or
+// a single one during a pass (the next change of someone who waited for
+// the last one to be served), is translated at once. It reports false when
+// ctx ended.
 func (p *passes) debounce(ctx context.Context) bool {
+	during := p.w.changedBefore(p.last)
+	burst := during && p.followed
+	p.followed = during
 	wait := p.w.hub.opts.Debounce - time.Since(p.last)
-	if wait <= 0 || !p.w.changedBefore(p.last) {
+	if wait <= 0 || !burst {
 		return true
 	}
 	select {

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"cmp"
+	"iter"
 	"slices"
 	"strings"
 
@@ -157,8 +158,8 @@ func virtualHost(d string, hosts map[string][]*attachment, ownerOf func(string) 
 	var ranked []rankedEntry
 	var seen routeSet
 	owner, owned := ownerOf(d)
-	for _, cover := range coveringDomains(d) {
-		for _, a := range hosts[cover] {
+	for attached := range covering(hosts, d) {
+		for _, a := range attached {
 			if !seen.add(a.route) || (owned && a.route.owner != owner) {
 				continue
 			}
@@ -206,23 +207,30 @@ func (s *routeSet) add(r *route) bool {
 	return true
 }
 
-// coveringDomains lists d and every domain that also admits d's requests:
-// wildcards over its suffixes, then the catch-all.
-func coveringDomains(d string) []string {
-	out := []string{d}
-	rest := strings.TrimPrefix(d, "*.")
-	if d == "*" {
-		return out
-	}
-	for {
-		i := strings.IndexByte(rest, '.')
-		if i < 0 {
-			break
+// covering lists the attachments of d and of every domain that also admits
+// d's requests: wildcards over its suffixes, then the catch-all.
+func covering(hosts map[string][]*attachment, d string) iter.Seq[[]*attachment] {
+	return func(yield func([]*attachment) bool) {
+		if !yield(hosts[d]) || d == "*" {
+			return
 		}
-		rest = rest[i+1:]
-		out = append(out, "*."+rest)
+		// One buffer for every "*.<suffix>": a map indexed with string(buf)
+		// copies nothing, and thousands of virtual hosts are built per
+		// translation.
+		var buf [64]byte
+		rest := strings.TrimPrefix(d, "*.")
+		for {
+			i := strings.IndexByte(rest, '.')
+			if i < 0 {
+				break
+			}
+			rest = rest[i+1:]
+			if !yield(hosts[string(append(append(buf[:0], "*."...), rest...))]) {
+				return
+			}
+		}
+		yield(hosts["*"])
 	}
-	return append(out, "*")
 }
 
 // routeHostnameRank says how specifically a route's own hostnames name the

@@ -42,8 +42,9 @@ type route struct {
 	// for other kinds (stream.go).
 	stream *streamAction
 
-	// counted marks listeners that already count this route as attached.
-	counted map[*listener]bool
+	// counted lists the listeners that already count this route as
+	// attached (a route has a listener or two: a list, not a map).
+	counted []*listener
 	// authorized: the authorizer was asked about the route; owner and
 	// warnings are from its answers.
 	authorized bool
@@ -182,7 +183,7 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		default:
 			continue
 		}
-		var conds conditions
+		conds := make(conditions, 0, 4)
 		gen := r.obj.GetGeneration()
 		accepted := string(gwv1.RouteConditionAccepted)
 		var reason, message string
@@ -305,13 +306,10 @@ func (t *translator) bind(r *route, parent int, gw *gateway, candidates []*liste
 
 // count counts r on the listener once, however many parentRefs select it.
 func (l *listener) count(r *route) bool {
-	if r.counted == nil {
-		r.counted = map[*listener]bool{}
-	}
-	if r.counted[l] {
+	if slices.Contains(r.counted, l) {
 		return false
 	}
-	r.counted[l] = true
+	r.counted = append(r.counted, l)
 	l.attached++
 	return true
 }

@@ -154,8 +154,8 @@ func (t *translator) streamRoutes(l *listener) []*routetable.StreamRoute {
 		owner, owned := t.ownerOf(d)
 		var best *route
 		bestClass, bestLen := 0, 0
-		for _, cover := range coveringDomains(d) {
-			for _, a := range hosts[cover] {
+		for attached := range covering(hosts, d) {
+			for _, a := range attached {
 				r := a.route
 				if r.stream == nil || (owned && r.owner != owner) {
 					continue
