@@ -35,6 +35,7 @@ func (w *worker) serving(hashes map[types.NamespacedName]string) *serving {
 // acknowledged yet was published. Read apart, an acknowledgement between
 // the two reads left a route neither served nor awaited.
 type gatewayNode struct {
+	name        string // the node, named after the table
 	status      xds.NodeStatus
 	published   time.Time
 	unconfirmed bool // published has not been acknowledged
@@ -43,10 +44,10 @@ type gatewayNode struct {
 func (s *serving) gateway(gw types.NamespacedName) gatewayNode {
 	n, ok := s.nodes[gw]
 	if !ok {
-		node := TableName(s.w.name, gw.Namespace, gw.Name)
+		n.name = TableName(s.w.name, gw.Namespace, gw.Name)
 		s.w.hub.mu.Lock()
-		n.status = s.w.hub.push.Status(node)
-		p, waiting := s.w.hub.pushedAt[node]
+		n.status = s.w.hub.push.Status(n.name)
+		p, waiting := s.w.hub.pushedAt[n.name]
 		s.w.hub.mu.Unlock()
 		n.published, n.unconfirmed = p.at, waiting && p.hash == s.hashes[gw]
 		s.nodes[gw] = n
@@ -63,8 +64,8 @@ func (s *serving) node(gw types.NamespacedName) xds.NodeStatus { return s.gatewa
 // take back what they serve.
 func (s *serving) answer(gw types.NamespacedName, obj string) served {
 	w, hash := s.w, s.hashes[gw]
-	node := TableName(w.name, gw.Namespace, gw.Name)
-	st := s.node(gw)
+	n := s.gateway(gw)
+	node, st := n.name, n.status
 	switch {
 	case hash == "":
 		return served{reason: ReasonPending, message: "no route table was published for this Gateway"}
@@ -74,7 +75,7 @@ func (s *serving) answer(gw types.NamespacedName, obj string) served {
 		return served{reason: ReasonProxyRejected, message: "a proxy rejected the route table: " + st.Nack.Message}
 	}
 	waiting := served{reason: ReasonPending, message: "waiting for the Gateway's proxies to acknowledge a route table that carries this generation"}
-	if n := s.gateway(gw); n.unconfirmed && st.Streams > 0 && s.now.Sub(n.published) < settleTime {
+	if n.unconfirmed && st.Streams > 0 && s.now.Sub(n.published) < settleTime {
 		// Connected proxies usually acknowledge within milliseconds.
 		waiting.settling = true
 		s.settleTimer.Do(func() { time.AfterFunc(settleTime, w.acknowledged) }) // write what is known then, if no ACK came
@@ -103,13 +104,14 @@ func (s *serving) answer(gw types.NamespacedName, obj string) served {
 // what it asks for.
 func (s *serving) route(kind string, gw types.NamespacedName, obj string, on func(listener string) bool) served {
 	f := s.answer(gw, obj)
-	if why := s.w.superseded(kind, gw, s.hashes[gw], obj, on); why != "" && !f.ok && !f.keep {
-		return served{reason: ReasonSuperseded, message: why}
-	}
 	if !f.ok {
+		if why := s.w.superseded(kind, gw, s.hashes[gw], obj, on); why != "" && !f.keep {
+			return served{reason: ReasonSuperseded, message: why}
+		}
 		return f
 	}
-	node, st := TableName(s.w.name, gw.Namespace, gw.Name), s.node(gw)
+	n := s.gateway(gw)
+	node, st := n.name, n.status
 	if l, why, found := s.w.routeNotServed(node, st, obj, on); found {
 		return served{reason: ReasonProxyRejected, message: routeOnUnservedListener(l, why)}
 	}

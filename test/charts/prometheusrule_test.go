@@ -19,7 +19,7 @@ var operatorTargetLabels = map[string]bool{"job": true, "instance": true, "names
 // failures an operator has to hear of (docs/operators.md says what each
 // means and what to do).
 var wantAlerts = []string{"GatehouseHubAbsent", "GatehouseMemberUnreachable", "GatehouseMemberNotSyncing", "GatehouseMemberTokenExpiring",
-	"GatehouseGatewayWithoutProxies", "GatehouseGatewayRejectingTables", "GatehousePropagationSlow"}
+	"GatehouseGatewayWithoutProxies", "GatehouseGatewayRejectingTables", "GatehousePropagationSlow", "GatehouseAckLagHigh"}
 
 type alertRule struct {
 	Alert       string            `json:"alert"`
