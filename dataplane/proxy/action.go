@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,8 @@ func compileMutation(m *routetable.HeaderMutation) *mutation {
 	return out
 }
 
-// apply sets, appends (comma-joined with what is there) and removes headers.
+// apply sets, appends (joined with what is there, see joiner) and removes
+// headers.
 func (m *mutation) apply(h http.Header) {
 	if m == nil {
 		return
@@ -83,15 +85,34 @@ func (m *mutation) apply(h http.Header) {
 		h[s.name] = []string{s.value}
 	}
 	for _, a := range m.add {
-		if old := h[a.name]; len(old) > 0 {
-			h[a.name] = []string{strings.Join(old, ",") + "," + a.value}
-		} else {
+		old := h[a.name]
+		switch sep, join := joiner(a.name); {
+		case len(old) == 0:
 			h[a.name] = []string{a.value}
+		case !join:
+			h[a.name] = append(slices.Clip(old), a.value)
+		default:
+			h[a.name] = []string{strings.Join(old, sep) + sep + a.value}
 		}
 	}
 	for _, r := range m.remove {
 		delete(h, r)
 	}
+}
+
+// joiner says how an added value joins the field's values already there:
+// with a comma (RFC 9110 §5.3), as the Gateway API's header filters say;
+// a Cookie's with "; " (RFC 6265 §5.4); a Set-Cookie not at all, as a field
+// of its own, since a cookie's attributes may hold commas and a client
+// reads one cookie per field (RFC 6265 §3). name is canonical.
+func joiner(name string) (sep string, join bool) {
+	switch name {
+	case "Set-Cookie":
+		return "", false
+	case "Cookie":
+		return "; ", true
+	}
+	return ",", true
 }
 
 func compileAction(rt *routetable.Route, backends map[string]*backend) (*action, error) {

@@ -544,7 +544,8 @@ func dropForUpstream(name []byte, connClose bool) bool {
 }
 
 // mutate applies a header filter to fields as mutation.apply does to a
-// header map: set, then add (joined with what is there), then remove.
+// header map: set, then add (joined with what is there as joiner says),
+// then remove.
 func (fc *fastConn) mutate(fs []outField, m *mutation) []outField {
 	if m == nil {
 		return fs
@@ -556,11 +557,12 @@ func (fc *fastConn) mutate(fs []outField, m *mutation) []outField {
 	}
 	for i := range m.add {
 		h := &m.add[i]
+		sep, join := joiner(h.name)
 		start, found := len(fc.arena), false
 		for _, f := range fs {
-			if wire.EqualFold(f.name, h.name) {
+			if join && wire.EqualFold(f.name, h.name) {
 				fc.arena = append(fc.arena, f.value...)
-				fc.arena = append(fc.arena, ',')
+				fc.arena = append(fc.arena, sep...)
 				found = true
 			}
 		}

@@ -53,6 +53,9 @@ func newEcho(t *testing.T, name string) *echo {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Backend", name)
+		for _, c := range r.URL.Query()["cookie"] {
+			w.Header().Add("Set-Cookie", c)
+		}
 		_ = json.NewEncoder(w).Encode(echoed{Backend: name, Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery, Method: r.Method, Headers: r.Header})
 	}))
 	t.Cleanup(e.srv.Close)
