@@ -86,17 +86,22 @@ func programmed(conds []metav1.Condition, f served, stored []metav1.Condition) [
 		if c.Type != conditionProgramed || c.Status != metav1.ConditionTrue {
 			continue
 		}
-		if f.keep {
-			// What is stored stands only for the generation it was written
-			// for: a change made while the hub was away (or since it
-			// started) was acknowledged by no proxy it knows of.
+		if f.keep || f.settling {
+			// What is stored stands, just after a restart or while
+			// connected proxies acknowledge a table published moments ago
+			// (a status pass follows their answer, or settleTime), but
+			// only for the generation it was written for: a change made
+			// while the hub was away (or since it started, or since that
+			// table) was acknowledged by no proxy it knows of.
 			if s := meta.FindStatusCondition(stored, conditionProgramed); s != nil && s.ObservedGeneration == c.ObservedGeneration {
 				*c = *s
-			} else {
+				continue
+			}
+			if f.keep {
 				c.Status, c.Reason = metav1.ConditionFalse, ReasonPending
 				c.Message = "the hub restarted moments ago: waiting for the Gateway's proxies to reconnect"
+				continue
 			}
-			continue
 		}
 		if !f.ok {
 			c.Status = metav1.ConditionFalse

@@ -37,6 +37,10 @@ func TestProgrammedConditionAlwaysHasAReason(t *testing.T) {
 		{"restart keeps what is stored for this generation", served{keep: true}, storedAt(3), metav1.ConditionTrue, "Programmed"},
 		{"restart does not carry an older generation's over", served{keep: true}, storedAt(2), metav1.ConditionFalse, ReasonPending},
 		{"restart with nothing stored", served{keep: true}, nil, metav1.ConditionFalse, ReasonPending},
+		// A Gateway's proxies reconnected to a restarted hub and have not
+		// acknowledged its first table yet: no flap to Pending.
+		{"settling keeps what is stored for this generation", served{settling: true, reason: ReasonPending, message: "waiting"}, storedAt(3), metav1.ConditionTrue, "Programmed"},
+		{"settling does not carry an older generation's over", served{settling: true, reason: ReasonPending, message: "waiting"}, storedAt(2), metav1.ConditionFalse, ReasonPending},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
