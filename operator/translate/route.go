@@ -146,6 +146,11 @@ func (t *translator) mayConcernUs(ns string, parents []gwv1.ParentReference) boo
 	return false
 }
 
+// condsPerParent is room for the conditions of a route's parent entry:
+// Accepted, ResolvedRefs and PolicyCompliant (PartiallyInvalid, rare,
+// grows it). The hub keeps the entries of thousands of routes.
+const condsPerParent = 3
+
 // attach binds the route to the listeners each of its parentRefs selects and
 // returns our entries of its status.parents, in parentRef order.
 func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
@@ -183,7 +188,7 @@ func (t *translator) attach(r *route) []gwv1.RouteParentStatus {
 		default:
 			continue
 		}
-		conds := make(conditions, 0, 4)
+		conds := make(conditions, 0, condsPerParent)
 		gen := r.obj.GetGeneration()
 		accepted := string(gwv1.RouteConditionAccepted)
 		var reason, message string
