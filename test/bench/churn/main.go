@@ -13,7 +13,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -103,23 +102,15 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer fleet.Stop()
-	xdsAddr, metricsAddr, pprofAddr := freeAddr(), freeAddr(), freeAddr()
-	hub, err := env.StartProcess("hub", filepath.Join(binDir, "gatehouse"), []string{
-		"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr, "--metrics-address", metricsAddr, "--health-address", "0",
-		"--log-level", "debug", "--pprof-address", pprofAddr,
-	}, logFile)
+	hub, err := env.StartHub(ctx, fleet, env.HubOptions{BinDir: binDir, Dir: dir, Log: logFile, Metrics: true, Pprof: true, Debug: true})
 	if err != nil {
 		return err
 	}
 	defer hub.Stop(10 * time.Second)
-	caFile, err := env.PushCABundle(ctx, fleet.Hub, dir)
-	if err != nil {
-		return err
-	}
-	b := bed{hub: hub, metricsAddr: metricsAddr}
+	b := bed{hub: hub.Process, metricsAddr: hub.MetricsAddress}
 	for i, m := range fleet.Members {
 		g, err := env.SetUpSharedGateway(ctx, i+1, m, []env.Tenant{{Namespace: tenant, Hostname: initialHost(0), Answer: answer}},
-			env.ProxyOptions{Binary: filepath.Join(binDir, "gatehouse-proxy"), XDSAddress: xdsAddr, CAFile: caFile, CacheDir: filepath.Join(dir, m.Name), Log: logFile})
+			env.ProxyOptions{Binary: filepath.Join(binDir, "gatehouse-proxy"), XDSAddress: hub.XDSAddress, CAFile: hub.CAFile, CacheDir: filepath.Join(dir, m.Name), Log: logFile})
 		if err != nil {
 			return err
 		}
@@ -129,7 +120,7 @@ func run(ctx context.Context, c config) error {
 	if err := b.createRoutes(ctx, c.routes); err != nil {
 		return err
 	}
-	profiled := env.Profile(ctx, pprofAddr, c.cpuProfile)
+	profiled := env.Profile(ctx, hub.PprofAddress, c.cpuProfile)
 	err = b.churn(ctx, c)
 	if perr := profiled(); perr != nil {
 		fmt.Fprintln(os.Stderr, "churn: cpu profile:", perr)
@@ -205,13 +196,4 @@ func until(ctx context.Context, timeout, every time.Duration, cond func() bool) 
 		}
 	}
 	return nil
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "127.0.0.1:0"
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,30 +68,13 @@ func run(ctx context.Context, binDir string, members, routes int) error {
 		return err
 	}
 	defer fleet.Stop()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	xdsAddr := ln.Addr().String()
-	ln.Close()
-	pprofAddr := "0"
-	if cpuProfile != "" || heapProfile != "" {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		pprofAddr = ln.Addr().String()
-		ln.Close()
-	}
-	ln, _ = net.Listen("tcp", "127.0.0.1:0")
-	metricsAddr := ln.Addr().String()
-	ln.Close()
-	hub, err := env.StartProcess("hub", filepath.Join(binDir, "gatehouse"), []string{
-		"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr, "--metrics-address", metricsAddr, "--health-address", "0",
-		"--log-level", "debug", "--pprof-address", pprofAddr,
-	}, logFile)
+	hub, err := env.StartHub(ctx, fleet, env.HubOptions{BinDir: binDir, Dir: dir, Log: logFile, Metrics: true,
+		Pprof: cpuProfile != "" || heapProfile != "", Debug: true})
 	if err != nil {
 		return err
 	}
 	defer hub.Stop(10 * time.Second)
-	caFile, err := env.PushCABundle(ctx, fleet.Hub, dir)
-	if err != nil {
-		return err
-	}
+	xdsAddr, caFile, pprofAddr, metricsAddr := hub.XDSAddress, hub.CAFile, hub.PprofAddress, hub.MetricsAddress
 
 	var gws []*env.SharedGateway
 	for i, c := range fleet.Members {

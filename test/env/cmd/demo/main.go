@@ -14,7 +14,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -71,23 +70,12 @@ func run(ctx context.Context, binDir, dir string, members int) error {
 	}
 	defer fleet.Stop()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	xdsAddr := ln.Addr().String()
-	ln.Close()
-	hub, err := env.StartProcess("hub", filepath.Join(binDir, "gatehouse"), []string{
-		"--kubeconfig", fleet.Hub.KubeconfigPath, "--xds-address", xdsAddr, "--metrics-address", "0", "--health-address", "0",
-	}, logFile)
+	hub, err := env.StartHub(ctx, fleet, env.HubOptions{BinDir: binDir, Dir: dir, Log: logFile})
 	if err != nil {
 		return err
 	}
 	defer hub.Stop(10 * time.Second)
-	caFile, err := env.PushCABundle(ctx, fleet.Hub, dir)
-	if err != nil {
-		return err
-	}
+	xdsAddr, caFile := hub.XDSAddress, hub.CAFile
 
 	var gws []*env.SharedGateway
 	for i, c := range fleet.Members {
